@@ -1,0 +1,1 @@
+"""OneRoster client, normalisation and validation: plain Python, no Dagster."""

@@ -1,0 +1,280 @@
+"""OneRoster 1.1 and 1.2 records into one columnar model per collection.
+
+Records arrive page by page; each page becomes an Arrow table with the canonical columns of
+:mod:`.collections`. Field extraction is the decoding step (one comprehension per column);
+every conversion after it (booleans, dates, time stamps, validity) is vectorised in Arrow.
+Records that cannot be represented at all are returned as rejects with their reason and
+raw JSON, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .collections import Collection, Field, Kind
+
+STRING_LIST = pa.list_(pa.string())
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.STRING: pa.string(),
+    Kind.BOOL: pa.bool_(),
+    Kind.DATE: pa.date32(),
+    Kind.DATETIME: TIMESTAMP,
+    Kind.REF: pa.string(),
+    Kind.REFS: STRING_LIST,
+    Kind.STRINGS: STRING_LIST,
+    Kind.JSON: pa.string(),
+}
+
+# The SIS sometimes wraps a single value where the model says list, or the reverse.
+_SCALAR = (str, int, float, bool)
+
+
+def arrow_schema(collection: Collection) -> pa.Schema:
+    return pa.schema([pa.field(f.column, ARROW_TYPES[f.kind]) for f in collection.fields])
+
+
+@dataclass
+class Rejects:
+    """Records refused during normalisation: reason and raw JSON for each."""
+
+    sourced_ids: list[str | None] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
+
+    def add(self, sourced_id: Any, reason: str, record: Any) -> None:
+        self.sourced_ids.append(sourced_id if isinstance(sourced_id, str) else None)
+        self.reasons.append(reason)
+        self.records.append(orjson.dumps(record, default=str).decode())
+
+    def extend(self, other: Rejects) -> None:
+        self.sourced_ids += other.sourced_ids
+        self.reasons += other.reasons
+        self.records += other.records
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def to_table(self) -> pa.Table:
+        return pa.table(
+            {
+                "sourcedId": pa.array(self.sourced_ids, pa.string()),
+                "reason": pa.array(self.reasons, pa.string()),
+                "record": pa.array(self.records, pa.string()),
+            }
+        )
+
+
+# ---------------------------------------------------------------- decoding (per field)
+
+
+def _ref_id(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("sourcedId")
+    return value
+
+
+def _raw_values(records: list[dict], f: Field) -> list[Any]:
+    name = f.rest_name
+    if f.kind is Kind.REF:
+        return [_ref_id(r.get(name)) for r in records]
+    if f.kind is Kind.REFS:
+        return [
+            None if (v := r.get(name)) is None else [_ref_id(x) for x in v] if isinstance(v, list) else v
+            for r in records
+        ]
+    return [r.get(name) for r in records]
+
+
+def _strings(values: list[Any], bad: np.ndarray, reasons: list[str | None], column: str) -> pa.Array:
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        out: list[str | None] = []
+        for i, v in enumerate(values):
+            if v is None or isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, _SCALAR):
+                out.append(str(v))  # numeric identifiers are common; they are still ids
+            else:
+                out.append(None)
+                _flag(bad, reasons, i, f"{column}: expected a text value, got {type(v).__name__}")
+        return pa.array(out, pa.string())
+
+
+def _string_lists(values: list[Any], bad: np.ndarray, reasons: list[str | None], column: str) -> pa.Array:
+    # Arrow would read a plain string as a list of characters, so those take the slow path.
+    if not any(isinstance(v, str) for v in values):
+        try:
+            return pa.array(values, STRING_LIST)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    out: list[list[str] | None] = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+        elif isinstance(v, str):
+            out.append([s.strip() for s in v.split(",") if s.strip()])
+        elif isinstance(v, list) and all(isinstance(x, _SCALAR) for x in v):
+            out.append([str(x) for x in v])
+        else:
+            out.append(None)
+            _flag(bad, reasons, i, f"{column}: expected a list of text values")
+    return pa.array(out, STRING_LIST)
+
+
+def _flag(bad: np.ndarray, reasons: list[str | None], i: int, reason: str) -> None:
+    if not bad[i]:
+        bad[i] = True
+        reasons[i] = reason
+
+
+# ---------------------------------------------------------------- conversion (vectorised)
+
+
+def to_bool(arr: pa.Array) -> pa.Array:
+    """JSON booleans and the strings "true"/"false" (any case) to booleans; else null."""
+    if pa.types.is_boolean(arr.type):
+        return arr
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), pa.bool_())
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(arr.cast(pa.string())))
+    is_true = pc.equal(text, "true")
+    is_false = pc.equal(text, "false")
+    return pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+
+
+def _date_time_text(text: pa.Array) -> pa.Array:
+    """'YYYY-MM-DD[T ]HH:MM:SS…' to a naive timestamp of its wall clock; date-only gives midnight."""
+    day = pc.utf8_slice_codeunits(text, 0, 10)
+    clock = pc.utf8_slice_codeunits(text, 11, 19)
+    clock = pc.if_else(pc.equal(pc.utf8_length(clock), 0), "00:00:00", clock)
+    joined = pc.binary_join_element_wise(day, clock, "T")
+    return pc.strptime(joined, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+
+
+def to_date(arr: pa.Array) -> pa.Array:
+    """Dates, also when the SIS sends them as date-times.
+
+    A date rendered as a UTC date-time (the Ed-Fi provider does this) is midnight in the
+    server's zone, so anywhere from 12:00 the day before to 12:00 the same day in UTC:
+    rounding to the nearest midnight recovers the date for any zone within ±12 h. A time of
+    23:59 is the end-of-day convention and keeps its own date.
+    """
+    if pa.types.is_date32(arr.type):
+        return arr
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), pa.date32())
+    text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    ts = _date_time_text(text)
+    end_of_day = pc.and_(pc.equal(pc.hour(ts), 23), pc.equal(pc.minute(ts), 59))
+    rounded = pc.add(ts, pa.scalar(12 * 3600, pa.duration("s")))
+    return pc.if_else(end_of_day, ts, rounded).cast(pa.date32())
+
+
+def to_timestamp(arr: pa.Array) -> pa.Array:
+    if pa.types.is_timestamp(arr.type):
+        return arr.cast(TIMESTAMP)
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), TIMESTAMP)
+    ts = _date_time_text(pc.utf8_trim_whitespace(arr.cast(pa.string())))
+    return pc.assume_timezone(ts, "UTC").cast(TIMESTAMP)
+
+
+def _converted_badly(raw: pa.Array, converted: pa.Array) -> np.ndarray:
+    """Where a value was given but could not be converted."""
+    given = pc.is_valid(raw)
+    if pa.types.is_string(raw.type):
+        given = pc.and_(given, pc.not_equal(pc.utf8_trim_whitespace(raw), ""))
+    return pc.and_(given, pc.is_null(converted)).fill_null(False).to_numpy(zero_copy_only=False)
+
+
+# ---------------------------------------------------------------- 1.2 users
+
+
+def _user_roles_1p2(records: list[dict]) -> None:
+    """Derive 1.1-style ``role`` and ``orgs`` from 1.2 ``roles[]`` (in place, per record).
+
+    The primary role is the one with roleType primary at the user's primary org, else the
+    first primary role, else the first role.
+    """
+    for r in records:
+        roles = r.get("roles")
+        if not isinstance(roles, list) or not roles:
+            continue
+        primary_org = _ref_id(r.get("primaryOrg"))
+        primaries = [x for x in roles if isinstance(x, dict) and x.get("roleType") == "primary"]
+        chosen = next((x for x in primaries if _ref_id(x.get("org")) == primary_org), None)
+        chosen = chosen or (primaries[0] if primaries else roles[0])
+        if isinstance(chosen, dict) and "role" not in r:
+            r["role"] = chosen.get("role")
+        if "orgs" not in r:
+            orgs = [x.get("org") for x in roles if isinstance(x, dict) and x.get("org")]
+            r["orgs"] = list({_ref_id(o): o for o in orgs}.values())
+        for alias, canonical in (
+            ("preferredGivenName", "preferredFirstName"),
+            ("preferredFamilyName", "preferredLastName"),
+        ):
+            if alias in r and canonical not in r:
+                r[canonical] = r[alias]
+
+
+# ---------------------------------------------------------------- page
+
+
+def normalise_page(collection: Collection, records: list[dict]) -> tuple[pa.Table, Rejects]:
+    """One page of REST records (1.1 or 1.2) to (canonical table, rejects)."""
+    rejects = Rejects()
+    records = [r for r in records if isinstance(r, dict) or rejects.add(None, "record is not a JSON object", r)]
+    if collection.name == "users":
+        _user_roles_1p2(records)
+    n = len(records)
+    bad = np.zeros(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    columns: dict[str, pa.Array] = {}
+    for f in collection.fields:
+        values = _raw_values(records, f)
+        if f.kind is Kind.JSON:
+            columns[f.column] = pa.array(
+                [None if v is None else orjson.dumps(v, default=str).decode() for v in values], pa.string()
+            )
+            continue
+        if f.kind in (Kind.REFS, Kind.STRINGS):
+            columns[f.column] = _string_lists(values, bad, reasons, f.column)
+            continue
+        if f.kind is Kind.BOOL:
+            try:
+                raw = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raw = _strings(values, bad, reasons, f.column)
+        else:
+            raw = _strings(values, bad, reasons, f.column)
+        converter = {Kind.BOOL: to_bool, Kind.DATE: to_date, Kind.DATETIME: to_timestamp}.get(f.kind)
+        if converter is None:
+            columns[f.column] = raw
+            continue
+        converted = converter(raw)
+        for i in np.flatnonzero(_converted_badly(raw, converted) & ~bad):
+            _flag(bad, reasons, int(i), f"{f.column}: invalid {f.kind.value} {values[i]!r}")
+        columns[f.column] = converted
+    table = pa.table(columns, schema=arrow_schema(collection))
+    ids = table["sourcedId"]
+    missing_id = pc.or_(pc.is_null(ids), pc.equal(ids, "")).fill_null(True).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(missing_id & ~bad):
+        _flag(bad, reasons, int(i), "sourcedId: missing")
+    if bad.any():
+        for i in np.flatnonzero(bad):
+            rejects.add(records[i].get("sourcedId"), str(reasons[i]), records[i])
+        table = table.filter(pa.array(~bad))
+    return table, rejects
+
+
+def empty_table(collection: Collection) -> pa.Table:
+    return arrow_schema(collection).empty_table()

@@ -1,0 +1,153 @@
+"""Pandera schemas of the canonical OneRoster collections.
+
+Types, required fields, enumerations (with the ``ext:`` extension pattern), unique
+``sourcedId``, valid date ranges, and referential integrity across collections. Every check
+is vectorised (Arrow compute or pandas), never a per-row Python function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pyarrow_
+import pyarrow.compute as pc
+
+from .collections import COLLECTIONS, Collection
+from .normalise import ARROW_TYPES
+
+STATUS = {"active", "tobedeleted"}
+ORG_TYPES = {"department", "school", "district", "local", "state", "national"}
+SESSION_TYPES = {"gradingPeriod", "semester", "schoolYear", "term"}
+CLASS_TYPES = {"homeroom", "scheduled"}
+ROLES = {  # RoleType of 1.1 and 1.2 together: users of either version land in one column
+    "administrator", "aide", "guardian", "parent", "proctor", "relative", "student", "teacher",
+    "counselor", "districtAdministrator", "principal", "siteAdministrator", "systemAdministrator",
+}
+SEX = {"male", "female", "unspecified", "other"}
+
+ENUMS: dict[tuple[str, str], set[str]] = {
+    ("orgs", "type"): ORG_TYPES,
+    ("academic_sessions", "type"): SESSION_TYPES,
+    ("classes", "classType"): CLASS_TYPES,
+    ("users", "role"): ROLES,
+    ("enrollments", "role"): ROLES,
+    ("demographics", "sex"): SEX,
+}
+
+# (collection, column) -> referenced collection; list columns check every element.
+REFERENCES: dict[tuple[str, str], str] = {
+    ("orgs", "parentSourcedId"): "orgs",
+    ("academic_sessions", "parentSourcedId"): "academic_sessions",
+    ("courses", "orgSourcedId"): "orgs",
+    ("courses", "schoolYearSourcedId"): "academic_sessions",
+    ("classes", "courseSourcedId"): "courses",
+    ("classes", "schoolSourcedId"): "orgs",
+    ("classes", "termSourcedIds"): "academic_sessions",
+    ("users", "orgSourcedIds"): "orgs",
+    ("enrollments", "userSourcedId"): "users",
+    ("enrollments", "classSourcedId"): "classes",
+    ("enrollments", "schoolSourcedId"): "orgs",
+    ("demographics", "sourcedId"): "users",
+}
+
+
+def referenced_collections(collection: str) -> set[str]:
+    return {target for (source, _), target in REFERENCES.items() if source == collection and target != collection}
+
+
+def _arrow(series: pd.Series) -> pyarrow_.ChunkedArray | pyarrow_.Array:
+    return pyarrow_.array(series) if not isinstance(series.dtype, pd.ArrowDtype) else series.array._pa_array
+
+
+def enum_check(values: set[str], column: str) -> pa.Check:
+    allowed = pyarrow_.array(sorted(values))
+
+    def check(series: pd.Series) -> pd.Series:
+        arr = _arrow(series)
+        ok = pc.or_(pc.is_in(arr, allowed), pc.starts_with(arr, "ext:"))
+        return pd.Series(ok.fill_null(True).to_numpy(zero_copy_only=False), index=series.index)
+
+    return pa.Check(check, name=f"{column} in {sorted(values)} or ext:…", error=f"not a OneRoster {column} value (nor ext:…)")
+
+
+def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
+    def check(series: pd.Series) -> pd.Series:
+        arr = _arrow(series)
+        if isinstance(arr, pyarrow_.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pyarrow_.types.is_list(arr.type):
+            flat = pc.list_flatten(arr)
+            parents = pc.list_parent_indices(arr).to_numpy()
+            missing = ~pc.is_in(flat, ids).fill_null(True).to_numpy(zero_copy_only=False)
+            ok = np.ones(len(arr), dtype=bool)
+            ok[np.unique(parents[missing])] = False
+        else:
+            ok = pc.is_in(arr, ids).to_numpy(zero_copy_only=False) | pc.is_null(arr).to_numpy(zero_copy_only=False)
+        return pd.Series(ok, index=series.index)
+
+    return pa.Check(check, name=f"{column} references {target}", error=f"not found in {target}")
+
+
+def _date_order(start: str, end: str) -> pa.Check:
+    def check(frame: pd.DataFrame) -> pd.Series:
+        ok = ~(frame[start] > frame[end])
+        return ok.fillna(True).astype(bool)
+
+    return pa.Check(check, name=f"{start} <= {end}", error=f"{end} is before {start}")
+
+
+def _plain(series: pd.Series) -> np.ndarray:
+    values = series.astype(object)
+    return values.where(values.notna(), None).to_numpy()
+
+
+def _no_parent_cycles(frame: pd.DataFrame) -> pd.Series:
+    """Following parents from any record never comes back to it (at most 64 levels)."""
+    own = _plain(frame["sourcedId"])
+    current = _plain(frame["parentSourcedId"])
+    lookup = pd.Series(current, index=own)
+    lookup = lookup[~lookup.index.duplicated()]
+    in_cycle = np.zeros(len(frame), dtype=bool)
+    for _ in range(64):
+        in_cycle |= current == own
+        current = _plain(lookup.reindex(current))
+        if pd.isna(current).all():
+            break
+    return pd.Series(~in_cycle, index=frame.index)
+
+
+def schema_for(collection: Collection, references: Mapping[str, pyarrow_.Array]) -> pa.DataFrameSchema:
+    """The schema of a collection, with the sourcedIds of the collections it refers to."""
+    columns: dict[str, pa.Column] = {}
+    for f in collection.fields:
+        checks: list[pa.Check] = []
+        if f.column == "status":
+            checks.append(enum_check(STATUS, "status"))
+        if (collection.name, f.column) in ENUMS:
+            checks.append(enum_check(ENUMS[(collection.name, f.column)], f.column))
+        target = REFERENCES.get((collection.name, f.column))
+        if target is not None and target in references:
+            checks.append(reference_check(f.column, target, references[target]))
+        columns[f.column] = pa.Column(
+            pd.ArrowDtype(ARROW_TYPES[f.kind]),
+            nullable=not f.required,
+            unique=f.column == "sourcedId",
+            report_duplicates="all",
+            checks=checks,
+        )
+    frame_checks: list[pa.Check] = []
+    if collection.name == "academic_sessions":
+        frame_checks.append(_date_order("startDate", "endDate"))
+    if collection.name == "enrollments":
+        frame_checks.append(_date_order("beginDate", "endDate"))
+    if collection.name in ("orgs", "academic_sessions"):
+        frame_checks.append(pa.Check(_no_parent_cycles, name="no parent cycles", error="parentSourcedId: the parent chain loops back"))
+    return pa.DataFrameSchema(columns, checks=frame_checks, strict=True, ordered=False, name=collection.name, coerce=False)
+
+
+def schemas() -> dict[str, pa.DataFrameSchema]:
+    """The schemas without referential checks (for documentation and column metadata)."""
+    return {name: schema_for(c, {}) for name, c in COLLECTIONS.items()}

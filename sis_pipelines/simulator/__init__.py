@@ -1,0 +1,1 @@
+"""A OneRoster provider for tests, demos and benchmarks: synthetic districts over real HTTP."""

@@ -1,0 +1,145 @@
+"""The tenants file: one entry per school district, validated with pydantic.
+
+Secrets never live here: the file names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
+Vendor = Literal["genesis", "focus", "progressbook", "infinite_campus", "generic"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Auth(_Strict):
+    type: Literal["oauth1", "oauth2", "bearer"]
+    token_url: str | None = None
+    client_id_env: str | None = None
+    client_secret_env: str | None = None
+    token_env: str | None = None
+    scope: str | None = None  # default: the rostering read scopes of the OneRoster version
+
+    @model_validator(mode="after")
+    def _needs(self) -> Auth:
+        if self.type in ("oauth1", "oauth2") and not (self.client_id_env and self.client_secret_env):
+            raise ValueError(f"auth type {self.type} needs client_id_env and client_secret_env")
+        if self.type == "oauth2" and not self.token_url:
+            raise ValueError("auth type oauth2 needs token_url")
+        if self.type == "bearer" and not self.token_env:
+            raise ValueError("auth type bearer needs token_env")
+        return self
+
+
+class OneRoster(_Strict):
+    version: Literal["1.1", "1.2"]
+    source: Literal["rest", "csv", "simulator"]
+    base_url: str | None = None
+    auth: Auth | None = None
+    page_size: int = Field(1000, ge=1, le=1_000_000)
+    max_concurrency: int = Field(2, ge=1, le=32)
+    sort: bool = True  # ask for sort=sourcedId (drift-safe paging when the SIS honours it)
+    timeout_s: float = Field(60.0, gt=0)
+    path: str | None = None
+    # source: simulator
+    students: int = Field(2000, ge=1)
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> OneRoster:
+        if self.source == "rest":
+            if not self.base_url or not self.base_url.startswith(("https://", "http://")):
+                raise ValueError("source rest needs base_url (http or https)")
+            if self.auth is None:
+                raise ValueError("source rest needs auth")
+        if self.source == "csv" and not self.path:
+            raise ValueError("source csv needs path")
+        if self.version == "1.2" and self.auth is not None and self.auth.type == "oauth1":
+            raise ValueError("OneRoster 1.2 allows OAuth 2.0 only, not oauth1")
+        return self
+
+
+class Canvas(_Strict):
+    base_url: str
+    account_id: int | str = 1
+    token_env: str | None = None
+    sis_id_prefix: str = ""
+
+
+class Gpb(_Strict):
+    endpoints: Literal["standard", "modified", "off"] = "off"
+
+
+class Validation(_Strict):
+    # Above this share of quarantined records, the collection's check fails and blocks.
+    max_quarantined_share: float = Field(0.05, ge=0, le=1)
+
+
+class Tenant(_Strict):
+    vendor: Vendor
+    enabled: bool = True
+    oneroster: OneRoster
+    canvas: Canvas | None = None
+    gpb: Gpb = Gpb()
+    validation: Validation = Validation()
+
+
+class TenantsFile(_Strict):
+    tenants: dict[TenantId, Tenant]
+
+
+class TenantsFileError(ValueError):
+    """The tenants file cannot be used; the message says which tenant, which key and why."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        loc = list(e["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "tenants":
+            tenant = loc[1]
+            if len(loc) >= 3 and loc[2] == "[key]":
+                lines.append(f"tenant id {tenant!r}: must match {TENANT_ID_PATTERN} (lower-case letters, digits, '-'; starts with a letter; at most 63)")
+                continue
+            where = f"tenant {tenant!r}"
+            loc = loc[2:]
+        key = ".".join(str(p) for p in loc if p not in ("function-after",) and not str(p).startswith("function-"))
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where + ': ' if where else ''}{key or '(root)'}: {message}")
+    return "\n".join(lines)
+
+
+def parse_tenants(text: str, source: str = "tenants file") -> TenantsFile:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TenantsFileError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("tenants"), dict):
+        raise TenantsFileError(f"{source}: must be a mapping with a 'tenants' mapping at the top")
+    try:
+        return TenantsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise TenantsFileError(f"{source} is invalid:\n{_describe(exc)}") from None
+
+
+def tenants_path() -> Path:
+    return Path(os.environ.get("SIS_PIPELINES_TENANTS", "tenants.yaml"))
+
+
+def load_tenants(path: str | Path | None = None) -> TenantsFile:
+    path = Path(path) if path is not None else tenants_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TenantsFileError(f"cannot read tenants file {path}: {exc.strerror}") from None
+    return parse_tenants(text, str(path))
