@@ -49,6 +49,9 @@ class OneRoster(_Strict):
     max_concurrency: int = Field(2, ge=1, le=32)
     sort: bool = True  # ask for sort=sourcedId (drift-safe paging when the SIS honours it)
     timeout_s: float = Field(60.0, gt=0)
+    # After the client's own retries: how often, and how far apart, a failed fetch step runs again.
+    step_retries: int = Field(2, ge=0, le=10)
+    step_retry_wait_s: float = Field(300.0, ge=0)
     path: str | None = None
     # source: simulator
     students: int = Field(2000, ge=1)

@@ -164,7 +164,7 @@ class OneRosterClient:
             elapsed = time.monotonic() - started
             if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_elapsed_s:
                 raise OneRosterError(
-                    self.tenant, endpoint, f"gave up after {attempt} attempts: {error.sis_message}", error.status
+                    self.tenant, endpoint, f"gave up after {attempt} attempts: {error.sis_message}", error.status, transient=True
                 ) from None
             self._count("retries")
             log.warning("%s; retrying in %.1fs", error, delay)

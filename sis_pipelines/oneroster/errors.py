@@ -15,7 +15,8 @@ MAX_MESSAGE = 300
 class OneRosterError(Exception):
     """A OneRoster provider refused or failed a request."""
 
-    def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None):
+    def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None, transient: bool = False):
+        self.transient = transient
         self.tenant = tenant
         self.endpoint = endpoint
         self.status = status
@@ -27,6 +28,9 @@ class OneRosterError(Exception):
 
 class TransientError(OneRosterError):
     """Worth retrying: throttling, server errors, timeouts, dropped connections, bad bodies."""
+
+    def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None):
+        super().__init__(tenant, endpoint, message, status, transient=True)
 
 
 def _lower_keys(value: Any) -> Any:

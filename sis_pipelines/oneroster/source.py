@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 
+from functools import lru_cache
+
 import httpx
 
 from ..tenants import Tenant
@@ -54,6 +56,14 @@ def rest_client(tenant_id: str, tenant: Tenant, auth: httpx.Auth, base_url: str,
     )
 
 
+@lru_cache(maxsize=16)
+def _district(students: int, seed: int) -> object:
+    # Shared by the collections of a run, so a synthetic night is generated once.
+    from ..simulator.district import District
+
+    return District(students, seed)
+
+
 @contextmanager
 def open_rostering(tenant_id: str, tenant: Tenant, night: date, env: Mapping[str, str] = os.environ) -> Iterator[OneRosterClient]:
     """A client for the tenant's rostering service as it stands for ``night``.
@@ -73,7 +83,8 @@ def open_rostering(tenant_id: str, tenant: Tenant, night: date, env: Mapping[str
 
         profile = VENDORS[tenant.vendor].with_(version=cfg.version)
         client_secret = secrets.token_urlsafe(16)
-        with SimulatorServer(profile, students=cfg.students, seed=cfg.seed, night=night, client_id=tenant_id, client_secret=client_secret) as sim:
+        district = _district(cfg.students, cfg.seed)
+        with SimulatorServer(profile, night=night, client_id=tenant_id, client_secret=client_secret, district=district) as sim:  # type: ignore[arg-type]
             auth: httpx.Auth
             if profile.auth == "oauth1":
                 auth = OAuth1HmacSha256(tenant_id, client_secret)

@@ -1,0 +1,1 @@
+"""The Dagster layer: thin wrappers over the domain packages."""

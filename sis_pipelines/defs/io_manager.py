@@ -1,0 +1,29 @@
+"""Parquet through Dagster's UPath IO manager: ``<root>/<asset key>/<night>/<tenant>.parquet``."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+from upath import UPath
+
+from ..storage import read_frame, write_frame
+
+
+class ParquetIO(dg.UPathIOManager):
+    extension = ".parquet"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+        write_frame(obj, path)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        columns = (context.definition_metadata or {}).get("columns")
+        return read_frame(path, columns=columns)
+
+
+class ParquetIOManager(dg.ConfigurableIOManagerFactory):
+    """Atomic Parquet files on a local disk or any fsspec store (s3://, gs://, abfs://)."""
+
+    base_path: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> ParquetIO:
+        return ParquetIO(base_path=UPath(self.base_path))

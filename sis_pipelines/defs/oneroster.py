@@ -1,0 +1,171 @@
+"""One asset per OneRoster collection, per tenant and night, with its quarantine check."""
+
+
+import time
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from ..nights import is_past
+from ..oneroster.client import FetchResult
+from ..oneroster.collections import COLLECTIONS, Collection
+from ..oneroster.errors import OneRosterError
+from ..oneroster.schemas import referenced_collections
+from ..oneroster.source import MissingSecretError, open_rostering
+from ..oneroster.validate import Validated, validate
+from ..storage import parquet_rows, read_frame, write_frame
+from ..tenants import Tenant
+from .partitions import tenant_and_night, tenant_night
+from .resources import DataLake, TenantsResource
+
+FORCE_REFETCH_TAG = "sis_pipelines/force_refetch"
+QUARANTINE_CHECK = "quarantine"
+
+
+def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()])
+
+
+def _fetch(context: dg.AssetExecutionContext, tenant_id: str, tenant: Tenant, night: date, collection: Collection) -> FetchResult:
+    try:
+        with open_rostering(tenant_id, tenant, night) as client:
+            return client.fetch(collection)
+    except OneRosterError as exc:
+        # The client already retried within seconds; a SIS that stays down gets a few more
+        # chances minutes apart. Only this tenant's run waits: other tenants run apart.
+        retries = tenant.oneroster.step_retries
+        if exc.transient and context.retry_number < retries:
+            context.log.warning(f"{exc}; retrying the step in {tenant.oneroster.step_retry_wait_s:.0f}s")
+            raise dg.RetryRequested(max_retries=retries, seconds_to_wait=tenant.oneroster.step_retry_wait_s) from None
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except (MissingSecretError, NotImplementedError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def _check(tenant: Tenant, quarantined: int, total: int, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+    share = quarantined / total if total else 0.0
+    limit = tenant.validation.max_quarantined_share
+    severity = dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=QUARANTINE_CHECK,
+        passed=quarantined == 0,
+        severity=severity,
+        metadata={"quarantined": quarantined, "records": total, "quarantined_share": round(share, 6), "max_quarantined_share": limit},
+        description=(
+            f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%})" if quarantined else "every record valid"
+        ),
+    )
+
+
+def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
+    name = collection.name
+    key = dg.AssetKey(["oneroster", name])
+    refs = sorted(referenced_collections(name))
+    ins = {ref: dg.AssetIn(key=["oneroster", ref], metadata={"columns": ["sourcedId"]}) for ref in refs}
+
+    @dg.asset(
+        key=key,
+        ins=ins,
+        partitions_def=tenant_night,
+        group_name="oneroster",
+        kinds={"pandas", "parquet"},
+        owners=["team:data-engineering"],
+        description=(
+            f"The validated OneRoster `{collection.endpoint}` snapshot of a tenant for a night. "
+            "Records failing the schema or referential integrity "
+            + (f"(against {', '.join(refs)}) " if refs else "")
+            + "go to quarantine/{name}/<night>/<tenant>.parquet with a reason."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                QUARANTINE_CHECK,
+                asset=key,
+                blocking=True,
+                description="WARN when records are quarantined; ERROR (blocking) above the tenant's max_quarantined_share",
+            )
+        ],
+    )
+    def _asset(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake, **upstream: pd.DataFrame):
+        tenant_id, night = tenant_and_night(context)
+        tenant = tenants.tenant(tenant_id)
+        night_s = night.isoformat()
+        snapshot_path = lake.path("oneroster", name, night_s, tenant_id)
+        quarantine_path = lake.path("quarantine", name, night_s, tenant_id)
+        force = context.run.tags.get(FORCE_REFETCH_TAG, "").lower() == "true"
+        if snapshot_path.exists() and not force:
+            # A night is immutable: its stored snapshot is the truth about that night.
+            frame = read_frame(snapshot_path)
+            quarantined = parquet_rows(quarantine_path) if quarantine_path.exists() else 0
+            context.log.info(f"{tenant_id} {name} {night_s}: reusing the stored snapshot")
+            yield dg.Output(
+                frame,
+                metadata={
+                    "dagster/row_count": len(frame),
+                    "quarantined": quarantined,
+                    "origin": "stored snapshot",
+                    "oneroster_version": tenant.oneroster.version,
+                },
+            )
+            yield _check(tenant, quarantined, len(frame) + quarantined, key)
+            return
+        if tenant.oneroster.source == "rest" and is_past(night) and not force:
+            raise dg.Failure(
+                description=(
+                    f"tenant {tenant_id!r}, {name}, night {night_s}: no stored snapshot, and the SIS serves only "
+                    "its present state. Re-run with --force-refetch to store today's data as that night (recorded)."
+                ),
+                allow_retries=False,
+            )
+        started = time.monotonic()
+        fetched = _fetch(context, tenant_id, tenant, night, collection)
+        fetch_s = time.monotonic() - started
+        references = {ref: pa.array(upstream[ref]["sourcedId"]) for ref in refs}
+        try:
+            result: Validated = validate(collection, fetched.table, references, fetched.rejects)
+        except ValueError as exc:
+            raise dg.Failure(description=f"tenant {tenant_id!r}: {exc}", allow_retries=False) from None
+        write_frame(result.quarantine, quarantine_path)
+        stats = fetched.stats
+        quarantined = len(result.quarantine)
+        if quarantined:
+            sample = result.quarantine.head(5)
+            for sid, reason in zip(sample["sourcedId"], sample["reason"], strict=True):
+                context.log.warning(f"tenant {tenant_id!r}, {name}, record {sid}: {reason}")
+        metadata: dict[str, object] = {
+            "dagster/row_count": len(result.frame),
+            "dagster/column_schema": _column_schema(result.frame),
+            "quarantined": quarantined,
+            "quarantine_file": dg.MetadataValue.path(str(quarantine_path)),
+            "origin": "simulator" if tenant.oneroster.source == "simulator" else "sis",
+            "oneroster_version": tenant.oneroster.version,
+            "endpoint": stats.endpoint,
+            "pages": stats.pages,
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "duplicates_dropped": stats.duplicates,
+            "page_size_requested": stats.page_size_requested,
+            "page_size_served": stats.page_size_served or stats.page_size_requested,
+            "sorted_by_server": stats.sorted_by_server,
+            "drift_rewinds": stats.drift_rewinds,
+            "fetch_seconds": round(fetch_s, 3),
+            "fetched_at": dg.MetadataValue.timestamp(time.time()),
+            "refetch_forced": force,
+        }
+        if stats.totals_reported:
+            metadata["sis_reported_count"] = stats.totals_reported[-1]
+            metadata["count_reconciled"] = bool(stats.reconciled)
+            if not stats.reconciled:
+                context.log.warning(
+                    f"tenant {tenant_id!r}, {name}: the SIS reported {stats.totals_reported[-1]} records, "
+                    f"{stats.records_received - stats.duplicates} were received"
+                )
+        yield dg.Output(result.frame, metadata=metadata)
+        yield _check(tenant, quarantined, len(result.frame) + quarantined, key)
+
+    return _asset
+
+
+oneroster_assets = [build_collection_asset(c) for c in COLLECTIONS.values()]

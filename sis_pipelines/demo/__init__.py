@@ -1,0 +1,1 @@
+"""The demo: four simulated districts, the last two complete nights."""

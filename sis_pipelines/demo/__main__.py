@@ -1,0 +1,62 @@
+"""``python -m sis_pipelines.demo``: register the demo tenants, run two nights, summarise."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+DEMO_TENANTS = Path(__file__).with_name("tenants.yaml")
+
+
+def _environment() -> None:
+    os.environ.setdefault("SIS_PIPELINES_TENANTS", str(DEMO_TENANTS))
+    os.environ.setdefault("SIS_PIPELINES_DATA_DIR", str(Path("data").resolve()))
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+
+
+def main() -> int:
+    _environment()
+    from ..cli import _instance, run_tenant_night, sync_tenants
+    from ..nights import latest_complete_night
+    from ..oneroster.collections import COLLECTIONS
+    from ..storage import data_dir, output_path, parquet_rows
+    from ..tenants import load_tenants
+
+    instance = _instance()
+    print("Registering the demo tenants:")
+    sync_tenants(instance)
+    latest = latest_complete_night()
+    nights = [latest - timedelta(days=1), latest]
+    outcomes = []
+    for night in nights:
+        for tenant in load_tenants().tenants:
+            print(f"Materializing {tenant} for {night} …", flush=True)
+            outcomes.append(run_tenant_night(instance, tenant, night))
+    root = data_dir()
+    print()
+    print(f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'quarantined':>11}  canvas changes  gpb requests")
+    for outcome in outcomes:
+        for name in COLLECTIONS:
+            snapshot = output_path(root, "oneroster", name, str(outcome.night), outcome.tenant)
+            quarantine = output_path(root, "quarantine", name, str(outcome.night), outcome.tenant)
+            rows = parquet_rows(snapshot) if snapshot.exists() else "-"
+            bad = parquet_rows(quarantine) if quarantine.exists() else "-"
+            print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}  {'n/a':>14}  {'n/a':>12}")
+    print()
+    print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
+    print(f"Quarantine: {root}/quarantine/<collection>/<night>/<tenant>.parquet")
+    print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (look at it with `make ui`)")
+    failed = [o for o in outcomes if not o.success]
+    for o in failed:
+        print(f"FAILED: {o.tenant} {o.night}: {'; '.join(o.errors)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

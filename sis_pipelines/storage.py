@@ -1,0 +1,87 @@
+"""Where outputs live under SIS_PIPELINES_DATA_DIR, and atomic Parquet writes.
+
+Local files are written to a temporary name beside the target, flushed to disk and renamed
+over it (POSIX rename is atomic): a reader sees the old file or the new one, never half of
+one. On object stores a single PUT is already all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from .tenants import TENANT_ID_PATTERN
+
+_SEGMENT = re.compile(TENANT_ID_PATTERN)
+_NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NAME = re.compile(r"^[a-z_]+$")
+COMPRESSION = "zstd"
+
+
+def data_dir() -> str:
+    return os.environ.get("SIS_PIPELINES_DATA_DIR", "data")
+
+
+def _checked(kind: str, night: str, tenant: str) -> None:
+    # Defence in depth: ids are validated when the tenants file is read, and again here,
+    # so no tenant or night can name a path outside the data directory.
+    if not _NAME.match(kind):
+        raise ValueError(f"invalid collection name {kind!r}")
+    if not _NIGHT.match(night):
+        raise ValueError(f"invalid night {night!r}")
+    if not _SEGMENT.match(tenant):
+        raise ValueError(f"invalid tenant id {tenant!r}")
+
+
+def output_path(root: str | UPath, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet") -> UPath:
+    _checked(kind, night, tenant)
+    return UPath(root) / area / kind / night / f"{tenant}{suffix}"
+
+
+def atomic_write_table(table: pa.Table, path: UPath) -> None:
+    if path.protocol in ("", "file", "local"):
+        target = Path(path.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression=COMPRESSION)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pq.write_table(table, fh, compression=COMPRESSION)
+
+
+def write_frame(frame: pd.DataFrame, path: UPath) -> None:
+    # Without pandas' schema metadata: the Arrow schema is the contract, and pandas cannot
+    # read back its own names of nested Arrow dtypes.
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    atomic_write_table(table, path)
+
+
+def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
+    with path.open("rb") as fh:
+        table = pq.read_table(fh, columns=columns)
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def parquet_rows(path: UPath) -> int:
+    with path.open("rb") as fh:
+        return pq.ParquetFile(fh).metadata.num_rows
