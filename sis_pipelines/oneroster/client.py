@@ -318,7 +318,7 @@ def paginate(client: OneRosterClient, collection: Collection, stats: FetchStats)
             stats.totals_reported.append(page.total)
         ids = _ids(records)
         if anchored and n > 1 and not _ascending([i for i in ids if i is not None]):
-            log.warning("tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating", client.tenant, stats.endpoint)
+            log.info("tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating", client.tenant, stats.endpoint)
             anchored = False
             stats.sorted_by_server = False
         if anchored and anchor is not None and n and ids[0] is not None and ids[0] < anchor and anchor not in ids:

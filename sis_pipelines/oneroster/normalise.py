@@ -184,8 +184,18 @@ def to_timestamp(arr: pa.Array) -> pa.Array:
         return arr.cast(TIMESTAMP)
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), TIMESTAMP)
-    ts = _date_time_text(pc.utf8_trim_whitespace(arr.cast(pa.string())))
-    return pc.assume_timezone(ts, "UTC").cast(TIMESTAMP)
+    text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    # Fast paths keep fractions and offsets: all zoned ISO 8601, or all naive (taken as UTC).
+    try:
+        return pc.cast(text, TIMESTAMP)
+    except pa.ArrowInvalid:
+        pass
+    try:
+        return pc.assume_timezone(pc.cast(text, pa.timestamp("us")), "UTC")
+    except pa.ArrowInvalid:
+        pass
+    # Mixed or partly invalid: whole seconds of the wall clock, invalid values become null.
+    return pc.assume_timezone(_date_time_text(text), "UTC").cast(TIMESTAMP)
 
 
 def _converted_badly(raw: pa.Array, converted: pa.Array) -> np.ndarray:

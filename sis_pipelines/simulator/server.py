@@ -279,9 +279,9 @@ class SimulatorServer:
                 return 400, {}, imsx("failure", "invalid_sort_field", f"cannot sort on {field}")
             frame = frame.sort_values(field, ascending=query.get("orderBy", ["asc"])[0] != "desc", kind="stable")
         elif not self.profile.natural_order_sorted:
-            # A provider's natural order: by role, then id (not sourcedId order).
-            order = frame["role"] if "role" in frame.columns else frame["sourcedId"].str[::-1]
-            frame = frame.assign(_o=order).sort_values(["_o", "sourcedId"], kind="stable").drop(columns="_o")
+            # A provider's natural order (its database's): stable, but not sourcedId order.
+            order = pd.util.hash_pandas_object(frame["sourcedId"], index=False)
+            frame = frame.assign(_o=order.to_numpy()).sort_values("_o", kind="stable").drop(columns="_o")
         if self.on_page is not None:
             self.on_page(name, offset)
             frame = self.frames[name] if view is None and "filter" not in query and "sort" not in query else frame

@@ -1,0 +1,37 @@
+# sis_pipelines: `make demo`, `make test`, `make ui`. Each sets itself up first.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
+	SIS_PIPELINES_TENANTS=$${SIS_PIPELINES_TENANTS:-$(CURDIR)/sis_pipelines/demo/tenants.yaml} \
+	SIS_PIPELINES_DATA_DIR=$${SIS_PIPELINES_DATA_DIR:-$(CURDIR)/data}
+
+.PHONY: setup demo test ui lint clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(DEMO_ENV) $(BIN)/python -m sis_pipelines.demo
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+ui: setup
+	@mkdir -p .dagster_home
+	@test -f .dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > .dagster_home/dagster.yaml
+	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .dagster_home data
