@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from ..storage import read_frame, write_frame
+from ..storage import data_dir, read_frame, write_frame
 
 
 class ParquetIO(dg.UPathIOManager):
@@ -23,7 +23,7 @@ class ParquetIO(dg.UPathIOManager):
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     """Atomic Parquet files on a local disk or any fsspec store (s3://, gs://, abfs://)."""
 
-    base_path: str
+    base_path: str = ""  # empty: SIS_PIPELINES_DATA_DIR, read when a run starts
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ParquetIO:
-        return ParquetIO(base_path=UPath(self.base_path))
+        return ParquetIO(base_path=UPath(self.base_path or data_dir()))

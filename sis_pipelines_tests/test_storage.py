@@ -1,0 +1,47 @@
+"""Atomic Parquet writes and paths that cannot leave the data directory."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from upath import UPath
+
+from sis_pipelines import storage
+from sis_pipelines.storage import atomic_write_table, output_path, read_frame, write_frame
+
+
+def test_paths_follow_the_interface(tmp_path):
+    path = output_path(tmp_path, "oneroster", "users", "2026-11-21", "demo-genesis")
+    assert str(path).endswith("oneroster/users/2026-11-21/demo-genesis.parquet")
+
+
+@pytest.mark.parametrize(("kind", "night", "tenant"), [("users", "2026-11-21", "../x"), ("users", "../..", "a"), ("../users", "2026-11-21", "a"), ("users", "2026-11-21", "a/b")])
+def test_hostile_segments_are_refused(tmp_path, kind, night, tenant):
+    with pytest.raises(ValueError):
+        output_path(tmp_path, "oneroster", kind, night, tenant)
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_partial_file(tmp_path, monkeypatch):
+    path = UPath(tmp_path) / "oneroster" / "users" / "2026-11-21" / "t.parquet"
+    write_frame(pd.DataFrame({"sourcedId": ["a", "b"]}), path)
+
+    def broken_write(table, where, **kwargs):
+        where.write(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(storage.pq, "write_table", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_table(pa.table({"sourcedId": ["c"]}), path)
+    monkeypatch.undo()
+    assert list(read_frame(path)["sourcedId"]) == ["a", "b"]
+    assert [p.name for p in path.parent.iterdir()] == ["t.parquet"]
+
+
+def test_round_trip_keeps_types(tmp_path):
+    path = UPath(tmp_path) / "x.parquet"
+    frame = pa.table({"l": pa.array([["a"], None], pa.list_(pa.string())), "d": pa.array([None, None], pa.date32())}).to_pandas(types_mapper=pd.ArrowDtype)
+    write_frame(frame, path)
+    assert pq.read_schema(path.path).field("l").type == pa.list_(pa.string())
+    assert read_frame(path)["l"].tolist()[0] == ["a"]

@@ -1,0 +1,63 @@
+"""The tenants file: valid files load; bad ones say which tenant, which key and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sis_pipelines.tenants import TenantsFileError, load_tenants, parse_tenants
+
+DEMO = Path(__file__).parents[1] / "sis_pipelines" / "demo" / "tenants.yaml"
+
+REST = """
+tenants:
+  district-a:
+    vendor: infinite_campus
+    oneroster:
+      version: "1.2"
+      source: rest
+      base_url: https://sis.example.org/campus/api/ims/oneroster/rostering/v1p2
+      auth: {type: oauth2, token_url: "https://sis.example.org/campus/oauth2/token?appName=x", client_id_env: A_ID, client_secret_env: A_SECRET}
+    canvas: {base_url: https://canvas.example.edu, account_id: 1, token_env: CANVAS_TOKEN, sis_id_prefix: ""}
+    gpb: {endpoints: standard}
+"""
+
+
+def test_the_demo_file_loads():
+    tenants = load_tenants(DEMO).tenants
+    assert set(tenants) == {"demo-genesis", "demo-focus", "demo-progressbook", "demo-infinite-campus"}
+    assert tenants["demo-infinite-campus"].oneroster.version == "1.2"
+
+
+def test_a_rest_tenant_loads():
+    tenant = parse_tenants(REST).tenants["district-a"]
+    assert tenant.oneroster.auth.client_secret_env == "A_SECRET"
+    assert tenant.oneroster.page_size == 1000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (REST.replace("district-a", "District_A"), "tenant id 'District_A': must match"),
+        (REST.replace("district-a", "../../etc"), "tenant id '../../etc': must match"),
+        (REST.replace("district-a", "a|b"), "tenant id 'a|b': must match"),
+        (REST.replace("vendor: infinite_campus", "vendor: powerschool"), "tenant 'district-a': vendor: Input should be"),
+        (REST.replace('version: "1.2"', 'version: "1.0"'), "tenant 'district-a': oneroster.version"),
+        (REST.replace("type: oauth2", "type: oauth1"), "OneRoster 1.2 allows OAuth 2.0 only"),
+        (REST.replace(', token_url: "https://sis.example.org/campus/oauth2/token?appName=x"', ""), "oauth2 needs token_url"),
+        (REST.replace("      base_url: https://sis.example.org/campus/api/ims/oneroster/rostering/v1p2\n", ""), "source rest needs base_url"),
+        (REST.replace("page_size", "x").replace("source: rest", "source: rest\n      pagesize: 10"), "oneroster.pagesize: Extra inputs are not permitted"),
+        ("tenants: [1, 2]", "must be a mapping with a 'tenants' mapping"),
+        ("tenants: {a: [", "not valid YAML"),
+    ],
+)
+def test_bad_files_are_explained(text, expected):
+    with pytest.raises(TenantsFileError) as caught:
+        parse_tenants(text, "tenants.yaml")
+    assert expected in str(caught.value)
+
+
+def test_a_missing_file_is_explained(tmp_path):
+    with pytest.raises(TenantsFileError, match="cannot read tenants file"):
+        load_tenants(tmp_path / "nope.yaml")
