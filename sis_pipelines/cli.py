@@ -40,12 +40,25 @@ def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
         instance.add_dynamic_partitions("tenant", new)
     disabled = [t for t, cfg in sorted(tenants.items()) if not cfg.enabled]
     for t in sorted(tenants):
-        state = "added" if t in new else "disabled (not scheduled, data kept)" if t in disabled else "registered"
+        state = (
+            "added"
+            if t in new
+            else "disabled (not scheduled, data kept)"
+            if t in disabled
+            else "registered"
+        )
         out(f"  {t:<32} {tenants[t].vendor:<16} {state}")
     return new, disabled
 
 
-def run_tenant_night(instance, tenant: str, night: date, select: str | None = None, force_refetch: bool = False, extra_tags: dict[str, str] | None = None) -> RunOutcome:
+def run_tenant_night(
+    instance,
+    tenant: str,
+    night: date,
+    select: str | None = None,
+    force_refetch: bool = False,
+    extra_tags: dict[str, str] | None = None,
+) -> RunOutcome:
     import dagster as dg
 
     from .definitions import defs
@@ -54,7 +67,9 @@ def run_tenant_night(instance, tenant: str, night: date, select: str | None = No
 
     tenants = load_tenants().tenants
     if tenant not in tenants:
-        raise SystemExit(f"sis-pipelines: tenant {tenant!r} is not in the tenants file {tenants_path()}")
+        raise SystemExit(
+            f"sis-pipelines: tenant {tenant!r} is not in the tenants file {tenants_path()}"
+        )
     if tenant not in set(instance.get_dynamic_partitions("tenant")):
         instance.add_dynamic_partitions("tenant", [tenant])
     job = defs.resolve_job_def("nightly")
@@ -73,7 +88,13 @@ def run_tenant_night(instance, tenant: str, night: date, select: str | None = No
         tags=tags,
         raise_on_error=False,
         asset_selection=selection,
-        run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("SIS_PIPELINES_LOG_LEVEL", "WARNING")}}}},
+        run_config={
+            "loggers": {
+                "console": {
+                    "config": {"log_level": os.environ.get("SIS_PIPELINES_LOG_LEVEL", "WARNING")}
+                }
+            }
+        },
     )
     errors = []
     for event in result.all_events:
@@ -99,8 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--tenant", required=True)
     run.add_argument("--night", required=True, help="YYYY-MM-DD or latest")
     run.add_argument("--select", help="Dagster asset selection, e.g. group:oneroster")
-    run.add_argument("--force-refetch", action="store_true", help="fetch from the SIS even if the night is stored (recorded)")
-    backfill = sub.add_parser("backfill", help="one tenant over a range of nights, from stored snapshots")
+    run.add_argument(
+        "--force-refetch",
+        action="store_true",
+        help="fetch from the SIS even if the night is stored (recorded)",
+    )
+    backfill = sub.add_parser(
+        "backfill", help="one tenant over a range of nights, from stored snapshots"
+    )
     backfill.add_argument("--tenant", required=True)
     backfill.add_argument("--from", dest="first", required=True)
     backfill.add_argument("--to", dest="last", required=True)
@@ -113,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
             return 0
         if args.command == "run":
-            outcome = run_tenant_night(instance, args.tenant, parse_night(args.night), args.select, args.force_refetch)
+            outcome = run_tenant_night(
+                instance, args.tenant, parse_night(args.night), args.select, args.force_refetch
+            )
             _report(outcome)
             return 0 if outcome.success else 1
         first, last = parse_night(args.first), parse_night(args.last)
@@ -122,7 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = 0
         night = first
         while night <= last:
-            outcome = run_tenant_night(instance, args.tenant, night, args.select, extra_tags={"sis_pipelines/backfill": f"{first}..{last}"})
+            outcome = run_tenant_night(
+                instance,
+                args.tenant,
+                night,
+                args.select,
+                extra_tags={"sis_pipelines/backfill": f"{first}..{last}"},
+            )
             _report(outcome)
             failed += not outcome.success
             night += timedelta(days=1)

@@ -40,7 +40,9 @@ def _checked(kind: str, night: str, tenant: str) -> None:
         raise ValueError(f"invalid tenant id {tenant!r}")
 
 
-def output_path(root: str | UPath, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet") -> UPath:
+def output_path(
+    root: str | UPath, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet"
+) -> UPath:
     _checked(kind, night, tenant)
     return UPath(root) / area / kind / night / f"{tenant}{suffix}"
 

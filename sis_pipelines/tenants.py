@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
@@ -31,7 +38,9 @@ class Auth(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Auth:
-        if self.type in ("oauth1", "oauth2") and not (self.client_id_env and self.client_secret_env):
+        if self.type in ("oauth1", "oauth2") and not (
+            self.client_id_env and self.client_secret_env
+        ):
             raise ValueError(f"auth type {self.type} needs client_id_env and client_secret_env")
         if self.type == "oauth2" and not self.token_url:
             raise ValueError("auth type oauth2 needs token_url")
@@ -112,11 +121,17 @@ def _describe(error: ValidationError) -> str:
         if len(loc) >= 2 and loc[0] == "tenants":
             tenant = loc[1]
             if len(loc) >= 3 and loc[2] == "[key]":
-                lines.append(f"tenant id {tenant!r}: must match {TENANT_ID_PATTERN} (lower-case letters, digits, '-'; starts with a letter; at most 63)")
+                lines.append(
+                    f"tenant id {tenant!r}: must match {TENANT_ID_PATTERN} (lower-case letters, digits, '-'; starts with a letter; at most 63)"
+                )
                 continue
             where = f"tenant {tenant!r}"
             loc = loc[2:]
-        key = ".".join(str(p) for p in loc if p not in ("function-after",) and not str(p).startswith("function-"))
+        key = ".".join(
+            str(p)
+            for p in loc
+            if p not in ("function-after",) and not str(p).startswith("function-")
+        )
         message = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where + ': ' if where else ''}{key or '(root)'}: {message}")
     return "\n".join(lines)

@@ -12,7 +12,13 @@ from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.vendors import VENDORS, VendorProfile
 
 NIGHT = date(2026, 11, 21)
-FAST_RETRY = RetryPolicy(max_attempts=5, max_elapsed_s=30, backoff_base_s=0.001, backoff_cap_s=0.01, max_retry_after_s=0.05)
+FAST_RETRY = RetryPolicy(
+    max_attempts=5,
+    max_elapsed_s=30,
+    backoff_base_s=0.001,
+    backoff_cap_s=0.01,
+    max_retry_after_s=0.05,
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +46,9 @@ def auth_for(sim: SimulatorServer, tenant: str = "t1", secret: str | None = None
     secret = secret or sim.client_secret
     if sim.profile.auth == "oauth1":
         return OAuth1HmacSha256(sim.client_id, secret)
-    return ClientCredentials(tenant, sim.token_url, sim.client_id, secret, default_scope(sim.profile.version))
+    return ClientCredentials(
+        tenant, sim.token_url, sim.client_id, secret, default_scope(sim.profile.version)
+    )
 
 
 def client_for(sim: SimulatorServer, page_size: int = 100, **kwargs: object) -> OneRosterClient:

@@ -103,7 +103,14 @@ def test_duplicates_across_pages_are_dropped(simulator, vendor):
 
 def test_429_with_retry_after_is_honoured(simulator, monkeypatch):
     sim = simulator("infinite_campus")
-    sim.add_fault(path="/users", status=429, body=b"<html><title>Too Many Requests</title></html>", content_type="text/html", headers={"Retry-After": "2"}, times=2)
+    sim.add_fault(
+        path="/users",
+        status=429,
+        body=b"<html><title>Too Many Requests</title></html>",
+        content_type="text/html",
+        headers={"Retry-After": "2"},
+        times=2,
+    )
     sleeps: list[float] = []
     monkeypatch.setattr(client_module.time, "sleep", sleeps.append)
     with client_for(sim, retry=RetryPolicy(max_attempts=5, max_retry_after_s=60)) as client:
@@ -122,7 +129,9 @@ def test_retry_after_as_http_date():
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_server_errors_are_retried(simulator, status):
     sim = simulator("focus")
-    sim.add_fault(path="/enrollments", status=status, body=b"oops", content_type="text/plain", times=2, skip=1)
+    sim.add_fault(
+        path="/enrollments", status=status, body=b"oops", content_type="text/plain", times=2, skip=1
+    )
     with client_for(sim, page_size=1000) as client:
         result = client.fetch(ENROLLMENTS)
     assert set(result.table["sourcedId"].to_pylist()) == served_ids(sim, "enrollments")
@@ -149,17 +158,32 @@ def test_timeouts_are_retried(simulator):
 
 def test_persistent_failure_names_tenant_endpoint_and_message(simulator):
     sim = simulator("focus")
-    sim.add_fault(path="/users", status=503, body=b"<html><head><title>Service Unavailable - maintenance</title></head><body>x</body></html>", content_type="text/html", times=100)
+    sim.add_fault(
+        path="/users",
+        status=503,
+        body=b"<html><head><title>Service Unavailable - maintenance</title></head><body>x</body></html>",
+        content_type="text/html",
+        times=100,
+    )
     with client_for(sim) as client, pytest.raises(OneRosterError) as caught:
         client.fetch(USERS)
     text = str(caught.value)
-    assert "'t1'" in text and "/ims/oneroster/v1p1/users" in text and "Service Unavailable - maintenance" in text
+    assert (
+        "'t1'" in text
+        and "/ims/oneroster/v1p1/users" in text
+        and "Service Unavailable - maintenance" in text
+    )
     assert caught.value.transient
 
 
 def test_imsx_error_becomes_a_clear_error(simulator):
     sim = simulator("focus")
-    sim.add_fault(path="/classes", status=400, body=imsx("failure", "invalid_filter_field", "Focus SIS: bad filter"), times=1)
+    sim.add_fault(
+        path="/classes",
+        status=400,
+        body=imsx("failure", "invalid_filter_field", "Focus SIS: bad filter"),
+        times=1,
+    )
     with client_for(sim) as client, pytest.raises(OneRosterError) as caught:
         client.fetch(COLLECTIONS["classes"])
     assert "Focus SIS: bad filter" in str(caught.value)
@@ -169,7 +193,9 @@ def test_imsx_error_becomes_a_clear_error(simulator):
 
 def test_error_envelope_inside_a_200(simulator):
     sim = simulator("focus")
-    sim.add_fault(path="/courses", status=200, body=imsx("failure", "server_busy", "try later"), times=1)
+    sim.add_fault(
+        path="/courses", status=200, body=imsx("failure", "server_busy", "try later"), times=1
+    )
     with client_for(sim) as client, pytest.raises(OneRosterError, match="try later"):
         client.fetch(COLLECTIONS["courses"])
 
@@ -204,7 +230,10 @@ def test_token_is_reused_until_it_expires(simulator):
 
 def test_wrong_client_secret_is_refused_without_leaking_it(simulator):
     sim = simulator("focus")
-    with client_for(sim, auth=auth_for(sim, secret="not-the-secret-XYZ")) as client, pytest.raises(OneRosterError) as caught:
+    with (
+        client_for(sim, auth=auth_for(sim, secret="not-the-secret-XYZ")) as client,
+        pytest.raises(OneRosterError) as caught,
+    ):
         client.fetch(USERS)
     assert "token request refused" in str(caught.value)
     assert "not-the-secret-XYZ" not in str(caught.value)
@@ -215,13 +244,18 @@ def test_oauth1_signatures_are_checked_by_the_server(simulator):
     with client_for(sim) as client:
         assert client.fetch(COLLECTIONS["orgs"]).table.num_rows > 0
     assert all(h.startswith("OAuth ") and "HMAC-SHA256" in h for h in sim.auth_headers)
-    with client_for(sim, auth=auth_for(sim, secret="wrong")) as client, pytest.raises(OneRosterError, match="signature mismatch"):
+    with (
+        client_for(sim, auth=auth_for(sim, secret="wrong")) as client,
+        pytest.raises(OneRosterError, match="signature mismatch"),
+    ):
         client.fetch(COLLECTIONS["orgs"])
 
 
 def test_redirects_are_not_followed(simulator):
     sim = simulator("focus")
-    sim.add_fault(path="/users", status=302, headers={"Location": "http://evil.example.com/steal"}, times=1)
+    sim.add_fault(
+        path="/users", status=302, headers={"Location": "http://evil.example.com/steal"}, times=1
+    )
     with client_for(sim) as client, pytest.raises(OneRosterError, match="not followed"):
         client.fetch(USERS)
     assert not any("evil" in path for _, path in sim.requests)
@@ -245,7 +279,7 @@ def test_deletions_during_the_pull_lose_no_surviving_record(simulator):
         calls.append(offset)
         if collection == "enrollments" and len(calls) % 3 == 0 and offset > 0:
             frame = sim.frames[collection]
-            gone = set(frame["sourcedId"].iloc[: 5])
+            gone = set(frame["sourcedId"].iloc[:5])
             deleted.update(gone)
             sim.mutate(collection, frame[~frame["sourcedId"].isin(gone)])
 
@@ -282,5 +316,9 @@ def test_insertions_during_the_pull_duplicate_nothing(simulator):
 def test_bounded_concurrency(simulator):
     sim = simulator("infinite_campus")
     with client_for(sim, max_concurrency=2) as client:
-        results = client.fetch_many([COLLECTIONS[n] for n in ("orgs", "users", "classes", "courses")])
-    assert {n: r.table.num_rows for n, r in results.items()} == {n: len(served_ids(sim, n)) for n in results}
+        results = client.fetch_many(
+            [COLLECTIONS[n] for n in ("orgs", "users", "classes", "courses")]
+        )
+    assert {n: r.table.num_rows for n, r in results.items()} == {
+        n: len(served_ids(sim, n)) for n in results
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -34,11 +34,15 @@ def workspace(tmp_path, monkeypatch):
 def sis(small_district):
     from .conftest import NIGHT
 
-    with SimulatorServer("focus", district=small_district, night=NIGHT, client_id="district-id", client_secret=SECRET) as server:
+    with SimulatorServer(
+        "focus", district=small_district, night=NIGHT, client_id="district-id", client_secret=SECRET
+    ) as server:
         yield server
 
 
-def write_tenants(path: Path, sis: SimulatorServer | None = None, threshold: float = 0.05, extra: str = "") -> None:
+def write_tenants(
+    path: Path, sis: SimulatorServer | None = None, threshold: float = 0.05, extra: str = ""
+) -> None:
     text = """
 tenants:
   sim-a:
@@ -86,7 +90,9 @@ def test_a_tenant_night_end_to_end(workspace):
         assert table.num_rows > 0, name
         ids = table["sourcedId"].to_pylist()
         assert len(ids) == len(set(ids)), name
-        assert pq.read_table(data / "quarantine" / name / str(night) / "sim-a.parquet").num_rows == 0
+        assert (
+            pq.read_table(data / "quarantine" / name / str(night) / "sim-a.parquet").num_rows == 0
+        )
     enrollments = pq.read_schema(data / "oneroster" / "enrollments" / str(night) / "sim-a.parquet")
     assert enrollments.field("beginDate").type == pa.date32()
     assert enrollments.field("primary").type == pa.bool_()
@@ -105,17 +111,27 @@ def test_a_stored_night_is_reused_and_a_forced_refetch_is_recorded(workspace):
     assert run_tenant_night(instance, "sim-a", night).success
     path = data / "oneroster" / "users" / str(night) / "sim-a.parquet"
     first = pq.read_table(path)
-    assert run_tenant_night(instance, "sim-a", night, select="key:oneroster/users+ or key:oneroster/orgs").success
+    assert run_tenant_night(
+        instance, "sim-a", night, select="key:oneroster/users+ or key:oneroster/orgs"
+    ).success
     assert pq.read_table(path).equals(first)
     latest = materializations(instance, "users", "sim-a")[0].metadata
     assert latest["origin"].value == "stored snapshot"
-    assert run_tenant_night(instance, "sim-a", night, select="key:oneroster/users or key:oneroster/orgs", force_refetch=True).success
+    assert run_tenant_night(
+        instance,
+        "sim-a",
+        night,
+        select="key:oneroster/users or key:oneroster/orgs",
+        force_refetch=True,
+    ).success
     forced = materializations(instance, "users", "sim-a")[0].metadata
     assert forced["refetch_forced"].value is True
     assert forced["origin"].value == "simulator"
 
 
-def test_a_past_night_of_a_real_sis_is_never_overwritten_with_todays_data(workspace, sis, monkeypatch):
+def test_a_past_night_of_a_real_sis_is_never_overwritten_with_todays_data(
+    workspace, sis, monkeypatch
+):
     instance, data, tenants = workspace
     monkeypatch.setenv("REST_A_ID", "district-id")
     monkeypatch.setenv("REST_A_SECRET", SECRET)
@@ -125,7 +141,9 @@ def test_a_past_night_of_a_real_sis_is_never_overwritten_with_todays_data(worksp
     assert not outcome.success
     assert "serves only its present state" in " ".join(outcome.errors)
     assert not (data / "oneroster" / "orgs" / str(night)).exists()
-    forced = run_tenant_night(instance, "rest-a", night, select="key:oneroster/orgs", force_refetch=True)
+    forced = run_tenant_night(
+        instance, "rest-a", night, select="key:oneroster/orgs", force_refetch=True
+    )
     assert forced.success
     assert materializations(instance, "orgs", "rest-a")[0].metadata["refetch_forced"].value is True
 
@@ -147,7 +165,9 @@ def test_quarantine_above_the_threshold_blocks_downstream(workspace, sis, monkey
     night = latest_complete_night()
     outcome = run_tenant_night(instance, "rest-a", night)
     assert not outcome.success
-    quarantine = pq.read_table(data / "quarantine" / "users" / str(night) / "rest-a.parquet").to_pandas()
+    quarantine = pq.read_table(
+        data / "quarantine" / "users" / str(night) / "rest-a.parquet"
+    ).to_pandas()
     assert set(quarantine["sourcedId"]) == spoiled
     assert all("role 'wizard'" in reason for reason in quarantine["reason"])
     assert not (data / "oneroster" / "enrollments" / str(night) / "rest-a.parquet").exists()
@@ -167,7 +187,10 @@ def test_quarantine_below_the_threshold_warns_and_flows_on(workspace, sis, monke
     users = pq.read_table(data / "oneroster" / "users" / str(night) / "rest-a.parquet")
     assert not spoiled & set(users["sourcedId"].to_pylist())
     # Guardians quarantined: nothing else refers to them, so nothing else is lost.
-    assert pq.read_table(data / "quarantine" / "enrollments" / str(night) / "rest-a.parquet").num_rows == 0
+    assert (
+        pq.read_table(data / "quarantine" / "enrollments" / str(night) / "rest-a.parquet").num_rows
+        == 0
+    )
     [result] = check_results(instance, "users")
     evaluation = result.event.dagster_event.event_specific_data
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
@@ -188,7 +211,9 @@ def test_missing_secret_fails_with_the_variable_name_only(workspace, sis, monkey
     monkeypatch.delenv("REST_A_SECRET", raising=False)
     monkeypatch.setenv("REST_A_ID", "district-id")
     write_tenants(tenants, sis)
-    outcome = run_tenant_night(instance, "rest-a", latest_complete_night(), select="key:oneroster/orgs")
+    outcome = run_tenant_night(
+        instance, "rest-a", latest_complete_night(), select="key:oneroster/orgs"
+    )
     assert not outcome.success
     assert "REST_A_SECRET" in " ".join(outcome.errors)
 
@@ -202,7 +227,9 @@ def test_cli_syncs_tenants_and_runs_a_night(workspace, monkeypatch, capsys):
     assert "sim-a" in out and "disabled" in out
     assert instance.get_dynamic_partitions("tenant") == ["sim-a"]
     night = latest_complete_night()
-    assert main(["run", "--tenant", "sim-a", "--night", "latest", "--select", "group:oneroster"]) == 0
+    assert (
+        main(["run", "--tenant", "sim-a", "--night", "latest", "--select", "group:oneroster"]) == 0
+    )
     assert (data / "oneroster" / "enrollments" / str(night) / "sim-a.parquet").exists()
     with pytest.raises(SystemExit, match="not in the tenants file"):
         main(["run", "--tenant", "nobody", "--night", "latest"])
@@ -214,7 +241,9 @@ def test_the_schedule_launches_one_run_per_enabled_tenant(workspace):
     write_tenants(tenants)
     instance.add_dynamic_partitions("tenant", ["sim-a", "sim-b"])
     context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc), repository_def=defs.get_repository_def()
+        instance=instance,
+        scheduled_execution_time=datetime(2026, 11, 23, 2, 30, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
     )
     requests = defs.resolve_schedule_def("nightly_schedule").evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-11-22|sim-a"]
@@ -223,9 +252,20 @@ def test_the_schedule_launches_one_run_per_enabled_tenant(workspace):
 
 def test_lineage_of_the_oneroster_assets():
     graph = defs.resolve_asset_graph()
-    parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys} for key in graph.get_all_asset_keys()}
-    assert parents["oneroster/enrollments"] == {"oneroster/users", "oneroster/classes", "oneroster/orgs"}
-    assert parents["oneroster/classes"] == {"oneroster/courses", "oneroster/orgs", "oneroster/academic_sessions"}
+    parents = {
+        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert parents["oneroster/enrollments"] == {
+        "oneroster/users",
+        "oneroster/classes",
+        "oneroster/orgs",
+    }
+    assert parents["oneroster/classes"] == {
+        "oneroster/courses",
+        "oneroster/orgs",
+        "oneroster/academic_sessions",
+    }
     assert parents["oneroster/demographics"] == {"oneroster/users"}
     assert parents["oneroster/orgs"] == set()
     assert all(graph.get(key).group_name == "oneroster" for key in graph.get_all_asset_keys())

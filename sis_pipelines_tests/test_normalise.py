@@ -35,7 +35,11 @@ def test_enrollment_1p1_with_ed_fi_quirks():
     )
     assert len(rejects) == 0
     row = table.to_pylist()[0]
-    assert row["userSourcedId"] == "u1" and row["classSourcedId"] == "c1" and row["schoolSourcedId"] == "s1"
+    assert (
+        row["userSourcedId"] == "u1"
+        and row["classSourcedId"] == "c1"
+        and row["schoolSourcedId"] == "s1"
+    )
     assert row["primary"] is False
     assert row["beginDate"] == dt.date(2025, 8, 15)
     assert row["endDate"] == dt.date(2026, 6, 10)
@@ -80,7 +84,18 @@ def test_user_1p2_roles_give_role_and_orgs():
 def test_user_1p1_comma_separated_grades_and_numeric_identifier():
     table, _ = normalise_page(
         COLLECTIONS["users"],
-        [{"sourcedId": "u1", "status": "active", "givenName": "A", "familyName": "B", "role": "student", "grades": "09, 10", "identifier": 12345, "enabledUser": True}],
+        [
+            {
+                "sourcedId": "u1",
+                "status": "active",
+                "givenName": "A",
+                "familyName": "B",
+                "role": "student",
+                "grades": "09, 10",
+                "identifier": 12345,
+                "enabledUser": True,
+            }
+        ],
     )
     row = table.to_pylist()[0]
     assert row["grades"] == ["09", "10"]
@@ -89,10 +104,37 @@ def test_user_1p1_comma_separated_grades_and_numeric_identifier():
 
 def test_unrepresentable_records_are_rejected_with_reason_and_raw_json():
     records = [
-        {"sourcedId": "ok", "status": "active", "title": "Fall", "type": "term", "startDate": "2026-08-15", "endDate": "2027-01-15"},
-        {"sourcedId": "bad-date", "status": "active", "title": "X", "type": "term", "startDate": "15/08/2026", "endDate": "2027-01-15"},
-        {"status": "active", "title": "no id", "type": "term", "startDate": "2026-08-15", "endDate": "2027-01-15"},
-        {"sourcedId": "bad-type", "status": "active", "title": {"nested": True}, "type": "term", "startDate": "2026-08-15", "endDate": "2027-01-15"},
+        {
+            "sourcedId": "ok",
+            "status": "active",
+            "title": "Fall",
+            "type": "term",
+            "startDate": "2026-08-15",
+            "endDate": "2027-01-15",
+        },
+        {
+            "sourcedId": "bad-date",
+            "status": "active",
+            "title": "X",
+            "type": "term",
+            "startDate": "15/08/2026",
+            "endDate": "2027-01-15",
+        },
+        {
+            "status": "active",
+            "title": "no id",
+            "type": "term",
+            "startDate": "2026-08-15",
+            "endDate": "2027-01-15",
+        },
+        {
+            "sourcedId": "bad-type",
+            "status": "active",
+            "title": {"nested": True},
+            "type": "term",
+            "startDate": "2026-08-15",
+            "endDate": "2027-01-15",
+        },
         "not an object",
     ]
     table, rejects = normalise_page(COLLECTIONS["academic_sessions"], records)
@@ -107,7 +149,13 @@ def test_unrepresentable_records_are_rejected_with_reason_and_raw_json():
 
 
 def test_string_booleans_in_any_case():
-    assert to_bool(pa.array(["true", "FALSE", " True ", None, "yes"])).to_pylist() == [True, False, True, None, None]
+    assert to_bool(pa.array(["true", "FALSE", " True ", None, "yes"])).to_pylist() == [
+        True,
+        False,
+        True,
+        None,
+        None,
+    ]
     assert to_bool(pa.array([True, None])).to_pylist() == [True, None]
 
 
@@ -120,6 +168,8 @@ def test_end_of_day_keeps_its_date():
     offset_minutes=st.integers(min_value=-11 * 60, max_value=11 * 60),
 )
 def test_a_date_sent_as_midnight_local_in_utc_comes_back(day, offset_minutes):
-    local_midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone(dt.timedelta(minutes=offset_minutes)))
+    local_midnight = dt.datetime.combine(
+        day, dt.time(), tzinfo=dt.timezone(dt.timedelta(minutes=offset_minutes))
+    )
     text = local_midnight.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert to_date(pa.array([text])).to_pylist() == [day]

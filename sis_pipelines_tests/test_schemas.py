@@ -19,7 +19,14 @@ def table(name: str, rows: list[dict]) -> pa.Table:
 
 
 def enrollment(sid: str, **kw) -> dict:
-    base = {"sourcedId": sid, "status": "active", "userSourcedId": "u1", "classSourcedId": "c1", "schoolSourcedId": "s1", "role": "student"}
+    base = {
+        "sourcedId": sid,
+        "status": "active",
+        "userSourcedId": "u1",
+        "classSourcedId": "c1",
+        "schoolSourcedId": "s1",
+        "role": "student",
+    }
     return base | kw
 
 
@@ -28,11 +35,16 @@ REFS = {"users": pa.array(["u1", "u2"]), "classes": pa.array(["c1"]), "orgs": pa
 
 def quarantine_of(name: str, rows: list[dict], refs=REFS):
     result = validate(COLLECTIONS[name], table(name, rows), refs)
-    return result, dict(zip(result.quarantine["sourcedId"], result.quarantine["reason"], strict=True))
+    return result, dict(
+        zip(result.quarantine["sourcedId"], result.quarantine["reason"], strict=True)
+    )
 
 
 def test_valid_records_flow_on():
-    result, bad = quarantine_of("enrollments", [enrollment("e1"), enrollment("e2", userSourcedId="u2", role="teacher", primary=True)])
+    result, bad = quarantine_of(
+        "enrollments",
+        [enrollment("e1"), enrollment("e2", userSourcedId="u2", role="teacher", primary=True)],
+    )
     assert bad == {}
     assert list(result.frame["sourcedId"]) == ["e1", "e2"]
 
@@ -41,12 +53,18 @@ def test_valid_records_flow_on():
     ("row", "reason"),
     [
         (enrollment("e9", userSourcedId="ghost"), "userSourcedId 'ghost': not found in users"),
-        (enrollment("e9", classSourcedId="nowhere"), "classSourcedId 'nowhere': not found in classes"),
+        (
+            enrollment("e9", classSourcedId="nowhere"),
+            "classSourcedId 'nowhere': not found in classes",
+        ),
         (enrollment("e9", schoolSourcedId="s404"), "schoolSourcedId 's404': not found in orgs"),
         (enrollment("e9", role="wizard"), "role 'wizard': not a OneRoster role value"),
         (enrollment("e9", status="archived"), "status 'archived': not a OneRoster status value"),
         (enrollment("e9", role=None), "role: required but missing"),
-        (enrollment("e9", beginDate=dt.date(2026, 9, 1), endDate=dt.date(2026, 8, 1)), "endDate is before beginDate"),
+        (
+            enrollment("e9", beginDate=dt.date(2026, 9, 1), endDate=dt.date(2026, 8, 1)),
+            "endDate is before beginDate",
+        ),
     ],
 )
 def test_each_rule_quarantines_with_its_reason(row, reason):
@@ -69,15 +87,38 @@ def test_legacy_inactive_status_means_tobedeleted():
 
 
 def test_duplicate_sourced_ids_are_all_quarantined():
-    result, _ = quarantine_of("enrollments", [enrollment("e1"), enrollment("e1", role="teacher"), enrollment("e2")])
+    result, _ = quarantine_of(
+        "enrollments", [enrollment("e1"), enrollment("e1", role="teacher"), enrollment("e2")]
+    )
     assert list(result.frame["sourcedId"]) == ["e2"]
     assert list(result.quarantine["reason"]) == ["sourcedId: duplicate 'e1'"] * 2
 
 
 def test_class_terms_are_checked_element_by_element():
-    row = {"sourcedId": "c1", "status": "active", "title": "Math", "courseSourcedId": "k1", "schoolSourcedId": "s1"}
-    refs = {"courses": pa.array(["k1"]), "orgs": pa.array(["s1"]), "academic_sessions": pa.array(["t1", "t2"])}
-    result = validate(COLLECTIONS["classes"], table("classes", [row | {"termSourcedIds": ["t1", "t2"]}, row | {"sourcedId": "c2", "termSourcedIds": ["t1", "t9"]}, row | {"sourcedId": "c3"}]), refs)
+    row = {
+        "sourcedId": "c1",
+        "status": "active",
+        "title": "Math",
+        "courseSourcedId": "k1",
+        "schoolSourcedId": "s1",
+    }
+    refs = {
+        "courses": pa.array(["k1"]),
+        "orgs": pa.array(["s1"]),
+        "academic_sessions": pa.array(["t1", "t2"]),
+    }
+    result = validate(
+        COLLECTIONS["classes"],
+        table(
+            "classes",
+            [
+                row | {"termSourcedIds": ["t1", "t2"]},
+                row | {"sourcedId": "c2", "termSourcedIds": ["t1", "t9"]},
+                row | {"sourcedId": "c3"},
+            ],
+        ),
+        refs,
+    )
     reasons = dict(zip(result.quarantine["sourcedId"], result.quarantine["reason"], strict=True))
     assert list(result.frame["sourcedId"]) == ["c1"]
     assert "termSourcedIds" in reasons["c2"] and "academic_sessions" in reasons["c2"]
@@ -87,10 +128,34 @@ def test_class_terms_are_checked_element_by_element():
 def test_org_parent_cycles_and_unknown_parents():
     rows = [
         {"sourcedId": "d", "status": "active", "name": "District", "type": "district"},
-        {"sourcedId": "a", "status": "active", "name": "A", "type": "school", "parentSourcedId": "b"},
-        {"sourcedId": "b", "status": "active", "name": "B", "type": "school", "parentSourcedId": "a"},
-        {"sourcedId": "s", "status": "active", "name": "S", "type": "school", "parentSourcedId": "d"},
-        {"sourcedId": "o", "status": "active", "name": "O", "type": "school", "parentSourcedId": "missing"},
+        {
+            "sourcedId": "a",
+            "status": "active",
+            "name": "A",
+            "type": "school",
+            "parentSourcedId": "b",
+        },
+        {
+            "sourcedId": "b",
+            "status": "active",
+            "name": "B",
+            "type": "school",
+            "parentSourcedId": "a",
+        },
+        {
+            "sourcedId": "s",
+            "status": "active",
+            "name": "S",
+            "type": "school",
+            "parentSourcedId": "d",
+        },
+        {
+            "sourcedId": "o",
+            "status": "active",
+            "name": "O",
+            "type": "school",
+            "parentSourcedId": "missing",
+        },
     ]
     result = validate(COLLECTIONS["orgs"], table("orgs", rows), {})
     reasons = dict(zip(result.quarantine["sourcedId"], result.quarantine["reason"], strict=True))
@@ -100,5 +165,8 @@ def test_org_parent_cycles_and_unknown_parents():
 
 
 def test_quarantined_share():
-    result, _ = quarantine_of("enrollments", [enrollment("e1"), enrollment("e2", userSourcedId="x"), enrollment("e3"), enrollment("e4")])
+    result, _ = quarantine_of(
+        "enrollments",
+        [enrollment("e1"), enrollment("e2", userSourcedId="x"), enrollment("e3"), enrollment("e4")],
+    )
     assert result.quarantined_share == 0.25

@@ -45,13 +45,38 @@ def test_nights_differ_by_arrivals_withdrawals_and_schedule_changes():
 def test_the_school_year_rolls_over_on_1_august():
     district = District(300, 2)
     before, after = district.snapshot(date(2027, 7, 31)), district.snapshot(date(2027, 8, 1))
-    assert set(before["academic_sessions"]["sourcedId"]) == {"sy-2026", "term-2026-1", "term-2026-2", "gp-2026-1-1", "gp-2026-1-2", "gp-2026-2-1", "gp-2026-2-2"}
+    assert set(before["academic_sessions"]["sourcedId"]) == {
+        "sy-2026",
+        "term-2026-1",
+        "term-2026-2",
+        "gp-2026-1-1",
+        "gp-2026-1-2",
+        "gp-2026-2-1",
+        "gp-2026-2-2",
+    }
     assert "sy-2027" in set(after["academic_sessions"]["sourcedId"])
     assert not set(before["classes"]["sourcedId"]) & set(after["classes"]["sourcedId"])
 
 
 def test_export_writes_a_oneroster_csv_bundle(tmp_path, capsys):
-    assert simulator_main(["export", "--vendor", "genesis", "--students", "200", "--seed", "4", "--night", "2026-11-21", "--out", str(tmp_path)]) == 0
+    assert (
+        simulator_main(
+            [
+                "export",
+                "--vendor",
+                "genesis",
+                "--students",
+                "200",
+                "--seed",
+                "4",
+                "--night",
+                "2026-11-21",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     bundle = tmp_path / "oneroster-2026-11-21.zip"
     assert str(bundle) in capsys.readouterr().out
     with zipfile.ZipFile(bundle) as z:

@@ -17,7 +17,15 @@ def test_paths_follow_the_interface(tmp_path):
     assert str(path).endswith("oneroster/users/2026-11-21/demo-genesis.parquet")
 
 
-@pytest.mark.parametrize(("kind", "night", "tenant"), [("users", "2026-11-21", "../x"), ("users", "../..", "a"), ("../users", "2026-11-21", "a"), ("users", "2026-11-21", "a/b")])
+@pytest.mark.parametrize(
+    ("kind", "night", "tenant"),
+    [
+        ("users", "2026-11-21", "../x"),
+        ("users", "../..", "a"),
+        ("../users", "2026-11-21", "a"),
+        ("users", "2026-11-21", "a/b"),
+    ],
+)
 def test_hostile_segments_are_refused(tmp_path, kind, night, tenant):
     with pytest.raises(ValueError):
         output_path(tmp_path, "oneroster", kind, night, tenant)
@@ -41,7 +49,12 @@ def test_a_failed_write_leaves_the_previous_file_and_no_partial_file(tmp_path, m
 
 def test_round_trip_keeps_types(tmp_path):
     path = UPath(tmp_path) / "x.parquet"
-    frame = pa.table({"l": pa.array([["a"], None], pa.list_(pa.string())), "d": pa.array([None, None], pa.date32())}).to_pandas(types_mapper=pd.ArrowDtype)
+    frame = pa.table(
+        {
+            "l": pa.array([["a"], None], pa.list_(pa.string())),
+            "d": pa.array([None, None], pa.date32()),
+        }
+    ).to_pandas(types_mapper=pd.ArrowDtype)
     write_frame(frame, path)
     assert pq.read_schema(path.path).field("l").type == pa.list_(pa.string())
     assert read_frame(path)["l"].tolist()[0] == ["a"]

@@ -26,7 +26,12 @@ tenants:
 
 def test_the_demo_file_loads():
     tenants = load_tenants(DEMO).tenants
-    assert set(tenants) == {"demo-genesis", "demo-focus", "demo-progressbook", "demo-infinite-campus"}
+    assert set(tenants) == {
+        "demo-genesis",
+        "demo-focus",
+        "demo-progressbook",
+        "demo-infinite-campus",
+    }
     assert tenants["demo-infinite-campus"].oneroster.version == "1.2"
 
 
@@ -42,12 +47,34 @@ def test_a_rest_tenant_loads():
         (REST.replace("district-a", "District_A"), "tenant id 'District_A': must match"),
         (REST.replace("district-a", "../../etc"), "tenant id '../../etc': must match"),
         (REST.replace("district-a", "a|b"), "tenant id 'a|b': must match"),
-        (REST.replace("vendor: infinite_campus", "vendor: powerschool"), "tenant 'district-a': vendor: Input should be"),
-        (REST.replace('version: "1.2"', 'version: "1.0"'), "tenant 'district-a': oneroster.version"),
+        (
+            REST.replace("vendor: infinite_campus", "vendor: powerschool"),
+            "tenant 'district-a': vendor: Input should be",
+        ),
+        (
+            REST.replace('version: "1.2"', 'version: "1.0"'),
+            "tenant 'district-a': oneroster.version",
+        ),
         (REST.replace("type: oauth2", "type: oauth1"), "OneRoster 1.2 allows OAuth 2.0 only"),
-        (REST.replace(', token_url: "https://sis.example.org/campus/oauth2/token?appName=x"', ""), "oauth2 needs token_url"),
-        (REST.replace("      base_url: https://sis.example.org/campus/api/ims/oneroster/rostering/v1p2\n", ""), "source rest needs base_url"),
-        (REST.replace("page_size", "x").replace("source: rest", "source: rest\n      pagesize: 10"), "oneroster.pagesize: Extra inputs are not permitted"),
+        (
+            REST.replace(
+                ', token_url: "https://sis.example.org/campus/oauth2/token?appName=x"', ""
+            ),
+            "oauth2 needs token_url",
+        ),
+        (
+            REST.replace(
+                "      base_url: https://sis.example.org/campus/api/ims/oneroster/rostering/v1p2\n",
+                "",
+            ),
+            "source rest needs base_url",
+        ),
+        (
+            REST.replace("page_size", "x").replace(
+                "source: rest", "source: rest\n      pagesize: 10"
+            ),
+            "oneroster.pagesize: Extra inputs are not permitted",
+        ),
         ("tenants: [1, 2]", "must be a mapping with a 'tenants' mapping"),
         ("tenants: {a: [", "not valid YAML"),
     ],

@@ -1,6 +1,5 @@
 """The nightly job and its schedule: one run per enabled tenant for the night just ended."""
 
-
 import os
 from datetime import timedelta
 
@@ -37,5 +36,13 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
         if not tenant.enabled or tenant_id not in known:
             continue
         key = partition_key(tenant_id, night)
-        requests.append(dg.RunRequest(run_key=str(key), partition_key=key, tags={"tenant": tenant_id, "sis_vendor": tenant.vendor}))
-    return requests or dg.SkipReason("no enabled tenant is registered; run `sis-pipelines tenants sync`")
+        requests.append(
+            dg.RunRequest(
+                run_key=str(key),
+                partition_key=key,
+                tags={"tenant": tenant_id, "sis_vendor": tenant.vendor},
+            )
+        )
+    return requests or dg.SkipReason(
+        "no enabled tenant is registered; run `sis-pipelines tenants sync`"
+    )

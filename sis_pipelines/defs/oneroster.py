@@ -1,6 +1,5 @@
 """One asset per OneRoster collection, per tenant and night, with its quarantine check."""
 
-
 import time
 from datetime import date
 
@@ -25,10 +24,18 @@ QUARANTINE_CHECK = "quarantine"
 
 
 def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+    )
 
 
-def _fetch(context: dg.AssetExecutionContext, tenant_id: str, tenant: Tenant, night: date, collection: Collection) -> FetchResult:
+def _fetch(
+    context: dg.AssetExecutionContext,
+    tenant_id: str,
+    tenant: Tenant,
+    night: date,
+    collection: Collection,
+) -> FetchResult:
     try:
         with open_rostering(tenant_id, tenant, night) as client:
             return client.fetch(collection)
@@ -37,14 +44,20 @@ def _fetch(context: dg.AssetExecutionContext, tenant_id: str, tenant: Tenant, ni
         # chances minutes apart. Only this tenant's run waits: other tenants run apart.
         retries = tenant.oneroster.step_retries
         if exc.transient and context.retry_number < retries:
-            context.log.warning(f"{exc}; retrying the step in {tenant.oneroster.step_retry_wait_s:.0f}s")
-            raise dg.RetryRequested(max_retries=retries, seconds_to_wait=tenant.oneroster.step_retry_wait_s) from None
+            context.log.warning(
+                f"{exc}; retrying the step in {tenant.oneroster.step_retry_wait_s:.0f}s"
+            )
+            raise dg.RetryRequested(
+                max_retries=retries, seconds_to_wait=tenant.oneroster.step_retry_wait_s
+            ) from None
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     except (MissingSecretError, NotImplementedError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
-def _check(tenant: Tenant, quarantined: int, total: int, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+def _check(
+    tenant: Tenant, quarantined: int, total: int, asset_key: dg.AssetKey
+) -> dg.AssetCheckResult:
     share = quarantined / total if total else 0.0
     limit = tenant.validation.max_quarantined_share
     severity = dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN
@@ -53,9 +66,16 @@ def _check(tenant: Tenant, quarantined: int, total: int, asset_key: dg.AssetKey)
         check_name=QUARANTINE_CHECK,
         passed=quarantined == 0,
         severity=severity,
-        metadata={"quarantined": quarantined, "records": total, "quarantined_share": round(share, 6), "max_quarantined_share": limit},
+        metadata={
+            "quarantined": quarantined,
+            "records": total,
+            "quarantined_share": round(share, 6),
+            "max_quarantined_share": limit,
+        },
         description=(
-            f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%})" if quarantined else "every record valid"
+            f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%})"
+            if quarantined
+            else "every record valid"
         ),
     )
 
@@ -64,7 +84,9 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
     name = collection.name
     key = dg.AssetKey(["oneroster", name])
     refs = sorted(referenced_collections(name))
-    ins = {ref: dg.AssetIn(key=["oneroster", ref], metadata={"columns": ["sourcedId"]}) for ref in refs}
+    ins = {
+        ref: dg.AssetIn(key=["oneroster", ref], metadata={"columns": ["sourcedId"]}) for ref in refs
+    }
 
     @dg.asset(
         key=key,
@@ -88,7 +110,12 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             )
         ],
     )
-    def _asset(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake, **upstream: pd.DataFrame):
+    def _asset(
+        context: dg.AssetExecutionContext,
+        tenants: TenantsResource,
+        lake: DataLake,
+        **upstream: pd.DataFrame,
+    ):
         tenant_id, night = tenant_and_night(context)
         tenant = tenants.tenant(tenant_id)
         night_s = night.isoformat()
@@ -126,7 +153,9 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         try:
             result: Validated = validate(collection, fetched.table, references, fetched.rejects)
         except ValueError as exc:
-            raise dg.Failure(description=f"tenant {tenant_id!r}: {exc}", allow_retries=False) from None
+            raise dg.Failure(
+                description=f"tenant {tenant_id!r}: {exc}", allow_retries=False
+            ) from None
         write_frame(result.quarantine, quarantine_path)
         stats = fetched.stats
         quarantined = len(result.quarantine)

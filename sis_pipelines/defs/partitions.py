@@ -9,8 +9,12 @@ import dagster as dg
 from ..nights import deployment_timezone, first_night
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name="tenant")
-night_partitions = dg.DailyPartitionsDefinition(start_date=first_night(), timezone=deployment_timezone())
-tenant_night = dg.MultiPartitionsDefinition({"night": night_partitions, "tenant": tenant_partitions})
+night_partitions = dg.DailyPartitionsDefinition(
+    start_date=first_night(), timezone=deployment_timezone()
+)
+tenant_night = dg.MultiPartitionsDefinition(
+    {"night": night_partitions, "tenant": tenant_partitions}
+)
 
 
 def partition_key(tenant: str, night: date | str) -> dg.MultiPartitionKey:

@@ -20,7 +20,9 @@ class TenantsResource(dg.ConfigurableResource):
     def tenant(self, tenant_id: str) -> Tenant:
         tenants = self.load().tenants
         if tenant_id not in tenants:
-            raise dg.Failure(f"tenant {tenant_id!r} is not in the tenants file {self.path or tenants_path()}")
+            raise dg.Failure(
+                f"tenant {tenant_id!r} is not in the tenants file {self.path or tenants_path()}"
+            )
         return tenants[tenant_id]
 
 
@@ -29,7 +31,9 @@ class DataLake(dg.ConfigurableResource):
 
     root: str = ""  # empty: SIS_PIPELINES_DATA_DIR, read when a run starts
 
-    def path(self, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet") -> UPath:
+    def path(
+        self, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet"
+    ) -> UPath:
         return output_path(self.root or data_dir(), area, kind, night, tenant, suffix)
 
 

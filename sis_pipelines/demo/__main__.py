@@ -40,14 +40,18 @@ def main() -> int:
             outcomes.append(run_tenant_night(instance, tenant, night))
     root = data_dir()
     print()
-    print(f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'quarantined':>11}  canvas changes  gpb requests")
+    print(
+        f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'quarantined':>11}  canvas changes  gpb requests"
+    )
     for outcome in outcomes:
         for name in COLLECTIONS:
             snapshot = output_path(root, "oneroster", name, str(outcome.night), outcome.tenant)
             quarantine = output_path(root, "quarantine", name, str(outcome.night), outcome.tenant)
             rows = parquet_rows(snapshot) if snapshot.exists() else "-"
             bad = parquet_rows(quarantine) if quarantine.exists() else "-"
-            print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}  {'n/a':>14}  {'n/a':>12}")
+            print(
+                f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}  {'n/a':>14}  {'n/a':>12}"
+            )
     print()
     print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
     print(f"Quarantine: {root}/quarantine/<collection>/<night>/<tenant>.parquet")

@@ -28,7 +28,10 @@ from authlib.oauth2.rfc6749 import OAuth2Token
 
 from .errors import OneRosterError, TransientError, error_message
 
-SCOPE_PREFIX = {"1.1": "https://purl.imsglobal.org/spec/or/v1p1/scope/", "1.2": "https://purl.imsglobal.org/spec/or/v1p2/scope/"}
+SCOPE_PREFIX = {
+    "1.1": "https://purl.imsglobal.org/spec/or/v1p1/scope/",
+    "1.2": "https://purl.imsglobal.org/spec/or/v1p2/scope/",
+}
 ROSTER_SCOPES = ("roster.readonly", "roster-demographics.readonly")
 
 
@@ -44,7 +47,9 @@ def hmac_sha256_signature(base_string: str, client_secret: str, token_secret: st
 
 
 def _sign_hmac_sha256(client: ClientAuth, request: object) -> str:
-    return hmac_sha256_signature(generate_signature_base_string(request), client.client_secret, client.token_secret)
+    return hmac_sha256_signature(
+        generate_signature_base_string(request), client.client_secret, client.token_secret
+    )
 
 
 class _ClientAuthSha256(ClientAuth):
@@ -60,7 +65,9 @@ class OAuth1HmacSha256(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         body = request.content or None
-        _, headers, _ = self._signer.sign(request.method, str(request.url), dict(request.headers), body)
+        _, headers, _ = self._signer.sign(
+            request.method, str(request.url), dict(request.headers), body
+        )
         request.headers["Authorization"] = headers["Authorization"]
         yield request
 
@@ -96,7 +103,9 @@ class ClientCredentials(httpx.Auth):
     ):
         self._tenant = tenant
         self._token_url = token_url
-        self._basic = base64.b64encode(f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()).decode()
+        self._basic = base64.b64encode(
+            f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
+        ).decode()
         self._scope = scope
         self._leeway = leeway_s
         self._token: OAuth2Token | None = None
@@ -120,19 +129,27 @@ class ClientCredentials(httpx.Auth):
     def _store(self, response: httpx.Response) -> str:
         endpoint = urlsplit(self._token_url).path
         if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(self._tenant, endpoint, error_message(response.content, response.headers.get("content-type", "")), response.status_code)
+            raise TransientError(
+                self._tenant,
+                endpoint,
+                error_message(response.content, response.headers.get("content-type", "")),
+                response.status_code,
+            )
         if response.status_code != 200:
             raise OneRosterError(
                 self._tenant,
                 endpoint,
-                "token request refused: " + error_message(response.content, response.headers.get("content-type", "")),
+                "token request refused: "
+                + error_message(response.content, response.headers.get("content-type", "")),
                 response.status_code,
             )
         try:
             payload = orjson.loads(response.content)
             access = payload["access_token"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise TransientError(self._tenant, endpoint, "token response is not a JSON token", response.status_code) from None
+            raise TransientError(
+                self._tenant, endpoint, "token response is not a JSON token", response.status_code
+            ) from None
         payload.setdefault("expires_at", int(time.time()) + int(payload.get("expires_in") or 3600))
         with self._lock:
             self._token = OAuth2Token(payload)

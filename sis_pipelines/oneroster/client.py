@@ -6,6 +6,7 @@ Plain Python over httpx. One client per tenant; it is safe to share between thre
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import random
 import threading
@@ -124,7 +125,9 @@ class OneRosterClient:
             # Never follow redirects: credentials go to the tenant's configured host only.
             follow_redirects=False,
             headers={"Accept": "application/json", **(headers or {})},
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
         )
 
     def close(self) -> None:
@@ -138,7 +141,9 @@ class OneRosterClient:
 
     # ------------------------------------------------------------ one request
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> tuple[Any, httpx.Headers]:
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> tuple[Any, httpx.Headers]:
         """GET base_url/path with retries; the decoded body and the response headers."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         endpoint = urlsplit(url).path
@@ -159,12 +164,18 @@ class OneRosterClient:
             except httpx.TimeoutException:
                 error = TransientError(self.tenant, endpoint, "timed out")
             except httpx.TransportError as exc:
-                error = TransientError(self.tenant, endpoint, f"connection failed ({type(exc).__name__})")
+                error = TransientError(
+                    self.tenant, endpoint, f"connection failed ({type(exc).__name__})"
+                )
             delay = self.retry.delay(attempt - 1, retry_after)
             elapsed = time.monotonic() - started
             if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_elapsed_s:
                 raise OneRosterError(
-                    self.tenant, endpoint, f"gave up after {attempt} attempts: {error.sis_message}", error.status, transient=True
+                    self.tenant,
+                    endpoint,
+                    f"gave up after {attempt} attempts: {error.sis_message}",
+                    error.status,
+                    transient=True,
                 ) from None
             self._count("retries")
             log.warning("%s; retrying in %.1fs", error, delay)
@@ -174,17 +185,31 @@ class OneRosterClient:
         status = response.status_code
         content_type = response.headers.get("content-type", "")
         if status in RETRY_STATUSES:
-            raise TransientError(self.tenant, endpoint, error_message(response.content, content_type), status)
+            raise TransientError(
+                self.tenant, endpoint, error_message(response.content, content_type), status
+            )
         if 300 <= status < 400:
             target = urlsplit(response.headers.get("location", "")).netloc or "another location"
-            raise OneRosterError(self.tenant, endpoint, f"redirected to {target}; not followed, credentials stay with the configured host", status)
+            raise OneRosterError(
+                self.tenant,
+                endpoint,
+                f"redirected to {target}; not followed, credentials stay with the configured host",
+                status,
+            )
         if status != 200:
-            raise OneRosterError(self.tenant, endpoint, error_message(response.content, content_type), status)
+            raise OneRosterError(
+                self.tenant, endpoint, error_message(response.content, content_type), status
+            )
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             # A 200 whose body is cut or not JSON: a proxy or a dropped stream, worth another try.
-            raise TransientError(self.tenant, endpoint, f"response is not valid JSON ({error_message(response.content, content_type)[:80]})", status) from None
+            raise TransientError(
+                self.tenant,
+                endpoint,
+                f"response is not valid JSON ({error_message(response.content, content_type)[:80]})",
+                status,
+            ) from None
         message = imsx_message(body)
         if message:
             raise OneRosterError(self.tenant, endpoint, message, status)
@@ -205,7 +230,9 @@ class OneRosterClient:
             params |= {"sort": "sourcedId", "orderBy": "asc"}
         body, headers = self.get_json(collection.endpoint, params)
         self._count("requests")
-        return Page(envelope_records(body, collection, self.tenant), _total(headers), _has_next(headers))
+        return Page(
+            envelope_records(body, collection, self.tenant), _total(headers), _has_next(headers)
+        )
 
     def fetch(self, collection: Collection) -> FetchResult:
         """Every record of a collection, normalised; see :func:`paginate`."""
@@ -245,7 +272,9 @@ def envelope_records(body: Any, collection: Collection, tenant: str) -> list[dic
         lists = [v for v in body.values() if isinstance(v, list)]
         if len(lists) == 1:
             return lists[0]
-    raise OneRosterError(tenant, collection.endpoint, f"response has no {collection.envelope!r} array")
+    raise OneRosterError(
+        tenant, collection.endpoint, f"response has no {collection.envelope!r} array"
+    )
 
 
 def _total(headers: httpx.Headers) -> int | None:
@@ -282,12 +311,14 @@ def _ids(records: list[dict]) -> list[Any]:
 
 def _ascending(ids: list[Any]) -> bool:
     try:
-        return all(a < b for a, b in zip(ids, ids[1:], strict=False))
+        return all(a < b for a, b in itertools.pairwise(ids))
     except TypeError:
         return False
 
 
-def paginate(client: OneRosterClient, collection: Collection, stats: FetchStats) -> Iterator[list[dict]]:
+def paginate(
+    client: OneRosterClient, collection: Collection, stats: FetchStats
+) -> Iterator[list[dict]]:
     """Yield the records of a collection page by page, without losing or repeating rows.
 
     Real providers send no count and no Link header, clamp the page size silently and
@@ -318,20 +349,46 @@ def paginate(client: OneRosterClient, collection: Collection, stats: FetchStats)
             stats.totals_reported.append(page.total)
         ids = _ids(records)
         if anchored and n > 1 and not _ascending([i for i in ids if i is not None]):
-            log.info("tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating", client.tenant, stats.endpoint)
+            log.info(
+                "tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating",
+                client.tenant,
+                stats.endpoint,
+            )
             anchored = False
             stats.sorted_by_server = False
-        if anchored and anchor is not None and n and ids[0] is not None and ids[0] < anchor and anchor not in ids:
+        if (
+            anchored
+            and anchor is not None
+            and n
+            and ids[0] is not None
+            and ids[0] < anchor
+            and anchor not in ids
+        ):
             # Sorted pages that do not line up: the server does not sort the whole collection.
             # Start again by plain offset; fetch() de-duplicates what was already taken.
-            log.warning("tenant %r: %s pages do not follow sourcedId order; starting again by offset", client.tenant, stats.endpoint)
+            log.warning(
+                "tenant %r: %s pages do not follow sourcedId order; starting again by offset",
+                client.tenant,
+                stats.endpoint,
+            )
             anchored, stats.sorted_by_server, consumed, served = False, False, 0, None
             continue
-        if anchored and anchor is not None and offset > 0 and n and ids[0] is not None and ids[0] > anchor:
+        if (
+            anchored
+            and anchor is not None
+            and offset > 0
+            and n
+            and ids[0] is not None
+            and ids[0] > anchor
+        ):
             stats.drift_rewinds += 1
             rewind = max(1, rewind * 2)
             if rewind > 64 * (served or requested):
-                raise OneRosterError(client.tenant, stats.endpoint, "the collection changes faster than it can be paged")
+                raise OneRosterError(
+                    client.tenant,
+                    stats.endpoint,
+                    "the collection changes faster than it can be paged",
+                )
             continue
         rewind = 0
         if anchored and anchor is not None:
@@ -343,7 +400,9 @@ def paginate(client: OneRosterClient, collection: Collection, stats: FetchStats)
             yield records
         if anchored:
             known = [i for i in ids if i is not None]
-            anchor = max([anchor, *known]) if anchor is not None else (max(known) if known else None)
+            anchor = (
+                max([anchor, *known]) if anchor is not None else (max(known) if known else None)
+            )
         consumed = offset + n
         if n == 0 or page.has_next is False:
             return
@@ -360,4 +419,10 @@ def paginate(client: OneRosterClient, collection: Collection, stats: FetchStats)
             return
         if served < requested and stats.page_size_served is None:
             stats.page_size_served = served
-            log.warning("tenant %r: %s serves %d records per page, not the %d asked for", client.tenant, stats.endpoint, served, requested)
+            log.warning(
+                "tenant %r: %s serves %d records per page, not the %d asked for",
+                client.tenant,
+                stats.endpoint,
+                served,
+                requested,
+            )

@@ -15,7 +15,14 @@ MAX_MESSAGE = 300
 class OneRosterError(Exception):
     """A OneRoster provider refused or failed a request."""
 
-    def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None, transient: bool = False):
+    def __init__(
+        self,
+        tenant: str,
+        endpoint: str,
+        message: str,
+        status: int | None = None,
+        transient: bool = False,
+    ):
         self.transient = transient
         self.tenant = tenant
         self.endpoint = endpoint
@@ -62,8 +69,13 @@ def imsx_message(body: Any) -> str | None:
         fields = minor.get("imsx_codeminorfield") or []
         if isinstance(fields, dict):
             fields = [fields]
-        minor = ", ".join(str(f.get("imsx_codeminorfieldvalue")) for f in fields if isinstance(f, dict))
-    parts = [str(info.get("imsx_description") or "").strip(), f"({major}{'/' + str(minor) if minor else ''})"]
+        minor = ", ".join(
+            str(f.get("imsx_codeminorfieldvalue")) for f in fields if isinstance(f, dict)
+        )
+    parts = [
+        str(info.get("imsx_description") or "").strip(),
+        f"({major}{'/' + str(minor) if minor else ''})",
+    ]
     return " ".join(p for p in parts if p)
 
 

@@ -87,13 +87,19 @@ def _raw_values(records: list[dict], f: Field) -> list[Any]:
         return [_ref_id(r.get(name)) for r in records]
     if f.kind is Kind.REFS:
         return [
-            None if (v := r.get(name)) is None else [_ref_id(x) for x in v] if isinstance(v, list) else v
+            None
+            if (v := r.get(name)) is None
+            else [_ref_id(x) for x in v]
+            if isinstance(v, list)
+            else v
             for r in records
         ]
     return [r.get(name) for r in records]
 
 
-def _strings(values: list[Any], bad: np.ndarray, reasons: list[str | None], column: str) -> pa.Array:
+def _strings(
+    values: list[Any], bad: np.ndarray, reasons: list[str | None], column: str
+) -> pa.Array:
     try:
         return pa.array(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -109,7 +115,9 @@ def _strings(values: list[Any], bad: np.ndarray, reasons: list[str | None], colu
         return pa.array(out, pa.string())
 
 
-def _string_lists(values: list[Any], bad: np.ndarray, reasons: list[str | None], column: str) -> pa.Array:
+def _string_lists(
+    values: list[Any], bad: np.ndarray, reasons: list[str | None], column: str
+) -> pa.Array:
     # Arrow would read a plain string as a list of characters, so those take the slow path.
     if not any(isinstance(v, str) for v in values):
         try:
@@ -242,7 +250,11 @@ def _user_roles_1p2(records: list[dict]) -> None:
 def normalise_page(collection: Collection, records: list[dict]) -> tuple[pa.Table, Rejects]:
     """One page of REST records (1.1 or 1.2) to (canonical table, rejects)."""
     rejects = Rejects()
-    records = [r for r in records if isinstance(r, dict) or rejects.add(None, "record is not a JSON object", r)]
+    records = [
+        r
+        for r in records
+        if isinstance(r, dict) or rejects.add(None, "record is not a JSON object", r)
+    ]
     if collection.name == "users":
         _user_roles_1p2(records)
     n = len(records)
@@ -253,7 +265,8 @@ def normalise_page(collection: Collection, records: list[dict]) -> tuple[pa.Tabl
         values = _raw_values(records, f)
         if f.kind is Kind.JSON:
             columns[f.column] = pa.array(
-                [None if v is None else orjson.dumps(v, default=str).decode() for v in values], pa.string()
+                [None if v is None else orjson.dumps(v, default=str).decode() for v in values],
+                pa.string(),
             )
             continue
         if f.kind in (Kind.REFS, Kind.STRINGS):
@@ -266,7 +279,9 @@ def normalise_page(collection: Collection, records: list[dict]) -> tuple[pa.Tabl
                 raw = _strings(values, bad, reasons, f.column)
         else:
             raw = _strings(values, bad, reasons, f.column)
-        converter = {Kind.BOOL: to_bool, Kind.DATE: to_date, Kind.DATETIME: to_timestamp}.get(f.kind)
+        converter = {Kind.BOOL: to_bool, Kind.DATE: to_date, Kind.DATETIME: to_timestamp}.get(
+            f.kind
+        )
         if converter is None:
             columns[f.column] = raw
             continue
@@ -276,7 +291,9 @@ def normalise_page(collection: Collection, records: list[dict]) -> tuple[pa.Tabl
         columns[f.column] = converted
     table = pa.table(columns, schema=arrow_schema(collection))
     ids = table["sourcedId"]
-    missing_id = pc.or_(pc.is_null(ids), pc.equal(ids, "")).fill_null(True).to_numpy(zero_copy_only=False)
+    missing_id = (
+        pc.or_(pc.is_null(ids), pc.equal(ids, "")).fill_null(True).to_numpy(zero_copy_only=False)
+    )
     for i in np.flatnonzero(missing_id & ~bad):
         _flag(bad, reasons, int(i), "sourcedId: missing")
     if bad.any():

@@ -23,8 +23,19 @@ ORG_TYPES = {"department", "school", "district", "local", "state", "national"}
 SESSION_TYPES = {"gradingPeriod", "semester", "schoolYear", "term"}
 CLASS_TYPES = {"homeroom", "scheduled"}
 ROLES = {  # RoleType of 1.1 and 1.2 together: users of either version land in one column
-    "administrator", "aide", "guardian", "parent", "proctor", "relative", "student", "teacher",
-    "counselor", "districtAdministrator", "principal", "siteAdministrator", "systemAdministrator",
+    "administrator",
+    "aide",
+    "guardian",
+    "parent",
+    "proctor",
+    "relative",
+    "student",
+    "teacher",
+    "counselor",
+    "districtAdministrator",
+    "principal",
+    "siteAdministrator",
+    "systemAdministrator",
 }
 SEX = {"male", "female", "unspecified", "other"}
 
@@ -55,11 +66,19 @@ REFERENCES: dict[tuple[str, str], str] = {
 
 
 def referenced_collections(collection: str) -> set[str]:
-    return {target for (source, _), target in REFERENCES.items() if source == collection and target != collection}
+    return {
+        target
+        for (source, _), target in REFERENCES.items()
+        if source == collection and target != collection
+    }
 
 
 def _arrow(series: pd.Series) -> pyarrow_.ChunkedArray | pyarrow_.Array:
-    return pyarrow_.array(series) if not isinstance(series.dtype, pd.ArrowDtype) else series.array._pa_array
+    return (
+        pyarrow_.array(series)
+        if not isinstance(series.dtype, pd.ArrowDtype)
+        else series.array._pa_array
+    )
 
 
 def enum_check(values: set[str], column: str) -> pa.Check:
@@ -70,7 +89,11 @@ def enum_check(values: set[str], column: str) -> pa.Check:
         ok = pc.or_(pc.is_in(arr, allowed), pc.starts_with(arr, "ext:"))
         return pd.Series(ok.fill_null(True).to_numpy(zero_copy_only=False), index=series.index)
 
-    return pa.Check(check, name=f"{column} in {sorted(values)} or ext:…", error=f"not a OneRoster {column} value (nor ext:…)")
+    return pa.Check(
+        check,
+        name=f"{column} in {sorted(values)} or ext:…",
+        error=f"not a OneRoster {column} value (nor ext:…)",
+    )
 
 
 def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
@@ -85,7 +108,9 @@ def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
             ok = np.ones(len(arr), dtype=bool)
             ok[np.unique(parents[missing])] = False
         else:
-            ok = pc.is_in(arr, ids).to_numpy(zero_copy_only=False) | pc.is_null(arr).to_numpy(zero_copy_only=False)
+            ok = pc.is_in(arr, ids).to_numpy(zero_copy_only=False) | pc.is_null(arr).to_numpy(
+                zero_copy_only=False
+            )
         return pd.Series(ok, index=series.index)
 
     return pa.Check(check, name=f"{column} references {target}", error=f"not found in {target}")
@@ -119,7 +144,9 @@ def _no_parent_cycles(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(~in_cycle, index=frame.index)
 
 
-def schema_for(collection: Collection, references: Mapping[str, pyarrow_.Array]) -> pa.DataFrameSchema:
+def schema_for(
+    collection: Collection, references: Mapping[str, pyarrow_.Array]
+) -> pa.DataFrameSchema:
     """The schema of a collection, with the sourcedIds of the collections it refers to."""
     columns: dict[str, pa.Column] = {}
     for f in collection.fields:
@@ -144,8 +171,16 @@ def schema_for(collection: Collection, references: Mapping[str, pyarrow_.Array])
     if collection.name == "enrollments":
         frame_checks.append(_date_order("beginDate", "endDate"))
     if collection.name in ("orgs", "academic_sessions"):
-        frame_checks.append(pa.Check(_no_parent_cycles, name="no parent cycles", error="parentSourcedId: the parent chain loops back"))
-    return pa.DataFrameSchema(columns, checks=frame_checks, strict=True, ordered=False, name=collection.name, coerce=False)
+        frame_checks.append(
+            pa.Check(
+                _no_parent_cycles,
+                name="no parent cycles",
+                error="parentSourcedId: the parent chain loops back",
+            )
+        )
+    return pa.DataFrameSchema(
+        columns, checks=frame_checks, strict=True, ordered=False, name=collection.name, coerce=False
+    )
 
 
 def schemas() -> dict[str, pa.DataFrameSchema]:

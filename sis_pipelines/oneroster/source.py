@@ -7,7 +7,6 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
-
 from functools import lru_cache
 
 import httpx
@@ -24,7 +23,9 @@ class MissingSecretError(RuntimeError):
 def _secret(tenant_id: str, key: str, env_name: str | None, env: Mapping[str, str]) -> str:
     value = env.get(env_name or "")
     if not value:
-        raise MissingSecretError(f"tenant {tenant_id!r}: environment variable {env_name} ({key}) is not set")
+        raise MissingSecretError(
+            f"tenant {tenant_id!r}: environment variable {env_name} ({key}) is not set"
+        )
     return value
 
 
@@ -39,10 +40,22 @@ def build_auth(tenant_id: str, tenant: Tenant, env: Mapping[str, str] = os.envir
     if auth.type == "oauth1":
         return OAuth1HmacSha256(client_id, client_secret)
     assert auth.token_url is not None
-    return ClientCredentials(tenant_id, auth.token_url, client_id, client_secret, auth.scope or default_scope(cfg.version))
+    return ClientCredentials(
+        tenant_id,
+        auth.token_url,
+        client_id,
+        client_secret,
+        auth.scope or default_scope(cfg.version),
+    )
 
 
-def rest_client(tenant_id: str, tenant: Tenant, auth: httpx.Auth, base_url: str, retry: RetryPolicy | None = None) -> OneRosterClient:
+def rest_client(
+    tenant_id: str,
+    tenant: Tenant,
+    auth: httpx.Auth,
+    base_url: str,
+    retry: RetryPolicy | None = None,
+) -> OneRosterClient:
     cfg = tenant.oneroster
     return OneRosterClient(
         tenant_id,
@@ -65,7 +78,9 @@ def _district(students: int, seed: int) -> object:
 
 
 @contextmanager
-def open_rostering(tenant_id: str, tenant: Tenant, night: date, env: Mapping[str, str] = os.environ) -> Iterator[OneRosterClient]:
+def open_rostering(
+    tenant_id: str, tenant: Tenant, night: date, env: Mapping[str, str] = os.environ
+) -> Iterator[OneRosterClient]:
     """A client for the tenant's rostering service as it stands for ``night``.
 
     A real SIS serves only its present state; the simulator serves the night asked for,
@@ -74,7 +89,9 @@ def open_rostering(tenant_id: str, tenant: Tenant, night: date, env: Mapping[str
     cfg = tenant.oneroster
     if cfg.source == "rest":
         assert cfg.base_url is not None
-        with rest_client(tenant_id, tenant, build_auth(tenant_id, tenant, env), cfg.base_url) as client:
+        with rest_client(
+            tenant_id, tenant, build_auth(tenant_id, tenant, env), cfg.base_url
+        ) as client:
             yield client
         return
     if cfg.source == "simulator":
@@ -84,13 +101,23 @@ def open_rostering(tenant_id: str, tenant: Tenant, night: date, env: Mapping[str
         profile = VENDORS[tenant.vendor].with_(version=cfg.version)
         client_secret = secrets.token_urlsafe(16)
         district = _district(cfg.students, cfg.seed)
-        with SimulatorServer(profile, night=night, client_id=tenant_id, client_secret=client_secret, district=district) as sim:  # type: ignore[arg-type]
+        with SimulatorServer(
+            profile,
+            night=night,
+            client_id=tenant_id,
+            client_secret=client_secret,
+            district=district,
+        ) as sim:  # type: ignore[arg-type]
             auth: httpx.Auth
             if profile.auth == "oauth1":
                 auth = OAuth1HmacSha256(tenant_id, client_secret)
             else:
-                auth = ClientCredentials(tenant_id, sim.token_url, tenant_id, client_secret, default_scope(cfg.version))
+                auth = ClientCredentials(
+                    tenant_id, sim.token_url, tenant_id, client_secret, default_scope(cfg.version)
+                )
             with rest_client(tenant_id, tenant, auth, sim.base_url) as client:
                 yield client
         return
-    raise NotImplementedError(f"tenant {tenant_id!r}: OneRoster source {cfg.source!r} is not supported yet (CSV bundles arrive with their own issue)")
+    raise NotImplementedError(
+        f"tenant {tenant_id!r}: OneRoster source {cfg.source!r} is not supported yet (CSV bundles arrive with their own issue)"
+    )

@@ -41,11 +41,19 @@ def _legacy_status(table: pyarrow_.Table) -> pyarrow_.Table:
     return table.set_column(table.schema.get_field_index("status"), "status", status)
 
 
-def _reasons(collection: Collection, errors: pa.errors.SchemaErrors, frame: pd.DataFrame) -> dict[int, list[str]]:
+def _reasons(
+    collection: Collection, errors: pa.errors.SchemaErrors, frame: pd.DataFrame
+) -> dict[int, list[str]]:
     cases = errors.failure_cases
     by_row: dict[int, list[str]] = {}
     row_level = cases[cases["index"].notna()]
-    for column, check, value, index in zip(row_level["column"], row_level["check"], row_level["failure_case"], row_level["index"], strict=True):
+    for column, check, value, index in zip(
+        row_level["column"],
+        row_level["check"],
+        row_level["failure_case"],
+        row_level["index"],
+        strict=True,
+    ):
         reason = _explain(collection, column, str(check), value)
         reasons = by_row.setdefault(int(index), [])
         if reason not in reasons and len(reasons) < MAX_REASONS_PER_RECORD:
@@ -53,13 +61,29 @@ def _reasons(collection: Collection, errors: pa.errors.SchemaErrors, frame: pd.D
     frame_level = cases[cases["index"].isna()]
     if len(frame_level):
         # Type mismatches and missing columns concern every record: the collection is unusable.
-        detail = "; ".join(sorted({f"{c}: {k} {v}" for c, k, v in zip(frame_level["column"], frame_level["check"], frame_level["failure_case"], strict=True)}))
+        detail = "; ".join(
+            sorted(
+                {
+                    f"{c}: {k} {v}"
+                    for c, k, v in zip(
+                        frame_level["column"],
+                        frame_level["check"],
+                        frame_level["failure_case"],
+                        strict=True,
+                    )
+                }
+            )
+        )
         raise ValueError(f"{collection.name}: the collection does not match its schema: {detail}")
     return by_row
 
 
 def _explain(collection: Collection, column: str | None, check: str, value: object) -> str:
-    shown = "null" if value is None or (not isinstance(value, list | np.ndarray) and pd.isna(value)) else repr(value)
+    shown = (
+        "null"
+        if value is None or (not isinstance(value, list | np.ndarray) and pd.isna(value))
+        else repr(value)
+    )
     if check == "not_nullable":
         return f"{column}: required but missing"
     if check == "field_uniqueness":
@@ -69,7 +93,12 @@ def _explain(collection: Collection, column: str | None, check: str, value: obje
     return f"{column} {shown}: {check}"
 
 
-def validate(collection: Collection, table: pyarrow_.Table, references: Mapping[str, pyarrow_.Array], rejects: Rejects | None = None) -> Validated:
+def validate(
+    collection: Collection,
+    table: pyarrow_.Table,
+    references: Mapping[str, pyarrow_.Array],
+    rejects: Rejects | None = None,
+) -> Validated:
     """Split a normalised collection into valid records and quarantined ones.
 
     ``references`` holds the sourcedIds of the collections this one refers to (its own
@@ -77,7 +106,11 @@ def validate(collection: Collection, table: pyarrow_.Table, references: Mapping[
     """
     table = _legacy_status(table.cast(arrow_schema(collection)))
     refs = dict(references)
-    if any(target == collection.name for (source, _), target in REFERENCES.items() if source == collection.name):
+    if any(
+        target == collection.name
+        for (source, _), target in REFERENCES.items()
+        if source == collection.name
+    ):
         refs[collection.name] = pc.unique(table["sourcedId"].combine_chunks().drop_null())
     frame = to_frame(table)
     schema = schema_for(collection, refs)
@@ -95,7 +128,10 @@ def validate(collection: Collection, table: pyarrow_.Table, references: Mapping[
         quarantined.append(
             pd.DataFrame(
                 {
-                    "sourcedId": failing["sourcedId"].astype(object).where(failing["sourcedId"].notna(), None).to_numpy(),
+                    "sourcedId": failing["sourcedId"]
+                    .astype(object)
+                    .where(failing["sourcedId"].notna(), None)
+                    .to_numpy(),
                     "reason": ["; ".join(bad[int(i)]) for i in rows],
                     "record": records,
                 }
@@ -104,8 +140,18 @@ def validate(collection: Collection, table: pyarrow_.Table, references: Mapping[
         keep = np.ones(len(frame), dtype=bool)
         keep[positions] = False
         frame = frame[keep].reset_index(drop=True)
-    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame({"sourcedId": [], "reason": [], "record": []})
-    quarantine = quarantine.astype({"sourcedId": pd.ArrowDtype(pyarrow_.string()), "reason": pd.ArrowDtype(pyarrow_.string()), "record": pd.ArrowDtype(pyarrow_.string())})
+    quarantine = (
+        pd.concat(quarantined, ignore_index=True)
+        if quarantined
+        else pd.DataFrame({"sourcedId": [], "reason": [], "record": []})
+    )
+    quarantine = quarantine.astype(
+        {
+            "sourcedId": pd.ArrowDtype(pyarrow_.string()),
+            "reason": pd.ArrowDtype(pyarrow_.string()),
+            "record": pd.ArrowDtype(pyarrow_.string()),
+        }
+    )
     return Validated(frame, quarantine)
 
 

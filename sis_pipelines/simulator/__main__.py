@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -34,20 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         print(export_bundle(district, args.night, args.out))
         return 0
-    sim = SimulatorServer(args.vendor, night=args.night, client_id=args.client_id, client_secret=args.client_secret, port=args.port, district=district)
+    sim = SimulatorServer(
+        args.vendor,
+        night=args.night,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        port=args.port,
+        district=district,
+    )
     sim.start()
     profile = sim.profile
-    print(f"OneRoster {profile.version} simulator ({profile.name}, {profile.auth}) for night {args.night}")
+    print(
+        f"OneRoster {profile.version} simulator ({profile.name}, {profile.auth}) for night {args.night}"
+    )
     print(f"  base URL:  {sim.base_url}")
     if profile.auth == "oauth2":
         print(f"  token URL: {sim.token_url}")
     print(f"  client id: {args.client_id}   (Ctrl-C stops)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     sim.stop()
     return 0
 

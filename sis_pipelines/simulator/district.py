@@ -11,7 +11,7 @@ sessions, courses, classes and enrollments), the known term-rollover date.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -24,8 +24,66 @@ STUDENTS_PER_SCHOOL = 650
 STUDENTS_PER_TEACHER = 15
 CLASS_SIZE = 25
 
-GIVEN = np.array("Ava Ben Chloe Daniel Emma Felix Grace Hugo Isla Jack Kai Lena Mateo Nora Omar Priya Quinn Ravi Sofia Theo Uma Victor Willa Xavier Yara Zane".split())
-FAMILY = np.array("Garcia Smith Nguyen Johnson Patel Brown Kim Lopez Williams Chen Davis Martinez Wilson Anderson Thomas Taylor Moore Jackson Lee Harris Clark Lewis Walker Young Allen King".split())
+GIVEN = np.array(
+    [
+        "Ava",
+        "Ben",
+        "Chloe",
+        "Daniel",
+        "Emma",
+        "Felix",
+        "Grace",
+        "Hugo",
+        "Isla",
+        "Jack",
+        "Kai",
+        "Lena",
+        "Mateo",
+        "Nora",
+        "Omar",
+        "Priya",
+        "Quinn",
+        "Ravi",
+        "Sofia",
+        "Theo",
+        "Uma",
+        "Victor",
+        "Willa",
+        "Xavier",
+        "Yara",
+        "Zane",
+    ]
+)
+FAMILY = np.array(
+    [
+        "Garcia",
+        "Smith",
+        "Nguyen",
+        "Johnson",
+        "Patel",
+        "Brown",
+        "Kim",
+        "Lopez",
+        "Williams",
+        "Chen",
+        "Davis",
+        "Martinez",
+        "Wilson",
+        "Anderson",
+        "Thomas",
+        "Taylor",
+        "Moore",
+        "Jackson",
+        "Lee",
+        "Harris",
+        "Clark",
+        "Lewis",
+        "Walker",
+        "Young",
+        "Allen",
+        "King",
+    ]
+)
 LEVELS = {  # school level -> (grades, slots per semester)
     "elementary": (["KG", "01", "02", "03", "04", "05"], 4),
     "middle": (["06", "07", "08"], 6),
@@ -34,7 +92,15 @@ LEVELS = {  # school level -> (grades, slots per semester)
 SUBJECTS = {
     "elementary": ["Homeroom", "Art", "Music", "Physical Education"],
     "middle": ["Mathematics", "English", "Science", "Social Studies", "Physical Education", "Art"],
-    "high": ["Algebra", "English", "Biology", "History", "Physical Education", "Spanish", "Computer Science"],
+    "high": [
+        "Algebra",
+        "English",
+        "Biology",
+        "History",
+        "Physical Education",
+        "Spanish",
+        "Computer Science",
+    ],
 }
 
 
@@ -51,15 +117,59 @@ class Calendar:
     def sessions(self) -> pd.DataFrame:
         y = self.year
         rows = [
-            (f"sy-{y}", f"{y}-{y + 1} School Year", "schoolYear", date(y, 8, 1), date(y + 1, 6, 30), None),
+            (
+                f"sy-{y}",
+                f"{y}-{y + 1} School Year",
+                "schoolYear",
+                date(y, 8, 1),
+                date(y + 1, 6, 30),
+                None,
+            ),
             (f"term-{y}-1", f"Fall {y}", "semester", date(y, 8, 15), date(y + 1, 1, 15), f"sy-{y}"),
-            (f"term-{y}-2", f"Spring {y + 1}", "semester", date(y + 1, 1, 16), date(y + 1, 6, 10), f"sy-{y}"),
-            (f"gp-{y}-1-1", f"Q1 {y}", "gradingPeriod", date(y, 8, 15), date(y, 10, 31), f"term-{y}-1"),
-            (f"gp-{y}-1-2", f"Q2 {y}", "gradingPeriod", date(y, 11, 1), date(y + 1, 1, 15), f"term-{y}-1"),
-            (f"gp-{y}-2-1", f"Q3 {y}", "gradingPeriod", date(y + 1, 1, 16), date(y + 1, 3, 31), f"term-{y}-2"),
-            (f"gp-{y}-2-2", f"Q4 {y}", "gradingPeriod", date(y + 1, 4, 1), date(y + 1, 6, 10), f"term-{y}-2"),
+            (
+                f"term-{y}-2",
+                f"Spring {y + 1}",
+                "semester",
+                date(y + 1, 1, 16),
+                date(y + 1, 6, 10),
+                f"sy-{y}",
+            ),
+            (
+                f"gp-{y}-1-1",
+                f"Q1 {y}",
+                "gradingPeriod",
+                date(y, 8, 15),
+                date(y, 10, 31),
+                f"term-{y}-1",
+            ),
+            (
+                f"gp-{y}-1-2",
+                f"Q2 {y}",
+                "gradingPeriod",
+                date(y, 11, 1),
+                date(y + 1, 1, 15),
+                f"term-{y}-1",
+            ),
+            (
+                f"gp-{y}-2-1",
+                f"Q3 {y}",
+                "gradingPeriod",
+                date(y + 1, 1, 16),
+                date(y + 1, 3, 31),
+                f"term-{y}-2",
+            ),
+            (
+                f"gp-{y}-2-2",
+                f"Q4 {y}",
+                "gradingPeriod",
+                date(y + 1, 4, 1),
+                date(y + 1, 6, 10),
+                f"term-{y}-2",
+            ),
         ]
-        frame = pd.DataFrame(rows, columns=["sourcedId", "title", "type", "startDate", "endDate", "parentSourcedId"])
+        frame = pd.DataFrame(
+            rows, columns=["sourcedId", "title", "type", "startDate", "endDate", "parentSourcedId"]
+        )
         children = frame.groupby("parentSourcedId")["sourcedId"].agg(list)
         frame["childSourcedIds"] = frame["sourcedId"].map(children)
         frame["schoolYear"] = str(y + 1)
@@ -85,7 +195,9 @@ class District:
         self.n_schools = max(3, round(students / STUDENTS_PER_SCHOOL))
         # Half elementary, a quarter each middle and high, at least one of each.
         pos = (np.arange(self.n_schools) + 0.5) / self.n_schools
-        self.school_level = np.where(pos < 0.5, "elementary", np.where(pos < 0.75, "middle", "high"))
+        self.school_level = np.where(
+            pos < 0.5, "elementary", np.where(pos < 0.75, "middle", "high")
+        )
         self.school_ids = np.array([f"sch-{i + 1:04d}" for i in range(self.n_schools)])
         # Candidates: the population at some point in time; ~4 % arrive later.
         n = int(students * 1.06) + 1
@@ -110,7 +222,9 @@ class District:
         self.hispanic = rng.random(n) < 0.3
         max_slots = max(s for _, s in LEVELS.values())
         # One schedule change per (student, slot) for ~3 % of pairs.
-        self.change_day = np.where(rng.random((n, max_slots)) < 0.03, rng.integers(1, HORIZON_DAYS, (n, max_slots)), never)
+        self.change_day = np.where(
+            rng.random((n, max_slots)) < 0.03, rng.integers(1, HORIZON_DAYS, (n, max_slots)), never
+        )
         self.section_salt = rng.integers(0, 1 << 30, (n, max_slots))
         self.stu_ids = np.array([f"stu-{i:07d}" for i in range(n)])
 
@@ -130,7 +244,7 @@ class District:
     def snapshot(self, night: date) -> dict[str, pd.DataFrame]:
         """Every collection as seen by the SIS at the end of ``night`` (canonical columns)."""
         cal = Calendar(school_year_of(night))
-        modified = pd.Timestamp(datetime(cal.year, 7, 15, tzinfo=timezone.utc))
+        modified = pd.Timestamp(datetime(cal.year, 7, 15, tzinfo=UTC))
         day = (night - EPOCH).days
         orgs = self._orgs(modified)
         sessions = cal.sessions.assign(status="active", dateLastModified=modified, metadata=None)
@@ -151,7 +265,9 @@ class District:
         schools = pd.DataFrame(
             {
                 "sourcedId": self.school_ids,
-                "name": [f"{lvl.title()} School {i + 1}" for i, lvl in enumerate(self.school_level)],
+                "name": [
+                    f"{lvl.title()} School {i + 1}" for i, lvl in enumerate(self.school_level)
+                ],
                 "type": "school",
                 "identifier": [f"{1000 + i}" for i in range(self.n_schools)],
                 "parentSourcedId": self.district_id,
@@ -168,7 +284,9 @@ class District:
                 "childSourcedIds": [list(self.school_ids)],
             }
         )
-        return pd.concat([district, schools], ignore_index=True).assign(status="active", dateLastModified=modified, metadata=None)
+        return pd.concat([district, schools], ignore_index=True).assign(
+            status="active", dateLastModified=modified, metadata=None
+        )
 
     def _sections(self) -> pd.DataFrame:
         """(school, grade, slot, sections) for every course offered."""
@@ -180,11 +298,22 @@ class District:
                 rows.append((school, grade, slot, subject, max(1, -(-int(n) // CLASS_SIZE))))
         return pd.DataFrame(rows, columns=["school", "grade", "slot", "subject", "sections"])
 
-    def _courses_and_classes(self, cal: Calendar, modified: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _courses_and_classes(
+        self, cal: Calendar, modified: pd.Timestamp
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         offer = self._sections()
         y = cal.year
         offer["school_id"] = self.school_ids[offer["school"]]
-        offer["course_id"] = "crs-" + str(y) + "-" + offer["school_id"].str[4:] + "-" + offer["grade"] + "-" + offer["slot"].astype(str)
+        offer["course_id"] = (
+            "crs-"
+            + str(y)
+            + "-"
+            + offer["school_id"].str[4:]
+            + "-"
+            + offer["grade"]
+            + "-"
+            + offer["slot"].astype(str)
+        )
         courses = pd.DataFrame(
             {
                 "sourcedId": offer["course_id"],
@@ -208,17 +337,37 @@ class District:
             rep["t"] = t
             parts.append(rep)
         cls = pd.concat(parts, ignore_index=True)
-        cls["class_id"] = "cls-" + cls["course_id"].str[4:] + "-" + (cls["t"] + 1).astype(str) + "-" + cls["section"].astype(str)
+        cls["class_id"] = (
+            "cls-"
+            + cls["course_id"].str[4:]
+            + "-"
+            + (cls["t"] + 1).astype(str)
+            + "-"
+            + cls["section"].astype(str)
+        )
         # Teachers: each school's classes dealt round-robin to its teachers.
-        cls["teacher_no"] = cls.groupby("school").cumcount() % cls["school"].map(self._teachers_per_school())
-        cls["teacher_id"] = "tch-" + cls["school_id"].str[4:] + "-" + cls["teacher_no"].astype(str).str.zfill(3)
+        cls["teacher_no"] = cls.groupby("school").cumcount() % cls["school"].map(
+            self._teachers_per_school()
+        )
+        cls["teacher_id"] = (
+            "tch-" + cls["school_id"].str[4:] + "-" + cls["teacher_no"].astype(str).str.zfill(3)
+        )
         classes = pd.DataFrame(
             {
                 "sourcedId": cls["class_id"],
                 "status": "active",
                 "dateLastModified": modified,
-                "title": cls["subject"] + " " + cls["grade"] + " (" + (cls["section"] + 1).astype(str) + ")",
-                "classCode": cls["subject"].str[:4].str.upper() + "-" + cls["grade"] + "-" + (cls["section"] + 1).astype(str),
+                "title": cls["subject"]
+                + " "
+                + cls["grade"]
+                + " ("
+                + (cls["section"] + 1).astype(str)
+                + ")",
+                "classCode": cls["subject"].str[:4].str.upper()
+                + "-"
+                + cls["grade"]
+                + "-"
+                + (cls["section"] + 1).astype(str),
                 "classType": np.where(cls["subject"] == "Homeroom", "homeroom", "scheduled"),
                 "location": "Room " + (100 + cls["section"] + 10 * cls["slot"]).astype(str),
                 "grades": cls["grade"].map(lambda g: [g]),
@@ -239,18 +388,29 @@ class District:
         per_school = np.bincount(self.stu_school, minlength=self.n_schools)
         return pd.Series(np.maximum(1, -(-per_school // STUDENTS_PER_TEACHER)))
 
-    def _users(self, night: date, day: int, modified: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _users(
+        self, night: date, day: int, modified: pd.Timestamp
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         here = self.present(night)
         idx = np.flatnonzero(here)
         renamed = self.rename_day[idx] <= day
-        family = np.where(renamed, np.char.add(self.family[idx].astype(str), "-Rivera"), self.family[idx])
+        family = np.where(
+            renamed, np.char.add(self.family[idx].astype(str), "-Rivera"), self.family[idx]
+        )
         given = self.given[idx]
         sid = self.stu_ids[idx]
         gid = np.char.replace(sid.astype(str), "stu-", "gdn-")
         schools = self.school_ids[self.stu_school[idx]]
-        renamed_at = pd.Timestamp(EPOCH, tz="UTC") + pd.to_timedelta(np.minimum(self.rename_day[idx], day), unit="D")
+        renamed_at = pd.Timestamp(EPOCH, tz="UTC") + pd.to_timedelta(
+            np.minimum(self.rename_day[idx], day), unit="D"
+        )
         stu_modified = pd.Series(renamed_at).where(renamed, modified).to_numpy()
-        username = np.char.lower(np.char.add(np.char.add(given.astype(str), "."), np.char.add(np.char.replace(family.astype(str), "-", ""), idx.astype(str))))
+        username = np.char.lower(
+            np.char.add(
+                np.char.add(given.astype(str), "."),
+                np.char.add(np.char.replace(family.astype(str), "-", ""), idx.astype(str)),
+            )
+        )
         students = pd.DataFrame(
             {
                 "sourcedId": sid,
@@ -258,7 +418,9 @@ class District:
                 "dateLastModified": stu_modified,
                 "enabledUser": True,
                 "username": username,
-                "userIds": [f'[{{"type":"studentNumber","identifier":"{900000 + i}"}}]' for i in idx],
+                "userIds": [
+                    f'[{{"type":"studentNumber","identifier":"{900000 + i}"}}]' for i in idx
+                ],
                 "givenName": given,
                 "familyName": family,
                 "middleName": None,
@@ -295,7 +457,12 @@ class District:
         t_ids = np.array([f"tch-{s + 1:04d}-{k:03d}" for s, k in zip(t_school, t_no, strict=True)])
         t_given = GIVEN[(t_school * 7 + t_no) % len(GIVEN)]
         t_family = FAMILY[(t_school * 3 + t_no * 5) % len(FAMILY)]
-        t_user = np.char.lower(np.char.add(np.char.add(t_given.astype(str), "."), np.char.add(t_family.astype(str), np.char.replace(t_ids.astype(str), "tch-", ""))))
+        t_user = np.char.lower(
+            np.char.add(
+                np.char.add(t_given.astype(str), "."),
+                np.char.add(t_family.astype(str), np.char.replace(t_ids.astype(str), "tch-", "")),
+            )
+        )
         teachers = pd.DataFrame(
             {
                 "sourcedId": t_ids,
@@ -335,13 +502,31 @@ class District:
             }
         )
         users = pd.concat([students, teachers, admins, guardians], ignore_index=True)
-        for col in ("preferredFirstName", "preferredMiddleName", "preferredLastName", "pronouns", "roles", "primaryOrgSourcedId", "userMasterIdentifier", "sms", "phone", "metadata"):
+        for col in (
+            "preferredFirstName",
+            "preferredMiddleName",
+            "preferredLastName",
+            "pronouns",
+            "roles",
+            "primaryOrgSourcedId",
+            "userMasterIdentifier",
+            "sms",
+            "phone",
+            "metadata",
+        ):
             users[col] = None
         users["primaryOrgSourcedId"] = users["orgSourcedIds"].str[0]
         y = school_year_of(night)
-        grade_age = {g: 5 + i for i, g in enumerate(["KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"])}
+        grade_age = {
+            g: 5 + i
+            for i, g in enumerate(
+                ["KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
+            )
+        }
         age = pd.Series(self.stu_grade[idx]).map(grade_age).to_numpy()
-        birth = pd.to_datetime([f"{y - a}-09-01" for a in age]) - pd.to_timedelta(self.birth_offset[idx], unit="D")
+        birth = pd.to_datetime([f"{y - a}-09-01" for a in age]) - pd.to_timedelta(
+            self.birth_offset[idx], unit="D"
+        )
         race = self.race[idx]
         demographics = pd.DataFrame(
             {
@@ -366,12 +551,14 @@ class District:
         )
         return users, demographics
 
-    def _enrollments(self, cal: Calendar, night: date, day: int, classes: pd.DataFrame, modified: pd.Timestamp) -> pd.DataFrame:
+    def _enrollments(
+        self, cal: Calendar, night: date, day: int, classes: pd.DataFrame, modified: pd.Timestamp
+    ) -> pd.DataFrame:
         here = np.flatnonzero(self.present(night))
         offer = self._sections().set_index(["school", "grade", "slot"])["sections"]
         parts = []
         y = cal.year
-        for t, (term_id, start, end) in enumerate(cal.terms):
+        for t, (_term_id, start, end) in enumerate(cal.terms):
             for slot in range(max(s for _, s in LEVELS.values())):
                 school = self.stu_school[here]
                 grade = self.stu_grade[here]
@@ -382,9 +569,22 @@ class District:
                     continue
                 i = here[has]
                 changed = self.change_day[i, slot] <= day
-                section = (self.section_salt[i, slot] + changed * 7919 + t * 31) % sections[has].astype(int)
+                section = (self.section_salt[i, slot] + changed * 7919 + t * 31) % sections[
+                    has
+                ].astype(int)
                 class_id = (
-                    "cls-" + str(y) + "-" + pd.Series(self.school_ids[self.stu_school[i]]).str[4:] + "-" + pd.Series(self.stu_grade[i]) + "-" + str(slot) + "-" + str(t + 1) + "-" + pd.Series(section).astype(str)
+                    "cls-"
+                    + str(y)
+                    + "-"
+                    + pd.Series(self.school_ids[self.stu_school[i]]).str[4:]
+                    + "-"
+                    + pd.Series(self.stu_grade[i])
+                    + "-"
+                    + str(slot)
+                    + "-"
+                    + str(t + 1)
+                    + "-"
+                    + pd.Series(section).astype(str)
                 )
                 first_day = np.maximum(self.arrive[i], (start - EPOCH).days)
                 begin_date = (pd.Timestamp(EPOCH) + pd.to_timedelta(first_day, unit="D")).date
@@ -396,7 +596,11 @@ class District:
                             "schoolSourcedId": self.school_ids[self.stu_school[i]],
                             "beginDate": begin_date,
                             "endDate": end,
-                            "dateLastModified": pd.Series(pd.Timestamp(night, tz="UTC"), index=range(len(i))).where(changed, modified).to_numpy(),
+                            "dateLastModified": pd.Series(
+                                pd.Timestamp(night, tz="UTC"), index=range(len(i))
+                            )
+                            .where(changed, modified)
+                            .to_numpy(),
                         }
                     )
                 )
@@ -408,15 +612,25 @@ class District:
                 "userSourcedId": classes.attrs["teacher"],
                 "classSourcedId": classes["sourcedId"].to_numpy(),
                 "schoolSourcedId": classes["schoolSourcedId"].to_numpy(),
-                "beginDate": classes["termSourcedIds"].str[0].map({t: b for t, b, _ in cal.terms}).to_numpy(),
-                "endDate": classes["termSourcedIds"].str[0].map({t: e for t, _, e in cal.terms}).to_numpy(),
+                "beginDate": classes["termSourcedIds"]
+                .str[0]
+                .map({t: b for t, b, _ in cal.terms})
+                .to_numpy(),
+                "endDate": classes["termSourcedIds"]
+                .str[0]
+                .map({t: e for t, _, e in cal.terms})
+                .to_numpy(),
                 "dateLastModified": modified,
                 "role": "teacher",
                 "primary": True,
             }
         )
         out = pd.concat([teachers, students], ignore_index=True)
-        out.insert(0, "sourcedId", "enr-" + out["userSourcedId"].str[4:] + "-" + out["classSourcedId"].str[4:])
+        out.insert(
+            0,
+            "sourcedId",
+            "enr-" + out["userSourcedId"].str[4:] + "-" + out["classSourcedId"].str[4:],
+        )
         out.insert(1, "status", "active")
         out["metadata"] = None
         return out

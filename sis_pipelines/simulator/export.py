@@ -14,13 +14,125 @@ from .district import District
 
 # OneRoster 1.1 CSV files and their headers (the canonical columns are CSV binding names).
 CSV_FILES: dict[str, tuple[str, list[str]]] = {
-    "orgs": ("orgs.csv", ["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId"]),
-    "academic_sessions": ("academicSessions.csv", ["sourcedId", "status", "dateLastModified", "title", "type", "startDate", "endDate", "parentSourcedId", "schoolYear"]),
-    "courses": ("courses.csv", ["sourcedId", "status", "dateLastModified", "schoolYearSourcedId", "title", "courseCode", "grades", "orgSourcedId", "subjects", "subjectCodes"]),
-    "classes": ("classes.csv", ["sourcedId", "status", "dateLastModified", "title", "grades", "courseSourcedId", "classCode", "classType", "location", "schoolSourcedId", "termSourcedIds", "subjects", "subjectCodes", "periods"]),
-    "users": ("users.csv", ["sourcedId", "status", "dateLastModified", "enabledUser", "orgSourcedIds", "role", "username", "userIds", "givenName", "familyName", "middleName", "identifier", "email", "sms", "phone", "agentSourcedIds", "grades", "password"]),
-    "enrollments": ("enrollments.csv", ["sourcedId", "status", "dateLastModified", "classSourcedId", "schoolSourcedId", "userSourcedId", "role", "primary", "beginDate", "endDate"]),
-    "demographics": ("demographics.csv", ["sourcedId", "status", "dateLastModified", "birthDate", "sex", "americanIndianOrAlaskaNative", "asian", "blackOrAfricanAmerican", "nativeHawaiianOrOtherPacificIslander", "white", "demographicRaceTwoOrMoreRaces", "hispanicOrLatinoEthnicity", "countryOfBirthCode", "stateOfBirthAbbreviation", "cityOfBirth", "publicSchoolResidenceStatus"]),
+    "orgs": (
+        "orgs.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "name",
+            "type",
+            "identifier",
+            "parentSourcedId",
+        ],
+    ),
+    "academic_sessions": (
+        "academicSessions.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "title",
+            "type",
+            "startDate",
+            "endDate",
+            "parentSourcedId",
+            "schoolYear",
+        ],
+    ),
+    "courses": (
+        "courses.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "schoolYearSourcedId",
+            "title",
+            "courseCode",
+            "grades",
+            "orgSourcedId",
+            "subjects",
+            "subjectCodes",
+        ],
+    ),
+    "classes": (
+        "classes.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "title",
+            "grades",
+            "courseSourcedId",
+            "classCode",
+            "classType",
+            "location",
+            "schoolSourcedId",
+            "termSourcedIds",
+            "subjects",
+            "subjectCodes",
+            "periods",
+        ],
+    ),
+    "users": (
+        "users.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "enabledUser",
+            "orgSourcedIds",
+            "role",
+            "username",
+            "userIds",
+            "givenName",
+            "familyName",
+            "middleName",
+            "identifier",
+            "email",
+            "sms",
+            "phone",
+            "agentSourcedIds",
+            "grades",
+            "password",
+        ],
+    ),
+    "enrollments": (
+        "enrollments.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "classSourcedId",
+            "schoolSourcedId",
+            "userSourcedId",
+            "role",
+            "primary",
+            "beginDate",
+            "endDate",
+        ],
+    ),
+    "demographics": (
+        "demographics.csv",
+        [
+            "sourcedId",
+            "status",
+            "dateLastModified",
+            "birthDate",
+            "sex",
+            "americanIndianOrAlaskaNative",
+            "asian",
+            "blackOrAfricanAmerican",
+            "nativeHawaiianOrOtherPacificIslander",
+            "white",
+            "demographicRaceTwoOrMoreRaces",
+            "hispanicOrLatinoEthnicity",
+            "countryOfBirthCode",
+            "stateOfBirthAbbreviation",
+            "cityOfBirth",
+            "publicSchoolResidenceStatus",
+        ],
+    ),
 }
 
 
@@ -58,7 +170,9 @@ def export_bundle(district: District, night: date, out: Path) -> Path:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\r\n")
             writer.writerow(header)
-            columns = [frame[c].tolist() if c in frame.columns else [None] * len(frame) for c in header]
+            columns = [
+                frame[c].tolist() if c in frame.columns else [None] * len(frame) for c in header
+            ]
             user_ids = header.index("userIds") if "userIds" in header else None
             for row in zip(*columns, strict=True):
                 cells = [_cell(v) for v in row]
@@ -67,9 +181,19 @@ def export_bundle(district: District, night: date, out: Path) -> Path:
                 writer.writerow(cells)
             bundle.writestr(filename, buffer.getvalue())
             manifest.append((f"file.{filename[:-4]}", "bulk"))
-        for absent in ("categories", "classResources", "courseResources", "lineItems", "resources", "results"):
+        for absent in (
+            "categories",
+            "classResources",
+            "courseResources",
+            "lineItems",
+            "resources",
+            "results",
+        ):
             manifest.append((f"file.{absent}", "absent"))
-        manifest += [("source.systemName", "sis_pipelines simulator"), ("source.systemCode", district.district_id)]
+        manifest += [
+            ("source.systemName", "sis_pipelines simulator"),
+            ("source.systemCode", district.district_id),
+        ]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(["propertyName", "value"])

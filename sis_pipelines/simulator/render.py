@@ -25,7 +25,13 @@ REF_TYPES = {
     "userSourcedId": "user",
     "classSourcedId": "class",
 }
-REF_ENDPOINTS = {"org": "orgs", "academicSession": "academicSessions", "course": "courses", "user": "users", "class": "classes"}
+REF_ENDPOINTS = {
+    "org": "orgs",
+    "academicSession": "academicSessions",
+    "course": "courses",
+    "user": "users",
+    "class": "classes",
+}
 ROLE_1P2 = {"administrator": "siteAdministrator"}
 
 
@@ -33,7 +39,11 @@ def _ref(base: str, column: str, sourced_id: str, collection: str) -> dict[str, 
     kind = REF_TYPES.get(column, "org")
     if collection == "academic_sessions" and column in ("parentSourcedId", "childSourcedIds"):
         kind = "academicSession"
-    return {"href": f"{base}/{REF_ENDPOINTS[kind]}/{sourced_id}", "sourcedId": sourced_id, "type": kind}
+    return {
+        "href": f"{base}/{REF_ENDPOINTS[kind]}/{sourced_id}",
+        "sourcedId": sourced_id,
+        "type": kind,
+    }
 
 
 def _is_missing(value: Any) -> bool:
@@ -75,7 +85,9 @@ class Renderer:
                 case Kind.BOOL:
                     out[name] = self._bool(value)
                 case Kind.DATE:
-                    out[name] = self._date(value if isinstance(value, dt.date) else pd.Timestamp(value).date())
+                    out[name] = self._date(
+                        value if isinstance(value, dt.date) else pd.Timestamp(value).date()
+                    )
                 case Kind.DATETIME:
                     out[name] = pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
                 case Kind.JSON:
@@ -96,5 +108,8 @@ class Renderer:
         role = out.pop("role", None)
         orgs = out.pop("orgs", [])
         role = ROLE_1P2.get(role, role)
-        out["roles"] = [{"roleType": "primary" if i == 0 else "secondary", "role": role, "org": org} for i, org in enumerate(orgs)]
+        out["roles"] = [
+            {"roleType": "primary" if i == 0 else "secondary", "role": role, "org": org}
+            for i, org in enumerate(orgs)
+        ]
         out.setdefault("enabledUser", self._bool(True))

@@ -67,7 +67,14 @@ def imsx(major: str, minor: str, description: str) -> bytes:
             "imsx_codeMajor": major,
             "imsx_severity": "error",
             "imsx_description": description,
-            "imsx_CodeMinor": {"imsx_codeMinorField": [{"imsx_codeMinorFieldName": "TargetEndSystem", "imsx_codeMinorFieldValue": minor}]},
+            "imsx_CodeMinor": {
+                "imsx_codeMinorField": [
+                    {
+                        "imsx_codeMinorFieldName": "TargetEndSystem",
+                        "imsx_codeMinorFieldValue": minor,
+                    }
+                ]
+            },
         }
     )
 
@@ -126,7 +133,9 @@ class SimulatorServer:
         return f"{self.root}/oauth/token{self.profile.token_query}"
 
     def start(self) -> SimulatorServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"oneroster-sim-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=f"oneroster-sim-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -147,7 +156,10 @@ class SimulatorServer:
         """The served data; tests may edit it (drift) through :meth:`mutate`."""
         with self._lock:
             if self._frames is None:
-                self._frames = {k: v.sort_values("sourcedId", ignore_index=True) for k, v in self.district.snapshot(self.night).items()}
+                self._frames = {
+                    k: v.sort_values("sourcedId", ignore_index=True)
+                    for k, v in self.district.snapshot(self.night).items()
+                }
             return self._frames
 
     def mutate(self, collection: str, frame: pd.DataFrame) -> None:
@@ -195,7 +207,14 @@ class SimulatorServer:
         with self._lock:
             self._tokens[token] = time.time() + self.profile.token_ttl_s
         scope = (form.get("scope") or [""])[0]
-        return 200, orjson.dumps({"access_token": token, "token_type": "bearer", "expires_in": self.profile.token_ttl_s, "scope": scope})
+        return 200, orjson.dumps(
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": self.profile.token_ttl_s,
+                "scope": scope,
+            }
+        )
 
     def authorised(self, method: str, url: str, headers: dict[str, str]) -> str | None:
         """None when the request may pass, else the reason it may not."""
@@ -213,7 +232,12 @@ class SimulatorServer:
     def _check_oauth1(self, method: str, url: str, headers: dict[str, str]) -> str | None:
         if not headers.get("authorization", "").startswith("OAuth "):
             return "missing OAuth 1.0a Authorization header"
-        request = OAuth1Request(method, url, None, {"Authorization": headers.get("authorization", ""), "Host": headers.get("host", "")})
+        request = OAuth1Request(
+            method,
+            url,
+            None,
+            {"Authorization": headers.get("authorization", ""), "Host": headers.get("host", "")},
+        )
         if request.client_id != self.client_id:
             return "unknown consumer key"
         if request.signature_method != "HMAC-SHA256":
@@ -224,7 +248,9 @@ class SimulatorServer:
             return "bad timestamp"
         if skew > OAUTH1_SKEW_S:
             return "timestamp out of range"
-        expected = hmac_sha256_signature(generate_signature_base_string(request), self.client_secret)
+        expected = hmac_sha256_signature(
+            generate_signature_base_string(request), self.client_secret
+        )
         if not hmac.compare_digest(expected, request.signature or ""):
             return "signature mismatch"
         with self._lock:
@@ -235,7 +261,9 @@ class SimulatorServer:
 
     # ------------------------------------------------------------ rostering
 
-    def rostering(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
+    def rostering(
+        self, path: str, query: dict[str, list[str]]
+    ) -> tuple[int, dict[str, str], bytes]:
         base = BASE_1P2 if self.profile.version == "1.2" else BASE_1P1
         if not path.startswith(base + "/"):
             return 404, {}, imsx("failure", "unknownobject", f"no such route {path}")
@@ -259,7 +287,9 @@ class SimulatorServer:
             hit = frame[frame["sourcedId"] == parts[1]]
             if hit.empty:
                 return 404, {}, imsx("failure", "unknownobject", f"{endpoint} {parts[1]} not found")
-            singular = envelope[:-1] if envelope.endswith("s") and envelope != "demographics" else envelope
+            singular = (
+                envelope[:-1] if envelope.endswith("s") and envelope != "demographics" else envelope
+            )
             return 200, {}, orjson.dumps({singular: renderer.record(name, hit.iloc[0].to_dict())})
         try:
             limit = int(query.get("limit", [self.profile.default_page_size])[0])
@@ -277,14 +307,24 @@ class SimulatorServer:
             field = query["sort"][0]
             if field not in frame.columns:
                 return 400, {}, imsx("failure", "invalid_sort_field", f"cannot sort on {field}")
-            frame = frame.sort_values(field, ascending=query.get("orderBy", ["asc"])[0] != "desc", kind="stable")
+            frame = frame.sort_values(
+                field, ascending=query.get("orderBy", ["asc"])[0] != "desc", kind="stable"
+            )
         elif not self.profile.natural_order_sorted:
             # A provider's natural order (its database's): stable, but not sourcedId order.
             order = pd.util.hash_pandas_object(frame["sourcedId"], index=False)
-            frame = frame.assign(_o=order.to_numpy()).sort_values("_o", kind="stable").drop(columns="_o")
+            frame = (
+                frame.assign(_o=order.to_numpy())
+                .sort_values("_o", kind="stable")
+                .drop(columns="_o")
+            )
         if self.on_page is not None:
             self.on_page(name, offset)
-            frame = self.frames[name] if view is None and "filter" not in query and "sort" not in query else frame
+            frame = (
+                self.frames[name]
+                if view is None and "filter" not in query and "sort" not in query
+                else frame
+            )
         total = len(frame)
         rows = frame.iloc[offset : offset + limit]
         records = [renderer.record(name, row) for row in rows.to_dict("records")]
@@ -293,7 +333,11 @@ class SimulatorServer:
             known = {f.rest_name for f in collection.fields} | {"roles"}
             unknown = [f for f in wanted if f not in known]
             if unknown:
-                return 400, {}, imsx("failure", "invalid_selection_field", f"unknown fields {unknown}")
+                return (
+                    400,
+                    {},
+                    imsx("failure", "invalid_selection_field", f"unknown fields {unknown}"),
+                )
             records = [{k: r[k] for k in wanted if k in r} for r in records]
         headers: dict[str, str] = {}
         if self.profile.count_header:
@@ -314,7 +358,9 @@ def _links(url: str, offset: int, limit: int, total: int) -> str:
     return ", ".join(links)
 
 
-def _apply_filter(frame: pd.DataFrame, collection: Any, expression: str) -> tuple[pd.DataFrame, str | None]:
+def _apply_filter(
+    frame: pd.DataFrame, collection: Any, expression: str
+) -> tuple[pd.DataFrame, str | None]:
     """OneRoster filter: up to two predicates joined by one AND or OR."""
     joiner = " AND " if " AND " in expression else " OR " if " OR " in expression else None
     clauses = expression.split(joiner) if joiner else [expression]
@@ -349,7 +395,11 @@ def _apply_filter(frame: pd.DataFrame, collection: Any, expression: str) -> tupl
                 "~": lambda s, v: s.astype(str).str.contains(v, regex=False),
             }[op](series, value_cmp)
         )
-    mask = masks[0] if len(masks) == 1 else (masks[0] & masks[1] if joiner == " AND " else masks[0] | masks[1])
+    mask = (
+        masks[0]
+        if len(masks) == 1
+        else (masks[0] & masks[1] if joiner == " AND " else masks[0] | masks[1])
+    )
     return frame[mask], None
 
 
@@ -357,10 +407,16 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet server
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, content_type: str = "application/json") -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            headers: dict[str, str] | None = None,
+            content_type: str = "application/json",
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -390,7 +446,7 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             self._send(fault.status, fault.body, fault.headers, fault.content_type)
             return True
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
             sim.requests.append(("POST", self.path))
@@ -403,7 +459,7 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             status, body = sim.issue_token(self.headers.get("Authorization", ""), parse_qs(raw))
             self._send(status, body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             sim.requests.append(("GET", self.path))
             sim.auth_headers.append(self.headers.get("Authorization", ""))
             fault = sim._take_fault(self.path)
@@ -412,7 +468,14 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             url = f"http://{self.headers.get('Host', f'127.0.0.1:{sim.port}')}{self.path}"
             reason = sim.authorised("GET", url, {k.lower(): v for k, v in self.headers.items()})
             if reason:
-                self._send(401, imsx("failure", "unauthorisedrequest", f"{sim.profile.name.title()} SIS: {reason}"))
+                self._send(
+                    401,
+                    imsx(
+                        "failure",
+                        "unauthorisedrequest",
+                        f"{sim.profile.name.title()} SIS: {reason}",
+                    ),
+                )
                 return
             split = urlsplit(self.path)
             status, headers, body = sim.rostering(split.path, parse_qs(split.query))

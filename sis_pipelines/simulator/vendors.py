@@ -34,14 +34,44 @@ class VendorProfile:
 
 VENDORS: dict[str, VendorProfile] = {
     # Ed-Fi provider behaviour: no count or Link headers, silent clamp at 500, string booleans.
-    "genesis": VendorProfile("genesis", "1.1", "oauth2", max_page_size=500, count_header=None, link_headers=False, string_booleans=True),
+    "genesis": VendorProfile(
+        "genesis",
+        "1.1",
+        "oauth2",
+        max_page_size=500,
+        count_header=None,
+        link_headers=False,
+        string_booleans=True,
+    ),
     # Ed-Fi commit 5dade3f: lower-case academicSessions envelope, dates as UTC date-times.
-    "focus": VendorProfile("focus", "1.1", "oauth2", max_page_size=1000, datetime_dates=True, lowercase_session_envelope=True, html_throttle=True),
+    "focus": VendorProfile(
+        "focus",
+        "1.1",
+        "oauth2",
+        max_page_size=1000,
+        datetime_dates=True,
+        lowercase_session_envelope=True,
+        html_throttle=True,
+    ),
     # ClassLink-style: OAuth 1.0a, x-count header, string booleans, sort ignored.
     "progressbook": VendorProfile(
-        "progressbook", "1.1", "oauth1", max_page_size=2000, count_header="x-count", string_booleans=True, honours_sort=False, natural_order_sorted=False
+        "progressbook",
+        "1.1",
+        "oauth1",
+        max_page_size=2000,
+        count_header="x-count",
+        string_booleans=True,
+        honours_sort=False,
+        natural_order_sorted=False,
     ),
     # Infinite Campus: OneRoster 1.2, limit up to 50K, appName on the token URL.
-    "infinite_campus": VendorProfile("infinite_campus", "1.2", "oauth2", max_page_size=50_000, string_booleans=True, token_query="?appName=demo"),
+    "infinite_campus": VendorProfile(
+        "infinite_campus",
+        "1.2",
+        "oauth2",
+        max_page_size=50_000,
+        string_booleans=True,
+        token_query="?appName=demo",
+    ),
     "generic": VendorProfile("generic", "1.1", "oauth2", max_page_size=10_000),
 }
