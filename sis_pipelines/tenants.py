@@ -81,10 +81,35 @@ class OneRoster(_Strict):
 
 
 class Canvas(_Strict):
-    base_url: str
+    base_url: str = ""
     account_id: int | str = 1
     token_env: str | None = None
-    sis_id_prefix: str = ""
+    sis_id_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.:-]*$")
+    # "rest": the tenant's Canvas; "simulator": the bundled Canvas simulator (demo, tests).
+    source: Literal["rest", "simulator"] = "rest"
+    # Which OneRoster session types become Canvas terms; school years only when none finer exists.
+    term_session_types: list[str] = ["term", "semester"]
+    # "class": a Canvas course per OneRoster class; "course_term": per course and term, a section per class.
+    course_mode: Literal["class", "course_term"] = "class"
+    login_id_field: Literal["username", "email", "identifier"] = "username"
+    observers: bool = False  # guardians as observers, through user_observers.csv
+    # OneRoster role -> Canvas enrollment role (custom role names allowed); unmapped roles are not enrolled.
+    role_map: dict[str, str] = {"student": "student", "teacher": "teacher", "aide": "ta", "proctor": "ta"}
+    user_remove_status: Literal["deleted", "suspended"] = "suspended"
+    # Above this share of a tenant's active users, courses, sections or enrollments
+    # removed in one night, nothing is uploaded until an operator allows it.
+    max_removal_share: float = Field(0.05, ge=0, le=1)
+    # "delta": we diff and send only changes; "diffing": a full snapshot and Canvas diffs.
+    import_mode: Literal["delta", "diffing"] = "delta"
+    change_threshold: int = Field(5, ge=1, le=100)  # diffing mode only
+    override_sis_stickiness: bool = False
+    dry_run: bool = False  # build the zip, never upload
+
+    @model_validator(mode="after")
+    def _needs(self) -> Canvas:
+        if self.source == "rest" and not (self.base_url.startswith(("https://", "http://")) and self.token_env):
+            raise ValueError("canvas source rest needs base_url (http or https) and token_env")
+        return self
 
 
 class Gpb(_Strict):

@@ -174,7 +174,7 @@ def to_date(arr: pa.Array) -> pa.Array:
     A date rendered as a UTC date-time (the Ed-Fi provider does this) is midnight in the
     server's zone, so anywhere from 12:00 the day before to 12:00 the same day in UTC:
     rounding to the nearest midnight recovers the date for any zone within ±12 h. A time of
-    23:59 is the end-of-day convention and keeps its own date.
+    23:59:59 is the end-of-day convention and keeps its own date (no zone is 1 s off the hour).
     """
     if pa.types.is_date32(arr.type):
         return arr
@@ -182,7 +182,7 @@ def to_date(arr: pa.Array) -> pa.Array:
         return pa.nulls(len(arr), pa.date32())
     text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
     ts = _date_time_text(text)
-    end_of_day = pc.and_(pc.equal(pc.hour(ts), 23), pc.equal(pc.minute(ts), 59))
+    end_of_day = pc.and_(pc.and_(pc.equal(pc.hour(ts), 23), pc.equal(pc.minute(ts), 59)), pc.equal(pc.second(ts), 59))
     rounded = pc.add(ts, pa.scalar(12 * 3600, pa.duration("s")))
     return pc.if_else(end_of_day, ts, rounded).cast(pa.date32())
 
