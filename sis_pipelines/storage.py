@@ -47,6 +47,32 @@ def output_path(
     return UPath(root) / area / kind / night / f"{tenant}{suffix}"
 
 
+def tenant_file(root: str | UPath, area: str, tenant: str, suffix: str) -> UPath:
+    """A per-tenant file that is not per night (ledgers)."""
+    if not _SEGMENT.match(tenant) or not _NAME.match(area):
+        raise ValueError(f"invalid tenant id {tenant!r} or area {area!r}")
+    return UPath(root) / area / f"{tenant}{suffix}"
+
+
+def atomic_write_bytes(data: bytes, path: UPath) -> None:
+    if path.protocol in ("", "file", "local"):
+        target = Path(path.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write(data)
+
+
 def atomic_write_table(table: pa.Table, path: UPath) -> None:
     if path.protocol in ("", "file", "local"):
         target = Path(path.path)

@@ -1,0 +1,227 @@
+"""A tenant-night's OneRoster snapshot as the full Canvas SIS Import state it implies.
+
+Only active OneRoster records are mapped; anything else is absent, and the delta turns
+absence into the right removal. Canvas SIS ids are OneRoster sourcedIds with the tenant's
+prefix (in course_term mode a course id joins the course and the term).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from ..tenants import Canvas
+from .files import FILES
+
+OBSERVER_ROLES = {"guardian", "parent", "relative"}
+USER_TYPES = {
+    "student": "student",
+    "teacher": "teacher",
+    "guardian": "observer",
+    "parent": "observer",
+    "relative": "observer",
+    "administrator": "administrative",
+    "districtAdministrator": "administrative",
+    "siteAdministrator": "administrative",
+    "systemAdministrator": "administrative",
+    "principal": "administrative",
+}
+INTERNAL = "term_end_date"  # kept beside enrollments to decide delete vs complete; not a CSV column
+
+
+def _s(series: pd.Series) -> pd.Series:
+    """Plain object strings with None for missing: what CSV cells and comparisons need."""
+    values = series.astype(object)
+    return values.where(values.notna(), None)
+
+
+def _iso(series: pd.Series) -> pd.Series:
+    dates = pd.to_datetime(series.astype(object), errors="coerce")
+    return _s(dates.dt.strftime("%Y-%m-%dT00:00:00Z"))
+
+
+def _active(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"].astype(object) == "active"]
+
+
+def _first(series: pd.Series) -> pd.Series:
+    return _s(series.map(lambda v: v[0] if v is not None and len(v) else None))
+
+
+def canvas_terms(sessions: pd.DataFrame, cfg: Canvas) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Terms, and for every session the Canvas term it belongs to."""
+    sessions = _active(sessions)
+    kinds = set(cfg.term_session_types)
+    types = set(sessions["type"].astype(object))
+    if not kinds & types:
+        kinds = {"schoolYear"}  # nothing finer exists: school years become terms
+    parent = dict(zip(_s(sessions["sourcedId"]), _s(sessions["parentSourcedId"]), strict=True))
+    kind = dict(zip(_s(sessions["sourcedId"]), _s(sessions["type"]), strict=True))
+    term_of: dict[str, str] = {}
+    for sid in parent:
+        cursor: str | None = sid
+        for _ in range(8):  # sessions nest a few levels at most
+            if cursor is None or kind.get(cursor) in kinds:
+                break
+            cursor = parent.get(cursor)
+        if cursor is not None and kind.get(cursor) in kinds:
+            term_of[sid] = cursor
+    terms = sessions[sessions["type"].astype(object).isin(kinds)]
+    frame = pd.DataFrame(
+        {
+            "term_id": _s(terms["sourcedId"]),
+            "name": _s(terms["title"]),
+            "status": "active",
+            "start_date": _iso(terms["startDate"]),
+            "end_date": _iso(terms["endDate"]),
+        }
+    )
+    return frame, term_of
+
+
+def canvas_accounts(orgs: pd.DataFrame) -> pd.DataFrame:
+    orgs = _active(orgs)
+    ids = _s(orgs["sourcedId"])
+    parents = _s(orgs["parentSourcedId"])
+    known = set(ids)
+    parents = parents.where(parents.isin(known), None)
+    # Depth by following parents, so that parents come before children.
+    lookup = dict(zip(ids, parents, strict=True))
+    depth = []
+    for sid in ids:
+        d, cursor = 0, lookup.get(sid)
+        while cursor is not None and d < 16:
+            d, cursor = d + 1, lookup.get(cursor)
+        depth.append(d)
+    frame = pd.DataFrame({"account_id": ids.to_numpy(), "parent_account_id": parents.to_numpy(), "name": _s(orgs["name"]).to_numpy(), "status": "active", "_depth": depth})
+    return frame.sort_values(["_depth", "account_id"], kind="stable").drop(columns="_depth").reset_index(drop=True)
+
+
+def map_snapshot(snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date) -> dict[str, pd.DataFrame]:
+    """The full Canvas state (one frame per CSV file, unprefixed ids) of a snapshot."""
+    accounts = canvas_accounts(snapshot["orgs"])
+    terms, term_of = canvas_terms(snapshot["academic_sessions"], cfg)
+    term_dates = terms.set_index("term_id")[["name", "start_date", "end_date"]]
+
+    classes = _active(snapshot["classes"])
+    cls = pd.DataFrame(
+        {
+            "class": _s(classes["sourcedId"]).to_numpy(),
+            "title": _s(classes["title"]).to_numpy(),
+            "code": _s(classes["classCode"]).to_numpy(),
+            "course": _s(classes["courseSourcedId"]).to_numpy(),
+            "school": _s(classes["schoolSourcedId"]).to_numpy(),
+            "term": _first(classes["termSourcedIds"]).map(term_of).to_numpy(),
+        }
+    )
+    cls["term"] = _s(cls["term"])
+    courses_src = _active(snapshot["courses"])
+    course_info = pd.DataFrame(
+        {"title": _s(courses_src["title"]).to_numpy(), "code": _s(courses_src["courseCode"]).to_numpy(), "org": _s(courses_src["orgSourcedId"]).to_numpy()},
+        index=_s(courses_src["sourcedId"]).to_numpy(),
+    )
+    cls = cls[cls["course"].isin(course_info.index)]
+    if cfg.course_mode == "class":
+        cls["course_id"] = cls["class"]
+        courses = pd.DataFrame(
+            {
+                "course_id": cls["class"],
+                "short_name": cls["code"].fillna(cls["title"]),
+                "long_name": cls["title"],
+                "account_id": cls["school"],
+                "term_id": cls["term"],
+                "status": "active",
+            }
+        )
+    else:
+        cls["course_id"] = cls["course"] + "-" + cls["term"].fillna("no-term")
+        first = cls.drop_duplicates("course_id")
+        info = course_info.reindex(first["course"])
+        term_name = first["term"].map(term_dates["name"]).fillna("")
+        courses = pd.DataFrame(
+            {
+                "course_id": first["course_id"].to_numpy(),
+                "short_name": info["code"].fillna(info["title"]).to_numpy(),
+                "long_name": (info["title"].fillna("") + " (" + term_name.to_numpy() + ")").to_numpy(),
+                "account_id": info["org"].to_numpy(),
+                "term_id": first["term"].to_numpy(),
+                "status": "active",
+            }
+        )
+    cls["start_date"] = cls["term"].map(term_dates["start_date"])
+    cls["end_date"] = cls["term"].map(term_dates["end_date"])
+    sections = pd.DataFrame(
+        {"section_id": cls["class"], "course_id": cls["course_id"], "name": cls["title"], "status": "active", "start_date": _s(cls["start_date"]), "end_date": _s(cls["end_date"])}
+    )
+
+    users_src = _active(snapshot["users"])
+    roles = users_src["role"].astype(object)
+    wanted = ~roles.isin(OBSERVER_ROLES) | cfg.observers
+    login = _s(users_src[cfg.login_id_field])
+    eligible = wanted & login.notna()
+    u = users_src[eligible]
+    enabled = u["enabledUser"].astype(object)
+    users = pd.DataFrame(
+        {
+            "user_id": _s(u["sourcedId"]),
+            "login_id": login[eligible],
+            "first_name": _s(u["preferredFirstName"]).fillna(_s(u["givenName"])),
+            "last_name": _s(u["familyName"]),
+            "email": _s(u["email"]),
+            "declared_user_type": _s(u["role"].astype(object).map(USER_TYPES).fillna("staff")),
+            "status": np.where(enabled.eq(False).fillna(False).astype(bool), "suspended", "active"),
+        }
+    )
+    users.attrs["without_login"] = int((wanted & login.isna()).sum())
+
+    enr = _active(snapshot["enrollments"])
+    role = enr["role"].astype(object).map(cfg.role_map)
+    e = pd.DataFrame(
+        {
+            "class": _s(enr["classSourcedId"]).to_numpy(),
+            "user_id": _s(enr["userSourcedId"]).to_numpy(),
+            "role": _s(role).to_numpy(),
+            "begin": _iso(enr["beginDate"]).to_numpy(),
+            "end": _iso(enr["endDate"]).to_numpy(),
+        }
+    )
+    e = e[e["role"].notna() & e["user_id"].isin(set(users["user_id"]))]
+    e = e.merge(cls[["class", "course_id", "start_date", "end_date"]], on="class", how="inner")
+    enrollments = pd.DataFrame(
+        {
+            "course_id": e["course_id"],
+            "section_id": e["class"],
+            "user_id": e["user_id"],
+            "role": e["role"],
+            "status": "active",
+            # Canvas derives enrollment state from these dates: always give both.
+            "start_date": _s(e["begin"]).fillna(_s(e["start_date"])),
+            "end_date": _s(e["end"]).fillna(_s(e["end_date"])),
+            INTERNAL: _s(e["end_date"]),
+        }
+    ).drop_duplicates(["section_id", "user_id", "role"])
+
+    out = {"accounts": accounts, "terms": terms, "courses": courses, "sections": sections, "users": users, "enrollments": enrollments}
+    if cfg.observers:
+        guardians = users_src[roles.isin(OBSERVER_ROLES) & eligible]
+        pairs = pd.DataFrame({"observer_id": _s(guardians["sourcedId"]).to_numpy(), "student_id": guardians["agentSourcedIds"].astype(object).to_numpy()}).explode("student_id")
+        students = set(users.loc[users["declared_user_type"] == "student", "user_id"])
+        pairs = pairs[pairs["student_id"].isin(students)]
+        out["user_observers"] = pairs.assign(status="active").reset_index(drop=True)
+    return {name: _prefixed(name, frame.reset_index(drop=True), cfg.sis_id_prefix) for name, frame in out.items()}
+
+
+ID_COLUMNS = {"account_id", "parent_account_id", "term_id", "course_id", "section_id", "user_id", "observer_id", "student_id"}
+
+
+def _prefixed(name: str, frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in frame.columns:
+        frame[column] = _s(frame[column])
+        if prefix and column in ID_COLUMNS:
+            frame[column] = frame[column].map(lambda v: None if v is None else prefix + v)
+    columns = [c for c in FILES[name].columns if c in frame.columns] + ([INTERNAL] if INTERNAL in frame.columns else [])
+    return frame[columns]

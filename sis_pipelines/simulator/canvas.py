@@ -1,0 +1,209 @@
+"""A Canvas simulator: the sis_imports endpoints over HTTP, an in-memory Canvas they change,
+realistic workflow states, Canvas's diffing mode, and scripted throttling and failures."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from ..canvas.files import FILES
+from ..canvas.package import CanvasCsvError, check_zip, read_zip
+
+PROGRESSION = ("created", "importing")
+
+
+class CanvasSimulator:
+    def __init__(self, token: str | None = None, state_file: Path | None = None, port: int = 0):
+        self.token = token or secrets.token_urlsafe(16)
+        self.state_file = state_file
+        # file -> key -> row (with status), as Canvas holds SIS data.
+        self.state: dict[str, dict[str, dict[str, str]]] = {name: {} for name in FILES}
+        self.imports: list[dict[str, Any]] = []
+        self.diff_baselines: dict[str, dict[str, list[dict[str, str]]]] = {}
+        self.throttle_next = 0
+        self.fail_next = 0
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        if state_file is not None and state_file.exists():
+            saved = json.loads(state_file.read_text())
+            self.state.update(saved["state"])
+            self.imports = saved["imports"]
+            self.diff_baselines = saved.get("diff_baselines", {})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._httpd.daemon_threads = True
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> CanvasSimulator:
+        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="canvas-sim").start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> CanvasSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def active(self, name: str) -> dict[str, dict[str, str]]:
+        """Rows of a file that are active in Canvas."""
+        return {k: r for k, r in self.state[name].items() if r.get("status") in ("active", None)}
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"state": self.state, "imports": self.imports, "diff_baselines": self.diff_baselines}))
+        tmp.replace(self.state_file)
+
+    # ------------------------------------------------------------ imports
+
+    def create_import(self, data: bytes, params: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            sis_import: dict[str, Any] = {
+                "id": len(self.imports) + 1,
+                "workflow_state": "created",
+                "progress": 0,
+                "data": {"import_type": params.get("import_type", "instructure_csv"), "counts": {}},
+                "processing_errors": [],
+                "processing_warnings": [],
+                "diffing_data_set_identifier": params.get("diffing_data_set_identifier"),
+                "_polls": 0,
+            }
+            problems = check_zip(data)
+            if self.fail_next:
+                self.fail_next -= 1
+                problems = problems or ["simulated failure: the import job crashed"]
+            if problems:
+                sis_import["_final"] = "failed_with_messages"
+                sis_import["processing_errors"] = [["sis_import.zip", p] for p in problems[:50]]
+            else:
+                files = read_zip(data)
+                warnings = self._apply(files, params)
+                sis_import["_final"] = "imported_with_messages" if warnings else "imported"
+                sis_import["processing_warnings"] = [["sis_import.zip", w] for w in warnings]
+                sis_import["data"]["counts"] = {name: len(rows) for name, rows in files.items()}
+            self.imports.append(sis_import)
+            self._save()
+            return _public(sis_import)
+
+    def _apply(self, files: dict[str, list[dict[str, str]]], params: dict[str, str]) -> list[str]:
+        warnings: list[str] = []
+        identifier = params.get("diffing_data_set_identifier")
+        if identifier:
+            files, warnings = self._diff(identifier, files, params)
+        for name in FILES:
+            spec = FILES[name]
+            for row in files.get(name, []):
+                key = "|".join(row.get(k, "") for k in spec.key)
+                self.state[name][key] = {**self.state[name].get(key, {}), **{k: v for k, v in row.items() if v != "" or k in spec.dates}}
+        return warnings
+
+    def _diff(self, identifier: str, files: dict[str, list[dict[str, str]]], params: dict[str, str]) -> tuple[dict[str, list[dict[str, str]]], list[str]]:
+        """Canvas's diffing mode: rows missing from this full file against the last one are removed."""
+        previous = self.diff_baselines.get(identifier)
+        threshold = params.get("change_threshold")
+        if previous is not None and threshold is not None:
+            before = sum(len(v) for v in previous.values())
+            now = sum(len(v) for v in files.values())
+            if before and abs(1 - now / before) * 100 > float(threshold):
+                return files, ["Diffing not performed because file size difference exceeded threshold"]
+        self.diff_baselines[identifier] = files
+        if previous is None:
+            return files, []
+        out = {name: list(rows) for name, rows in files.items()}
+        for name, rows in previous.items():
+            spec = FILES[name]
+            now_keys = {"|".join(r.get(k, "") for k in spec.key) for r in files.get(name, [])}
+            for row in rows:
+                if "|".join(row.get(k, "") for k in spec.key) not in now_keys:
+                    status = params.get("diffing_user_remove_status", "deleted") if name == "users" else params.get("diffing_drop_status", "deleted") if name == "enrollments" else "deleted"
+                    out.setdefault(name, []).append({**row, "status": status})
+        return out, []
+
+    def get_import(self, import_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            if not 1 <= import_id <= len(self.imports):
+                return None
+            sis_import = self.imports[import_id - 1]
+            polls = sis_import["_polls"] = sis_import.get("_polls", 0) + 1
+            if polls <= len(PROGRESSION) and sis_import["workflow_state"] not in (sis_import.get("_final"),):
+                sis_import["workflow_state"] = PROGRESSION[polls - 1]
+                sis_import["progress"] = 50 * (polls - 1)
+            else:
+                sis_import["workflow_state"] = sis_import["_final"]
+                sis_import["progress"] = 100
+            self._save()
+            return _public(sis_import)
+
+
+def _public(sis_import: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sis_import.items() if not k.startswith("_")}
+
+
+def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def _send(self, status: int, body: Any) -> None:
+            raw = orjson.dumps(body) if not isinstance(body, bytes) else body
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _gate(self) -> bool:
+            sim.requests.append((self.command, self.path))
+            if sim.throttle_next > 0:
+                sim.throttle_next -= 1
+                self._send(403, b"403 Forbidden (Rate Limit Exceeded)")
+                return False
+            if self.headers.get("Authorization") != f"Bearer {sim.token}":
+                self._send(401, {"errors": [{"message": "Invalid access token."}]})
+                return False
+            return True
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not self._gate():
+                return
+            split = urlsplit(self.path)
+            parts = split.path.strip("/").split("/")
+            if parts[:3] != ["api", "v1", "accounts"] or parts[4:] != ["sis_imports"]:
+                self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+                return
+            params = {k: v[0] for k, v in parse_qs(split.query).items()}
+            try:
+                self._send(200, sim.create_import(body, params))
+            except CanvasCsvError as exc:
+                self._send(400, {"errors": [{"message": str(exc)}]})
+
+        def do_GET(self) -> None:  # noqa: N802
+            if not self._gate():
+                return
+            parts = urlsplit(self.path).path.strip("/").split("/")
+            if parts[:3] == ["api", "v1", "accounts"] and len(parts) == 6 and parts[4] == "sis_imports" and parts[5].isdigit():
+                found = sim.get_import(int(parts[5]))
+                if found is not None:
+                    self._send(200, found)
+                    return
+            self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+    return Handler
