@@ -19,7 +19,7 @@ import pandas as pd
 
 EPOCH = date(2026, 1, 1)
 ROLLOVER_MONTH_DAY = (8, 1)
-HORIZON_DAYS = 1200  # churn events are spread over this many days after EPOCH
+HORIZON_DAYS = 730  # churn events are spread over this many days after EPOCH
 STUDENTS_PER_SCHOOL = 650
 STUDENTS_PER_TEACHER = 15
 CLASS_SIZE = 25
@@ -199,7 +199,7 @@ class District:
             pos < 0.5, "elementary", np.where(pos < 0.75, "middle", "high")
         )
         self.school_ids = np.array([f"sch-{i + 1:04d}" for i in range(self.n_schools)])
-        # Candidates: the population at some point in time; ~4 % arrive later.
+        # Candidates: the population at some point in time; some arrive later, some leave.
         n = int(students * 1.06) + 1
         self.n_candidates = n
         self.stu_school = rng.integers(0, self.n_schools, n)
@@ -209,11 +209,11 @@ class District:
             mask = self.school_level[self.stu_school] == level
             self.stu_grade[mask] = np.array(grades)[(grade_idx[mask] * len(grades)).astype(int)]
         never = 10**6
-        arrives = rng.random(n) < 0.06
+        arrives = rng.random(n) < 0.12
         self.arrive = np.where(arrives, rng.integers(1, HORIZON_DAYS, n), -never)
-        leaves = rng.random(n) < 0.06
+        leaves = rng.random(n) < 0.12
         self.leave = np.where(leaves, rng.integers(1, HORIZON_DAYS, n), never)
-        self.rename_day = np.where(rng.random(n) < 0.02, rng.integers(1, HORIZON_DAYS, n), never)
+        self.rename_day = np.where(rng.random(n) < 0.05, rng.integers(1, HORIZON_DAYS, n), never)
         self.given = GIVEN[rng.integers(0, len(GIVEN), n)]
         self.family = FAMILY[rng.integers(0, len(FAMILY), n)]
         self.birth_offset = rng.integers(0, 365, n)
@@ -221,9 +221,9 @@ class District:
         self.race = rng.integers(0, 5, n)
         self.hispanic = rng.random(n) < 0.3
         max_slots = max(s for _, s in LEVELS.values())
-        # One schedule change per (student, slot) for ~3 % of pairs.
+        # One schedule change per (student, slot) for ~15 % of pairs.
         self.change_day = np.where(
-            rng.random((n, max_slots)) < 0.03, rng.integers(1, HORIZON_DAYS, (n, max_slots)), never
+            rng.random((n, max_slots)) < 0.15, rng.integers(1, HORIZON_DAYS, (n, max_slots)), never
         )
         self.section_salt = rng.integers(0, 1 << 30, (n, max_slots))
         self.stu_ids = np.array([f"stu-{i:07d}" for i in range(n)])
