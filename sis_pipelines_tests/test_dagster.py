@@ -250,7 +250,7 @@ def test_the_schedule_launches_one_run_per_enabled_tenant(workspace):
     assert requests[0].tags["sis_vendor"] == "genesis"
 
 
-def test_lineage_of_the_oneroster_assets():
+def test_lineage_of_the_assets():
     graph = defs.resolve_asset_graph()
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
@@ -268,4 +268,8 @@ def test_lineage_of_the_oneroster_assets():
     }
     assert parents["oneroster/demographics"] == {"oneroster/users"}
     assert parents["oneroster/orgs"] == set()
-    assert all(graph.get(key).group_name == "oneroster" for key in graph.get_all_asset_keys())
+    assert parents["canvas/mapping"] == {f"oneroster/{n}" for n in COLLECTIONS if n != "demographics"}
+    assert parents["canvas/delta"] == {"canvas/mapping"}
+    assert parents["canvas/sis_import"] == {"canvas/delta"}
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert all(group == key.split("/")[0] for key, group in groups.items())

@@ -28,10 +28,14 @@ SIS_IMPORT = dg.AssetKey(["canvas", "sis_import"])
 OWNERS = ["team:data-engineering"]
 
 
-def _canvas(tenants: TenantsResource, tenant_id: str) -> Tenant:
+def _canvas(
+    context: dg.AssetExecutionContext, tenants: TenantsResource, tenant_id: str
+) -> Tenant | None:
+    """The tenant, or None (and the asset is skipped) when it has no Canvas section."""
     tenant = tenants.tenant(tenant_id)
     if tenant.canvas is None:
-        raise dg.Failure(f"tenant {tenant_id!r} has no canvas section in the tenants file", allow_retries=False)
+        context.log.info(f"tenant {tenant_id!r} has no canvas section: Canvas provisioning skipped")
+        return None
     return tenant
 
 
@@ -56,22 +60,32 @@ def _mapping(lake: DataLake, night: str, tenant_id: str) -> dict[str, pd.DataFra
 
 @dg.asset(
     key=MAPPING,
-    ins={name: dg.AssetIn(key=["oneroster", name]) for name in COLLECTIONS if name != "demographics"},
+    ins={
+        name: dg.AssetIn(key=["oneroster", name]) for name in COLLECTIONS if name != "demographics"
+    },
     partitions_def=tenant_night,
     group_name="canvas",
+    output_required=False,  # skipped for tenants without a canvas section
     kinds={"pandas", "parquet", "canvas"},
     owners=OWNERS,
     description="The full Canvas state a night's OneRoster snapshot implies: accounts, terms, courses, sections, users, enrollments (and observers), with prefixed SIS ids.",
 )
-def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake, **snapshot: pd.DataFrame) -> dg.MaterializeResult:
+def canvas_mapping(
+    context: dg.AssetExecutionContext,
+    tenants: TenantsResource,
+    lake: DataLake,
+    **snapshot: pd.DataFrame,
+):
     tenant_id, night = tenant_and_night(context)
-    tenant = _canvas(tenants, tenant_id)
+    tenant = _canvas(context, tenants, tenant_id)
+    if tenant is None:
+        return
     files = map_snapshot(snapshot, tenant.canvas, night)  # type: ignore[arg-type]
     for name, frame in files.items():
         write_frame(frame, lake.path("canvas_mapping", name, str(night), tenant_id))
     metadata = {f"{name}_rows": len(frame) for name, frame in files.items()}
     metadata["users_without_login_id"] = files["users"].attrs.get("without_login", 0)
-    return dg.MaterializeResult(metadata=metadata)
+    yield dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -79,6 +93,7 @@ def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, 
     deps=[MAPPING],
     partitions_def=tenant_night,
     group_name="canvas",
+    output_required=False,  # skipped for tenants without a canvas section
     kinds={"pandas", "canvas"},
     owners=OWNERS,
     description=(
@@ -96,12 +111,17 @@ def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, 
 )
 def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
     tenant_id, night = tenant_and_night(context)
-    tenant = _canvas(tenants, tenant_id)
+    tenant = _canvas(context, tenants, tenant_id)
+    if tenant is None:
+        return
     cfg = tenant.canvas
     assert cfg is not None
     current = _mapping(lake, str(night), tenant_id)
     if current is None:
-        raise dg.Failure(f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize canvas/mapping first", allow_retries=False)
+        raise dg.Failure(
+            f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize canvas/mapping first",
+            allow_retries=False,
+        )
     applied = sorted(n for n in read_ledger(lake, tenant_id) if n < str(night))
     base_night = applied[-1] if applied else None
     previous = _mapping(lake, base_night, tenant_id) if base_night else None
@@ -111,11 +131,16 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
     write_frame(delta.changes, lake.path("canvas", "changes", str(night), tenant_id))
     zip_path = lake.path("canvas", "sis_import", str(night), tenant_id, ".zip")
     if passed or overridden:
-        package = {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in (current if cfg.import_mode == "diffing" else delta.files).items()}
+        package = {
+            n: f.drop(columns=[INTERNAL], errors="ignore")
+            for n, f in (current if cfg.import_mode == "diffing" else delta.files).items()
+        }
         try:
             data = build_zip(package) if any(len(f) for f in package.values()) else None
         except CanvasCsvError as exc:
-            raise dg.Failure(f"tenant {tenant_id!r}, night {night}: {exc}", allow_retries=False) from None
+            raise dg.Failure(
+                f"tenant {tenant_id!r}, night {night}: {exc}", allow_retries=False
+            ) from None
         if data is not None:
             atomic_write_bytes(data, zip_path)
         elif zip_path.exists():
@@ -123,7 +148,9 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
     elif zip_path.exists():
         zip_path.unlink()  # never leave an older package where a blocked one would be
     if overridden:
-        context.log.warning(f"tenant {tenant_id!r}, night {night}: mass removal allowed by the {ALLOW_MASS_REMOVAL_TAG} tag of run {context.run_id}")
+        context.log.warning(
+            f"tenant {tenant_id!r}, night {night}: mass removal allowed by the {ALLOW_MASS_REMOVAL_TAG} tag of run {context.run_id}"
+        )
     summary = changes_markdown(delta)
     metadata: dict[str, object] = {
         "changes": dg.MetadataValue.md(summary),
@@ -148,7 +175,11 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
                     if overridden
                     else "over the limit: nothing will be uploaded. Re-run with the tag sis_pipelines/allow_mass_removal=true (or --allow-mass-removal) to let it through."
                 ),
-                metadata={"what_would_be_removed": dg.MetadataValue.md(guard_md), "overridden": overridden, **{f"{f.file}_removal_share": round(f.removal_share, 6) for f in findings}},
+                metadata={
+                    "what_would_be_removed": dg.MetadataValue.md(guard_md),
+                    "overridden": overridden,
+                    **{f"{f.file}_removal_share": round(f.removal_share, 6) for f in findings},
+                },
             )
         ],
     )
@@ -159,13 +190,16 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
     deps=[DELTA],
     partitions_def=tenant_night,
     group_name="canvas",
+    output_required=False,  # skipped for tenants without a canvas section
     kinds={"canvas"},
     owners=OWNERS,
     description="Posts the night's zip to Canvas sis_imports and follows it to a terminal state; idempotent per night.",
 )
-def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake) -> dg.MaterializeResult:
+def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
     tenant_id, night = tenant_and_night(context)
-    tenant = _canvas(tenants, tenant_id)
+    tenant = _canvas(context, tenants, tenant_id)
+    if tenant is None:
+        return
     cfg = tenant.canvas
     assert cfg is not None
     night_s = str(night)
@@ -173,20 +207,38 @@ def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResourc
     force = context.run.tags.get(FORCE_UPLOAD_TAG, "").lower() == "true"
     zip_path = lake.path("canvas", "sis_import", night_s, tenant_id, ".zip")
     if night_s in ledger and not force:
-        return dg.MaterializeResult(metadata={"outcome": "already imported", "import_id": str(ledger[night_s].get("import_id"))})
+        yield dg.MaterializeResult(
+            metadata={
+                "outcome": "already imported",
+                "import_id": str(ledger[night_s].get("import_id")),
+            }
+        )
+        return
     later = [n for n in ledger if n > night_s]
     if later and not force:
-        return dg.MaterializeResult(metadata={"outcome": f"not uploaded: a later night ({max(later)}) is already applied"})
+        yield dg.MaterializeResult(
+            metadata={"outcome": f"not uploaded: a later night ({max(later)}) is already applied"}
+        )
+        return
     if cfg.dry_run:
-        return dg.MaterializeResult(metadata={"outcome": "dry run: the zip was built, not uploaded", "zip": dg.MetadataValue.path(str(zip_path))})
+        yield dg.MaterializeResult(
+            metadata={
+                "outcome": "dry run: the zip was built, not uploaded",
+                "zip": dg.MetadataValue.path(str(zip_path)),
+            }
+        )
+        return
 
     def record(entry: dict) -> None:
         ledger[night_s] = entry
-        atomic_write_bytes(json.dumps(ledger, indent=1, sort_keys=True).encode(), _ledger_path(lake, tenant_id))
+        atomic_write_bytes(
+            json.dumps(ledger, indent=1, sort_keys=True).encode(), _ledger_path(lake, tenant_id)
+        )
 
     if not zip_path.exists():
         record({"import_id": None, "workflow_state": "nothing to send"})
-        return dg.MaterializeResult(metadata={"outcome": "nothing to send"})
+        yield dg.MaterializeResult(metadata={"outcome": "nothing to send"})
+        return
     params: dict[str, object] = {}
     if cfg.override_sis_stickiness:
         params["override_sis_stickiness"] = "true"
@@ -208,10 +260,14 @@ def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResourc
     messages = import_messages(state)
     workflow_state = state.get("workflow_state")
     if workflow_state in FAILED:
-        raise dg.Failure(f"tenant {tenant_id!r}, night {night}: Canvas SIS import {created['id']} {workflow_state}: " + "; ".join(messages[:10]), allow_retries=False)
+        raise dg.Failure(
+            f"tenant {tenant_id!r}, night {night}: Canvas SIS import {created['id']} {workflow_state}: "
+            + "; ".join(messages[:10]),
+            allow_retries=False,
+        )
     record({"import_id": created["id"], "workflow_state": workflow_state})
     counts = (state.get("data") or {}).get("counts") or {}
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "outcome": "imported",
             "import_id": str(created["id"]),
