@@ -58,3 +58,19 @@ def client_for(sim: SimulatorServer, page_size: int = 100, **kwargs: object) -> 
 
 
 __all__ = ["FAST_RETRY", "NIGHT", "VENDORS", "auth_for", "client_for"]
+
+
+def canonical(snapshot: dict) -> dict:
+    """A simulator snapshot as the stored, validated snapshot frames look (Arrow-backed)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from sis_pipelines.oneroster.collections import COLLECTIONS
+    from sis_pipelines.oneroster.normalise import arrow_schema
+
+    out = {}
+    for name, frame in snapshot.items():
+        schema = arrow_schema(COLLECTIONS[name])
+        plain = pd.DataFrame({c: frame[c] for c in COLLECTIONS[name].columns})
+        out[name] = pa.Table.from_pandas(plain, schema=schema, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
+    return out

@@ -126,7 +126,7 @@ class GuardFinding:
 
     @property
     def shrink_share(self) -> float:
-        return max(0.0, 1 - self.active_now / self.active_before) if self.active_before else 0.0
+        return max(0.0, (self.active_before - self.active_now) / self.active_before) if self.active_before else 0.0
 
 
 def deletion_guard(previous: Mapping[str, pd.DataFrame] | None, current: Mapping[str, pd.DataFrame], delta: Delta, limit: float) -> tuple[bool, list[GuardFinding]]:

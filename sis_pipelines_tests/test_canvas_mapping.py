@@ -1,0 +1,119 @@
+"""OneRoster snapshot to the Canvas SIS Import files, per option."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from sis_pipelines.canvas.files import FILES
+from sis_pipelines.canvas.mapping import map_snapshot
+from sis_pipelines.simulator.district import District
+from sis_pipelines.tenants import Canvas
+
+from .conftest import canonical
+
+NIGHT = date(2026, 11, 21)
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    return canonical(District(300, 7).snapshot(NIGHT))
+
+
+def cfg(**kw) -> Canvas:
+    return Canvas(source="simulator", **kw)
+
+
+def test_columns_are_exactly_canvas_columns(snapshot):
+    files = map_snapshot(snapshot, cfg(), NIGHT)
+    for name, frame in files.items():
+        assert [c for c in frame.columns if c != "term_end_date"] == [c for c in FILES[name].columns if c in frame.columns]
+        for column in FILES[name].required:
+            assert frame[column].notna().all(), (name, column)
+
+
+def test_accounts_parents_first_with_prefix(snapshot):
+    accounts = map_snapshot(snapshot, cfg(sis_id_prefix="d1-"), NIGHT)["accounts"]
+    assert accounts["account_id"].iloc[0] == "d1-district"
+    assert accounts["parent_account_id"].iloc[0] is None
+    seen = set()
+    for account, parent in zip(accounts["account_id"], accounts["parent_account_id"], strict=True):
+        assert parent is None or parent in seen
+        seen.add(account)
+    assert (accounts["account_id"].str.startswith("d1-")).all()
+
+
+def test_semesters_are_terms_and_grading_periods_roll_up(snapshot):
+    classes = snapshot["classes"].copy()
+    # A class scheduled in a grading period belongs to that period's semester.
+    classes["termSourcedIds"] = pd.Series([["gp-2026-1-1"]] * len(classes), dtype=classes["termSourcedIds"].dtype)
+    files = map_snapshot({**snapshot, "classes": classes}, cfg(), NIGHT)
+    assert set(files["terms"]["term_id"]) == {"term-2026-1", "term-2026-2"}
+    assert set(files["courses"]["term_id"]) == {"term-2026-1"}
+    assert files["terms"]["start_date"].iloc[0] == "2026-08-15T00:00:00Z"
+
+
+def test_school_years_only_when_nothing_finer_exists(snapshot):
+    sessions = snapshot["academic_sessions"]
+    only_years = sessions[sessions["type"] == "schoolYear"]
+    classes = snapshot["classes"].copy()
+    classes["termSourcedIds"] = pd.Series([["sy-2026"]] * len(classes), dtype=classes["termSourcedIds"].dtype)
+    files = map_snapshot({**snapshot, "academic_sessions": only_years, "classes": classes}, cfg(), NIGHT)
+    assert list(files["terms"]["term_id"]) == ["sy-2026"]
+    assert set(files["courses"]["term_id"]) == {"sy-2026"}
+    chosen = map_snapshot(snapshot, cfg(term_session_types=["schoolYear"]), NIGHT)
+    assert list(chosen["terms"]["term_id"]) == ["sy-2026"]
+
+
+def test_one_course_per_class_by_default(snapshot):
+    files = map_snapshot(snapshot, cfg(), NIGHT)
+    classes = snapshot["classes"]
+    assert len(files["courses"]) == len(classes) == len(files["sections"])
+    assert (files["sections"]["section_id"] == files["sections"]["course_id"]).all()
+
+
+def test_course_and_term_mode_has_a_section_per_class(snapshot):
+    files = map_snapshot(snapshot, cfg(course_mode="course_term"), NIGHT)
+    sections = files["sections"]
+    assert len(sections) == len(snapshot["classes"])
+    assert sections["course_id"].nunique() == len(files["courses"]) < len(sections)
+    assert set(sections["course_id"]) == set(files["courses"]["course_id"])
+    assert set(files["enrollments"]["course_id"]) <= set(files["courses"]["course_id"])
+
+
+def test_users_login_field_types_and_observers(snapshot):
+    plain = map_snapshot(snapshot, cfg(), NIGHT)
+    users = plain["users"]
+    assert "observer" not in set(users["declared_user_type"])
+    assert {"student", "teacher", "administrative"} <= set(users["declared_user_type"])
+    assert "user_observers" not in plain
+    by_email = map_snapshot(snapshot, cfg(login_id_field="email", observers=True), NIGHT)
+    assert by_email["users"]["login_id"].str.contains("@").all()
+    assert "observer" in set(by_email["users"]["declared_user_type"])
+    observers = by_email["user_observers"]
+    assert len(observers) == (snapshot["users"]["role"] == "student").sum()
+
+
+def test_disabled_users_are_suspended_and_users_without_login_are_counted(snapshot):
+    users = snapshot["users"].copy()
+    users.loc[0, "enabledUser"] = False
+    users.loc[1, "identifier"] = None
+    files = map_snapshot({**snapshot, "users": users}, cfg(login_id_field="identifier"), NIGHT)
+    out = files["users"].set_index("user_id")
+    assert out.loc[users.loc[0, "sourcedId"], "status"] == "suspended"
+    assert users.loc[1, "sourcedId"] not in out.index
+    assert files["users"].attrs["without_login"] >= 1
+
+
+def test_role_mapping_custom_roles_and_dates(snapshot):
+    enrollments = snapshot["enrollments"].copy()
+    enrollments.loc[0, "role"] = "aide"
+    enrollments.loc[1, "role"] = "administrator"
+    enrollments.loc[2, "beginDate"] = None
+    files = map_snapshot({**snapshot, "enrollments": enrollments}, cfg(role_map={"student": "student", "teacher": "Lead Teacher", "aide": "ta"}), NIGHT)
+    out = files["enrollments"]
+    assert set(out["role"]) == {"student", "Lead Teacher", "ta"}
+    assert len(out) == len(enrollments) - 1  # administrators are not enrolled by this map
+    assert out["start_date"].notna().all() and out["end_date"].notna().all()
