@@ -94,7 +94,12 @@ class Canvas(_Strict):
     login_id_field: Literal["username", "email", "identifier"] = "username"
     observers: bool = False  # guardians as observers, through user_observers.csv
     # OneRoster role -> Canvas enrollment role (custom role names allowed); unmapped roles are not enrolled.
-    role_map: dict[str, str] = {"student": "student", "teacher": "teacher", "aide": "ta", "proctor": "ta"}
+    role_map: dict[str, str] = {
+        "student": "student",
+        "teacher": "teacher",
+        "aide": "ta",
+        "proctor": "ta",
+    }
     user_remove_status: Literal["deleted", "suspended"] = "suspended"
     # Above this share of a tenant's active users, courses, sections or enrollments
     # removed in one night, nothing is uploaded until an operator allows it.
@@ -107,7 +112,9 @@ class Canvas(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Canvas:
-        if self.source == "rest" and not (self.base_url.startswith(("https://", "http://")) and self.token_env):
+        if self.source == "rest" and not (
+            self.base_url.startswith(("https://", "http://")) and self.token_env
+        ):
             raise ValueError("canvas source rest needs base_url (http or https) and token_env")
         return self
 

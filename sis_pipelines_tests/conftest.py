@@ -72,5 +72,7 @@ def canonical(snapshot: dict) -> dict:
     for name, frame in snapshot.items():
         schema = arrow_schema(COLLECTIONS[name])
         plain = pd.DataFrame({c: frame[c] for c in COLLECTIONS[name].columns})
-        out[name] = pa.Table.from_pandas(plain, schema=schema, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
+        out[name] = pa.Table.from_pandas(plain, schema=schema, preserve_index=False).to_pandas(
+            types_mapper=pd.ArrowDtype
+        )
     return out

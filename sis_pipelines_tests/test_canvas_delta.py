@@ -18,13 +18,59 @@ TERM_END = "2027-01-15T00:00:00Z"
 
 
 def users(*ids: str, **changes) -> pd.DataFrame:
-    rows = [{"user_id": i, "login_id": i.lower(), "first_name": "A", "last_name": changes.get(i, "B"), "email": None, "declared_user_type": "student", "status": "active"} for i in ids]
-    return pd.DataFrame(rows, columns=["user_id", "login_id", "first_name", "last_name", "email", "declared_user_type", "status"])
+    rows = [
+        {
+            "user_id": i,
+            "login_id": i.lower(),
+            "first_name": "A",
+            "last_name": changes.get(i, "B"),
+            "email": None,
+            "declared_user_type": "student",
+            "status": "active",
+        }
+        for i in ids
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "user_id",
+            "login_id",
+            "first_name",
+            "last_name",
+            "email",
+            "declared_user_type",
+            "status",
+        ],
+    )
 
 
 def enrollments(*pairs: tuple[str, str], end: str = TERM_END) -> pd.DataFrame:
-    rows = [{"course_id": c, "section_id": c, "user_id": u, "role": "student", "status": "active", "start_date": "2026-08-15T00:00:00Z", "end_date": end, "term_end_date": end} for u, c in pairs]
-    return pd.DataFrame(rows, columns=["course_id", "section_id", "user_id", "role", "status", "start_date", "end_date", "term_end_date"])
+    rows = [
+        {
+            "course_id": c,
+            "section_id": c,
+            "user_id": u,
+            "role": "student",
+            "status": "active",
+            "start_date": "2026-08-15T00:00:00Z",
+            "end_date": end,
+            "term_end_date": end,
+        }
+        for u, c in pairs
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "course_id",
+            "section_id",
+            "user_id",
+            "role",
+            "status",
+            "start_date",
+            "end_date",
+            "term_end_date",
+        ],
+    )
 
 
 def state(u: pd.DataFrame, e: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -32,11 +78,19 @@ def state(u: pd.DataFrame, e: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def actions(delta) -> dict[str, str]:
-    return dict(zip(delta.changes["file"] + ":" + delta.changes["sis_id"], delta.changes["action"], strict=True))
+    return dict(
+        zip(
+            delta.changes["file"] + ":" + delta.changes["sis_id"],
+            delta.changes["action"],
+            strict=True,
+        )
+    )
 
 
 def test_the_first_night_adds_everything():
-    delta = compute_delta(None, state(users("U1"), enrollments(("U1", "C1"))), CFG, date(2026, 11, 21))
+    delta = compute_delta(
+        None, state(users("U1"), enrollments(("U1", "C1"))), CFG, date(2026, 11, 21)
+    )
     assert actions(delta) == {"users:U1": "add", "enrollments:C1|U1|student": "add"}
 
 
@@ -58,22 +112,33 @@ def test_add_change_and_remove():
 
 
 def test_removed_users_are_deleted_when_the_tenant_says_so():
-    delta = compute_delta(state(users("U1"), enrollments()), state(users(), enrollments()), Canvas(source="simulator", user_remove_status="deleted"), date(2026, 11, 21))
+    delta = compute_delta(
+        state(users("U1"), enrollments()),
+        state(users(), enrollments()),
+        Canvas(source="simulator", user_remove_status="deleted"),
+        date(2026, 11, 21),
+    )
     assert actions(delta) == {"users:U1": "delete"}
 
 
 def test_after_the_term_ended_a_removal_completes_and_keeps_the_work():
     before = state(users("U1"), enrollments(("U1", "C1")))
     after = state(users("U1"), enrollments())
-    assert actions(compute_delta(before, after, CFG, date(2027, 1, 20))) == {"enrollments:C1|U1|student": "complete"}
-    assert actions(compute_delta(before, after, CFG, date(2026, 12, 1))) == {"enrollments:C1|U1|student": "delete"}
+    assert actions(compute_delta(before, after, CFG, date(2027, 1, 20))) == {
+        "enrollments:C1|U1|student": "complete"
+    }
+    assert actions(compute_delta(before, after, CFG, date(2026, 12, 1))) == {
+        "enrollments:C1|U1|student": "delete"
+    }
 
 
 def test_reenrolment_after_a_drop_is_an_add():
     night1 = state(users("U1"), enrollments(("U1", "C1")))
     night2 = state(users("U1"), enrollments())
     night3 = state(users("U1"), enrollments(("U1", "C1")))
-    assert actions(compute_delta(night1, night2, CFG, date(2026, 11, 2))) == {"enrollments:C1|U1|student": "delete"}
+    assert actions(compute_delta(night1, night2, CFG, date(2026, 11, 2))) == {
+        "enrollments:C1|U1|student": "delete"
+    }
     # night2 was applied, so night3 is measured against it.
     delta = compute_delta(night2, night3, CFG, date(2026, 11, 3))
     assert actions(delta) == {"enrollments:C1|U1|student": "add"}
@@ -108,7 +173,9 @@ def test_the_guard_blocks_just_above_the_threshold_and_passes_at_it(removed, pas
 def test_an_empty_users_file_is_blocked():
     before = state(users("U1", "U2"), enrollments(("U1", "C1")))
     after = state(users(), enrollments())
-    passed, findings = deletion_guard(before, after, compute_delta(before, after, CFG, date(2026, 11, 21)), 0.05)
+    passed, findings = deletion_guard(
+        before, after, compute_delta(before, after, CFG, date(2026, 11, 21)), 0.05
+    )
     assert not passed
     assert {f.file: f.shrink_share for f in findings}["users"] == 1.0
 
@@ -118,7 +185,10 @@ def test_the_zip_holds_only_non_empty_csvs_with_headers():
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.namelist() == ["users.csv"]
         text = z.read("users.csv").decode("utf-8")
-    assert text.splitlines()[0] == "user_id,login_id,first_name,last_name,email,declared_user_type,status"
+    assert (
+        text.splitlines()[0]
+        == "user_id,login_id,first_name,last_name,email,declared_user_type,status"
+    )
     assert "Ünïcødé" in text
     assert read_zip(data)["users"][0]["user_id"] == "U1"
 
@@ -128,7 +198,10 @@ def test_the_zip_holds_only_non_empty_csvs_with_headers():
     [
         (users("U1").assign(login_id=None), "login_id is required"),
         (users("U1").assign(status="baleeted"), 'Improper status "baleeted"'),
-        (enrollments(("U1", "C1")).assign(start_date="15/08/2026").drop(columns="term_end_date"), "start_date '15/08/2026' is not ISO 8601"),
+        (
+            enrollments(("U1", "C1")).assign(start_date="15/08/2026").drop(columns="term_end_date"),
+            "start_date '15/08/2026' is not ISO 8601",
+        ),
     ],
 )
 def test_the_canvas_rules_refuse_bad_rows(frame, problem):

@@ -29,7 +29,9 @@ def cfg(**kw) -> Canvas:
 def test_columns_are_exactly_canvas_columns(snapshot):
     files = map_snapshot(snapshot, cfg(), NIGHT)
     for name, frame in files.items():
-        assert [c for c in frame.columns if c != "term_end_date"] == [c for c in FILES[name].columns if c in frame.columns]
+        assert [c for c in frame.columns if c != "term_end_date"] == [
+            c for c in FILES[name].columns if c in frame.columns
+        ]
         for column in FILES[name].required:
             assert frame[column].notna().all(), (name, column)
 
@@ -48,7 +50,9 @@ def test_accounts_parents_first_with_prefix(snapshot):
 def test_semesters_are_terms_and_grading_periods_roll_up(snapshot):
     classes = snapshot["classes"].copy()
     # A class scheduled in a grading period belongs to that period's semester.
-    classes["termSourcedIds"] = pd.Series([["gp-2026-1-1"]] * len(classes), dtype=classes["termSourcedIds"].dtype)
+    classes["termSourcedIds"] = pd.Series(
+        [["gp-2026-1-1"]] * len(classes), dtype=classes["termSourcedIds"].dtype
+    )
     files = map_snapshot({**snapshot, "classes": classes}, cfg(), NIGHT)
     assert set(files["terms"]["term_id"]) == {"term-2026-1", "term-2026-2"}
     assert set(files["courses"]["term_id"]) == {"term-2026-1"}
@@ -59,8 +63,12 @@ def test_school_years_only_when_nothing_finer_exists(snapshot):
     sessions = snapshot["academic_sessions"]
     only_years = sessions[sessions["type"] == "schoolYear"]
     classes = snapshot["classes"].copy()
-    classes["termSourcedIds"] = pd.Series([["sy-2026"]] * len(classes), dtype=classes["termSourcedIds"].dtype)
-    files = map_snapshot({**snapshot, "academic_sessions": only_years, "classes": classes}, cfg(), NIGHT)
+    classes["termSourcedIds"] = pd.Series(
+        [["sy-2026"]] * len(classes), dtype=classes["termSourcedIds"].dtype
+    )
+    files = map_snapshot(
+        {**snapshot, "academic_sessions": only_years, "classes": classes}, cfg(), NIGHT
+    )
     assert list(files["terms"]["term_id"]) == ["sy-2026"]
     assert set(files["courses"]["term_id"]) == {"sy-2026"}
     chosen = map_snapshot(snapshot, cfg(term_session_types=["schoolYear"]), NIGHT)
@@ -112,7 +120,11 @@ def test_role_mapping_custom_roles_and_dates(snapshot):
     enrollments.loc[0, "role"] = "aide"
     enrollments.loc[1, "role"] = "administrator"
     enrollments.loc[2, "beginDate"] = None
-    files = map_snapshot({**snapshot, "enrollments": enrollments}, cfg(role_map={"student": "student", "teacher": "Lead Teacher", "aide": "ta"}), NIGHT)
+    files = map_snapshot(
+        {**snapshot, "enrollments": enrollments},
+        cfg(role_map={"student": "student", "teacher": "Lead Teacher", "aide": "ta"}),
+        NIGHT,
+    )
     out = files["enrollments"]
     assert set(out["role"]) == {"student", "Lead Teacher", "ta"}
     assert len(out) == len(enrollments) - 1  # administrators are not enrolled by this map

@@ -268,7 +268,9 @@ def test_lineage_of_the_assets():
     }
     assert parents["oneroster/demographics"] == {"oneroster/users"}
     assert parents["oneroster/orgs"] == set()
-    assert parents["canvas/mapping"] == {f"oneroster/{n}" for n in COLLECTIONS if n != "demographics"}
+    assert parents["canvas/mapping"] == {
+        f"oneroster/{n}" for n in COLLECTIONS if n != "demographics"
+    }
     assert parents["canvas/delta"] == {"canvas/mapping"}
     assert parents["canvas/sis_import"] == {"canvas/delta"}
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}

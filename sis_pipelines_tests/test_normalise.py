@@ -165,7 +165,9 @@ def test_end_of_day_keeps_its_date():
 
 @given(
     day=st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2090, 12, 31)),
-    offset_minutes=st.integers(min_value=-11 * 4, max_value=11 * 4).map(lambda q: q * 15),  # real zones: quarter hours
+    offset_minutes=st.integers(min_value=-11 * 4, max_value=11 * 4).map(
+        lambda q: q * 15
+    ),  # real zones: quarter hours
 )
 def test_a_date_sent_as_midnight_local_in_utc_comes_back(day, offset_minutes):
     local_midnight = dt.datetime.combine(

@@ -13,14 +13,24 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {"imported", "imported_with_messages", "aborted", "failed", "failed_with_messages", "restored", "partially_restored"}
+TERMINAL = {
+    "imported",
+    "imported_with_messages",
+    "aborted",
+    "failed",
+    "failed_with_messages",
+    "restored",
+    "partially_restored",
+}
 FAILED = {"aborted", "failed", "failed_with_messages"}
 
 
 class CanvasError(RuntimeError):
     def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None):
         self.status = status
-        super().__init__(f"tenant {tenant!r}, Canvas {endpoint}: {'HTTP ' + str(status) + ': ' if status else ''}{message}")
+        super().__init__(
+            f"tenant {tenant!r}, Canvas {endpoint}: {'HTTP ' + str(status) + ': ' if status else ''}{message}"
+        )
 
 
 @dataclass(frozen=True)
@@ -33,11 +43,21 @@ class Polling:
 
 def _throttled(response: httpx.Response) -> bool:
     # Canvas's source answers 403 "Rate Limit Exceeded"; newer docs say 429: both are throttling.
-    return response.status_code == 429 or (response.status_code == 403 and b"Rate Limit Exceeded" in response.content)
+    return response.status_code == 429 or (
+        response.status_code == 403 and b"Rate Limit Exceeded" in response.content
+    )
 
 
 class CanvasClient:
-    def __init__(self, tenant: str, base_url: str, token: str, account_id: int | str, polling: Polling | None = None, timeout_s: float = 120.0):
+    def __init__(
+        self,
+        tenant: str,
+        base_url: str,
+        token: str,
+        account_id: int | str,
+        polling: Polling | None = None,
+        timeout_s: float = 120.0,
+    ):
         self.tenant = tenant
         self.account_id = account_id
         self.polling = polling or Polling()
@@ -66,26 +86,44 @@ class CanvasClient:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 if attempt == self.polling.throttle_retries:
-                    raise CanvasError(self.tenant, path, f"connection failed ({type(exc).__name__})") from None
+                    raise CanvasError(
+                        self.tenant, path, f"connection failed ({type(exc).__name__})"
+                    ) from None
                 time.sleep(min(30.0, 0.5 * 2**attempt))
                 continue
             if _throttled(response) or response.status_code >= 500:
                 self.throttled += _throttled(response)
                 if attempt == self.polling.throttle_retries:
                     break
-                wait = float(response.headers.get("Retry-After") or random.uniform(0.5, min(30.0, 2**attempt)))
-                log.warning("tenant %r: Canvas %s answered %s; waiting %.1fs", self.tenant, path, response.status_code, wait)
+                wait = float(
+                    response.headers.get("Retry-After")
+                    or random.uniform(0.5, min(30.0, 2**attempt))
+                )
+                log.warning(
+                    "tenant %r: Canvas %s answered %s; waiting %.1fs",
+                    self.tenant,
+                    path,
+                    response.status_code,
+                    wait,
+                )
                 time.sleep(wait)
                 continue
             if response.status_code >= 400:
                 raise CanvasError(self.tenant, path, _message(response), response.status_code)
             return orjson.loads(response.content)
-        raise CanvasError(self.tenant, path, f"still throttled or failing after {self.polling.throttle_retries + 1} attempts", response.status_code)
+        raise CanvasError(
+            self.tenant,
+            path,
+            f"still throttled or failing after {self.polling.throttle_retries + 1} attempts",
+            response.status_code,
+        )
 
     def post_sis_import(self, data: bytes, params: dict[str, Any]) -> dict[str, Any]:
         path = f"/api/v1/accounts/{self.account_id}/sis_imports"
         query = {"import_type": "instructure_csv", "extension": "zip", **params}
-        return self._send("POST", path, params=query, content=data, headers={"Content-Type": "application/zip"})
+        return self._send(
+            "POST", path, params=query, content=data, headers={"Content-Type": "application/zip"}
+        )
 
     def sis_import(self, import_id: int | str) -> dict[str, Any]:
         return self._send("GET", f"/api/v1/accounts/{self.account_id}/sis_imports/{import_id}")
@@ -99,7 +137,11 @@ class CanvasClient:
             if state.get("workflow_state") in TERMINAL:
                 return state
             if time.monotonic() - started > self.polling.timeout_s:
-                raise CanvasError(self.tenant, f"sis_imports/{import_id}", f"still {state.get('workflow_state')} after {self.polling.timeout_s:.0f}s")
+                raise CanvasError(
+                    self.tenant,
+                    f"sis_imports/{import_id}",
+                    f"still {state.get('workflow_state')} after {self.polling.timeout_s:.0f}s",
+                )
             time.sleep(wait)
             wait = min(self.polling.max_wait_s, wait * 2)
 
@@ -112,7 +154,9 @@ def _message(response: httpx.Response) -> str:
     if isinstance(body, dict) and body.get("errors"):
         errors = body["errors"]
         if isinstance(errors, list):
-            return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)[:300]
+            return "; ".join(
+                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+            )[:300]
         return str(errors)[:300]
     return str(body)[:300]
 

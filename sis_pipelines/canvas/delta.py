@@ -55,13 +55,22 @@ def _removal_status(name: str, previous: pd.DataFrame, cfg: Canvas, night: date)
     return np.full(len(previous), "deleted", dtype=object)
 
 
-def file_delta(name: str, previous: pd.DataFrame | None, current: pd.DataFrame, cfg: Canvas, night: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+def file_delta(
+    name: str, previous: pd.DataFrame | None, current: pd.DataFrame, cfg: Canvas, night: date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     spec = FILES[name]
     key = list(spec.key)
     values = [c for c in current.columns if c not in key and c != INTERNAL]
     if previous is None or previous.empty:
         rows = current
-        changes = pd.DataFrame({"file": name, "sis_id": _sis_id(current, spec.key), "action": "add", "reason": "new in the SIS"})
+        changes = pd.DataFrame(
+            {
+                "file": name,
+                "sis_id": _sis_id(current, spec.key),
+                "action": "add",
+                "reason": "new in the SIS",
+            }
+        )
         return rows, changes
     merged = previous.merge(current, on=key, how="outer", suffixes=("_old", ""), indicator=True)
     added = merged["_merge"] == "right_only"
@@ -76,7 +85,9 @@ def file_delta(name: str, previous: pd.DataFrame | None, current: pd.DataFrame, 
         changed_columns.append((column, diff))
     reason = np.full(len(merged), "", dtype=object)
     for column, diff in changed_columns:
-        reason = np.where(diff, np.where(reason == "", "changed: " + column, reason + ", " + column), reason)
+        reason = np.where(
+            diff, np.where(reason == "", "changed: " + column, reason + ", " + column), reason
+        )
     # Removed rows keep their last values; only the status changes.
     for column in values + ([INTERNAL] if INTERNAL in merged else []):
         old_col = f"{column}_old"
@@ -90,14 +101,30 @@ def file_delta(name: str, previous: pd.DataFrame | None, current: pd.DataFrame, 
     merged.loc[removed, "_action"] = [REMOVALS.get(s, s) for s in removal]
     merged["_reason"] = reason
     merged.loc[added, "_reason"] = "new in the SIS"
-    merged.loc[removed, "_reason"] = np.where(removal == "completed", "gone from the SIS after its term ended: completed, work kept", "gone from the SIS")
+    merged.loc[removed, "_reason"] = np.where(
+        removal == "completed",
+        "gone from the SIS after its term ended: completed, work kept",
+        "gone from the SIS",
+    )
     out = merged[merged["_action"].notna()]
     rows = out[[c for c in current.columns]].reset_index(drop=True)
-    changes = pd.DataFrame({"file": name, "sis_id": _sis_id(out, spec.key).to_numpy(), "action": out["_action"].to_numpy(), "reason": out["_reason"].to_numpy()})
+    changes = pd.DataFrame(
+        {
+            "file": name,
+            "sis_id": _sis_id(out, spec.key).to_numpy(),
+            "action": out["_action"].to_numpy(),
+            "reason": out["_reason"].to_numpy(),
+        }
+    )
     return rows, changes
 
 
-def compute_delta(previous: Mapping[str, pd.DataFrame] | None, current: Mapping[str, pd.DataFrame], cfg: Canvas, night: date) -> Delta:
+def compute_delta(
+    previous: Mapping[str, pd.DataFrame] | None,
+    current: Mapping[str, pd.DataFrame],
+    cfg: Canvas,
+    night: date,
+) -> Delta:
     files: dict[str, pd.DataFrame] = {}
     changes = []
     for name in ORDER:
@@ -106,10 +133,16 @@ def compute_delta(previous: Mapping[str, pd.DataFrame] | None, current: Mapping[
         cur = current.get(name)
         if cur is None:
             cur = previous[name].iloc[0:0]  # type: ignore[index]
-        rows, change = file_delta(name, None if previous is None else previous.get(name), cur, cfg, night)
+        rows, change = file_delta(
+            name, None if previous is None else previous.get(name), cur, cfg, night
+        )
         files[name] = rows
         changes.append(change)
-    frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=["file", "sis_id", "action", "reason"])
+    frame = (
+        pd.concat(changes, ignore_index=True)
+        if changes
+        else pd.DataFrame(columns=["file", "sis_id", "action", "reason"])
+    )
     return Delta(files, frame.astype({"file": str, "sis_id": str, "action": str, "reason": str}))
 
 
@@ -126,10 +159,19 @@ class GuardFinding:
 
     @property
     def shrink_share(self) -> float:
-        return max(0.0, (self.active_before - self.active_now) / self.active_before) if self.active_before else 0.0
+        return (
+            max(0.0, (self.active_before - self.active_now) / self.active_before)
+            if self.active_before
+            else 0.0
+        )
 
 
-def deletion_guard(previous: Mapping[str, pd.DataFrame] | None, current: Mapping[str, pd.DataFrame], delta: Delta, limit: float) -> tuple[bool, list[GuardFinding]]:
+def deletion_guard(
+    previous: Mapping[str, pd.DataFrame] | None,
+    current: Mapping[str, pd.DataFrame],
+    delta: Delta,
+    limit: float,
+) -> tuple[bool, list[GuardFinding]]:
     """Whether tonight removes or shrinks no more than ``limit`` of any guarded file."""
     findings = []
     for name in GUARDED:
@@ -137,20 +179,34 @@ def deletion_guard(previous: Mapping[str, pd.DataFrame] | None, current: Mapping
         active_before = 0 if before is None else int((before["status"] == "active").sum())
         now = current.get(name)
         active_now = 0 if now is None else int((now["status"] == "active").sum())
-        removals = int(((delta.changes["file"] == name) & delta.changes["action"].isin(REMOVALS.values())).sum())
+        removals = int(
+            (
+                (delta.changes["file"] == name) & delta.changes["action"].isin(REMOVALS.values())
+            ).sum()
+        )
         findings.append(GuardFinding(name, active_before, removals, active_now))
     passed = all(f.removal_share <= limit and f.shrink_share <= limit for f in findings)
     return passed, findings
 
 
-def guard_markdown(findings: list[GuardFinding], limit: float, delta: Delta, sample: int = 20) -> str:
-    lines = [f"| file | active before | removals | share | active now | limit |", "|---|---:|---:|---:|---:|---:|"]
+def guard_markdown(
+    findings: list[GuardFinding], limit: float, delta: Delta, sample: int = 20
+) -> str:
+    lines = [
+        "| file | active before | removals | share | active now | limit |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for f in findings:
-        lines.append(f"| {f.file} | {f.active_before} | {f.removals} | {f.removal_share:.2%} | {f.active_now} | {limit:.0%} |")
+        lines.append(
+            f"| {f.file} | {f.active_before} | {f.removals} | {f.removal_share:.2%} | {f.active_now} | {limit:.0%} |"
+        )
     removed = delta.changes[delta.changes["action"].isin(REMOVALS.values())]
     if len(removed):
         lines += ["", f"Removals (first {min(sample, len(removed))} of {len(removed)}):", ""]
-        lines += [f"- {r.file} `{r.sis_id}`: {r.action} ({r.reason})" for r in removed.head(sample).itertuples()]
+        lines += [
+            f"- {r.file} `{r.sis_id}`: {r.action} ({r.reason})"
+            for r in removed.head(sample).itertuples()
+        ]
     return "\n".join(lines)
 
 

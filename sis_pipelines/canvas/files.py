@@ -18,8 +18,21 @@ class CanvasFile:
 FILES: dict[str, CanvasFile] = {
     f.name: f
     for f in (
-        CanvasFile("accounts", ("account_id", "parent_account_id", "name", "status"), ("account_id",), ("account_id", "name", "status"), frozenset({"active", "deleted"})),
-        CanvasFile("terms", ("term_id", "name", "status", "start_date", "end_date"), ("term_id",), ("term_id", "name", "status"), frozenset({"active", "deleted"}), ("start_date", "end_date")),
+        CanvasFile(
+            "accounts",
+            ("account_id", "parent_account_id", "name", "status"),
+            ("account_id",),
+            ("account_id", "name", "status"),
+            frozenset({"active", "deleted"}),
+        ),
+        CanvasFile(
+            "terms",
+            ("term_id", "name", "status", "start_date", "end_date"),
+            ("term_id",),
+            ("term_id", "name", "status"),
+            frozenset({"active", "deleted"}),
+            ("start_date", "end_date"),
+        ),
         CanvasFile(
             "courses",
             ("course_id", "short_name", "long_name", "account_id", "term_id", "status"),
@@ -28,11 +41,24 @@ FILES: dict[str, CanvasFile] = {
             frozenset({"active", "deleted", "completed", "published"}),
         ),
         CanvasFile(
-            "sections", ("section_id", "course_id", "name", "status", "start_date", "end_date"), ("section_id",), ("section_id", "course_id", "name", "status"), frozenset({"active", "deleted"}), ("start_date", "end_date")
+            "sections",
+            ("section_id", "course_id", "name", "status", "start_date", "end_date"),
+            ("section_id",),
+            ("section_id", "course_id", "name", "status"),
+            frozenset({"active", "deleted"}),
+            ("start_date", "end_date"),
         ),
         CanvasFile(
             "users",
-            ("user_id", "login_id", "first_name", "last_name", "email", "declared_user_type", "status"),
+            (
+                "user_id",
+                "login_id",
+                "first_name",
+                "last_name",
+                "email",
+                "declared_user_type",
+                "status",
+            ),
             ("user_id",),
             ("user_id", "login_id", "status"),
             frozenset({"active", "suspended", "deleted"}),
@@ -45,7 +71,13 @@ FILES: dict[str, CanvasFile] = {
             frozenset({"active", "deleted", "completed", "inactive", "deleted_last_completed"}),
             ("start_date", "end_date"),
         ),
-        CanvasFile("user_observers", ("observer_id", "student_id", "status"), ("observer_id", "student_id"), ("observer_id", "student_id", "status"), frozenset({"active", "deleted"})),
+        CanvasFile(
+            "user_observers",
+            ("observer_id", "student_id", "status"),
+            ("observer_id", "student_id"),
+            ("observer_id", "student_id", "status"),
+            frozenset({"active", "deleted"}),
+        ),
     )
 }
 

@@ -96,11 +96,25 @@ def canvas_accounts(orgs: pd.DataFrame) -> pd.DataFrame:
         while cursor is not None and d < 16:
             d, cursor = d + 1, lookup.get(cursor)
         depth.append(d)
-    frame = pd.DataFrame({"account_id": ids.to_numpy(), "parent_account_id": parents.to_numpy(), "name": _s(orgs["name"]).to_numpy(), "status": "active", "_depth": depth})
-    return frame.sort_values(["_depth", "account_id"], kind="stable").drop(columns="_depth").reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "account_id": ids.to_numpy(),
+            "parent_account_id": parents.to_numpy(),
+            "name": _s(orgs["name"]).to_numpy(),
+            "status": "active",
+            "_depth": depth,
+        }
+    )
+    return (
+        frame.sort_values(["_depth", "account_id"], kind="stable")
+        .drop(columns="_depth")
+        .reset_index(drop=True)
+    )
 
 
-def map_snapshot(snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date) -> dict[str, pd.DataFrame]:
+def map_snapshot(
+    snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date
+) -> dict[str, pd.DataFrame]:
     """The full Canvas state (one frame per CSV file, unprefixed ids) of a snapshot."""
     accounts = canvas_accounts(snapshot["orgs"])
     terms, term_of = canvas_terms(snapshot["academic_sessions"], cfg)
@@ -120,7 +134,11 @@ def map_snapshot(snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date)
     cls["term"] = _s(cls["term"])
     courses_src = _active(snapshot["courses"])
     course_info = pd.DataFrame(
-        {"title": _s(courses_src["title"]).to_numpy(), "code": _s(courses_src["courseCode"]).to_numpy(), "org": _s(courses_src["orgSourcedId"]).to_numpy()},
+        {
+            "title": _s(courses_src["title"]).to_numpy(),
+            "code": _s(courses_src["courseCode"]).to_numpy(),
+            "org": _s(courses_src["orgSourcedId"]).to_numpy(),
+        },
         index=_s(courses_src["sourcedId"]).to_numpy(),
     )
     cls = cls[cls["course"].isin(course_info.index)]
@@ -145,7 +163,9 @@ def map_snapshot(snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date)
             {
                 "course_id": first["course_id"].to_numpy(),
                 "short_name": info["code"].fillna(info["title"]).to_numpy(),
-                "long_name": (info["title"].fillna("") + " (" + term_name.to_numpy() + ")").to_numpy(),
+                "long_name": (
+                    info["title"].fillna("") + " (" + term_name.to_numpy() + ")"
+                ).to_numpy(),
                 "account_id": info["org"].to_numpy(),
                 "term_id": first["term"].to_numpy(),
                 "status": "active",
@@ -154,7 +174,14 @@ def map_snapshot(snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date)
     cls["start_date"] = cls["term"].map(term_dates["start_date"])
     cls["end_date"] = cls["term"].map(term_dates["end_date"])
     sections = pd.DataFrame(
-        {"section_id": cls["class"], "course_id": cls["course_id"], "name": cls["title"], "status": "active", "start_date": _s(cls["start_date"]), "end_date": _s(cls["end_date"])}
+        {
+            "section_id": cls["class"],
+            "course_id": cls["course_id"],
+            "name": cls["title"],
+            "status": "active",
+            "start_date": _s(cls["start_date"]),
+            "end_date": _s(cls["end_date"]),
+        }
     )
 
     users_src = _active(snapshot["users"])
@@ -204,17 +231,41 @@ def map_snapshot(snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date)
         }
     ).drop_duplicates(["section_id", "user_id", "role"])
 
-    out = {"accounts": accounts, "terms": terms, "courses": courses, "sections": sections, "users": users, "enrollments": enrollments}
+    out = {
+        "accounts": accounts,
+        "terms": terms,
+        "courses": courses,
+        "sections": sections,
+        "users": users,
+        "enrollments": enrollments,
+    }
     if cfg.observers:
         guardians = users_src[roles.isin(OBSERVER_ROLES) & eligible]
-        pairs = pd.DataFrame({"observer_id": _s(guardians["sourcedId"]).to_numpy(), "student_id": guardians["agentSourcedIds"].astype(object).to_numpy()}).explode("student_id")
+        pairs = pd.DataFrame(
+            {
+                "observer_id": _s(guardians["sourcedId"]).to_numpy(),
+                "student_id": guardians["agentSourcedIds"].astype(object).to_numpy(),
+            }
+        ).explode("student_id")
         students = set(users.loc[users["declared_user_type"] == "student", "user_id"])
         pairs = pairs[pairs["student_id"].isin(students)]
         out["user_observers"] = pairs.assign(status="active").reset_index(drop=True)
-    return {name: _prefixed(name, frame.reset_index(drop=True), cfg.sis_id_prefix) for name, frame in out.items()}
+    return {
+        name: _prefixed(name, frame.reset_index(drop=True), cfg.sis_id_prefix)
+        for name, frame in out.items()
+    }
 
 
-ID_COLUMNS = {"account_id", "parent_account_id", "term_id", "course_id", "section_id", "user_id", "observer_id", "student_id"}
+ID_COLUMNS = {
+    "account_id",
+    "parent_account_id",
+    "term_id",
+    "course_id",
+    "section_id",
+    "user_id",
+    "observer_id",
+    "student_id",
+}
 
 
 def _prefixed(name: str, frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
@@ -223,5 +274,7 @@ def _prefixed(name: str, frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
         frame[column] = _s(frame[column])
         if prefix and column in ID_COLUMNS:
             frame[column] = frame[column].map(lambda v: None if v is None else prefix + v)
-    columns = [c for c in FILES[name].columns if c in frame.columns] + ([INTERNAL] if INTERNAL in frame.columns else [])
+    columns = [c for c in FILES[name].columns if c in frame.columns] + (
+        [INTERNAL] if INTERNAL in frame.columns else []
+    )
     return frame[columns]

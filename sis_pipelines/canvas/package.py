@@ -19,7 +19,11 @@ class CanvasCsvError(ValueError):
 
 def to_csv(name: str, frame: pd.DataFrame) -> bytes:
     columns = [c for c in FILES[name].columns if c in frame.columns]
-    return frame[columns].to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).encode("utf-8")
+    return (
+        frame[columns]
+        .to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        .encode("utf-8")
+    )
 
 
 def build_zip(files: Mapping[str, pd.DataFrame]) -> bytes:

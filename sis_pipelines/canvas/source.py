@@ -29,17 +29,31 @@ def simulator_for(tenant_id: str, state_dir: Path):
 
 
 @contextmanager
-def open_canvas(tenant_id: str, tenant: Tenant, data_root: str, env: Mapping[str, str] = os.environ, polling: Polling | None = None) -> Iterator[CanvasClient]:
+def open_canvas(
+    tenant_id: str,
+    tenant: Tenant,
+    data_root: str,
+    env: Mapping[str, str] = os.environ,
+    polling: Polling | None = None,
+) -> Iterator[CanvasClient]:
     cfg = tenant.canvas
     assert cfg is not None
     if cfg.source == "simulator":
         local = Path(data_root.removeprefix("file://")) / "simulator" / "canvas"
         sim = simulator_for(tenant_id, local)
-        with CanvasClient(tenant_id, sim.base_url, sim.token, cfg.account_id, polling or Polling(first_wait_s=0.05, max_wait_s=0.2)) as client:  # type: ignore[attr-defined]
+        with CanvasClient(
+            tenant_id,
+            sim.base_url,
+            sim.token,
+            cfg.account_id,
+            polling or Polling(first_wait_s=0.05, max_wait_s=0.2),
+        ) as client:  # type: ignore[attr-defined]
             yield client
         return
     token = env.get(cfg.token_env or "")
     if not token:
-        raise RuntimeError(f"tenant {tenant_id!r}: environment variable {cfg.token_env} (canvas.token_env) is not set")
+        raise RuntimeError(
+            f"tenant {tenant_id!r}: environment variable {cfg.token_env} (canvas.token_env) is not set"
+        )
     with CanvasClient(tenant_id, cfg.base_url, token, cfg.account_id, polling) as client:
         yield client

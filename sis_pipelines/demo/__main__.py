@@ -50,25 +50,38 @@ def main() -> int:
             bad = parquet_rows(quarantine) if quarantine.exists() else "-"
             print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}")
     print()
-    print(f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests':>12}")
+    print(
+        f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests':>12}"
+    )
     for outcome in outcomes:
         changes_path = output_path(root, "canvas", "changes", str(outcome.night), outcome.tenant)
         if changes_path.exists():
             changes = read_frame(changes_path)
-            by_action = ", ".join(f"{a} {n}" for a, n in changes["action"].value_counts().sort_index().items()) or "none"
+            by_action = (
+                ", ".join(
+                    f"{a} {n}" for a, n in changes["action"].value_counts().sort_index().items()
+                )
+                or "none"
+            )
             total = str(len(changes))
         else:
             by_action, total = "-", "-"
         ledger = tenant_file(root, "canvas_applied", outcome.tenant, ".json")
-        entry = json.loads(ledger.read_text()).get(str(outcome.night), {}) if ledger.exists() else {}
+        entry = (
+            json.loads(ledger.read_text()).get(str(outcome.night), {}) if ledger.exists() else {}
+        )
         state = entry.get("workflow_state", "not uploaded")
         if entry.get("import_id"):
             state = f"#{entry['import_id']} {state}"
-        print(f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {'n/a':>12}")
+        print(
+            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {'n/a':>12}"
+        )
     print()
     print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
     print(f"Quarantine: {root}/quarantine/<collection>/<night>/<tenant>.parquet")
-    print(f"Canvas:     {root}/canvas/changes/<night>/<tenant>.parquet and canvas/sis_import/<night>/<tenant>.zip")
+    print(
+        f"Canvas:     {root}/canvas/changes/<night>/<tenant>.parquet and canvas/sis_import/<night>/<tenant>.zip"
+    )
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (look at it with `make ui`)")
     failed = [o for o in outcomes if not o.success]
     for o in failed:

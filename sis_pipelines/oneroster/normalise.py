@@ -182,7 +182,9 @@ def to_date(arr: pa.Array) -> pa.Array:
         return pa.nulls(len(arr), pa.date32())
     text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
     ts = _date_time_text(text)
-    end_of_day = pc.and_(pc.and_(pc.equal(pc.hour(ts), 23), pc.equal(pc.minute(ts), 59)), pc.equal(pc.second(ts), 59))
+    end_of_day = pc.and_(
+        pc.and_(pc.equal(pc.hour(ts), 23), pc.equal(pc.minute(ts), 59)), pc.equal(pc.second(ts), 59)
+    )
     rounded = pc.add(ts, pa.scalar(12 * 3600, pa.duration("s")))
     return pc.if_else(end_of_day, ts, rounded).cast(pa.date32())
 

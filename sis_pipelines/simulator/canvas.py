@@ -66,7 +66,15 @@ class CanvasSimulator:
             return
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"state": self.state, "imports": self.imports, "diff_baselines": self.diff_baselines}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "state": self.state,
+                    "imports": self.imports,
+                    "diff_baselines": self.diff_baselines,
+                }
+            )
+        )
         tmp.replace(self.state_file)
 
     # ------------------------------------------------------------ imports
@@ -109,10 +117,15 @@ class CanvasSimulator:
             spec = FILES[name]
             for row in files.get(name, []):
                 key = "|".join(row.get(k, "") for k in spec.key)
-                self.state[name][key] = {**self.state[name].get(key, {}), **{k: v for k, v in row.items() if v != "" or k in spec.dates}}
+                self.state[name][key] = {
+                    **self.state[name].get(key, {}),
+                    **{k: v for k, v in row.items() if v != "" or k in spec.dates},
+                }
         return warnings
 
-    def _diff(self, identifier: str, files: dict[str, list[dict[str, str]]], params: dict[str, str]) -> tuple[dict[str, list[dict[str, str]]], list[str]]:
+    def _diff(
+        self, identifier: str, files: dict[str, list[dict[str, str]]], params: dict[str, str]
+    ) -> tuple[dict[str, list[dict[str, str]]], list[str]]:
         """Canvas's diffing mode: rows missing from this full file against the last one are removed."""
         previous = self.diff_baselines.get(identifier)
         threshold = params.get("change_threshold")
@@ -120,7 +133,9 @@ class CanvasSimulator:
             before = sum(len(v) for v in previous.values())
             now = sum(len(v) for v in files.values())
             if before and abs(1 - now / before) * 100 > float(threshold):
-                return files, ["Diffing not performed because file size difference exceeded threshold"]
+                return files, [
+                    "Diffing not performed because file size difference exceeded threshold"
+                ]
         self.diff_baselines[identifier] = files
         if previous is None:
             return files, []
@@ -130,7 +145,13 @@ class CanvasSimulator:
             now_keys = {"|".join(r.get(k, "") for k in spec.key) for r in files.get(name, [])}
             for row in rows:
                 if "|".join(row.get(k, "") for k in spec.key) not in now_keys:
-                    status = params.get("diffing_user_remove_status", "deleted") if name == "users" else params.get("diffing_drop_status", "deleted") if name == "enrollments" else "deleted"
+                    status = (
+                        params.get("diffing_user_remove_status", "deleted")
+                        if name == "users"
+                        else params.get("diffing_drop_status", "deleted")
+                        if name == "enrollments"
+                        else "deleted"
+                    )
                     out.setdefault(name, []).append({**row, "status": status})
         return out, []
 
@@ -140,7 +161,9 @@ class CanvasSimulator:
                 return None
             sis_import = self.imports[import_id - 1]
             polls = sis_import["_polls"] = sis_import.get("_polls", 0) + 1
-            if polls <= len(PROGRESSION) and sis_import["workflow_state"] not in (sis_import.get("_final"),):
+            if polls <= len(PROGRESSION) and sis_import["workflow_state"] not in (
+                sis_import.get("_final"),
+            ):
                 sis_import["workflow_state"] = PROGRESSION[polls - 1]
                 sis_import["progress"] = 50 * (polls - 1)
             else:
@@ -158,7 +181,7 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _send(self, status: int, body: Any) -> None:
@@ -180,7 +203,7 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 return False
             return True
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if not self._gate():
                 return
@@ -195,11 +218,16 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             except CanvasCsvError as exc:
                 self._send(400, {"errors": [{"message": str(exc)}]})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if not self._gate():
                 return
             parts = urlsplit(self.path).path.strip("/").split("/")
-            if parts[:3] == ["api", "v1", "accounts"] and len(parts) == 6 and parts[4] == "sis_imports" and parts[5].isdigit():
+            if (
+                parts[:3] == ["api", "v1", "accounts"]
+                and len(parts) == 6
+                and parts[4] == "sis_imports"
+                and parts[5].isdigit()
+            ):
                 found = sim.get_import(int(parts[5]))
                 if found is not None:
                     self._send(200, found)
