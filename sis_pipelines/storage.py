@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -54,33 +56,15 @@ def tenant_file(root: str | UPath, area: str, tenant: str, suffix: str) -> UPath
     return UPath(root) / area / f"{tenant}{suffix}"
 
 
-def atomic_write_bytes(data: bytes, path: UPath) -> None:
+def _publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
+    """Write a file so that readers see the old one or the whole new one, never a part."""
     if path.protocol in ("", "file", "local"):
         target = Path(path.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write(data)
-
-
-def atomic_write_table(table: pa.Table, path: UPath) -> None:
-    if path.protocol in ("", "file", "local"):
-        target = Path(path.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression=COMPRESSION)
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
@@ -94,7 +78,15 @@ def atomic_write_table(table: pa.Table, path: UPath) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        pq.write_table(table, fh, compression=COMPRESSION)
+        write(fh)
+
+
+def atomic_write_bytes(data: bytes, path: UPath) -> None:
+    _publish(path, lambda fh: fh.write(data))
+
+
+def atomic_write_table(table: pa.Table, path: UPath) -> None:
+    _publish(path, lambda fh: pq.write_table(table, fh, compression=COMPRESSION))
 
 
 def write_frame(frame: pd.DataFrame, path: UPath) -> None:

@@ -1,7 +1,6 @@
 """Canvas provisioning assets: mapping, guarded delta and package, upload and tracking."""
 
 import json
-from datetime import date
 
 import dagster as dg
 import pandas as pd
@@ -281,8 +280,3 @@ def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResourc
 
 
 canvas_assets = [canvas_mapping, canvas_delta, canvas_sis_import]
-
-
-def last_applied(lake: DataLake, tenant_id: str) -> date | None:
-    ledger = read_ledger(lake, tenant_id)
-    return date.fromisoformat(max(ledger)) if ledger else None
