@@ -82,6 +82,16 @@ def canvas_terms(sessions: pd.DataFrame, cfg: Canvas) -> tuple[pd.DataFrame, dic
     return frame, term_of
 
 
+def term_signature(sessions: pd.DataFrame, cfg: Canvas) -> str:
+    """What of a tenant's academic sessions the Canvas mapping depends on, as one digest:
+    the Canvas terms with their names and dates, and which term every session belongs to."""
+    import hashlib
+
+    terms, term_of = canvas_terms(sessions, cfg)
+    text = terms.sort_values("term_id").to_csv(index=False) + repr(sorted(term_of.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def canvas_accounts(orgs: pd.DataFrame) -> pd.DataFrame:
     orgs = _active(orgs)
     ids = _s(orgs["sourcedId"])
