@@ -1,6 +1,6 @@
 """The Dagster definitions of sis_pipelines: ``sis_pipelines.definitions:defs``."""
 
-from __future__ import annotations
+from datetime import timedelta
 
 import dagster as dg
 
@@ -10,10 +10,18 @@ from .defs.oneroster import oneroster_assets
 from .defs.resources import default_resources
 from .defs.sensors import tenant_onboarding_sensor, term_change_job, term_change_sensor
 
+# Nightly assets are expected every night: warn after a missed night, fail after a day more.
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
+)
+
 defs = dg.Definitions(
     assets=[*oneroster_assets, *canvas_assets],
     jobs=[nightly_job, term_change_job],
-    sensors=[tenant_onboarding_sensor, term_change_sensor],
     schedules=[nightly_schedule],
+    sensors=[tenant_onboarding_sensor, term_change_sensor],
     resources=default_resources(),
+).permissive_map_resolved_asset_specs(
+    func=lambda spec: spec.replace_attributes(freshness_policy=NIGHTLY_FRESHNESS),
+    selection=dg.AssetSelection.all().materializable(),
 )

@@ -33,3 +33,29 @@ def parse_night(value: str) -> date:
 def is_past(night: date, now: datetime | None = None) -> bool:
     """A night before the latest complete one: its SIS state is gone."""
     return night < latest_complete_night(now)
+
+
+# Dagster recommends at most this many partitions per asset; tenants x nights counts.
+RECOMMENDED_PARTITIONS = 100_000
+
+
+class PartitionBudget:
+    def __init__(self, tenants: int, nights: int):
+        self.tenants = tenants
+        self.nights = nights
+        self.partitions = tenants * nights
+        self.max_nights = RECOMMENDED_PARTITIONS // max(1, tenants)
+        self.within_limit = self.partitions <= RECOMMENDED_PARTITIONS
+
+    def advice(self) -> str:
+        return (
+            f"{self.tenants} tenants x {self.nights} nights = {self.partitions} partitions per asset, over Dagster's "
+            f"recommended {RECOMMENDED_PARTITIONS}: move SIS_PIPELINES_FIRST_NIGHT forward to keep at most "
+            f"{self.max_nights} nights (older nights stay in storage), or split tenants across deployments"
+        )
+
+
+def partition_budget(tenants: int, nights: int | None = None) -> PartitionBudget:
+    if nights is None:
+        nights = (latest_complete_night() - date.fromisoformat(first_night())).days + 1
+    return PartitionBudget(tenants, max(0, nights))

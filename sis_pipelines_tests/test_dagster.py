@@ -275,3 +275,7 @@ def test_lineage_of_the_assets():
     assert parents["canvas/sis_import"] == {"canvas/delta"}
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert all(group == key.split("/")[0] for key, group in groups.items())
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners and node.kinds and node.description, key
+        assert node.freshness_policy is not None, key

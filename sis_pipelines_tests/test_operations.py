@@ -35,18 +35,27 @@ tenants:
     )
     instance.add_dynamic_partitions("tenant", ["beta"])
     sensor = defs.resolve_sensor_def("tenant_onboarding_sensor")
-    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()))
+    result = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    )
     [request] = result.dynamic_partitions_requests
     assert list(request.partition_keys) == ["alpha"]
     instance.add_dynamic_partitions("tenant", ["alpha"])
-    again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()))
+    again = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    )
     assert not again.dynamic_partitions_requests
-    assert set(instance.get_dynamic_partitions("tenant")) == {"alpha", "beta"}  # beta keeps its partition
+    assert set(instance.get_dynamic_partitions("tenant")) == {
+        "alpha",
+        "beta",
+    }  # beta keeps its partition
 
 
 @pytest.fixture
 def sis(small_district):
-    with SimulatorServer("focus", district=small_district, night=NIGHT, client_id="c", client_secret=SECRET) as server:
+    with SimulatorServer(
+        "focus", district=small_district, night=NIGHT, client_id="c", client_secret=SECRET
+    ) as server:
         yield server
 
 
@@ -73,27 +82,47 @@ tenants:
     assert run_tenant_night(instance, "district-t", n1, force_refetch=True).success
     sessions = sis.frames["academic_sessions"].copy()
     spring = sessions["type"] == "semester"
-    sessions.loc[spring, "endDate"] = sessions.loc[spring, "endDate"].map(lambda d: d - timedelta(days=3))
+    sessions.loc[spring, "endDate"] = sessions.loc[spring, "endDate"].map(
+        lambda d: d - timedelta(days=3)
+    )
     sis.mutate("academic_sessions", sessions)  # the district moved its semester ends
     assert run_tenant_night(instance, "district-t", n2, force_refetch=True).success
     assert run_tenant_night(instance, "district-t", n3).success
     sensor = defs.resolve_sensor_def("term_change_sensor")
     # The daemon evaluates sensors with the instance as the store of dynamic partitions.
     with dg.partition_loading_context(dynamic_partitions_store=instance):
-        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()))
-    assert [r.partition_key for r in result.run_requests] == [f"{n2}|district-t", f"{n3}|district-t"]
+        result = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        )
+    assert [r.partition_key for r in result.run_requests] == [
+        f"{n2}|district-t",
+        f"{n3}|district-t",
+    ]
     assert all(r.tags["sis_pipelines/backfill"] == f"term-change {n2}" for r in result.run_requests)
-    assert term_change_job.selection.resolve(defs.resolve_asset_graph()) == {dg.AssetKey(["canvas", "mapping"]), dg.AssetKey(["canvas", "delta"])}
+    assert term_change_job.selection.resolve(defs.resolve_asset_graph()) == {
+        dg.AssetKey(["canvas", "mapping"]),
+        dg.AssetKey(["canvas", "delta"]),
+    }
     # The backfill runs from stored snapshots: the SIS sees no request.
     requests_before = len(sis.requests)
     for request in result.run_requests:
         night = datetime.strptime(request.partition_key.split("|")[0], "%Y-%m-%d").date()
-        outcome = run_tenant_night(instance, "district-t", night, select="key:canvas/mapping or key:canvas/delta", extra_tags=dict(request.tags))
+        outcome = run_tenant_night(
+            instance,
+            "district-t",
+            night,
+            select="key:canvas/mapping or key:canvas/delta",
+            extra_tags=dict(request.tags),
+        )
         assert outcome.success, outcome.errors
     assert len(sis.requests) == requests_before
     # Nothing new: the cursor moved past what was seen.
     with dg.partition_loading_context(dynamic_partitions_store=instance):
-        later = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=result.cursor, repository_def=defs.get_repository_def()))
+        later = sensor.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance, cursor=result.cursor, repository_def=defs.get_repository_def()
+            )
+        )
     assert not later.run_requests
 
 
@@ -113,13 +142,27 @@ tenants:
     first = latest - timedelta(days=1)
     for night in (first, latest):
         assert run_tenant_night(instance, "sim-a", night, select="group:oneroster").success
-    code = main(["backfill", "--tenant", "sim-a", "--from", str(first), "--to", str(latest), "--select", "key:canvas/mapping or key:canvas/delta"])
+    code = main(
+        [
+            "backfill",
+            "--tenant",
+            "sim-a",
+            "--from",
+            str(first),
+            "--to",
+            str(latest),
+            "--select",
+            "key:canvas/mapping or key:canvas/delta",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert f"sim-a {first}: ok" in out and f"sim-a {latest}: ok" in out
     for night in (first, latest):
         assert (data / "canvas" / "changes" / str(night) / "sim-a.parquet").exists()
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"sis_pipelines/backfill": f"{first}..{latest}"}))
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={"sis_pipelines/backfill": f"{first}..{latest}"})
+    )
     assert len(runs) == 2
 
 
@@ -133,7 +176,13 @@ def postgres_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    for key, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "postgres", "DAGSTER_PG_PASSWORD": "trust-auth", "DAGSTER_PG_DB": name}.items():
+    for key, value in {
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": "5432",
+        "DAGSTER_PG_USER": "postgres",
+        "DAGSTER_PG_PASSWORD": "trust-auth",
+        "DAGSTER_PG_DB": name,
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(tmp_path / "data"))
@@ -157,7 +206,13 @@ def test_a_tenant_night_and_a_schedule_tick_on_the_postgres_instance(postgres_ho
     night = latest_complete_night()
     outcome = run_tenant_night(instance, "pg-tenant", night, select="group:oneroster")
     assert outcome.success, outcome.errors
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.combine(night + timedelta(days=1), datetime.min.time(), UTC), repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime.combine(
+            night + timedelta(days=1), datetime.min.time(), UTC
+        ),
+        repository_def=defs.get_repository_def(),
+    )
     tick = defs.resolve_schedule_def("nightly_schedule").evaluate_tick(context)
     assert [r.partition_key for r in tick.run_requests] == [f"{night}|pg-tenant"]
     instance.dispose()
@@ -169,7 +224,53 @@ def test_a_tenant_night_and_a_schedule_tick_on_the_postgres_instance(postgres_ho
     records = again.fetch_materializations(dg.AssetKey(["oneroster", "users"]), limit=5).records
     assert records and records[0].partition_key == f"{night}|pg-tenant"
     assert records[0].asset_materialization.metadata["dagster/row_count"].value > 0
-    with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=database) as conn, conn.cursor() as cur:
+    with (
+        psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=database) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT count(*) FROM runs WHERE run_id = %s", (outcome.run_id,))
         assert cur.fetchone()[0] == 1
     again.dispose()
+
+
+def test_a_tenant_whose_sis_is_down_fails_alone(workspace, monkeypatch):  # noqa: F811
+    instance, data, tenants = workspace
+    monkeypatch.setenv("DOWN_TOKEN", "t")
+    tenants.write_text(
+        """
+tenants:
+  up: {vendor: genesis, oneroster: {version: "1.1", source: simulator, students: 150}}
+  down:
+    vendor: focus
+    oneroster:
+      version: "1.1"
+      source: rest
+      base_url: http://127.0.0.1:9/ims/oneroster/v1p1
+      auth: {type: bearer, token_env: DOWN_TOKEN}
+      step_retries: 0
+      timeout_s: 2
+"""
+    )
+    monkeypatch.setattr("sis_pipelines.oneroster.client.time.sleep", lambda s: None)
+    instance.add_dynamic_partitions("tenant", ["up", "down"])
+    night = latest_complete_night()
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime.combine(
+            night + timedelta(days=1), datetime.min.time(), UTC
+        ),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = defs.resolve_schedule_def("nightly_schedule").evaluate_tick(context).run_requests
+    assert sorted(r.tags["tenant"] for r in requests) == ["down", "up"]
+    down = run_tenant_night(
+        instance, "down", night, select="key:oneroster/orgs", force_refetch=True
+    )
+    up = run_tenant_night(instance, "up", night, select="group:oneroster")
+    assert up.success and not down.success
+    message = " ".join(down.errors)
+    assert (
+        "tenant 'down'" in message
+        and "/ims/oneroster/v1p1/orgs" in message
+        and "connection failed" in message
+    )
