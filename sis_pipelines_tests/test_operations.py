@@ -60,7 +60,7 @@ def sis(small_district):
 
 
 def test_a_term_change_backfills_derived_assets_from_stored_nights(workspace, sis, monkeypatch):  # noqa: F811
-    instance, data, tenants = workspace
+    instance, _data, tenants = workspace
     monkeypatch.setenv("T_ID", "c")
     monkeypatch.setenv("T_SECRET", SECRET)
     tenants.write_text(
@@ -199,7 +199,7 @@ tenants:
 
 
 def test_a_tenant_night_and_a_schedule_tick_on_the_postgres_instance(postgres_home):
-    home, database = postgres_home
+    _home, database = postgres_home
     instance = dg.DagsterInstance.get()
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
@@ -234,7 +234,7 @@ def test_a_tenant_night_and_a_schedule_tick_on_the_postgres_instance(postgres_ho
 
 
 def test_a_tenant_whose_sis_is_down_fails_alone(workspace, monkeypatch):  # noqa: F811
-    instance, data, tenants = workspace
+    instance, _data, tenants = workspace
     monkeypatch.setenv("DOWN_TOKEN", "t")
     tenants.write_text(
         """
