@@ -105,3 +105,15 @@ def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
 def parquet_rows(path: UPath) -> int:
     with path.open("rb") as fh:
         return pq.ParquetFile(fh).metadata.num_rows
+
+
+def stored_nights(root: str | UPath, area: str, kind: str, tenant: str) -> list[str]:
+    """Nights (YYYY-MM-DD, ascending) with a stored file of this kind for the tenant."""
+    folder = output_path(root, area, kind, "2000-01-01", tenant).parent.parent
+    if not folder.exists():
+        return []
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if _NIGHT.match(p.name) and (p / f"{tenant}.parquet").exists()
+    )

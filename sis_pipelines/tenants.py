@@ -61,7 +61,14 @@ class OneRoster(_Strict):
     # After the client's own retries: how often, and how far apart, a failed fetch step runs again.
     step_retries: int = Field(2, ge=0, le=10)
     step_retry_wait_s: float = Field(300.0, ge=0)
-    path: str | None = None
+    path: str | None = (
+        None  # csv: a folder of nightly bundles, one zip, or sftp://user@host[:port]/dir
+    )
+    sftp_password_env: str | None = None  # csv over SFTP: the password's variable, or
+    sftp_key_env: str | None = None  # the variable holding a private key (PEM/OpenSSH text)
+    sftp_host_key: str | None = (
+        None  # the server's public host key ("ssh-ed25519 AAAA…"): required for SFTP
+    )
     # source: simulator
     students: int = Field(2000, ge=1)
     seed: int = 1
@@ -75,6 +82,13 @@ class OneRoster(_Strict):
                 raise ValueError("source rest needs auth")
         if self.source == "csv" and not self.path:
             raise ValueError("source csv needs path")
+        if self.source == "csv" and (self.path or "").startswith("sftp://"):
+            if not (self.sftp_password_env or self.sftp_key_env):
+                raise ValueError("an sftp:// path needs sftp_password_env or sftp_key_env")
+            if not self.sftp_host_key:
+                raise ValueError(
+                    "an sftp:// path needs sftp_host_key (the server's public key), so credentials go only to that server"
+                )
         if self.version == "1.2" and self.auth is not None and self.auth.type == "oauth1":
             raise ValueError("OneRoster 1.2 allows OAuth 2.0 only, not oauth1")
         return self

@@ -2,6 +2,7 @@
 
 import time
 from datetime import date
+from functools import lru_cache
 
 import dagster as dg
 import pandas as pd
@@ -10,11 +11,13 @@ import pyarrow as pa
 from ..nights import is_past
 from ..oneroster.client import FetchResult
 from ..oneroster.collections import COLLECTIONS, Collection
+from ..oneroster.csv_bundle import FILE_NAMES, BundleError, CsvRead, line_of, read_collection
+from ..oneroster.csv_source import Located, locate
 from ..oneroster.errors import OneRosterError
 from ..oneroster.schemas import referenced_collections
 from ..oneroster.source import MissingSecretError, open_rostering
 from ..oneroster.validate import Validated, validate
-from ..storage import parquet_rows, read_frame, write_frame
+from ..storage import data_dir, parquet_rows, read_frame, stored_nights, write_frame
 from ..tenants import Tenant
 from .partitions import tenant_and_night, tenant_night
 from .resources import DataLake, TenantsResource
@@ -27,6 +30,34 @@ def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
     )
+
+
+@lru_cache(maxsize=4)
+def _bundle(tenant_id: str, tenant: Tenant, night: date) -> Located:
+    # The collections of a run read one bundle: fetch (or download) it once.
+    return locate(tenant_id, tenant.oneroster, night)
+
+
+def _read_csv(
+    tenant_id: str, tenant: Tenant, night: date, collection: Collection, lake: DataLake
+) -> tuple[CsvRead, Located]:
+    try:
+        located = _bundle(tenant_id, tenant, night)
+    except BundleError as exc:
+        raise dg.Failure(
+            description=f"tenant {tenant_id!r}, {collection.name}, night {night}: {exc}",
+            allow_retries=False,
+        ) from None
+    previous = None
+    earlier = [
+        n
+        for n in stored_nights(lake.root or data_dir(), "oneroster", collection.name, tenant_id)
+        if n < str(night)
+    ]
+    if earlier and located.bundle.mode(collection.name) in ("delta", "absent"):
+        frame = read_frame(lake.path("oneroster", collection.name, earlier[-1], tenant_id))
+        previous = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    return read_collection(located.bundle, collection, previous), located
 
 
 def _fetch(
@@ -147,7 +178,11 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
                 allow_retries=False,
             )
         started = time.monotonic()
-        fetched = _fetch(context, tenant_id, tenant, night, collection)
+        located = None
+        if tenant.oneroster.source == "csv":
+            fetched, located = _read_csv(tenant_id, tenant, night, collection, lake)
+        else:
+            fetched = _fetch(context, tenant_id, tenant, night, collection)
         fetch_s = time.monotonic() - started
         references = {ref: pa.array(upstream[ref]["sourcedId"]) for ref in refs}
         try:
@@ -156,6 +191,8 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             raise dg.Failure(
                 description=f"tenant {tenant_id!r}: {exc}", allow_retries=False
             ) from None
+        if located is not None and len(result.quarantine):
+            result.quarantine = _with_lines(result.quarantine, located.bundle, collection.name)
         write_frame(result.quarantine, quarantine_path)
         stats = fetched.stats
         quarantined = len(result.quarantine)
@@ -183,6 +220,23 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             "fetched_at": dg.MetadataValue.timestamp(time.time()),
             "refetch_forced": force,
         }
+        if located is not None and isinstance(fetched, CsvRead):
+            metadata["origin"] = "csv bundle"
+            metadata["bundle"] = located.name
+            metadata["bundle_sha256"] = located.sha256
+            metadata["csv_mode"] = fetched.mode
+            for filename, rows in fetched.rows_in_files.items():
+                metadata[f"rows_in_{filename}"] = rows
+            for rest_only in (
+                "pages",
+                "requests",
+                "page_size_requested",
+                "page_size_served",
+                "sorted_by_server",
+                "drift_rewinds",
+                "duplicates_dropped",
+            ):
+                metadata.pop(rest_only, None)
         if stats.totals_reported:
             metadata["sis_reported_count"] = stats.totals_reported[-1]
             metadata["count_reconciled"] = bool(stats.reconciled)
@@ -195,6 +249,19 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         yield _check(tenant, quarantined, len(result.frame) + quarantined, key)
 
     return _asset
+
+
+def _with_lines(quarantine: pd.DataFrame, bundle, collection: str) -> pd.DataFrame:
+    """Validation rejects of a CSV bundle, placed at their file and line."""
+    lines = line_of(bundle, collection)
+    filename = f"{FILE_NAMES[collection]}.csv"
+    reasons = [
+        r if ".csv line " in r else (f"{filename} line {lines[s]}: {r}" if s in lines else r)
+        for s, r in zip(
+            quarantine["sourcedId"].astype(object), quarantine["reason"].astype(object), strict=True
+        )
+    ]
+    return quarantine.assign(reason=pd.array(reasons, dtype=quarantine["reason"].dtype))
 
 
 oneroster_assets = [build_collection_asset(c) for c in COLLECTIONS.values()]

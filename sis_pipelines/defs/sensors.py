@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 
 from ..canvas.mapping import term_signature
-from ..storage import data_dir, output_path, read_frame
+from ..storage import data_dir, output_path, read_frame, stored_nights
 from ..tenants import TenantsFileError, load_tenants, tenants_path
 from .canvas import DELTA, MAPPING
 from .partitions import partition_key, tenant_night, tenant_partitions
@@ -44,18 +44,11 @@ def tenant_onboarding_sensor(
     return dg.SensorResult(dynamic_partitions_requests=[tenant_partitions.build_add_request(new)])
 
 
-def stored_nights(root: str, tenant: str) -> list[date]:
-    folder = output_path(root, "oneroster", "academic_sessions", "2000-01-01", tenant).parent.parent
-    if not folder.exists():
-        return []
-    return sorted(
-        date.fromisoformat(p.name) for p in folder.iterdir() if (p / f"{tenant}.parquet").exists()
-    )
-
-
 def affected_nights(root: str, tenant: str, night: date, canvas_cfg) -> list[date]:
     """Nights to re-derive when ``night``'s sessions change the Canvas terms: it and every later stored night."""
-    nights = stored_nights(root, tenant)
+    nights = [
+        date.fromisoformat(n) for n in stored_nights(root, "oneroster", "academic_sessions", tenant)
+    ]
     earlier = [n for n in nights if n < night]
     if not earlier or night not in nights:
         return []

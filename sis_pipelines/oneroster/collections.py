@@ -156,6 +156,8 @@ USERS = Collection(
         Field("phone", Kind.STRING),
         Field("agentSourcedIds", Kind.REFS, source="agents"),
         Field("grades", Kind.STRINGS),
+        # 1.2 userProfiles[], credentials without passwords (never stored).
+        Field("userProfiles", Kind.JSON),
         METADATA,
     ),
 )

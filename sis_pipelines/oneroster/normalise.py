@@ -226,6 +226,13 @@ def _user_roles_1p2(records: list[dict]) -> None:
     first primary role, else the first role.
     """
     for r in records:
+        r.pop("password", None)  # a 1.1 field: never kept
+        for profile in r.get("userProfiles") or []:
+            for credential in (
+                (profile.get("credentials") or []) if isinstance(profile, dict) else []
+            ):
+                if isinstance(credential, dict):
+                    credential.pop("password", None)
         roles = r.get("roles")
         if not isinstance(roles, list) or not roles:
             continue

@@ -513,6 +513,7 @@ class District:
             "sms",
             "phone",
             "metadata",
+            "userProfiles",
         ):
             users[col] = None
         users["primaryOrgSourcedId"] = users["orgSourcedIds"].str[0]

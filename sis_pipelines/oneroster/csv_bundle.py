@@ -1,0 +1,319 @@
+"""OneRoster CSV bundles (1.1 and 1.2): a zip or folder with manifest.csv, read into the same
+canonical model as REST, with every refused row kept with file, line, column, value and reason.
+
+Rows become REST-shaped records and go through the same normalisation; tolerated: header
+case, CRLF, BOM, quoted lists, dates with or without times, ``metadata.*`` and vendor columns
+(kept as metadata). Delta files apply on top of the previous snapshot; absent files keep it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .client import FetchResult, FetchStats
+from .collections import COLLECTIONS, Collection, Kind
+from .normalise import Rejects, arrow_schema, normalise_page
+
+FILE_NAMES = {
+    "orgs": "orgs",
+    "academic_sessions": "academicSessions",
+    "courses": "courses",
+    "classes": "classes",
+    "users": "users",
+    "enrollments": "enrollments",
+    "demographics": "demographics",
+}
+# Header spellings seen in real exports, to the canonical column.
+ALIASES = {
+    "preferredgivenname": "preferredFirstName",
+    "prefferedgivenname": "preferredFirstName",
+    "preferredmiddlename": "preferredMiddleName",
+    "prefferedmiddlename": "preferredMiddleName",
+    "preferredfamilyname": "preferredLastName",
+    "prefferedfamilyname": "preferredLastName",
+    "datalastmodified": "dateLastModified",
+    "metadata": "metadata",
+}
+# Never read, never stored: a password in a roster file is a leak, not data.
+SECRET_COLUMNS = {"password"}
+USER_ID = re.compile(r"\{([^:{}]*):([^{}]*)\}")
+CHUNK = 50_000
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be read at all (no manifest, OneRoster 1.0, unreadable)."""
+
+
+@dataclass
+class Bundle:
+    """The files of one OneRoster CSV bundle, by lower-case name."""
+
+    source: str
+    files: dict[str, bytes]
+    manifest: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.get("oneroster.version", "")
+
+    def mode(self, collection: str) -> str:
+        """bulk | delta | absent for a collection's file (1.2 users also read roles and profiles)."""
+        name = FILE_NAMES[collection]
+        mode = self.manifest.get(f"file.{name.lower()}", "").lower()
+        if not mode:
+            mode = "bulk" if f"{name.lower()}.csv" in self.files else "absent"
+        return mode
+
+    def text(self, name: str) -> str | None:
+        data = self.files.get(f"{name.lower()}.csv")
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Exports from Windows tools: cp1252, whose every byte decodes.
+            return data.decode("cp1252")
+
+
+def load_bundle(path: Path | str, data: bytes | None = None) -> Bundle:
+    """A zip file (or its bytes), or a folder holding the CSV files."""
+    source = str(path)
+    files: dict[str, bytes] = {}
+    if data is not None or Path(path).is_file():
+        try:
+            with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as z:
+                for info in z.infolist():
+                    if info.filename.lower().endswith(".csv") and not info.is_dir():
+                        files[Path(info.filename).name.lower()] = z.read(info)
+        except zipfile.BadZipFile:
+            raise BundleError(f"{source}: not a zip file") from None
+    elif Path(path).is_dir():
+        for p in Path(path).iterdir():
+            if p.suffix.lower() == ".csv":
+                files[p.name.lower()] = p.read_bytes()
+    else:
+        raise BundleError(f"{source}: no such bundle")
+    if "manifest.csv" not in files:
+        raise BundleError(
+            f"{source}: no manifest.csv; a OneRoster 1.1/1.2 CSV bundle starts with one (OneRoster 1.0 bundles have none and are not supported)"
+        )
+    manifest = {}
+    for row in csv.reader(io.StringIO(files["manifest.csv"].decode("utf-8-sig"))):
+        if len(row) >= 2 and row[0].strip() and row[0].strip().lower() != "propertyname":
+            manifest[row[0].strip().lower()] = row[1].strip()
+    bundle = Bundle(source, files, manifest)
+    if bundle.version not in ("1.1", "1.2"):
+        raise BundleError(
+            f"{source}: manifest says oneroster.version {bundle.version or '(none)'}; only 1.1 and 1.2 bundles are supported"
+        )
+    return bundle
+
+
+def _rows(bundle: Bundle, name: str) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """(line, {header: cell}, extra cells) for each data row of a file."""
+    text = bundle.text(name)
+    if text is None:
+        return
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, [])
+    header = [h.strip() for h in header]
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {h: c for h, c in zip(header, row, strict=False) if h}
+        extra = [c for c in row[len(header) :] if c.strip()]
+        yield reader.line_num, cells, extra
+
+
+def _columns(collection: Collection) -> dict[str, tuple[str, Kind]]:
+    """Lower-case CSV header -> (REST name, kind), for the canonical fields of a collection."""
+    out = {}
+    for f in collection.fields:
+        out[f.column.lower()] = (f.rest_name, f.kind)
+    for alias, column in ALIASES.items():
+        if column in collection.columns:
+            f = collection.field(column)
+            out[alias] = (f.rest_name, f.kind)
+    return out
+
+
+def _safe(cells: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in cells.items() if k.lower() not in SECRET_COLUMNS}
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _record(
+    collection: Collection, cells: dict[str, str], mode: str, line: int, filename: str
+) -> dict:
+    known = _columns(collection)
+    record: dict = {"__line__": line, "__file__": filename}
+    metadata: dict[str, str] = {}
+    for header, value in _safe(cells).items():
+        key = header.lower()
+        value = value.strip()
+        if key not in known:
+            if value:
+                metadata[header.removeprefix("metadata.")] = value  # vendor and metadata.* columns
+            continue
+        if value == "":
+            continue
+        name, kind = known[key]
+        if kind is Kind.REF:
+            record[name] = {"sourcedId": value}
+        elif kind is Kind.REFS:
+            record[name] = [{"sourcedId": v} for v in _split(value)]
+        elif kind is Kind.STRINGS:
+            record[name] = _split(value)
+        elif kind is Kind.JSON and name == "userIds":
+            record[name] = [
+                {"type": t.strip(), "identifier": i.strip()} for t, i in USER_ID.findall(value)
+            ] or value
+        else:
+            record[name] = value
+    if metadata:
+        record["metadata"] = metadata
+    # Bulk rows may leave status blank: everything in a bulk file is active unless it says so.
+    record.setdefault("status", "active" if mode == "bulk" else None)
+    return record
+
+
+def _attach_roles(bundle: Bundle, users: list[dict], rejects: Rejects) -> dict[str, int]:
+    """1.2: roles.csv and userProfiles.csv onto their users. Returns rows attached per file."""
+    by_id = {u.get("sourcedId"): u for u in users}
+    attached = {"roles.csv": 0, "userProfiles.csv": 0}
+    for line, cells, _ in _rows(bundle, "roles"):
+        c = {k.lower(): v.strip() for k, v in cells.items()}
+        user = by_id.get(c.get("usersourcedid"))
+        if user is None:
+            rejects.add(
+                c.get("sourcedid"),
+                f"roles.csv line {line}: userSourcedId {c.get('usersourcedid')!r} not in users.csv",
+                c,
+            )
+            continue
+        role = {
+            "roleType": c.get("roletype"),
+            "role": c.get("role"),
+            "org": {"sourcedId": c.get("orgsourcedid")},
+        }
+        for key, name in (
+            ("begindate", "beginDate"),
+            ("enddate", "endDate"),
+            ("userprofilesourcedid", "userProfile"),
+        ):
+            if c.get(key):
+                role[name] = c[key]
+        user.setdefault("roles", []).append(role)
+        attached["roles.csv"] += 1
+    for line, cells, _ in _rows(bundle, "userProfiles"):
+        c = {k.lower(): v.strip() for k, v in _safe(cells).items()}
+        user = by_id.get(c.get("usersourcedid"))
+        if user is None or "profiletype" not in c:
+            why = (
+                "not a userProfiles file (no profileType column)"
+                if "profiletype" not in c
+                else f"userSourcedId {c.get('usersourcedid')!r} not in users.csv"
+            )
+            rejects.add(c.get("sourcedid"), f"userProfiles.csv line {line}: {why}", c)
+            continue
+        profile = {
+            k: c.get(k.lower()) for k in ("profileType", "vendorId", "applicationId", "description")
+        }
+        profile["profileId"] = c.get("sourcedid")
+        profile["credentials"] = [
+            {"type": c.get("credentialtype"), "username": c.get("username")}
+        ]  # no password, ever
+        user.setdefault("userProfiles", []).append(profile)
+        attached["userProfiles.csv"] += 1
+    return attached
+
+
+@dataclass
+class CsvRead(FetchResult):
+    mode: str = "bulk"
+    rows_in_files: dict[str, int] = field(default_factory=dict)  # file -> data rows
+    rows_read: dict[str, int] = field(
+        default_factory=dict
+    )  # file -> rows taken in (as records or attached)
+
+    def rejected_in(self, filename: str) -> int:
+        return sum(1 for r in self.rejects.reasons if r.startswith(f"{filename} "))
+
+
+def read_collection(bundle: Bundle, collection: Collection, previous: pa.Table | None) -> CsvRead:
+    """A collection from a bundle, in the canonical model; delta and absent files use ``previous``."""
+    name = FILE_NAMES[collection.name]
+    mode = bundle.mode(collection.name)
+    stats = FetchStats(endpoint=f"{Path(bundle.source).name}:{name}.csv")
+    empty = arrow_schema(collection).empty_table()
+    if mode == "absent":
+        table = previous if previous is not None else empty
+        return CsvRead(table, Rejects(), stats, mode=mode)
+    rejects = Rejects()
+    records: list[dict] = []
+    rows = {f"{name}.csv": 0}
+    for line, cells, extra in _rows(bundle, name):
+        rows[f"{name}.csv"] += 1
+        if extra:
+            rejects.add(
+                cells.get("sourcedId"),
+                f"{name}.csv line {line}: {len(extra)} more cells than header columns",
+                _safe(cells),
+            )
+            continue
+        records.append(_record(collection, cells, mode, line, f"{name}.csv"))
+    if collection.name == "users":
+        for extra_file in ("roles", "userProfiles"):
+            if bundle.text(extra_file) is not None:
+                rows[f"{extra_file}.csv"] = sum(1 for _ in _rows(bundle, extra_file))
+        attached = _attach_roles(bundle, records, rejects)
+    else:
+        attached = {}
+    tables = []
+    for start in range(0, len(records), CHUNK):
+        table, bad = normalise_page(collection, records[start : start + CHUNK])
+        for i, reason in enumerate(bad.reasons):
+            raw = orjson.loads(bad.records[i])
+            where = (
+                f"{raw.get('__file__', name + '.csv')} line {raw.get('__line__', '?')}: "
+                if isinstance(raw, dict)
+                else ""
+            )
+            bad.reasons[i] = where + reason
+        rejects.extend(bad)
+        tables.append(table)
+    table = pa.concat_tables(tables) if tables else empty
+    stats.records_received = table.num_rows
+    read = {f"{name}.csv": table.num_rows, **{f: n for f, n in attached.items() if f in rows}}
+    if mode == "delta" and previous is not None:
+        # Delta rows replace their sourcedId in the previous snapshot; the rest stays.
+        keep = pc.invert(pc.is_in(previous["sourcedId"], table["sourcedId"]))
+        table = pa.concat_tables([previous.filter(keep).cast(table.schema), table])
+    return CsvRead(table, rejects, stats, mode=mode, rows_in_files=rows, rows_read=read)
+
+
+def line_of(bundle: Bundle, collection: str) -> dict[str, int]:
+    """sourcedId -> line in the collection's file, to place later (validation) rejects."""
+    out: dict[str, int] = {}
+    for line, cells, _ in _rows(bundle, FILE_NAMES[collection]):
+        sid = next((v for k, v in cells.items() if k.lower() == "sourcedid"), None)
+        if sid:
+            out.setdefault(sid.strip(), line)
+    return out
+
+
+def csv_collections() -> list[Collection]:
+    return list(COLLECTIONS.values())

@@ -1,0 +1,142 @@
+"""Where a tenant's nightly OneRoster CSV bundle is: a local folder of bundles, one zip, or an
+SFTP folder. Picks the bundle for the night and says which file it used."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..tenants import OneRoster
+from .csv_bundle import Bundle, BundleError, load_bundle
+
+
+@dataclass(frozen=True)
+class Located:
+    name: str  # the file or folder used, as the operator sees it
+    sha256: str
+    bundle: Bundle
+
+
+def _night_patterns(night: date) -> tuple[str, str]:
+    return night.isoformat(), night.strftime("%Y%m%d")
+
+
+def pick(names: list[str], night: date, where: str) -> str:
+    """The bundle whose name carries the night (YYYY-MM-DD or YYYYMMDD); the last of several."""
+    long, short = _night_patterns(night)
+    matches = sorted(n for n in names if long in n or re.search(rf"(?<!\d){short}(?!\d)", n))
+    if not matches:
+        raise BundleError(
+            f"{where}: no bundle for night {night} (names must contain {long} or {short})"
+        )
+    return matches[-1]
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def locate_local(path: str, night: date) -> Located:
+    p = Path(path)
+    if p.is_file() or (p / "manifest.csv").exists():
+        # One bundle for every night: a single drop that is replaced in place.
+        data = (
+            p.read_bytes()
+            if p.is_file()
+            else b"".join(f.read_bytes() for f in sorted(p.glob("*.csv")))
+        )
+        return Located(str(p), _digest(data), load_bundle(p))
+    if not p.is_dir():
+        raise BundleError(f"{path}: no such file or folder")
+    entries = [
+        e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or (e / "manifest.csv").exists()
+    ]
+    chosen = p / pick(entries, night, path)
+    data = (
+        chosen.read_bytes()
+        if chosen.is_file()
+        else b"".join(f.read_bytes() for f in sorted(chosen.glob("*.csv")))
+    )
+    return Located(str(chosen), _digest(data), load_bundle(chosen))
+
+
+def locate_sftp(
+    cfg: OneRoster, night: date, env: Mapping[str, str] = os.environ, tenant: str = ""
+) -> Located:
+    import paramiko
+
+    url = urlsplit(cfg.path or "")
+    if not url.hostname or not url.username:
+        raise BundleError(f"tenant {tenant!r}: sftp path must read sftp://user@host[:port]/dir")
+    password = env.get(cfg.sftp_password_env or "") or None
+    key_text = env.get(cfg.sftp_key_env or "") or None
+    if password is None and key_text is None:
+        raise BundleError(
+            f"tenant {tenant!r}: environment variable {cfg.sftp_key_env or cfg.sftp_password_env} is not set"
+        )
+    pkey = None
+    if key_text is not None:
+        for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+            try:
+                pkey = kind.from_private_key(io.StringIO(key_text))
+                break
+            except (paramiko.SSHException, ValueError):
+                continue
+        if pkey is None:
+            raise BundleError(
+                f"tenant {tenant!r}: {cfg.sftp_key_env} does not hold a usable private key"
+            )
+    client = paramiko.SSHClient()
+    # Credentials go only to the configured server: its key must match, unknown keys are refused.
+    kind, _, blob = (cfg.sftp_host_key or "").strip().partition(" ")
+    port = url.port or 22
+    host_id = url.hostname if port == 22 else f"[{url.hostname}]:{port}"
+    client.get_host_keys().add(
+        host_id,
+        kind,
+        paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(blob.split()[0])),
+    )
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            url.hostname,
+            port=port,
+            username=url.username,
+            password=password,
+            pkey=pkey,
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=30,
+        )
+        sftp = client.open_sftp()
+        folder = unquote(url.path) or "."
+        names = [n for n in sftp.listdir(folder) if n.lower().endswith(".zip")]
+        chosen = pick(names, night, f"sftp://{url.username}@{url.hostname}{folder}")
+        with sftp.open(f"{folder.rstrip('/')}/{chosen}", "rb") as fh:
+            data = fh.read()
+    except (paramiko.SSHException, OSError) as exc:
+        raise BundleError(
+            f"tenant {tenant!r}: SFTP {url.hostname}:{port}: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        client.close()
+    return Located(
+        f"sftp://{url.username}@{url.hostname}{folder.rstrip('/')}/{chosen}",
+        _digest(data),
+        load_bundle(chosen, data=data),
+    )
+
+
+def locate(
+    tenant: str, cfg: OneRoster, night: date, env: Mapping[str, str] = os.environ
+) -> Located:
+    if (cfg.path or "").startswith("sftp://"):
+        return locate_sftp(cfg, night, env, tenant)
+    return locate_local(cfg.path or "", night)
