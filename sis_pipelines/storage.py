@@ -61,6 +61,10 @@ def _publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
     if path.protocol in ("", "file", "local"):
         target = Path(path.path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # A writer killed mid-write leaves only a hidden temporary file; the next writer of
+        # the same target (one run per tenant-night at a time) clears it.
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             with open(tmp, "wb") as fh:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -61,6 +61,9 @@ class OneRoster(_Strict):
     # After the client's own retries: how often, and how far apart, a failed fetch step runs again.
     step_retries: int = Field(2, ge=0, le=10)
     step_retry_wait_s: float = Field(300.0, ge=0)
+    # The client's own retries of one request: attempts, and the first backoff (doubling, jittered).
+    retry_attempts: int = Field(6, ge=1, le=20)
+    retry_backoff_s: float = Field(0.5, ge=0)
     path: str | None = (
         None  # csv: a folder of nightly bundles, one zip, or sftp://user@host[:port]/dir
     )
@@ -72,6 +75,9 @@ class OneRoster(_Strict):
     # source: simulator
     students: int = Field(2000, ge=1)
     seed: int = 1
+    # source: simulator: scripted failures (see sis_pipelines.simulator.server.Fault), e.g.
+    # [{path: /users, status: 503, times: 2}] or [{path: /users, kind: drop}].
+    simulator_faults: list[dict[str, Any]] = []
 
     @model_validator(mode="after")
     def _source_needs(self) -> OneRoster:
@@ -142,6 +148,20 @@ class Validation(_Strict):
     max_quarantined_share: float = Field(0.05, ge=0, le=1)
 
 
+class Privacy(_Strict):
+    """Data minimisation, applied to every record before anything is written."""
+
+    demographics: bool = True  # false: the demographics collection is never fetched
+    contact_fields: Literal["keep", "drop", "hash"] = "keep"  # users' email, sms and phone
+    hash_salt_env: str | None = None  # hash: a secret salt, so hashes cannot be looked up
+
+    @model_validator(mode="after")
+    def _salt(self) -> Privacy:
+        if self.contact_fields == "hash" and not self.hash_salt_env:
+            raise ValueError("contact_fields hash needs hash_salt_env")
+        return self
+
+
 class Tenant(_Strict):
     vendor: Vendor
     enabled: bool = True
@@ -149,6 +169,7 @@ class Tenant(_Strict):
     canvas: Canvas | None = None
     gpb: Gpb = Gpb()
     validation: Validation = Validation()
+    privacy: Privacy = Privacy()
 
 
 class TenantsFile(_Strict):

@@ -28,7 +28,10 @@ from .sftp_server import SftpServer
 from .test_dagster import workspace  # noqa: F401 - the fixture
 
 REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
-BUNDLES = [*sorted((REALDATA / "moodle-enrol_oneroster-csv").glob("*.zip")), REALDATA / "edfi-lms-toolkit-oneroster-v1p1"]
+BUNDLES = [
+    *sorted((REALDATA / "moodle-enrol_oneroster-csv").glob("*.zip")),
+    REALDATA / "edfi-lms-toolkit-oneroster-v1p1",
+]
 ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]
 
 

@@ -1,5 +1,6 @@
 """One asset per OneRoster collection, per tenant and night, with its quarantine check."""
 
+import os
 import time
 from datetime import date
 from functools import lru_cache
@@ -14,6 +15,8 @@ from ..oneroster.collections import COLLECTIONS, Collection
 from ..oneroster.csv_bundle import FILE_NAMES, BundleError, CsvRead, line_of, read_collection
 from ..oneroster.csv_source import Located, locate
 from ..oneroster.errors import OneRosterError
+from ..oneroster.normalise import Rejects, arrow_schema
+from ..oneroster.privacy import contact_hook
 from ..oneroster.schemas import referenced_collections
 from ..oneroster.source import MissingSecretError, open_rostering
 from ..oneroster.validate import Validated, validate
@@ -57,7 +60,22 @@ def _read_csv(
     if earlier and located.bundle.mode(collection.name) in ("delta", "absent"):
         frame = read_frame(lake.path("oneroster", collection.name, earlier[-1], tenant_id))
         previous = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    return read_collection(located.bundle, collection, previous), located
+    hook = _privacy_hook(tenant_id, tenant, collection)
+    return read_collection(located.bundle, collection, previous, hook), located
+
+
+def _privacy_hook(tenant_id: str, tenant: Tenant, collection: Collection):
+    """The tenant's data minimisation for this collection's raw records, if any."""
+    if collection.name != "users":
+        return None
+    privacy = tenant.privacy
+    salt = os.environ.get(privacy.hash_salt_env or "") if privacy.contact_fields == "hash" else None
+    if privacy.contact_fields == "hash" and not salt:
+        raise dg.Failure(
+            description=f"tenant {tenant_id!r}: environment variable {privacy.hash_salt_env} (privacy.hash_salt_env) is not set",
+            allow_retries=False,
+        )
+    return contact_hook(privacy.contact_fields, salt)
 
 
 def _fetch(
@@ -69,7 +87,7 @@ def _fetch(
 ) -> FetchResult:
     try:
         with open_rostering(tenant_id, tenant, night) as client:
-            return client.fetch(collection)
+            return client.fetch(collection, _privacy_hook(tenant_id, tenant, collection))
     except OneRosterError as exc:
         # The client already retried within seconds; a SIS that stays down gets a few more
         # chances minutes apart. Only this tenant's run waits: other tenants run apart.
@@ -153,6 +171,19 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         snapshot_path = lake.path("oneroster", name, night_s, tenant_id)
         quarantine_path = lake.path("quarantine", name, night_s, tenant_id)
         force = context.run.tags.get(FORCE_REFETCH_TAG, "").lower() == "true"
+        if name == "demographics" and not tenant.privacy.demographics:
+            # Left out on purpose: never fetched, an empty snapshot keeps lineage whole.
+            empty = arrow_schema(collection).empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+            write_frame(Rejects().to_table().to_pandas(types_mapper=pd.ArrowDtype), quarantine_path)
+            yield dg.Output(
+                empty,
+                metadata={
+                    "dagster/row_count": 0,
+                    "origin": "left out (privacy.demographics: false)",
+                },
+            )
+            yield _check(tenant, 0, 0, key)
+            return
         if snapshot_path.exists() and not force:
             # A night is immutable: its stored snapshot is the truth about that night.
             frame = read_frame(snapshot_path)

@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,7 +234,9 @@ class OneRosterClient:
             envelope_records(body, collection, self.tenant), _total(headers), _has_next(headers)
         )
 
-    def fetch(self, collection: Collection) -> FetchResult:
+    def fetch(
+        self, collection: Collection, hook: Callable[[dict], None] | None = None
+    ) -> FetchResult:
         """Every record of a collection, normalised; see :func:`paginate`."""
         stats = FetchStats(endpoint=urlsplit(f"{self.base_url}/{collection.endpoint}").path)
         self._counters.stats = stats
@@ -242,7 +244,7 @@ class OneRosterClient:
             tables: list[pa.Table] = []
             rejects = Rejects()
             for records in paginate(self, collection, stats):
-                table, bad = normalise_page(collection, records)
+                table, bad = normalise_page(collection, records, hook)
                 tables.append(table)
                 rejects.extend(bad)
         finally:

@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,7 +253,12 @@ class CsvRead(FetchResult):
         return sum(1 for r in self.rejects.reasons if r.startswith(f"{filename} "))
 
 
-def read_collection(bundle: Bundle, collection: Collection, previous: pa.Table | None) -> CsvRead:
+def read_collection(
+    bundle: Bundle,
+    collection: Collection,
+    previous: pa.Table | None,
+    hook: Callable[[dict], None] | None = None,
+) -> CsvRead:
     """A collection from a bundle, in the canonical model; delta and absent files use ``previous``."""
     name = FILE_NAMES[collection.name]
     mode = bundle.mode(collection.name)
@@ -267,14 +272,14 @@ def read_collection(bundle: Bundle, collection: Collection, previous: pa.Table |
     rows = {f"{name}.csv": 0}
     for line, cells, extra in _rows(bundle, name):
         rows[f"{name}.csv"] += 1
+        record = _record(collection, cells, mode, line, f"{name}.csv")
         if extra:
-            rejects.add(
-                cells.get("sourcedId"),
-                f"{name}.csv line {line}: {len(extra)} more cells than header columns",
-                _safe(cells),
-            )
+            if hook is not None:
+                hook(record)
+            reason = f"{name}.csv line {line}: {len(extra)} more cells than header columns"
+            rejects.add(record.get("sourcedId"), reason, record)
             continue
-        records.append(_record(collection, cells, mode, line, f"{name}.csv"))
+        records.append(record)
     if collection.name == "users":
         for extra_file in ("roles", "userProfiles"):
             if bundle.text(extra_file) is not None:
@@ -284,7 +289,7 @@ def read_collection(bundle: Bundle, collection: Collection, previous: pa.Table |
         attached = {}
     tables = []
     for start in range(0, len(records), CHUNK):
-        table, bad = normalise_page(collection, records[start : start + CHUNK])
+        table, bad = normalise_page(collection, records[start : start + CHUNK], hook)
         for i, reason in enumerate(bad.reasons):
             raw = orjson.loads(bad.records[i])
             where = (

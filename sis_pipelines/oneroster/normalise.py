@@ -9,6 +9,7 @@ raw JSON, never dropped silently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,6 +246,13 @@ def _user_roles_1p2(records: list[dict]) -> None:
         if "orgs" not in r:
             orgs = [x.get("org") for x in roles if isinstance(x, dict) and x.get("org")]
             r["orgs"] = list({_ref_id(o): o for o in orgs}.values())
+        # Kept compact: references as sourcedIds, like every other column (hrefs carry hosts).
+        r["roles"] = [
+            {k: (_ref_id(v) if k in ("org", "userProfile") else v) for k, v in x.items()}
+            if isinstance(x, dict)
+            else x
+            for x in roles
+        ]
         for alias, canonical in (
             ("preferredGivenName", "preferredFirstName"),
             ("preferredFamilyName", "preferredLastName"),
@@ -256,14 +264,22 @@ def _user_roles_1p2(records: list[dict]) -> None:
 # ---------------------------------------------------------------- page
 
 
-def normalise_page(collection: Collection, records: list[dict]) -> tuple[pa.Table, Rejects]:
-    """One page of REST records (1.1 or 1.2) to (canonical table, rejects)."""
+def normalise_page(
+    collection: Collection, records: list[dict], hook: Callable[[dict], None] | None = None
+) -> tuple[pa.Table, Rejects]:
+    """One page of REST records (1.1 or 1.2) to (canonical table, rejects).
+
+    ``hook`` sees every record first (data minimisation), so rejects keep only what it left.
+    """
     rejects = Rejects()
     records = [
         r
         for r in records
         if isinstance(r, dict) or rejects.add(None, "record is not a JSON object", r)
     ]
+    if hook is not None:
+        for r in records:
+            hook(r)
     if collection.name == "users":
         _user_roles_1p2(records)
     n = len(records)

@@ -116,6 +116,21 @@ def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
     return pa.Check(check, name=f"{column} references {target}", error=f"not found in {target}")
 
 
+# Larger than any real value of a roster field: a runaway export or an attack, not data.
+MAX_TEXT = 65_536
+
+
+def length_check(column: str) -> pa.Check:
+    def check(series: pd.Series) -> pd.Series:
+        lengths = pc.utf8_length(_arrow(series))
+        return pd.Series(
+            pc.less_equal(lengths, MAX_TEXT).fill_null(True).to_numpy(zero_copy_only=False),
+            index=series.index,
+        )
+
+    return pa.Check(check, name=f"{column} length", error=f"longer than {MAX_TEXT} characters")
+
+
 def _date_order(start: str, end: str) -> pa.Check:
     def check(frame: pd.DataFrame) -> pd.Series:
         ok = ~(frame[start] > frame[end])
@@ -151,6 +166,8 @@ def schema_for(
     columns: dict[str, pa.Column] = {}
     for f in collection.fields:
         checks: list[pa.Check] = []
+        if ARROW_TYPES[f.kind] == pyarrow_.string():
+            checks.append(length_check(f.column))
         if f.column == "status":
             checks.append(enum_check(STATUS, "status"))
         if (collection.name, f.column) in ENUMS:

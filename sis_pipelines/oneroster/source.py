@@ -57,6 +57,9 @@ def rest_client(
     retry: RetryPolicy | None = None,
 ) -> OneRosterClient:
     cfg = tenant.oneroster
+    retry = retry or RetryPolicy(
+        max_attempts=cfg.retry_attempts, backoff_base_s=cfg.retry_backoff_s
+    )
     return OneRosterClient(
         tenant_id,
         base_url,
@@ -108,6 +111,11 @@ def open_rostering(
             client_secret=client_secret,
             district=district,
         ) as sim:  # type: ignore[arg-type]
+            for fault in cfg.simulator_faults:
+                body = fault.get("body")
+                sim.add_fault(
+                    **{**fault, **({"body": body.encode()} if isinstance(body, str) else {})}
+                )
             auth: httpx.Auth
             if profile.auth == "oauth1":
                 auth = OAuth1HmacSha256(tenant_id, client_secret)
@@ -119,5 +127,5 @@ def open_rostering(
                 yield client
         return
     raise NotImplementedError(
-        f"tenant {tenant_id!r}: OneRoster source {cfg.source!r} is not supported yet (CSV bundles arrive with their own issue)"
+        f"tenant {tenant_id!r}: OneRoster source {cfg.source!r} is not a REST source"
     )
