@@ -268,13 +268,8 @@ def test_the_bad_input_corpus_ends_in_quarantine_with_reasons(spec):
     reasons = list(result.quarantine["reason"])
     for case in spec["cases"]:
         assert any(case["reason"] in r for r in reasons), case["reason"]
-    assert (
-        all(
-            len(r) < 2_000
-            for r in result.quarantine["record"].str.len().fillna(0).astype(int).astype(str)
-        )
-        or True
-    )
+    for raw in result.quarantine["record"]:
+        json.loads(raw)  # every rejected record is kept, as JSON text
 
 
 def test_bad_files_fail_cleanly(tmp_path):
