@@ -274,3 +274,30 @@ tenants:
         and "/ims/oneroster/v1p1/orgs" in message
         and "connection failed" in message
     )
+
+
+def test_the_schedule_tick_yields_one_run_per_demo_tenant(workspace, monkeypatch):  # noqa: F811
+    instance, _, _ = workspace
+    demo = ROOT / "sis_pipelines" / "demo" / "tenants.yaml"
+    monkeypatch.setenv("SIS_PIPELINES_TENANTS", str(demo))
+    sensor = defs.resolve_sensor_def("tenant_onboarding_sensor")
+    [request] = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    ).dynamic_partitions_requests
+    instance.add_dynamic_partitions("tenant", list(request.partition_keys))
+    when = datetime(2026, 11, 22, 2, 30, tzinfo=UTC)
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
+    requests = defs.resolve_schedule_def("nightly_schedule").evaluate_tick(context).run_requests
+    assert sorted(r.partition_key for r in requests) == [
+        f"2026-11-21|{t}"
+        for t in ("demo-focus", "demo-genesis", "demo-infinite-campus", "demo-progressbook")
+    ]
+    assert {r.tags["sis_vendor"] for r in requests} == {
+        "genesis",
+        "focus",
+        "progressbook",
+        "infinite_campus",
+    }
+    assert len({r.run_key for r in requests}) == 4
