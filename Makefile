@@ -8,7 +8,9 @@ DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
 	SIS_PIPELINES_TENANTS=$${SIS_PIPELINES_TENANTS:-$(CURDIR)/sis_pipelines/demo/tenants.yaml} \
 	SIS_PIPELINES_DATA_DIR=$${SIS_PIPELINES_DATA_DIR:-$(CURDIR)/data}
 
-.PHONY: setup demo test ui lint clean
+SIZE ?= small
+
+.PHONY: setup demo test ui bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -29,6 +31,9 @@ ui: setup
 	@mkdir -p .dagster_home
 	@test -f .dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > .dagster_home/dagster.yaml
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+bench: setup
+	$(BIN)/python -m bench.run --size $(SIZE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -51,16 +51,23 @@ def _lower_keys(value: Any) -> Any:
 def imsx_message(body: Any) -> str | None:
     """The description of an imsx_StatusInfo envelope, wrapped or not, any key case.
 
-    Returns None when the body is not a failure envelope.
+    Returns None when the body is not a failure envelope. Only the top-level keys are
+    looked at: a page of records is never walked.
     """
     if not isinstance(body, dict):
         return None
-    info = _lower_keys(body)
-    info = info.get("imsx_statusinfo", info)
-    if isinstance(info, list) and info:
-        info = info[0]
+    top = {str(k).lower(): k for k in body}
+    if "imsx_statusinfo" in top:
+        info = body[top["imsx_statusinfo"]]
+        if isinstance(info, list) and info:
+            info = info[0]
+    elif "imsx_codemajor" in top:
+        info = body
+    else:
+        return None
     if not isinstance(info, dict):
         return None
+    info = _lower_keys(info)
     major = info.get("imsx_codemajor")
     if major is None or str(major).lower() == "success":
         return None

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         district=district,
     )
     sim.start()
+    _ = sim.frames  # build the night before announcing the server, so no request waits for it
     profile = sim.profile
     print(
         f"OneRoster {profile.version} simulator ({profile.name}, {profile.auth}) for night {args.night}"

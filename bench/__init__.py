@@ -1,0 +1,1 @@
+"""The benchmark: the largest district's night, stage by stage, beside DuckDB and pyarrow."""

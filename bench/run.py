@@ -1,0 +1,317 @@
+"""``make bench SIZE=small|large|xl``: one district, two consecutive nights, through the
+pipeline's own code (the OneRoster client over loopback HTTP, normalisation, pandera
+validation, atomic Parquet, the Canvas mapping, delta and zip), timed per stage.
+
+The simulator runs in a process of its own, so its memory and CPU are not ours. Night 1 is
+the set-up (the stored state a real night starts from); night 2 is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from sis_pipelines.canvas.delta import compute_delta, file_delta
+from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
+from sis_pipelines.canvas.package import build_zip
+from sis_pipelines.oneroster import client as client_module
+from sis_pipelines.oneroster.auth import ClientCredentials, default_scope
+from sis_pipelines.oneroster.client import OneRosterClient
+from sis_pipelines.oneroster.collections import COLLECTIONS
+from sis_pipelines.oneroster.schemas import referenced_collections
+from sis_pipelines.oneroster.validate import to_frame, validate
+from sis_pipelines.storage import read_frame, write_frame
+from sis_pipelines.tenants import Canvas
+
+SIZES = {"small": 10_000, "large": 100_000, "xl": 1_000_000}
+ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]
+PAGE = 50_000  # Infinite Campus allows up to 50K
+NIGHT2 = date(2026, 11, 21)
+NIGHT1 = NIGHT2 - timedelta(days=1)
+TENANT = "bench"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.stages: dict[str, dict[str, float]] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+            s["wall_s"] += time.perf_counter() - wall
+            s["cpu_s"] += time.process_time() - cpu
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+        s["wall_s"] += wall
+        s["cpu_s"] += cpu
+
+
+@contextmanager
+def simulator(students: int, night: date, port: int) -> Iterator[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "sis_pipelines.simulator",
+        "serve",
+        "--vendor",
+        "infinite_campus",
+        "--students",
+        str(students),
+        "--seed",
+        "7",
+        "--night",
+        night.isoformat(),
+        "--port",
+        str(port),
+        "--client-secret",
+        "bench-secret",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            if "base URL:" in line:
+                yield line.split("base URL:")[1].strip()
+                break
+        else:
+            raise RuntimeError("the simulator did not start")
+    finally:
+        process.terminate()
+        process.wait()
+
+
+class TimedNormalise:
+    """Wraps the client's normalisation to tell it apart from HTTP and decoding."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._original = client_module.normalise_page
+
+    def __call__(self, *args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return self._original(*args, **kwargs)
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
+def night(students: int, when: date, root: UPath, clock: Clock | None, port: int) -> dict:
+    """Fetch, validate, store and map one night; timings into ``clock`` when given."""
+    counters = {"requests": 0, "records": 0, "minimal_requests": 0}
+    timer = TimedNormalise()
+    client_module.normalise_page = timer
+    tables = {}
+    try:
+        with simulator(students, when, port) as base_url:
+            token_url = base_url.split("/ims/")[0] + "/oauth/token?appName=demo"
+            auth = ClientCredentials(
+                TENANT, token_url, "demo", "bench-secret", default_scope("1.2")
+            )
+            with OneRosterClient(
+                TENANT, base_url, auth, page_size=PAGE, max_concurrency=1
+            ) as client:
+                wall, cpu = time.perf_counter(), time.process_time()
+                for name in ORDER:
+                    result = client.fetch(COLLECTIONS[name])
+                    tables[name] = result
+                    counters["requests"] += result.stats.requests
+                    counters["records"] += result.table.num_rows
+                    counters["minimal_requests"] += max(1, math.ceil(result.table.num_rows / PAGE))
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        client_module.normalise_page = timer._original
+    if clock:
+        clock.add("http_fetch_decode", wall - timer.wall, cpu - timer.cpu)
+        clock.add("normalisation", timer.wall, timer.cpu)
+        counters["decode_cpu_s"] = cpu
+    frames = {}
+    for name in ORDER:
+        with clock.stage("validation") if clock else _null():
+            refs = {r: pa.array(frames[r]["sourcedId"]) for r in referenced_collections(name)}
+            checked = validate(COLLECTIONS[name], tables[name].table, refs, tables[name].rejects)
+            frames[name] = checked.frame
+        with clock.stage("parquet_write") if clock else _null():
+            write_frame(checked.frame, root / "oneroster" / name / f"{when}.parquet")
+        tables[name] = None  # free the Arrow pages
+    with clock.stage("delta") if clock else _null():
+        mapping = map_snapshot(frames, Canvas(source="simulator", max_removal_share=1.0), when)
+        for name, frame in mapping.items():
+            write_frame(frame, root / "canvas_mapping" / name / f"{when}.parquet")
+    counters["mapping"] = {k: len(v) for k, v in mapping.items()}
+    return counters
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
+
+
+def load_mapping(root: UPath, when: date) -> dict[str, pd.DataFrame]:
+    out = {}
+    for folder in (root / "canvas_mapping").iterdir():
+        out[folder.name] = (
+            read_frame(folder / f"{when}.parquet").astype(object).where(lambda f: f.notna(), None)
+        )
+    return out
+
+
+def duckdb_delta(left: Path, right: Path) -> tuple[float, dict[str, int]]:
+    con = duckdb.connect()
+    started = time.perf_counter()
+    key = "section_id, user_id, role"
+    values = "course_id, status, start_date, end_date"
+    counts = con.execute(
+        f"""
+        with a as (select {key}, hash({values}) h from read_parquet('{left}')),
+             b as (select {key}, hash({values}) h from read_parquet('{right}'))
+        select
+          count(*) filter (where a.section_id is null) as added,
+          count(*) filter (where b.section_id is null) as removed,
+          count(*) filter (where a.section_id is not null and b.section_id is not null and a.h <> b.h) as changed
+        from a full outer join b using ({key})
+        """
+    ).fetchone()
+    return time.perf_counter() - started, {
+        "add": counts[0],
+        "remove": counts[1],
+        "update": counts[2],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--size", choices=SIZES, default="small")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument(
+        "--students",
+        type=int,
+        help="override the size's student count (the tests run a tiny district)",
+    )
+    args = parser.parse_args(argv)
+    students = args.students or SIZES[args.size]
+    clock = Clock()
+    with tempfile.TemporaryDirectory(prefix="sis-bench-") as tmp:
+        root = UPath(tmp)
+        started = time.perf_counter()
+        night(students, NIGHT1, root, None, args.port)  # set-up: the stored state
+        counters = night(students, NIGHT2, root, clock, args.port + 1)
+        with clock.stage("delta"):
+            previous, current = load_mapping(root, NIGHT1), load_mapping(root, NIGHT2)
+            delta = compute_delta(
+                previous, current, Canvas(source="simulator", max_removal_share=1.0), NIGHT2
+            )
+        with clock.stage("canvas_csv_zip"):
+            data = build_zip(
+                {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in delta.files.items()}
+            )
+        # Baselines on the same files.
+        left = Path(str(root / "canvas_mapping" / "enrollments" / f"{NIGHT1}.parquet"))
+        right = Path(str(root / "canvas_mapping" / "enrollments" / f"{NIGHT2}.parquet"))
+        ours_started = time.perf_counter()
+        file_delta(
+            "enrollments",
+            read_frame(UPath(left)).astype(object).where(lambda f: f.notna(), None),
+            read_frame(UPath(right)).astype(object).where(lambda f: f.notna(), None),
+            Canvas(source="simulator"),
+            NIGHT2,
+        )
+        our_delta_s = time.perf_counter() - ours_started
+        duck_s, duck_counts = duckdb_delta(left, right)
+        enrollments = pq.read_table(str(root / "oneroster" / "enrollments" / f"{NIGHT2}.parquet"))
+        frame = to_frame(enrollments)
+        ours_started = time.perf_counter()
+        write_frame(frame, root / "write-ours.parquet")
+        our_write_s = time.perf_counter() - ours_started
+        arrow_started = time.perf_counter()
+        pq.write_table(enrollments, str(root / "write-pyarrow.parquet"), compression="zstd")
+        pyarrow_write_s = time.perf_counter() - arrow_started
+        total_s = time.perf_counter() - started
+    stages = {k: {m: round(v, 3) for m, v in s.items()} for k, s in clock.stages.items()}
+    compute_after_http = sum(
+        clock.stages[s]["wall_s"]
+        for s in ("validation", "parquet_write", "delta", "canvas_csv_zip")
+    )
+    decode_cpu = clock.stages["http_fetch_decode"]["cpu_s"] + clock.stages["normalisation"]["cpu_s"]
+    report = {
+        "size": args.size,
+        "students": students,
+        "enrollments": counters["mapping"].get("enrollments", 0),
+        "oneroster_records": counters["records"],
+        "stages": stages,
+        "compute_after_http_s": round(compute_after_http, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "decode_records_per_s": round(counters["records"] / decode_cpu) if decode_cpu else None,
+        "http_requests": counters["requests"],
+        "http_requests_minimal": counters["minimal_requests"],
+        "canvas_changes": len(delta.changes),
+        "zip_bytes": len(data),
+        "baselines": {
+            "duckdb_delta_s": round(duck_s, 3),
+            "pyarrow_write_s": round(pyarrow_write_s, 3),
+        },
+        "ours": {
+            "enrollments_delta_s": round(our_delta_s, 3),
+            "enrollments_write_s": round(our_write_s, 3),
+        },
+        "ratios": {
+            "delta_vs_duckdb": round(our_delta_s / duck_s, 2),
+            "write_vs_pyarrow": round(our_write_s / pyarrow_write_s, 2),
+        },
+        "duckdb_delta_counts": duck_counts,
+        "total_s": round(total_s, 1),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.size}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{'stage':<20} {'wall s':>9} {'cpu s':>9}")
+    for name, s in stages.items():
+        print(f"{name:<20} {s['wall_s']:>9.2f} {s['cpu_s']:>9.2f}")
+    for key in (
+        "compute_after_http_s",
+        "peak_rss_mb",
+        "decode_records_per_s",
+        "http_requests",
+        "http_requests_minimal",
+        "enrollments",
+    ):
+        print(f"{key:<28} {report[key]}")
+    print(
+        f"{'delta vs duckdb':<28} {report['ratios']['delta_vs_duckdb']}x  ({our_delta_s:.2f}s vs {duck_s:.2f}s)"
+    )
+    print(
+        f"{'write vs pyarrow':<28} {report['ratios']['write_vs_pyarrow']}x  ({our_write_s:.2f}s vs {pyarrow_write_s:.2f}s)"
+    )
+    print(f"written to {args.out / f'{args.size}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The benchmark works (it is measured by `make bench`, never timed here)."""
+
+from __future__ import annotations
+
+import json
+
+from bench.run import main
+
+
+def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
+    assert (
+        main(["--size", "small", "--students", "300", "--out", str(tmp_path), "--port", "8831"])
+        == 0
+    )
+    report = json.loads((tmp_path / "small.json").read_text())
+    for key in (
+        "size",
+        "students",
+        "enrollments",
+        "stages",
+        "compute_after_http_s",
+        "peak_rss_mb",
+        "decode_records_per_s",
+        "http_requests",
+        "baselines",
+        "ratios",
+    ):
+        assert key in report, key
+    assert set(report["stages"]) == {
+        "http_fetch_decode",
+        "normalisation",
+        "validation",
+        "parquet_write",
+        "delta",
+        "canvas_csv_zip",
+    }
+    assert report["students"] == 300 and report["enrollments"] > 0
+    assert (
+        report["http_requests"] == report["http_requests_minimal"]
+    )  # no more requests than the page size requires
+    assert {"duckdb_delta_s", "pyarrow_write_s"} <= set(report["baselines"])
+    assert {"delta_vs_duckdb", "write_vs_pyarrow"} <= set(report["ratios"])
+    assert "delta vs duckdb" in capsys.readouterr().out
