@@ -3,7 +3,6 @@
 import os
 import time
 from datetime import date
-from functools import lru_cache
 
 import dagster as dg
 import pandas as pd
@@ -35,10 +34,17 @@ def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     )
 
 
-@lru_cache(maxsize=4)
+_BUNDLES: dict[tuple[str, str, date], Located] = {}
+
+
 def _bundle(tenant_id: str, tenant: Tenant, night: date) -> Located:
-    # The collections of a run read one bundle: fetch (or download) it once.
-    return locate(tenant_id, tenant.oneroster, night)
+    # The collections of a run read one bundle: fetch (or download) it once per process.
+    key = (tenant_id, tenant.oneroster.path or "", night)
+    if key not in _BUNDLES:
+        if len(_BUNDLES) >= 4:
+            _BUNDLES.pop(next(iter(_BUNDLES)))
+        _BUNDLES[key] = locate(tenant_id, tenant.oneroster, night)
+    return _BUNDLES[key]
 
 
 def _read_csv(
