@@ -172,9 +172,7 @@ def _null() -> Iterator[None]:
 def load_mapping(root: UPath, when: date) -> dict[str, pd.DataFrame]:
     out = {}
     for folder in (root / "canvas_mapping").iterdir():
-        out[folder.name] = (
-            read_frame(folder / f"{when}.parquet").astype(object).where(lambda f: f.notna(), None)
-        )
+        out[folder.name] = read_frame(folder / f"{when}.parquet")
     return out
 
 
@@ -234,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         ours_started = time.perf_counter()
         file_delta(
             "enrollments",
-            read_frame(UPath(left)).astype(object).where(lambda f: f.notna(), None),
-            read_frame(UPath(right)).astype(object).where(lambda f: f.notna(), None),
+            read_frame(UPath(left)),
+            read_frame(UPath(right)),
             Canvas(source="simulator"),
             NIGHT2,
         )

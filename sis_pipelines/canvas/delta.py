@@ -15,6 +15,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..tenants import Canvas
 from .files import FILES, GUARDED, ORDER
@@ -55,12 +57,23 @@ def _removal_status(name: str, previous: pd.DataFrame, cfg: Canvas, night: date)
     return np.full(len(previous), "deleted", dtype=object)
 
 
+def _arrow(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
+    """Text columns as Arrow strings (None stays null), whatever the frame's dtypes."""
+    return pa.table({c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns})
+
+
+def _differs(old: pa.ChunkedArray, new: pa.ChunkedArray) -> pa.Array:
+    same = pc.or_(pc.equal(old, new).fill_null(False), pc.and_(pc.is_null(old), pc.is_null(new)))
+    return pc.invert(same)
+
+
 def file_delta(
     name: str, previous: pd.DataFrame | None, current: pd.DataFrame, cfg: Canvas, night: date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     spec = FILES[name]
     key = list(spec.key)
-    values = [c for c in current.columns if c not in key and c != INTERNAL]
+    columns = list(current.columns)
+    values = [c for c in columns if c not in key and c != INTERNAL]
     if previous is None or previous.empty:
         rows = current
         changes = pd.DataFrame(
@@ -72,51 +85,80 @@ def file_delta(
             }
         )
         return rows, changes
-    merged = previous.merge(current, on=key, how="outer", suffixes=("_old", ""), indicator=True)
-    added = merged["_merge"] == "right_only"
-    removed = merged["_merge"] == "left_only"
-    both = merged["_merge"] == "both"
-    changed_columns = []
-    differs = np.zeros(len(merged), dtype=bool)
-    for column in values:
-        old, new = merged[f"{column}_old"], merged[column]
-        diff = both.to_numpy() & ~((old == new) | (old.isna() & new.isna())).to_numpy()
-        differs |= diff
-        changed_columns.append((column, diff))
-    reason = np.full(len(merged), "", dtype=object)
-    for column, diff in changed_columns:
-        reason = np.where(
-            diff, np.where(reason == "", "changed: " + column, reason + ", " + column), reason
-        )
-    # Removed rows keep their last values; only the status changes.
-    for column in values + ([INTERNAL] if INTERNAL in merged else []):
-        old_col = f"{column}_old"
-        if old_col in merged:
-            merged.loc[removed, column] = merged.loc[removed, old_col]
-    removal = _removal_status(name, merged.loc[removed, [c for c in current.columns]], cfg, night)
-    merged.loc[removed, "status"] = removal
-    merged["_action"] = None
-    merged.loc[added, "_action"] = "add"
-    merged.loc[both & differs, "_action"] = "update"
-    merged.loc[removed, "_action"] = [REMOVALS.get(s, s) for s in removal]
-    merged["_reason"] = reason
-    merged.loc[added, "_reason"] = "new in the SIS"
-    merged.loc[removed, "_reason"] = np.where(
-        removal == "completed",
-        "gone from the SIS after its term ended: completed, work kept",
-        "gone from the SIS",
+    # A hash join in Arrow: the whole file is compared column by column in C++, and Python
+    # only ever sees the rows that changed.
+    old = _arrow(previous, columns).append_column(
+        "_old", pa.array(np.ones(len(previous), dtype=bool))
     )
-    out = merged[merged["_action"].notna()]
-    rows = out[[c for c in current.columns]].reset_index(drop=True)
+    new = _arrow(current, columns).append_column(
+        "_new", pa.array(np.ones(len(current), dtype=bool))
+    )
+    joined = old.join(
+        new,
+        keys=key,
+        join_type="full outer",
+        left_suffix="_was",
+        right_suffix="",
+        coalesce_keys=True,
+    )
+    in_old = pc.is_valid(joined["_old"])
+    in_new = pc.is_valid(joined["_new"])
+    both = pc.and_(in_old, in_new)
+    added = pc.and_(in_new, pc.invert(in_old))
+    removed = pc.and_(in_old, pc.invert(in_new))
+    diffs = {c: pc.and_(both, _differs(joined[f"{c}_was"], joined[c])) for c in values}
+    changed = both
+    any_diff = None
+    for mask in diffs.values():
+        any_diff = mask if any_diff is None else pc.or_(any_diff, mask)
+    changed = pc.and_(changed, any_diff) if any_diff is not None else pc.and_(changed, False)
+
+    def rows_of(mask: pa.Array, side: str) -> pd.DataFrame:
+        picked = joined.filter(mask)
+        names = {c: (c if c in key or side == "" else f"{c}_was") for c in columns}
+        return (
+            pd.DataFrame({c: picked[names[c]].to_pandas() for c in columns})
+            .astype(object)
+            .where(lambda f: f.notna(), None)
+        )
+
+    add_rows = rows_of(added, "")
+    update_rows = rows_of(changed, "")
+    gone = rows_of(removed, "was")
+    removal = _removal_status(name, gone, cfg, night)
+    gone["status"] = removal
+    changed_names = np.array(values, dtype=object)
+    flags = (
+        np.column_stack([diffs[c].filter(changed).to_numpy(zero_copy_only=False) for c in values])
+        if values
+        else np.zeros((len(update_rows), 0), bool)
+    )
+    update_reasons = ["changed: " + ", ".join(changed_names[row]) for row in flags]
+    rows = pd.concat([add_rows, update_rows, gone], ignore_index=True)
+    actions = (
+        ["add"] * len(add_rows)
+        + ["update"] * len(update_rows)
+        + [REMOVALS.get(s, s) for s in removal]
+    )
+    reasons = (
+        ["new in the SIS"] * len(add_rows)
+        + update_reasons
+        + [
+            "gone from the SIS after its term ended: completed, work kept"
+            if s == "completed"
+            else "gone from the SIS"
+            for s in removal
+        ]
+    )
     changes = pd.DataFrame(
         {
             "file": name,
-            "sis_id": _sis_id(out, spec.key).to_numpy(),
-            "action": out["_action"].to_numpy(),
-            "reason": out["_reason"].to_numpy(),
+            "sis_id": _sis_id(rows, spec.key).to_numpy() if len(rows) else [],
+            "action": actions,
+            "reason": reasons,
         }
     )
-    return rows, changes
+    return rows[columns], changes
 
 
 def compute_delta(

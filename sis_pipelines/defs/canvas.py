@@ -53,7 +53,7 @@ def _mapping(lake: DataLake, night: str, tenant_id: str) -> dict[str, pd.DataFra
     for name in ORDER:
         path = lake.path("canvas_mapping", name, night, tenant_id)
         if path.exists():
-            frames[name] = read_frame(path).astype(object).where(lambda f: f.notna(), None)
+            frames[name] = read_frame(path)
     return frames or None
 
 
