@@ -14,7 +14,7 @@ from ..canvas.package import CanvasCsvError, build_zip
 from ..canvas.source import open_canvas
 from ..oneroster.collections import COLLECTIONS
 from ..storage import atomic_write_bytes, data_dir, read_frame, tenant_file, write_frame
-from ..tenants import Tenant
+from ..tenants import Canvas, Tenant
 from .partitions import tenant_and_night, tenant_night
 from .resources import DataLake, TenantsResource
 
@@ -29,13 +29,13 @@ OWNERS = ["team:data-engineering"]
 
 def _canvas(
     context: dg.AssetExecutionContext, tenants: TenantsResource, tenant_id: str
-) -> Tenant | None:
-    """The tenant, or None (and the asset is skipped) when it has no Canvas section."""
+) -> tuple[Tenant, Canvas] | None:
+    """The tenant and its Canvas section, or None (the asset is skipped) when it has none."""
     tenant = tenants.tenant(tenant_id)
     if tenant.canvas is None:
         context.log.info(f"tenant {tenant_id!r} has no canvas section: Canvas provisioning skipped")
         return None
-    return tenant
+    return tenant, tenant.canvas
 
 
 def _ledger_path(lake: DataLake, tenant_id: str) -> UPath:
@@ -76,10 +76,11 @@ def canvas_mapping(
     **snapshot: pd.DataFrame,
 ):
     tenant_id, night = tenant_and_night(context)
-    tenant = _canvas(context, tenants, tenant_id)
-    if tenant is None:
+    found = _canvas(context, tenants, tenant_id)
+    if found is None:
         return
-    files = map_snapshot(snapshot, tenant.canvas, night)  # type: ignore[arg-type]
+    _, cfg = found
+    files = map_snapshot(snapshot, cfg, night)
     for name, frame in files.items():
         write_frame(frame, lake.path("canvas_mapping", name, str(night), tenant_id))
     metadata = {f"{name}_rows": len(frame) for name, frame in files.items()}
@@ -110,11 +111,10 @@ def canvas_mapping(
 )
 def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
     tenant_id, night = tenant_and_night(context)
-    tenant = _canvas(context, tenants, tenant_id)
-    if tenant is None:
+    found = _canvas(context, tenants, tenant_id)
+    if found is None:
         return
-    cfg = tenant.canvas
-    assert cfg is not None
+    _, cfg = found
     current = _mapping(lake, str(night), tenant_id)
     if current is None:
         raise dg.Failure(
@@ -196,11 +196,10 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
 )
 def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
     tenant_id, night = tenant_and_night(context)
-    tenant = _canvas(context, tenants, tenant_id)
-    if tenant is None:
+    found = _canvas(context, tenants, tenant_id)
+    if found is None:
         return
-    cfg = tenant.canvas
-    assert cfg is not None
+    tenant, cfg = found
     night_s = str(night)
     ledger = read_ledger(lake, tenant_id)
     force = context.run.tags.get(FORCE_UPLOAD_TAG, "").lower() == "true"
