@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .client import FetchResult, FetchStats
-from .collections import COLLECTIONS, Collection, Kind
+from .collections import Collection, Kind
 from .normalise import Rejects, arrow_schema, normalise_page
 
 FILE_NAMES = {
@@ -319,6 +319,3 @@ def line_of(bundle: Bundle, collection: str) -> dict[str, int]:
             out.setdefault(sid.strip(), line)
     return out
 
-
-def csv_collections() -> list[Collection]:
-    return list(COLLECTIONS.values())
