@@ -318,4 +318,3 @@ def line_of(bundle: Bundle, collection: str) -> dict[str, int]:
         if sid:
             out.setdefault(sid.strip(), line)
     return out
-
