@@ -30,10 +30,6 @@ class Delta:
     files: dict[str, pd.DataFrame]  # CSV rows to send, per file
     changes: pd.DataFrame  # file, sis_id, action, reason
 
-    def count(self, file: str, action: str) -> int:
-        c = self.changes
-        return int(((c["file"] == file) & (c["action"] == action)).sum())
-
     @property
     def empty(self) -> bool:
         return self.changes.empty

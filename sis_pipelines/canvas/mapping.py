@@ -52,7 +52,9 @@ def _iso(series: pd.Series) -> pd.Series:
         else pa.array(series.astype(object), from_pandas=True)
     )
     if pa.types.is_date32(arr.type) or pa.types.is_date64(arr.type):
-        text = pc.binary_join_element_wise(arr.cast(pa.date32()).cast(pa.string()), "T00:00:00Z", "")
+        text = pc.binary_join_element_wise(
+            arr.cast(pa.date32()).cast(pa.string()), "T00:00:00Z", ""
+        )
         return pd.Series(
             pa.chunked_array(text).to_numpy(zero_copy_only=False), index=series.index, dtype=object
         )

@@ -190,11 +190,18 @@ def _record(
     return record
 
 
-def _attach_roles(bundle: Bundle, users: list[dict], rejects: Rejects) -> dict[str, int]:
-    """1.2: roles.csv and userProfiles.csv onto their users. Returns rows attached per file."""
+def _attach_roles(
+    bundle: Bundle, users: list[dict], rejects: Rejects
+) -> tuple[dict[str, int], dict[str, int]]:
+    """1.2: roles.csv and userProfiles.csv onto their users.
+
+    Returns the data rows of each file present, and the rows attached per file.
+    """
     by_id = {u.get("sourcedId"): u for u in users}
+    seen = {f"{n}.csv": 0 for n in ("roles", "userProfiles") if bundle.text(n) is not None}
     attached = {"roles.csv": 0, "userProfiles.csv": 0}
     for line, cells, _ in _rows(bundle, "roles"):
+        seen["roles.csv"] += 1
         c = {k.lower(): v.strip() for k, v in cells.items()}
         user = by_id.get(c.get("usersourcedid"))
         if user is None:
@@ -219,6 +226,7 @@ def _attach_roles(bundle: Bundle, users: list[dict], rejects: Rejects) -> dict[s
         user.setdefault("roles", []).append(role)
         attached["roles.csv"] += 1
     for line, cells, _ in _rows(bundle, "userProfiles"):
+        seen["userProfiles.csv"] += 1
         c = {k.lower(): v.strip() for k, v in _safe(cells).items()}
         user = by_id.get(c.get("usersourcedid"))
         if user is None or "profiletype" not in c:
@@ -238,7 +246,7 @@ def _attach_roles(bundle: Bundle, users: list[dict], rejects: Rejects) -> dict[s
         ]  # no password, ever
         user.setdefault("userProfiles", []).append(profile)
         attached["userProfiles.csv"] += 1
-    return attached
+    return seen, attached
 
 
 @dataclass
@@ -281,10 +289,8 @@ def read_collection(
             continue
         records.append(record)
     if collection.name == "users":
-        for extra_file in ("roles", "userProfiles"):
-            if bundle.text(extra_file) is not None:
-                rows[f"{extra_file}.csv"] = sum(1 for _ in _rows(bundle, extra_file))
-        attached = _attach_roles(bundle, records, rejects)
+        seen, attached = _attach_roles(bundle, records, rejects)
+        rows |= seen
     else:
         attached = {}
     tables = []
