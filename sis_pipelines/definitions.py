@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from .defs.canvas import canvas_assets
+from .defs.gpb import gpb_assets
 from .defs.jobs import nightly_job, nightly_schedule
 from .defs.oneroster import oneroster_assets
 from .defs.resources import default_resources
@@ -16,7 +17,7 @@ NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 defs = dg.Definitions(
-    assets=[*oneroster_assets, *canvas_assets],
+    assets=[*oneroster_assets, *canvas_assets, *gpb_assets],
     jobs=[nightly_job, term_change_job],
     schedules=[nightly_schedule],
     sensors=[tenant_onboarding_sensor, term_change_sensor],

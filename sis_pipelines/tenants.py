@@ -140,7 +140,38 @@ class Canvas(_Strict):
 
 
 class Gpb(_Strict):
+    """Grade passback: Canvas gradebook to the SIS's OneRoster gradebook."""
+
+    # "standard": we choose lineItem sourcedIds (reusing a SIS lineItem of the same title and
+    # due date); "modified": new lineItems go without one and the SIS's is kept.
     endpoints: Literal["standard", "modified", "off"] = "off"
+    # The SIS gradebook base; default: the rostering base (1.1) or its /gradebook/v1p2 sibling (1.2).
+    base_url: str | None = None
+    # "graded": every published graded assignment, quiz and discussion that counts toward the
+    # final grade; "post_to_sis": only those teachers marked "Post to SIS".
+    assignments: Literal["graded", "post_to_sis"] = "graded"
+    course_grades: bool = True
+    course_grade_title: str = "Course grade"
+    grading_periods: bool = False  # lineItems name the grading period that holds their due date
+    # An assignment group that matches no SIS category goes to this category (by title), or,
+    # with create_categories, gets a SIS category of its own; otherwise it is reported and not sent.
+    default_category: str | None = None
+    create_categories: bool = False
+    # A grade the SIS changed after our last push: "keep_sis" leaves it and reports it;
+    # "overwrite" sends ours anyway (and reports it).
+    on_sis_change: Literal["keep_sis", "overwrite"] = "keep_sis"
+    max_concurrency: int = Field(2, ge=1, le=16)
+    # Infinite Campus: gradebook calls carry x-vendor-authorization: <key>:<secret>.
+    vendor_key_env: str | None = None
+    vendor_secret_env: str | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> Gpb:
+        if (self.vendor_key_env is None) != (self.vendor_secret_env is None):
+            raise ValueError("vendor_key_env and vendor_secret_env go together")
+        if self.base_url is not None and not self.base_url.startswith(("https://", "http://")):
+            raise ValueError("base_url must be an http(s) URL")
+        return self
 
 
 class Validation(_Strict):
@@ -170,6 +201,20 @@ class Tenant(_Strict):
     gpb: Gpb = Gpb()
     validation: Validation = Validation()
     privacy: Privacy = Privacy()
+
+    @model_validator(mode="after")
+    def _gpb_needs(self) -> Tenant:
+        if self.gpb.endpoints == "off":
+            return self
+        if self.canvas is None:
+            raise ValueError("gpb needs a canvas section: grades are read from Canvas")
+        if self.oneroster.source == "csv" and (
+            self.gpb.base_url is None or self.oneroster.auth is None
+        ):
+            raise ValueError(
+                "gpb with a csv source needs gpb.base_url and oneroster.auth: grades go to the SIS over REST"
+            )
+        return self
 
 
 class TenantsFile(_Strict):

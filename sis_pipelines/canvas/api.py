@@ -80,6 +80,9 @@ class CanvasClient:
         self.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        return orjson.loads(self._request(method, path, **kwargs).content)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.polling.throttle_retries + 1):
             self.requests += 1
             try:
@@ -110,13 +113,38 @@ class CanvasClient:
                 continue
             if response.status_code >= 400:
                 raise CanvasError(self.tenant, path, _message(response), response.status_code)
-            return orjson.loads(response.content)
+            return response
         raise CanvasError(
             self.tenant,
             path,
             f"still throttled or failing after {self.polling.throttle_retries + 1} attempts",
             response.status_code,
         )
+
+    def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a paginated Canvas list, following its Link ``next`` on this host only."""
+        items: list[dict[str, Any]] = []
+        url: str | None = path
+        query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
+        base = self._http.base_url
+        while url is not None:
+            response = self._request("GET", url, params=query)
+            page = orjson.loads(response.content)
+            if not isinstance(page, list):
+                raise CanvasError(self.tenant, path, "expected a list")
+            items.extend(page)
+            following = response.links.get("next", {}).get("url")
+            if following is None:
+                break
+            target = httpx.URL(following)
+            if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+                raise CanvasError(
+                    self.tenant,
+                    path,
+                    f"pagination points to another host ({target.host}); not followed, the token stays with the tenant's Canvas",
+                )
+            url, query = following, None
+        return items
 
     def post_sis_import(self, data: bytes, params: dict[str, Any]) -> dict[str, Any]:
         path = f"/api/v1/accounts/{self.account_id}/sis_imports"

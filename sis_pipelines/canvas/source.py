@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from ..tenants import Tenant
@@ -35,12 +36,16 @@ def open_canvas(
     data_root: str,
     env: Mapping[str, str] = os.environ,
     polling: Polling | None = None,
+    night: date | None = None,
 ) -> Iterator[CanvasClient]:
+    """The tenant's Canvas; for the simulator, its gradebooks stand as at the end of ``night``."""
     cfg = tenant.canvas
     assert cfg is not None
     if cfg.source == "simulator":
         local = Path(data_root.removeprefix("file://")) / "simulator" / "canvas"
         sim = simulator_for(tenant_id, local)
+        if night is not None:
+            sim.clock = datetime.combine(night, time(23, 59, 59), UTC)  # type: ignore[attr-defined]
         with CanvasClient(
             tenant_id,
             sim.base_url,

@@ -51,7 +51,7 @@ def main() -> int:
             print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}")
     print()
     print(
-        f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests':>12}"
+        f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests sent / unchanged / failed+skipped'}"
     )
     for outcome in outcomes:
         changes_path = output_path(root, "canvas", "changes", str(outcome.night), outcome.tenant)
@@ -74,7 +74,7 @@ def main() -> int:
         if entry.get("import_id"):
             state = f"#{entry['import_id']} {state}"
         print(
-            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {'n/a':>12}"
+            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {_gpb(root, outcome)}"
         )
     print()
     print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
@@ -82,11 +82,28 @@ def main() -> int:
     print(
         f"Canvas:     {root}/canvas/changes/<night>/<tenant>.parquet and canvas/sis_import/<night>/<tenant>.zip"
     )
+    print(
+        f"Grade passback: {root}/gpb/requests/<night>/<tenant>.jsonl and gpb/outcomes/<night>/<tenant>.parquet"
+    )
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (look at it with `make ui`)")
     failed = [o for o in outcomes if not o.success]
     for o in failed:
         print(f"FAILED: {o.tenant} {o.night}: {'; '.join(o.errors)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _gpb(root: str, outcome: object) -> str:
+    """The night's push: requests sent, unchanged (already in the SIS), failed or skipped."""
+    from ..storage import output_path, read_frame
+
+    night, tenant = str(outcome.night), outcome.tenant  # type: ignore[attr-defined]
+    outcomes = output_path(root, "gpb", "outcomes", night, tenant)
+    if not outcomes.exists():
+        requests = output_path(root, "gpb", "requests", night, tenant, ".jsonl")
+        return "computed, not pushed" if requests.exists() else "-"
+    status = read_frame(outcomes)["status"].astype(str).value_counts()
+    sent, unchanged = int(status.get("sent", 0)), int(status.get("unchanged", 0))
+    return f"{sent} / {unchanged} / {int(status.sum()) - sent - unchanged}"
 
 
 if __name__ == "__main__":

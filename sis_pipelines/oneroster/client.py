@@ -145,7 +145,20 @@ class OneRosterClient:
         self, path: str, params: dict[str, Any] | None = None
     ) -> tuple[Any, httpx.Headers]:
         """GET base_url/path with retries; the decoded body and the response headers."""
+        return self.request_json("GET", path, params)
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """A request with retries on transient failures (a OneRoster PUT is create-or-update,
+        so repeating it is safe); the decoded body and the response headers."""
         url = f"{self.base_url}/{path.lstrip('/')}"
+        content = None if body is None else orjson.dumps(body)
+        extra = {} if content is None else {"Content-Type": "application/json"}
         endpoint = urlsplit(url).path
         started = time.monotonic()
         attempt = 0
@@ -154,7 +167,9 @@ class OneRosterClient:
             retry_after = None
             try:
                 with self._slots:
-                    response = self._http.get(url, params=params)
+                    response = self._http.request(
+                        method, url, params=params, content=content, headers=extra
+                    )
                 body = self._decode(response, endpoint)
                 return body, response.headers
             except TransientError as exc:
@@ -196,7 +211,9 @@ class OneRosterClient:
                 f"redirected to {target}; not followed, credentials stay with the configured host",
                 status,
             )
-        if status != 200:
+        if status == 204 or (200 <= status < 300 and not response.content.strip()):
+            return {}
+        if not 200 <= status < 300:
             raise OneRosterError(
                 self.tenant, endpoint, error_message(response.content, content_type), status
             )

@@ -29,7 +29,12 @@ def _secret(tenant_id: str, key: str, env_name: str | None, env: Mapping[str, st
     return value
 
 
-def build_auth(tenant_id: str, tenant: Tenant, env: Mapping[str, str] = os.environ) -> httpx.Auth:
+def build_auth(
+    tenant_id: str,
+    tenant: Tenant,
+    env: Mapping[str, str] = os.environ,
+    scope: str | None = None,
+) -> httpx.Auth:
     cfg = tenant.oneroster
     auth = cfg.auth
     assert auth is not None
@@ -45,7 +50,7 @@ def build_auth(tenant_id: str, tenant: Tenant, env: Mapping[str, str] = os.envir
         auth.token_url,
         client_id,
         client_secret,
-        auth.scope or default_scope(cfg.version),
+        scope or auth.scope or default_scope(cfg.version),
     )
 
 

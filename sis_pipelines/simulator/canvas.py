@@ -1,20 +1,23 @@
 """A Canvas simulator: the sis_imports endpoints over HTTP, an in-memory Canvas they change,
-realistic workflow states, Canvas's diffing mode, and scripted throttling and failures."""
+realistic workflow states, Canvas's diffing mode, scripted throttling and failures, and the
+gradebook REST endpoints of the courses it holds (see canvas_gradebook)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import orjson
 
 from ..canvas.files import FILES
 from ..canvas.package import CanvasCsvError, check_zip, read_zip
+from .canvas_gradebook import GRADEBOOK_SHARE, course_gradebook, uses_gradebook
 
 PROGRESSION = ("created", "importing")
 
@@ -30,6 +33,10 @@ class CanvasSimulator:
         self.throttle_next = 0
         self.fail_next = 0
         self.requests: list[tuple[str, str]] = []
+        # The moment the gradebooks show; None: now. The pipeline sets it to the night it runs.
+        self.clock: datetime | None = None
+        self.gradebook_share = GRADEBOOK_SHARE
+        self._gradebooks: dict[tuple[str, datetime], dict[str, list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         if state_file is not None and state_file.exists():
             saved = json.loads(state_file.read_text())
@@ -172,6 +179,63 @@ class CanvasSimulator:
             self._save()
             return _public(sis_import)
 
+    # ------------------------------------------------------------ gradebook
+
+    def gradebook(self, course_id: str) -> dict[str, list[dict[str, Any]]] | None:
+        """The gradebook of a course Canvas holds, as it stands at the clock."""
+        clock = self.clock or datetime.now(UTC)
+        with self._lock:
+            course = self.state["courses"].get(course_id)
+            if course is None or course.get("status") == "deleted":
+                return None
+            cached = self._gradebooks.get((course_id, clock))
+            if cached is not None:
+                return cached
+            if not uses_gradebook(course_id, self.gradebook_share):
+                book: dict[str, list[dict[str, Any]]] = {
+                    "assignment_groups": [],
+                    "assignments": [],
+                    "submissions": [],
+                    "enrollments": [],
+                }
+            else:
+                students = {
+                    row["user_id"]: row["section_id"]
+                    for row in self.state["enrollments"].values()
+                    if row.get("course_id") == course_id
+                    and row.get("role") == "student"
+                    and row.get("status") == "active"
+                }
+                term = self.state["terms"].get(course.get("term_id") or "", {})
+                book = course_gradebook(
+                    course_id,
+                    dict(sorted(students.items())),
+                    term.get("start_date"),
+                    term.get("end_date"),
+                    clock,
+                )
+            self._gradebooks[(course_id, clock)] = book
+            return book
+
+
+def _page(
+    url: str, items: list[dict[str, Any]], query: dict[str, list[str]]
+) -> tuple[list[dict[str, Any]], str]:
+    """Canvas pagination: ``per_page`` (at most 100) and ``page``, with a Link header."""
+    per_page = min(100, max(1, int((query.get("per_page") or ["10"])[0])))
+    page = max(1, int((query.get("page") or ["1"])[0]))
+    chunk = items[(page - 1) * per_page : page * per_page]
+
+    def link(n: int, rel: str) -> str:
+        params = {k: v for k, v in query.items() if k not in ("page", "per_page")}
+        params |= {"page": [str(n)], "per_page": [str(per_page)]}
+        return f'<{url}?{urlencode(params, doseq=True)}>; rel="{rel}"'
+
+    links = [link(page, "current"), link(1, "first")]
+    if page * per_page < len(items):
+        links.append(link(page + 1, "next"))
+    return chunk, ",".join(links)
+
 
 def _public(sis_import: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sis_import.items() if not k.startswith("_")}
@@ -180,15 +244,18 @@ def _public(sis_import: dict[str, Any]) -> dict[str, Any]:
 def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # one segment per answer: no 40 ms delayed-ACK stalls
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, body: Any) -> None:
+        def _send(self, status: int, body: Any, link: str | None = None) -> None:
             raw = orjson.dumps(body) if not isinstance(body, bytes) else body
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
+            if link:
+                self.send_header("Link", link)
             self.end_headers()
             self.wfile.write(raw)
 
@@ -218,10 +285,43 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             except CanvasCsvError as exc:
                 self._send(400, {"errors": [{"message": str(exc)}]})
 
+        def _gradebook(self, parts: list[str], query: dict[str, list[str]]) -> bool:
+            if parts[:3] != ["api", "v1", "courses"] or len(parts) < 5:
+                return False
+            ref = unquote(parts[3])
+            if not ref.startswith("sis_course_id:"):
+                return False
+            book = sim.gradebook(ref.removeprefix("sis_course_id:"))
+            if book is None:
+                return False
+            rest = "/".join(parts[4:])
+            if rest == "assignment_groups":
+                items = book["assignment_groups"]
+            elif rest == "assignments":
+                items = book["assignments"]
+            elif rest == "students/submissions":
+                since = (query.get("graded_since") or [None])[0]
+                items = [
+                    {k: v for k, v in s.items() if not k.startswith("_")}
+                    for s in book["submissions"]
+                    if since is None or (s["graded_at"] is not None and s["graded_at"] >= since)
+                ]
+            elif rest == "enrollments":
+                items = book["enrollments"]
+            else:
+                return False
+            host = self.headers.get("Host", "127.0.0.1")
+            chunk, link = _page(f"http://{host}/{'/'.join(parts)}", items, query)
+            self._send(200, chunk, link)
+            return True
+
         def do_GET(self) -> None:
             if not self._gate():
                 return
-            parts = urlsplit(self.path).path.strip("/").split("/")
+            split = urlsplit(self.path)
+            parts = split.path.strip("/").split("/")
+            if self._gradebook(parts, parse_qs(split.query)):
+                return
             if (
                 parts[:3] == ["api", "v1", "accounts"]
                 and len(parts) == 6

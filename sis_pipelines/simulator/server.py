@@ -27,10 +27,12 @@ from ..oneroster.auth import hmac_sha256_signature
 from ..oneroster.collections import COLLECTIONS
 from .district import District
 from .render import Renderer
+from .sis_gradebook import ENVELOPES, SisGradebook
 from .vendors import VENDORS, VendorProfile
 
 BASE_1P1 = "/ims/oneroster/v1p1"
 BASE_1P2 = "/ims/oneroster/rostering/v1p2"
+GRADEBOOK_1P2 = "/ims/oneroster/gradebook/v1p2"
 ENDPOINTS = {c.endpoint: c.name for c in COLLECTIONS.values()}
 # Filtered views of a collection: endpoint -> (collection, column, allowed values)
 VIEWS = {
@@ -96,12 +98,14 @@ class SimulatorServer:
         client_secret: str = "demo-secret",
         port: int = 0,
         district: District | None = None,
+        gradebook: SisGradebook | None = None,
     ):
         self.profile = VENDORS[vendor] if isinstance(vendor, str) else vendor
         self.district = district or District(students, seed)
         self.night = night or date.today()
         self.client_id = client_id
         self.client_secret = client_secret
+        self.gradebook = gradebook
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query) as received
         self.auth_headers: list[str] = []
@@ -129,6 +133,22 @@ class SimulatorServer:
         return self.root + (BASE_1P2 if self.profile.version == "1.2" else BASE_1P1)
 
     @property
+    def gradebook_url(self) -> str:
+        return self.root + (GRADEBOOK_1P2 if self.profile.version == "1.2" else BASE_1P1)
+
+    def gradebook_parts(self, path: str) -> list[str] | None:
+        """The gradebook route of a path (``["classes", id, "results"]``), or None."""
+        base = GRADEBOOK_1P2 if self.profile.version == "1.2" else BASE_1P1
+        if self.gradebook is None or not path.startswith(base + "/"):
+            return None
+        parts = [unquote(p) for p in path[len(base) + 1 :].strip("/").split("/")]
+        if parts[0] in ENVELOPES or (
+            len(parts) == 3 and parts[0] == "classes" and parts[2] in ("lineItems", "results")
+        ):
+            return parts
+        return None
+
+    @property
     def token_url(self) -> str:
         return f"{self.root}/oauth/token{self.profile.token_query}"
 
@@ -142,6 +162,8 @@ class SimulatorServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        if self.gradebook is not None:
+            self.gradebook.save()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
@@ -406,6 +428,7 @@ def _apply_filter(
 def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # one segment per answer: no 40 ms delayed-ACK stalls
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -478,7 +501,55 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             split = urlsplit(self.path)
-            status, headers, body = sim.rostering(split.path, parse_qs(split.query))
+            parts = sim.gradebook_parts(split.path)
+            if parts is not None and sim.gradebook is not None:
+                if not self._vendor_authorised():
+                    return
+                status, headers, body = sim.gradebook.get(parts, parse_qs(split.query))
+            else:
+                status, headers, body = sim.rostering(split.path, parse_qs(split.query))
             self._send(status, body, headers)
+
+        def _vendor_authorised(self) -> bool:
+            assert sim.gradebook is not None
+            if sim.gradebook.authorised({k.lower(): v for k, v in self.headers.items()}):
+                return True
+            self._send(
+                401,
+                imsx(
+                    "failure",
+                    "unauthorisedrequest",
+                    f"{sim.profile.name.title()} SIS: gradebook calls need x-vendor-authorization",
+                ),
+            )
+            return False
+
+        def do_PUT(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            sim.requests.append(("PUT", self.path))
+            sim.auth_headers.append(self.headers.get("Authorization", ""))
+            fault = sim._take_fault(self.path)
+            if fault is not None and self._fault(fault):
+                return
+            url = f"http://{self.headers.get('Host', f'127.0.0.1:{sim.port}')}{self.path}"
+            reason = sim.authorised("PUT", url, {k.lower(): v for k, v in self.headers.items()})
+            if reason:
+                self._send(
+                    401,
+                    imsx(
+                        "failure",
+                        "unauthorisedrequest",
+                        f"{sim.profile.name.title()} SIS: {reason}",
+                    ),
+                )
+                return
+            parts = sim.gradebook_parts(urlsplit(self.path).path)
+            if parts is None or sim.gradebook is None:
+                self._send(404, imsx("failure", "unknownobject", "not found"))
+                return
+            if not self._vendor_authorised():
+                return
+            status, body = sim.gradebook.put(parts, raw)
+            self._send(status, body)
 
     return Handler

@@ -1,0 +1,1 @@
+"""Grade passback: Canvas gradebook to OneRoster categories, lineItems and results."""

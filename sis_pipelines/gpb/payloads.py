@@ -1,0 +1,621 @@
+"""Grade passback payloads: the Canvas gradebook as OneRoster categories, lineItems and
+results, in send order, following Instructure's Grade Sync Process.
+
+- Assignment groups become categories, matched by title to the SIS's own: first a category
+  of the class (``metadata.classId``), then a global one. An unmatched group goes to the
+  tenant's default category, or gets a category of its own (``create_categories``), or is
+  reported and its lineItems and results are not sent.
+- Each graded assignment of a Canvas course becomes one lineItem per class (section) of the
+  course. Standard: we choose the sourcedId, or reuse the SIS lineItem of the same class,
+  title and due date. Modified: a new lineItem goes without a sourcedId and results name it
+  by a placeholder ``{{lineItem:<key>}}`` that the push replaces with the SIS's answer.
+- Submissions become results; course grades become a lineItem per class (and grading period).
+- Bodies take the strict OneRoster 1.2 form (status, dateLastModified, full GUIDRefs, scoreDate
+  as a date), which 1.1 providers accept too; 1.2 adds ``school``, ``class`` and the flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from ..tenants import Tenant
+from .canvas_gradebook import CanvasGradebook
+
+PLACEHOLDER = re.compile(r"^\{\{lineItem:(.+)\}\}$")
+KIND_ORDER = {"category": 0, "lineItem": 1, "result": 2}
+
+
+@dataclass(frozen=True)
+class Settings:
+    version: str
+    endpoints: str
+    prefix: str
+    assignments: str
+    course_grades: bool
+    course_grade_title: str
+    grading_periods: bool
+    default_category: str | None
+    create_categories: bool
+    rostering_base: str
+    gradebook_base: str
+
+    @classmethod
+    def of(cls, tenant: Tenant, rostering_base: str, gradebook_base: str) -> Settings:
+        g = tenant.gpb
+        return cls(
+            version=tenant.oneroster.version,
+            endpoints=g.endpoints,
+            prefix=tenant.canvas.sis_id_prefix if tenant.canvas else "",
+            assignments=g.assignments,
+            course_grades=g.course_grades,
+            course_grade_title=g.course_grade_title,
+            grading_periods=g.grading_periods,
+            default_category=g.default_category,
+            create_categories=g.create_categories,
+            rostering_base=rostering_base.rstrip("/"),
+            gradebook_base=gradebook_base.rstrip("/"),
+        )
+
+
+@dataclass
+class SisState:
+    """What the SIS gradebook holds before we send: categories, and per class its lineItems
+    and results (Grade Sync Process steps 3 and 6)."""
+
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class Payloads:
+    requests: list[dict[str, Any]]
+    report: pd.DataFrame  # kind, key, class, reason: what is not sent and why
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.requests:
+            out[r["kind"]] = out.get(r["kind"], 0) + 1
+        return out
+
+
+def strip_prefix(values: pd.Series, prefix: str) -> pd.Series:
+    values = values.astype("string")
+    if not prefix:
+        return values
+    return values.where(~values.str.startswith(prefix), values.str.slice(len(prefix)))
+
+
+def students_by_class(book: CanvasGradebook, prefix: str) -> pd.DataFrame:
+    """course_id, user_id, student, class: the OneRoster ids of Canvas's student enrollments."""
+    s = book.students
+    s = s[s["enrollment_state"].fillna("active") == "active"]
+    return pd.DataFrame(
+        {
+            "course_id": s["course_id"],
+            "user_id": s["user_id"],
+            "student": strip_prefix(s["sis_user_id"], prefix),
+            "class": strip_prefix(s["sis_section_id"], prefix),
+            "current_score": s["current_score"],
+        }
+    ).dropna(subset=["student", "class"])
+
+
+def counting(assignments: pd.DataFrame, only_post_to_sis: bool) -> pd.DataFrame:
+    """The published, graded assignments that count toward the final grade."""
+    a = assignments
+    keep = (
+        a["published"].fillna(False)
+        & (a["grading_type"].fillna("points") != "not_graded")
+        & ~a["omit_from_final_grade"].fillna(False)
+        & ~a["hide_in_gradebook"].fillna(False)
+        & (a["points_possible"].fillna(0) > 0)
+    )
+    if only_post_to_sis:
+        keep &= a["post_to_sis"].fillna(False)
+    return a[keep]
+
+
+def score_status(sub: pd.DataFrame) -> pd.Series:
+    """Canvas submission state -> OneRoster scoreStatus; None: nothing to send yet."""
+    graded = sub["score"].notna() & (sub["workflow_state"] == "graded")
+    out = pd.Series(pd.NA, index=sub.index, dtype="string")
+    out[sub["workflow_state"].isin(["submitted", "pending_review"]) & sub["score"].isna()] = (
+        "submitted"
+    )
+    out[sub["missing"].fillna(False) & sub["score"].isna()] = "not submitted"
+    out[graded] = "fully graded"
+    out[sub["excused"].fillna(False)] = "exempt"
+    return out
+
+
+def body_hash(request: dict[str, Any]) -> str:
+    """What makes a request the same as one already sent: its body without hrefs,
+    dateLastModified or its own sourcedId, with lineItem references by our key."""
+
+    def clean(value: Any, top: bool = False) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: clean(v)
+                for k, v in sorted(value.items())
+                if k not in ("href", "dateLastModified") and not (top and k == "sourcedId")
+            }
+        return value
+
+    record = next(iter(request["body"].values()))
+    cleaned = clean(record, top=True)
+    if "line_item_key" in request:
+        cleaned["lineItem"] = request["line_item_key"]
+    return hashlib.sha256(orjson.dumps(cleaned, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class _Refs:
+    def __init__(self, s: Settings):
+        self.s = s
+
+    def __call__(self, kind: str, sourced_id: str) -> dict[str, str]:
+        if kind in ("lineItem", "category", "result"):
+            base, plural = (
+                self.s.gradebook_base,
+                {"lineItem": "lineItems", "category": "categories", "result": "results"}[kind],
+            )
+        else:
+            base = self.s.rostering_base
+            plural = {
+                "class": "classes",
+                "org": "orgs",
+                "user": "users",
+                "academicSession": "academicSessions",
+            }[kind]
+        return {"href": f"{base}/{plural}/{sourced_id}", "sourcedId": sourced_id, "type": kind}
+
+
+def _iso(value: Any, fallback: str) -> str:
+    text = str(value) if value is not None and not pd.isna(value) else ""
+    return text if text else fallback
+
+
+def _date_part(value: Any) -> str:
+    return str(value)[:10] if value is not None and not pd.isna(value) else ""
+
+
+def _match_categories(pairs: pd.DataFrame, categories: list[dict[str, Any]]) -> pd.Series:
+    """For (class, group_name) rows: the SIS category sourcedId, class-scoped first."""
+    scoped: dict[tuple[str, str], str] = {}
+    global_: dict[str, str] = {}
+    for c in categories:
+        if c.get("status", "active") != "active" or not c.get("title"):
+            continue
+        title = " ".join(str(c["title"]).split()).casefold()
+        class_id = (c.get("metadata") or {}).get("classId")
+        if class_id:
+            scoped.setdefault((str(class_id), title), c["sourcedId"])
+        else:
+            global_.setdefault(title, c["sourcedId"])
+    titles = pairs["group_name"].fillna("").map(lambda t: " ".join(t.split()).casefold())
+    by_class = pd.Series(
+        [scoped.get((c, t)) for c, t in zip(pairs["class"], titles, strict=True)],
+        index=pairs.index,
+        dtype="object",
+    )
+    return by_class.fillna(titles.map(global_)).astype("string")
+
+
+def build(
+    book: CanvasGradebook,
+    classes: pd.DataFrame,
+    sessions: pd.DataFrame,
+    sis: SisState,
+    known_ids: dict[str, str],
+    s: Settings,
+    night: date,
+) -> Payloads:
+    """The night's requests, in send order, and a report of what cannot be sent."""
+    ref = _Refs(s)
+    strict = s.version == "1.2"
+    night_end = f"{night.isoformat()}T23:59:59Z"
+    report: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
+
+    roster = pd.DataFrame(
+        {
+            "class": classes["sourcedId"].astype("string"),
+            "school": classes["schoolSourcedId"].astype("string"),
+            "term": classes["termSourcedIds"]
+            .map(lambda t: t[0] if t is not None and len(t) else None)
+            .astype("string"),
+        }
+    )
+    students = students_by_class(book, s.prefix)
+    unknown = students[~students["class"].isin(roster["class"])]
+    for class_id in sorted(unknown["class"].unique()):
+        report.append(
+            {
+                "kind": "class",
+                "key": class_id,
+                "class": class_id,
+                "reason": "Canvas section is not a class of the OneRoster snapshot",
+            }
+        )
+    students = students.merge(roster, on="class", how="inner")
+    sections = students[["course_id", "class", "school", "term"]].drop_duplicates()
+
+    work = counting(book.assignments, s.assignments == "post_to_sis")
+    items = work.merge(sections, on="course_id", how="inner")
+    items["key"] = "a:" + items["assignment_id"].astype("string") + ":" + items["class"]
+    items["category"] = _match_categories(items, sis.categories)
+
+    # Categories for groups the SIS does not know.
+    default_id = None
+    if s.default_category:
+        default_id = _global_category(sis.categories, s.default_category)
+        if default_id is None:
+            report.append(
+                {
+                    "kind": "category",
+                    "key": s.default_category,
+                    "class": None,
+                    "reason": "gpb.default_category is not a category of the SIS",
+                }
+            )
+    unmatched = items["category"].isna()
+    if unmatched.any():
+        if default_id is not None:
+            items.loc[unmatched, "category"] = default_id
+        elif s.create_categories:
+            for title in sorted(items.loc[unmatched, "group_name"].fillna("Ungrouped").unique()):
+                cat_id = "cnv-cat-" + hashlib.sha1(title.casefold().encode()).hexdigest()[:12]
+                requests.append(
+                    {
+                        "method": "PUT",
+                        "path": f"/categories/{cat_id}",
+                        "body": {
+                            "category": {
+                                "sourcedId": cat_id,
+                                "status": "active",
+                                "dateLastModified": night_end,
+                                "title": title,
+                            }
+                        },
+                        "key": f"c:{title.casefold()}",
+                        "kind": "category",
+                        "class": None,
+                    }
+                )
+                items.loc[
+                    unmatched & (items["group_name"].fillna("Ungrouped") == title), "category"
+                ] = cat_id
+        else:
+            for (class_id, group), n in (
+                items[unmatched].groupby(["class", "group_name"], dropna=False).size().items()
+            ):
+                report.append(
+                    {
+                        "kind": "lineItem",
+                        "key": f"group:{group}",
+                        "class": class_id,
+                        "reason": f"assignment group {group!r} matches no SIS category ({n} lineItems not sent); set gpb.default_category or gpb.create_categories",
+                    }
+                )
+            items = items[~unmatched]
+
+    # Grading periods hold the due date of a lineItem.
+    items["grading_period"] = _grading_periods(items, sessions) if s.grading_periods else pd.NA
+
+    # Existing SIS lineItems: reuse by class, title and due date (Grade Sync Process step 4).
+    existing = {
+        (class_id, str(li.get("title")), _date_part(li.get("dueDate"))): li["sourcedId"]
+        for class_id, lis in sis.line_items.items()
+        for li in lis
+        if li.get("status", "active") == "active"
+    }
+    line_item_ids: dict[str, str | None] = {}
+    sent_items: list[tuple[str, dict[str, Any]]] = []
+    for row in items.sort_values(["class", "due_at", "assignment_id"]).to_dict("records"):
+        key = row["key"]
+        sis_id = existing.get(
+            (row["class"], row["name"], _date_part(row["due_at"]))
+        ) or known_ids.get(key)
+        if sis_id is None and s.endpoints == "standard":
+            sis_id = f"cnv-a{row['assignment_id']}-{row['class']}"
+        record: dict[str, Any] = {
+            "status": "active",
+            "dateLastModified": _iso(row["updated_at"], night_end),
+            "title": row["name"],
+            "description": _text(row["description"]),
+            "assignDate": _iso(row["unlock_at"], _iso(row["created_at"], night_end)),
+            "dueDate": _iso(row["due_at"], night_end),
+            "class": ref("class", row["class"]),
+            "category": ref("category", row["category"]),
+            "resultValueMin": 0.0,
+            "resultValueMax": float(row["points_possible"]),
+        }
+        if strict:
+            record["school"] = ref("org", row["school"])
+        if not pd.isna(row["grading_period"]):
+            record["gradingPeriod"] = ref("academicSession", row["grading_period"])
+        if record["description"] is None:
+            del record["description"]
+        line_item_ids[key] = sis_id
+        sent_items.append((row["class"], _line_item_request(key, sis_id, record, row["class"])))
+
+    # Results (steps 6 and 7): reuse the SIS's result sourcedId for the same lineItem and student.
+    existing_results = {
+        (r.get("lineItem", {}).get("sourcedId"), r.get("student", {}).get("sourcedId")): r[
+            "sourcedId"
+        ]
+        for rs in sis.results.values()
+        for r in rs
+    }
+    subs = book.submissions.merge(
+        students[["course_id", "user_id", "student", "class"]],
+        on=["course_id", "user_id"],
+        how="inner",
+    )
+    subs["status"] = score_status(subs)
+    subs = subs[subs["status"].notna()]
+    subs["key"] = "a:" + subs["assignment_id"].astype("string") + ":" + subs["class"]
+    subs = subs[subs["key"].isin(line_item_ids.keys())]
+    result_requests: dict[str, list[dict[str, Any]]] = {}
+    for row in subs.sort_values(["class", "key", "student"]).to_dict("records"):
+        record = _result(row, ref, line_item_ids[row["key"]], row["key"], strict, night_end)
+        result_id = (
+            existing_results.get((line_item_ids[row["key"]], row["student"]))
+            or f"cnv-r{row['assignment_id']}-{row['class']}-{row['student']}"
+        )
+        result_requests.setdefault(row["class"], []).append(
+            _result_request(
+                f"r:{row['key']}:{row['student']}", row["key"], result_id, record, row["class"]
+            )
+        )
+
+    if s.course_grades:
+        _course_grades(
+            students,
+            subs,
+            roster,
+            sessions,
+            sis,
+            s,
+            ref,
+            night_end,
+            existing,
+            existing_results,
+            known_ids,
+            default_id,
+            sent_items,
+            result_requests,
+            report,
+        )
+
+    # Send order: categories, then per class its lineItems before its results.
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for class_id, request in sent_items:
+        by_class.setdefault(class_id, []).append(request)
+    for class_id in sorted(set(by_class) | set(result_requests)):
+        requests += by_class.get(class_id, []) + result_requests.get(class_id, [])
+    report_frame = pd.DataFrame(report, columns=["kind", "key", "class", "reason"]).astype("string")
+    return Payloads(requests, report_frame)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return re.sub(r"<[^>]+>", "", str(value)).strip() or None
+
+
+def _line_item_request(
+    key: str, sis_id: str | None, record: dict[str, Any], class_id: str
+) -> dict[str, Any]:
+    if sis_id is None:  # Modified: the SIS allocates the sourcedId
+        return {
+            "method": "PUT",
+            "path": "/lineItems",
+            "body": {"lineItem": record},
+            "key": key,
+            "kind": "lineItem",
+            "class": class_id,
+        }
+    return {
+        "method": "PUT",
+        "path": f"/lineItems/{sis_id}",
+        "body": {"lineItem": {"sourcedId": sis_id, **record}},
+        "key": key,
+        "kind": "lineItem",
+        "class": class_id,
+    }
+
+
+def _result_request(
+    key: str, line_item_key: str, result_id: str, record: dict[str, Any], class_id: str
+) -> dict[str, Any]:
+    return {
+        "method": "PUT",
+        "path": f"/results/{result_id}",
+        "body": {"result": {"sourcedId": result_id, **record}},
+        "key": key,
+        "kind": "result",
+        "class": class_id,
+        "line_item_key": line_item_key,
+    }
+
+
+def _line_item_ref(ref: _Refs, sis_id: str | None, key: str) -> dict[str, str]:
+    return ref("lineItem", sis_id if sis_id is not None else "{{lineItem:" + key + "}}")
+
+
+def _result(
+    row: dict[str, Any], ref: _Refs, sis_id: str | None, key: str, strict: bool, night_end: str
+) -> dict[str, Any]:
+    when = _iso(row["graded_at"], _iso(row["submitted_at"], night_end))
+    record: dict[str, Any] = {
+        "status": "active",
+        "dateLastModified": when,
+        "lineItem": _line_item_ref(ref, sis_id, key),
+        "student": ref("user", row["student"]),
+        "scoreStatus": row["status"],
+        "scoreDate": when[:10],
+    }
+    if not pd.isna(row["score"]):
+        record["score"] = float(row["score"])
+    comment = row.get("comment")
+    if comment is not None and not pd.isna(comment):
+        record["comment"] = str(comment)
+    if strict:
+        record["class"] = ref("class", row["class"])
+        record["late"] = "true" if row["late"] else "false"
+        record["missing"] = "true" if row["missing"] else "false"
+    return record
+
+
+def _grading_periods(items: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
+    periods = sessions[sessions["type"].astype("string") == "gradingPeriod"]
+    frame = pd.DataFrame(
+        {
+            "grading_period": periods["sourcedId"].astype("string").to_numpy(),
+            "parent": periods["parentSourcedId"].astype("string").to_numpy(),
+            "start": periods["startDate"].astype("string").str.slice(0, 10).to_numpy(),
+            "end": periods["endDate"].astype("string").str.slice(0, 10).to_numpy(),
+        }
+    )
+    due = items["due_at"].astype("string").str.slice(0, 10)
+    probe = pd.DataFrame(
+        {"row": items.index, "term": items["term"].to_numpy(), "due": due.to_numpy()}
+    )
+    hits = probe.merge(frame, left_on="term", right_on="parent", how="inner")
+    hits = hits[(hits["start"] <= hits["due"]) & (hits["due"] <= hits["end"])]
+    return hits.drop_duplicates("row").set_index("row")["grading_period"].reindex(items.index)
+
+
+def _session_spans(sessions: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "session": sessions["sourcedId"].astype("string").to_numpy(),
+            "type": sessions["type"].astype("string").to_numpy(),
+            "parent": sessions["parentSourcedId"].astype("string").to_numpy(),
+            "start": sessions["startDate"].astype("string").str.slice(0, 10).to_numpy(),
+            "end": sessions["endDate"].astype("string").str.slice(0, 10).to_numpy(),
+        }
+    )
+
+
+def _course_grade_span(
+    term: Any, spans: pd.DataFrame, night: str, by_period: bool
+) -> tuple[str | None, str, str]:
+    """(grading period, assignDate, dueDate) of a class's course grade lineItem tonight:
+    the term's dates, or the grading period's that holds the night."""
+    rows = spans[spans["session"] == term]
+    start, end = (rows.iloc[0]["start"], rows.iloc[0]["end"]) if len(rows) else (night, night)
+    period = None
+    if by_period:
+        inside = spans[
+            (spans["type"] == "gradingPeriod")
+            & (spans["parent"] == term)
+            & (spans["start"] <= night)
+            & (night <= spans["end"])
+        ]
+        if len(inside):
+            period, start, end = inside.iloc[0][["session", "start", "end"]]
+    return period, f"{start}T00:00:00Z", f"{end}T23:59:59Z"
+
+
+def _course_grades(
+    students: pd.DataFrame,
+    subs: pd.DataFrame,
+    roster: pd.DataFrame,
+    sessions: pd.DataFrame,
+    sis: SisState,
+    s: Settings,
+    ref: _Refs,
+    night_end: str,
+    existing: dict[tuple[str, str, str], str],
+    existing_results: dict[tuple[Any, Any], str],
+    known_ids: dict[str, str],
+    default_id: str | None,
+    sent_items: list[tuple[str, dict[str, Any]]],
+    result_requests: dict[str, list[dict[str, Any]]],
+    report: list[dict[str, Any]],
+) -> None:
+    """A course grade lineItem per class, and a result per student whose grades moved."""
+    strict = s.version == "1.2"
+    category = _global_category(sis.categories, s.course_grade_title) or default_id
+    if category is None and strict:
+        report.append(
+            {
+                "kind": "lineItem",
+                "key": "course grades",
+                "class": None,
+                "reason": f"no SIS category titled {s.course_grade_title!r} and no gpb.default_category: OneRoster 1.2 lineItems need one",
+            }
+        )
+        return
+    spans = _session_spans(sessions)
+    moved = subs.groupby(["course_id", "user_id"], as_index=False)["graded_at"].max()
+    grades = students.merge(moved, on=["course_id", "user_id"], how="inner")
+    grades = grades[grades["current_score"].notna()]
+    for class_id, group in grades.groupby("class", sort=True):
+        info = roster[roster["class"] == class_id].iloc[0]
+        period, assign_date, due_date = _course_grade_span(
+            info["term"], spans, night_end[:10], s.grading_periods
+        )
+        key = f"cg:{class_id}" + (f":{period}" if period else "")
+        sis_id = existing.get((class_id, s.course_grade_title, due_date[:10])) or known_ids.get(key)
+        if sis_id is None and s.endpoints == "standard":
+            sis_id = "cnv-cg-" + key[3:].replace(":", "-")
+        record: dict[str, Any] = {
+            "status": "active",
+            "dateLastModified": assign_date,
+            "title": s.course_grade_title,
+            "assignDate": assign_date,
+            "dueDate": due_date,
+            "class": ref("class", class_id),
+            "resultValueMin": 0.0,
+            "resultValueMax": 100.0,
+        }
+        if category is not None:
+            record["category"] = ref("category", category)
+        if strict:
+            record["school"] = ref("org", info["school"])
+        if period:
+            record["gradingPeriod"] = ref("academicSession", period)
+        sent_items.append((class_id, _line_item_request(key, sis_id, record, class_id)))
+        for row in group.sort_values("student").to_dict("records"):
+            when = _iso(row["graded_at"], night_end)
+            result: dict[str, Any] = {
+                "status": "active",
+                "dateLastModified": when,
+                "lineItem": _line_item_ref(ref, sis_id, key),
+                "student": ref("user", row["student"]),
+                "scoreStatus": "fully graded",
+                "scoreDate": when[:10],
+                "score": float(row["current_score"]),
+            }
+            if strict:
+                result["class"] = ref("class", class_id)
+            result_id = existing_results.get((sis_id, row["student"])) or (
+                f"cnv-{key.replace(':', '-')}-{row['student']}"
+            )
+            result_requests.setdefault(class_id, []).append(
+                _result_request(f"r:{key}:{row['student']}", key, result_id, result, class_id)
+            )
+
+
+def _global_category(categories: list[dict[str, Any]], title: str) -> str | None:
+    wanted = " ".join(title.split()).casefold()
+    return next(
+        (
+            c["sourcedId"]
+            for c in categories
+            if " ".join(str(c.get("title", "")).split()).casefold() == wanted
+            and not (c.get("metadata") or {}).get("classId")
+            and c.get("status", "active") == "active"
+        ),
+        None,
+    )

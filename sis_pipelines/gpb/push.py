@@ -1,0 +1,256 @@
+"""Send a night's gradebook requests to the SIS: in order, bounded, idempotent, and never
+over a grade the SIS changed since we last sent it unless the tenant says so.
+
+The ledger remembers, per request key, the hash of the body last accepted by the SIS, the
+sourcedId the SIS knows it by, and the score and status we sent. A request whose hash is in
+the ledger is not sent again; a re-run after a partial failure sends only what failed or
+changed. Before results go out, the SIS's current results of their classes are read again:
+a grade that differs from what we last sent (or that we never sent) was changed in the SIS.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..oneroster.errors import OneRosterError
+from .payloads import PLACEHOLDER, body_hash
+from .sis import SisGradebook
+
+LEDGER_COLUMNS = {
+    "key": "string",
+    "sis_id": "string",
+    "body_hash": "string",
+    "score": "Float64",
+    "score_status": "string",
+    "night": "string",
+}
+OUTCOME_COLUMNS = {
+    "path": "string",
+    "status": "string",  # sent | unchanged | failed | skipped
+    "http_status": "Int64",
+    "error": "string",
+    "key": "string",
+    "kind": "string",
+}
+
+
+def empty_ledger() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LEDGER_COLUMNS.items()})
+
+
+@dataclass
+class PushResult:
+    outcomes: pd.DataFrame
+    ledger: pd.DataFrame
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return int((self.outcomes["status"] == status).sum())
+
+
+@dataclass
+class _Outcome:
+    path: str
+    status: str
+    http_status: int | None
+    error: str | None
+    key: str
+    kind: str
+
+
+def push(
+    sis: SisGradebook,
+    requests: list[dict[str, Any]],
+    ledger: pd.DataFrame,
+    night: str,
+    on_sis_change: str = "keep_sis",
+    force: bool = False,
+    max_concurrency: int = 2,
+    on_progress: Callable[[str], None] | None = None,
+) -> PushResult:
+    known = {
+        r["key"]: r for r in ledger.astype(object).where(ledger.notna(), None).to_dict("records")
+    }
+    updates: dict[str, dict[str, Any]] = {}
+    outcomes: list[_Outcome] = []
+    conflicts: list[dict[str, Any]] = []
+    ids: dict[str, str] = {k: r["sis_id"] for k, r in known.items() if r.get("sis_id")}
+    failed_keys: set[str] = set()
+
+    def send(request: dict[str, Any], digest: str) -> _Outcome:
+        try:
+            answer = sis.put(request["path"], request["body"])
+        except OneRosterError as exc:
+            failed_keys.add(request["key"])
+            return _Outcome(
+                request["path"], "failed", exc.status, str(exc), request["key"], request["kind"]
+            )
+        record = next(iter(request["body"].values()))
+        returned = (answer.get(request["kind"]) or {}) if isinstance(answer, dict) else {}
+        sis_id = record.get("sourcedId") or returned.get("sourcedId")
+        if sis_id is None:
+            failed_keys.add(request["key"])
+            return _Outcome(
+                request["path"],
+                "failed",
+                None,
+                f"tenant {sis.tenant!r}, SIS PUT {request['path']}: the SIS returned no sourcedId for a new {request['kind']}",
+                request["key"],
+                request["kind"],
+            )
+        ids[request["key"]] = sis_id
+        updates[request["key"]] = {
+            "key": request["key"],
+            "sis_id": sis_id,
+            "body_hash": digest,
+            "score": record.get("score"),
+            "score_status": record.get("scoreStatus"),
+            "night": night,
+        }
+        return _Outcome(request["path"], "sent", 200, None, request["key"], request["kind"])
+
+    def unchanged(request: dict[str, Any], digest: str) -> bool:
+        entry = known.get(request["key"])
+        return not force and entry is not None and entry.get("body_hash") == digest
+
+    def run(batch: list[tuple[dict[str, Any], str]]) -> None:
+        with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
+            outcomes.extend(pool.map(lambda pair: send(*pair), batch))
+
+    phases = {"category": [], "lineItem": [], "result": []}  # type: dict[str, list[dict[str, Any]]]
+    for request in requests:
+        phases[request["kind"]].append(request)
+
+    for kind in ("category", "lineItem"):
+        batch = []
+        for request in phases[kind]:
+            digest = body_hash(request)
+            if unchanged(request, digest):
+                outcomes.append(
+                    _Outcome(request["path"], "unchanged", None, None, request["key"], kind)
+                )
+            else:
+                batch.append((request, digest))
+        run(batch)
+        if on_progress:
+            on_progress(f"{kind}: {len(batch)} sent or tried")
+
+    pending: list[tuple[dict[str, Any], str]] = []
+    for request in phases["result"]:
+        digest = body_hash(request)
+        parent = request["line_item_key"]
+        if parent in failed_keys or parent not in ids:
+            outcomes.append(
+                _Outcome(
+                    request["path"],
+                    "skipped",
+                    None,
+                    f"its lineItem {parent} was not accepted by the SIS",
+                    request["key"],
+                    "result",
+                )
+            )
+            continue
+        if unchanged(request, digest):
+            outcomes.append(
+                _Outcome(request["path"], "unchanged", None, None, request["key"], "result")
+            )
+            continue
+        pending.append((_resolve(request, ids[parent]), digest))
+
+    current = _current_results(sis, {r["class"] for r, _ in pending if r.get("class")})
+    batch = []
+    for request, digest in pending:
+        record = request["body"]["result"]
+        found = current.get((record["lineItem"]["sourcedId"], record["student"]["sourcedId"]))
+        conflict = _conflict(found, known.get(request["key"]), record)
+        if conflict is not None:
+            conflicts.append({"key": request["key"], "path": request["path"], **conflict})
+            if on_sis_change != "overwrite":
+                outcomes.append(
+                    _Outcome(
+                        request["path"],
+                        "skipped",
+                        None,
+                        f"the SIS changed this grade after our last push (SIS {conflict['sis_score']!r} "
+                        f"{conflict['sis_status']!r}, last sent {conflict['sent_score']!r}); kept the SIS's "
+                        "(gpb.on_sis_change: keep_sis)",
+                        request["key"],
+                        "result",
+                    )
+                )
+                continue
+        batch.append((request, digest))
+    run(batch)
+
+    merged = pd.concat(
+        [
+            ledger[~ledger["key"].isin(updates)],
+            pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)),
+        ],
+        ignore_index=True,
+    ).astype(LEDGER_COLUMNS)
+    frame = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(OUTCOME_COLUMNS)).astype(
+        OUTCOME_COLUMNS
+    )
+    return PushResult(frame, merged.sort_values("key", ignore_index=True), conflicts)
+
+
+def _resolve(request: dict[str, Any], line_item_id: str) -> dict[str, Any]:
+    """A result whose lineItem the SIS named (Modified): its placeholder replaced."""
+    ref = request["body"]["result"]["lineItem"]
+    if not PLACEHOLDER.match(ref["sourcedId"]):
+        return request
+    resolved = copy.deepcopy(request)
+    new_ref = resolved["body"]["result"]["lineItem"]
+    new_ref["href"] = new_ref["href"].replace(ref["sourcedId"], line_item_id)
+    new_ref["sourcedId"] = line_item_id
+    return resolved
+
+
+def _current_results(sis: SisGradebook, classes: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for class_id in sorted(classes):
+        for r in sis.class_results(class_id):
+            line_item = (r.get("lineItem") or {}).get("sourcedId")
+            student = (r.get("student") or {}).get("sourcedId")
+            if r.get("status", "active") == "active":
+                out[(line_item, student)] = r
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        return abs(float(a) - float(b)) < 1e-9
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def _conflict(
+    found: dict[str, Any] | None, sent: dict[str, Any] | None, ours: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Whether the SIS holds a grade for this result that we did not put there."""
+    if found is None:
+        return None
+    sis_score, sis_status = found.get("score"), found.get("scoreStatus")
+    if sent is not None:
+        if _same(sis_score, sent.get("score")) and sis_status == sent.get("score_status"):
+            return None
+    elif sis_score is None or (
+        _same(sis_score, ours.get("score")) and sis_status == ours.get("scoreStatus")
+    ):
+        return None  # nothing graded there yet, or already what we would send
+    return {
+        "sis_score": sis_score,
+        "sis_status": sis_status,
+        "sent_score": None if sent is None else sent.get("score"),
+        "our_score": ours.get("score"),
+    }

@@ -1,0 +1,159 @@
+"""The SIS's OneRoster gradebook service: read categories, lineItems and results; PUT ours.
+
+The same client as rostering (auth, retries, no redirects), on the gradebook base, with the
+gradebook scopes and, for Infinite Campus, the ``x-vendor-authorization`` header.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ..oneroster.auth import SCOPE_PREFIX, ClientCredentials, OAuth1HmacSha256
+from ..oneroster.client import OneRosterClient, RetryPolicy, _total
+from ..oneroster.errors import OneRosterError
+from ..oneroster.source import _district, _secret, build_auth
+from ..tenants import Tenant
+
+SCOPES = ("gradebook.readonly", "gradebook.createput")
+
+
+def gradebook_scope(version: str) -> str:
+    return " ".join(SCOPE_PREFIX[version] + s for s in SCOPES)
+
+
+def gradebook_base(tenant: Tenant) -> str:
+    """1.1 serves the gradebook beside rostering; 1.2 under /ims/oneroster/gradebook/v1p2."""
+    if tenant.gpb.base_url:
+        return tenant.gpb.base_url.rstrip("/")
+    base = (tenant.oneroster.base_url or "").rstrip("/")
+    if tenant.oneroster.version == "1.2":
+        return base.replace("/rostering/v1p2", "/gradebook/v1p2")
+    return base
+
+
+class SisGradebook:
+    """Reads and writes of one tenant's SIS gradebook; paths are relative to its base."""
+
+    def __init__(self, client: OneRosterClient):
+        self.client = client
+        self.tenant = client.tenant
+        self.puts = 0
+        self.reads = 0
+
+    def _list(self, path: str, envelope: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        offset, limit = 0, self.client.page_size
+        while True:
+            body, headers = self.client.get_json(path, {"limit": limit, "offset": offset})
+            self.reads += 1
+            records = body.get(envelope) if isinstance(body, dict) else None
+            if not isinstance(records, list):
+                raise OneRosterError(self.tenant, path, f"response has no {envelope!r} list")
+            out.extend(records)
+            offset += len(records)
+            total = _total(headers)
+            # Without a count, only an empty page ends the list: a SIS may clamp the limit.
+            if not records or (total is not None and offset >= total):
+                return out
+
+    def categories(self) -> list[dict[str, Any]]:
+        return self._list("/categories", "categories")
+
+    def class_line_items(self, class_id: str) -> list[dict[str, Any]]:
+        return self._list(f"/classes/{_seg(class_id)}/lineItems", "lineItems")
+
+    def class_results(self, class_id: str) -> list[dict[str, Any]]:
+        return self._list(f"/classes/{_seg(class_id)}/results", "results")
+
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.puts += 1
+        answer, _ = self.client.request_json("PUT", path, body=body)
+        return answer if isinstance(answer, dict) else {}
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _vendor_header(tenant_id: str, tenant: Tenant, env: Mapping[str, str]) -> dict[str, str]:
+    cfg = tenant.gpb
+    if cfg.vendor_key_env is None:
+        return {}
+    key = _secret(tenant_id, "gpb.vendor_key_env", cfg.vendor_key_env, env)
+    secret = _secret(tenant_id, "gpb.vendor_secret_env", cfg.vendor_secret_env, env)
+    return {"x-vendor-authorization": f"{key}:{secret}"}
+
+
+def _client(
+    tenant_id: str, tenant: Tenant, auth: httpx.Auth, base: str, headers: dict[str, str]
+) -> OneRosterClient:
+    cfg = tenant.oneroster
+    return OneRosterClient(
+        tenant_id,
+        base,
+        auth,
+        page_size=min(cfg.page_size, 1000),
+        max_concurrency=tenant.gpb.max_concurrency,
+        timeout_s=cfg.timeout_s,
+        retry=RetryPolicy(max_attempts=cfg.retry_attempts, backoff_base_s=cfg.retry_backoff_s),
+        headers=headers,
+    )
+
+
+@contextmanager
+def open_gradebook(
+    tenant_id: str,
+    tenant: Tenant,
+    data_root: str,
+    night: date,
+    env: Mapping[str, str] = os.environ,
+) -> Iterator[SisGradebook]:
+    """The tenant's SIS gradebook, or for ``source: simulator`` the simulator's, whose state
+    lives in ``<data>/simulator/oneroster/<tenant>.gradebook.json`` across runs."""
+    cfg = tenant.oneroster
+    if cfg.source != "simulator":
+        auth = build_auth(tenant_id, tenant, env, scope=gradebook_scope(cfg.version))
+        headers = _vendor_header(tenant_id, tenant, env)
+        with _client(tenant_id, tenant, auth, gradebook_base(tenant), headers) as client:
+            yield SisGradebook(client)
+        return
+    from ..simulator.server import SimulatorServer
+    from ..simulator.sis_gradebook import SisGradebook as SimulatedGradebook
+    from ..simulator.vendors import VENDORS
+
+    profile = VENDORS[tenant.vendor].with_(version=cfg.version)
+    state = Path(data_root.removeprefix("file://")) / "simulator" / "oneroster"
+    vendor_key = secrets.token_urlsafe(12) if tenant.vendor == "infinite_campus" else None
+    store = SimulatedGradebook(
+        cfg.version,
+        state / f"{tenant_id}.gradebook.json",
+        vendor_authorization=f"{tenant_id}:{vendor_key}" if vendor_key else None,
+    )
+    client_secret = secrets.token_urlsafe(16)
+    with SimulatorServer(
+        profile,
+        night=night,
+        client_id=tenant_id,
+        client_secret=client_secret,
+        district=_district(cfg.students, cfg.seed),  # type: ignore[arg-type]
+        gradebook=store,
+    ) as sim:
+        auth: httpx.Auth
+        if profile.auth == "oauth1":
+            auth = OAuth1HmacSha256(tenant_id, client_secret)
+        else:
+            auth = ClientCredentials(
+                tenant_id, sim.token_url, tenant_id, client_secret, gradebook_scope(cfg.version)
+            )
+        headers = {"x-vendor-authorization": f"{tenant_id}:{vendor_key}"} if vendor_key else {}
+        with _client(tenant_id, tenant, auth, sim.gradebook_url, headers) as client:
+            yield SisGradebook(client)
