@@ -129,6 +129,8 @@ class Canvas(_Strict):
     change_threshold: int = Field(5, ge=1, le=100)  # diffing mode only
     override_sis_stickiness: bool = False
     dry_run: bool = False  # build the zip, never upload
+    # source simulator only: one course in this many has a gradebook that passes grades back.
+    gradebook_share: int = Field(40, ge=1)
 
     @model_validator(mode="after")
     def _needs(self) -> Canvas:
@@ -150,6 +152,9 @@ class Gpb(_Strict):
     # "graded": every published graded assignment, quiz and discussion that counts toward the
     # final grade; "post_to_sis": only those teachers marked "Post to SIS".
     assignments: Literal["graded", "post_to_sis"] = "graded"
+    # Assignments omitted from the Canvas final grade stay out of the SIS (whose own grade
+    # would count them) unless this is true.
+    include_omitted: bool = False
     course_grades: bool = True
     course_grade_title: str = "Course grade"
     grading_periods: bool = False  # lineItems name the grading period that holds their due date

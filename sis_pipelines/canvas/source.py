@@ -44,6 +44,7 @@ def open_canvas(
     if cfg.source == "simulator":
         local = Path(data_root.removeprefix("file://")) / "simulator" / "canvas"
         sim = simulator_for(tenant_id, local)
+        sim.gradebook_share = cfg.gradebook_share  # type: ignore[attr-defined]
         if night is not None:
             sim.clock = datetime.combine(night, time(23, 59, 59), UTC)  # type: ignore[attr-defined]
         with CanvasClient(

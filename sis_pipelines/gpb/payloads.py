@@ -38,6 +38,7 @@ class Settings:
     endpoints: str
     prefix: str
     assignments: str
+    include_omitted: bool
     course_grades: bool
     course_grade_title: str
     grading_periods: bool
@@ -54,6 +55,7 @@ class Settings:
             endpoints=g.endpoints,
             prefix=tenant.canvas.sis_id_prefix if tenant.canvas else "",
             assignments=g.assignments,
+            include_omitted=g.include_omitted,
             course_grades=g.course_grades,
             course_grade_title=g.course_grade_title,
             grading_periods=g.grading_periods,
@@ -108,16 +110,19 @@ def students_by_class(book: CanvasGradebook, prefix: str) -> pd.DataFrame:
     ).dropna(subset=["student", "class"])
 
 
-def counting(assignments: pd.DataFrame, only_post_to_sis: bool) -> pd.DataFrame:
+def counting(
+    assignments: pd.DataFrame, only_post_to_sis: bool, include_omitted: bool = False
+) -> pd.DataFrame:
     """The published, graded assignments that count toward the final grade."""
     a = assignments
     keep = (
         a["published"].fillna(False)
         & (a["grading_type"].fillna("points") != "not_graded")
-        & ~a["omit_from_final_grade"].fillna(False)
         & ~a["hide_in_gradebook"].fillna(False)
         & (a["points_possible"].fillna(0) > 0)
     )
+    if not include_omitted:
+        keep &= ~a["omit_from_final_grade"].fillna(False)
     if only_post_to_sis:
         keep &= a["post_to_sis"].fillna(False)
     return a[keep]
@@ -247,7 +252,7 @@ def build(
     students = students.merge(roster, on="class", how="inner")
     sections = students[["course_id", "class", "school", "term"]].drop_duplicates()
 
-    work = counting(book.assignments, s.assignments == "post_to_sis")
+    work = counting(book.assignments, s.assignments == "post_to_sis", s.include_omitted)
     items = work.merge(sections, on="course_id", how="inner")
     items["key"] = "a:" + items["assignment_id"].astype("string") + ":" + items["class"]
     items["category"] = _match_categories(items, sis.categories)
@@ -331,7 +336,10 @@ def build(
             "title": row["name"],
             "description": _text(row["description"]),
             "assignDate": _iso(row["unlock_at"], _iso(row["created_at"], night_end)),
-            "dueDate": _iso(row["due_at"], night_end),
+            # Without a due date: the date it opened, so the body stays the same night after night.
+            "dueDate": _iso(
+                row["due_at"], _iso(row["unlock_at"], _iso(row["created_at"], night_end))
+            ),
             "class": ref("class", row["class"]),
             "category": ref("category", row["category"]),
             "resultValueMin": 0.0,

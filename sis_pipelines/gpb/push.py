@@ -85,7 +85,7 @@ def push(
 
     def send(request: dict[str, Any], digest: str) -> _Outcome:
         try:
-            answer = sis.put(request["path"], request["body"])
+            http_status, answer = sis.put(request["path"], request["body"])
         except OneRosterError as exc:
             failed_keys.add(request["key"])
             return _Outcome(
@@ -113,7 +113,7 @@ def push(
             "score_status": record.get("scoreStatus"),
             "night": night,
         }
-        return _Outcome(request["path"], "sent", 200, None, request["key"], request["kind"])
+        return _Outcome(request["path"], "sent", http_status, None, request["key"], request["kind"])
 
     def unchanged(request: dict[str, Any], digest: str) -> bool:
         entry = known.get(request["key"])
@@ -189,13 +189,15 @@ def push(
         batch.append((request, digest))
     run(batch)
 
-    merged = pd.concat(
-        [
-            ledger[~ledger["key"].isin(updates)],
-            pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)),
-        ],
-        ignore_index=True,
-    ).astype(LEDGER_COLUMNS)
+    kept = ledger[~ledger["key"].isin(updates)].astype(LEDGER_COLUMNS)
+    fresh = pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)).astype(
+        LEDGER_COLUMNS
+    )
+    merged = (
+        pd.concat([f for f in (kept, fresh) if len(f)], ignore_index=True)
+        if len(kept) or len(fresh)
+        else kept
+    )
     frame = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(OUTCOME_COLUMNS)).astype(
         OUTCOME_COLUMNS
     )

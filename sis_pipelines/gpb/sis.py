@@ -74,10 +74,11 @@ class SisGradebook:
     def class_results(self, class_id: str) -> list[dict[str, Any]]:
         return self._list(f"/classes/{_seg(class_id)}/results", "results")
 
-    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def put(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """PUT a record; the HTTP status and the SIS's answer (Modified: it holds the sourcedId)."""
         self.puts += 1
-        answer, _ = self.client.request_json("PUT", path, body=body)
-        return answer if isinstance(answer, dict) else {}
+        answer, _, status = self.client.request_json("PUT", path, body=body)
+        return status, answer if isinstance(answer, dict) else {}
 
 
 def _seg(value: str) -> str:

@@ -145,7 +145,8 @@ class OneRosterClient:
         self, path: str, params: dict[str, Any] | None = None
     ) -> tuple[Any, httpx.Headers]:
         """GET base_url/path with retries; the decoded body and the response headers."""
-        return self.request_json("GET", path, params)
+        body, headers, _ = self.request_json("GET", path, params)
+        return body, headers
 
     def request_json(
         self,
@@ -153,9 +154,9 @@ class OneRosterClient:
         path: str,
         params: dict[str, Any] | None = None,
         body: Any = None,
-    ) -> tuple[Any, httpx.Headers]:
+    ) -> tuple[Any, httpx.Headers, int]:
         """A request with retries on transient failures (a OneRoster PUT is create-or-update,
-        so repeating it is safe); the decoded body and the response headers."""
+        so repeating it is safe); the decoded body, the response headers and status."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         content = None if body is None else orjson.dumps(body)
         extra = {} if content is None else {"Content-Type": "application/json"}
@@ -170,8 +171,8 @@ class OneRosterClient:
                     response = self._http.request(
                         method, url, params=params, content=content, headers=extra
                     )
-                body = self._decode(response, endpoint)
-                return body, response.headers
+                decoded = self._decode(response, endpoint)
+                return decoded, response.headers, response.status_code
             except TransientError as exc:
                 error: OneRosterError = exc
                 if exc.status == 429:
