@@ -1,0 +1,218 @@
+"""Grade passback push against the OneRoster simulator's stateful SIS gradebook: Standard and
+Modified flows, idempotency, partial failure, faults, and grades the SIS changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import orjson
+import pytest
+
+from sis_pipelines.gpb.payloads import SisState, build
+from sis_pipelines.gpb.push import empty_ledger, push
+from sis_pipelines.gpb.sis import SisGradebook
+from sis_pipelines.oneroster.client import OneRosterClient
+from sis_pipelines.oneroster.errors import OneRosterError
+from sis_pipelines.simulator.server import SimulatorServer
+from sis_pipelines.simulator.sis_gradebook import SisGradebook as SimulatedGradebook
+
+from .conftest import FAST_RETRY, auth_for
+from .gpb_world import CLASSES, NIGHT, SESSIONS, canvas_book, settings, tenant
+
+
+@pytest.fixture
+def sis_world(simulator) -> Iterator[Callable[..., tuple[SimulatorServer, SisGradebook]]]:
+    clients: list[OneRosterClient] = []
+
+    def start(vendor: str = "genesis", **store: object) -> tuple[SimulatorServer, SisGradebook]:
+        version = "1.2" if vendor == "infinite_campus" else "1.1"
+        sim = simulator(vendor, gradebook=SimulatedGradebook(version, **store))
+        headers = {}
+        if store.get("vendor_authorization"):
+            headers = {"x-vendor-authorization": str(store["vendor_authorization"])}
+        client = OneRosterClient(
+            "gpb-t",
+            sim.gradebook_url,
+            auth_for(sim),
+            page_size=50,
+            retry=FAST_RETRY,
+            headers=headers,
+        )
+        clients.append(client)
+        return sim, SisGradebook(client)
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def payloads(sis: SisGradebook, t, book=None, known=None):
+    book = book if book is not None else canvas_book()
+    state = SisState(categories=sis.categories())
+    for class_id in ("c1", "c2"):
+        state.line_items[class_id] = sis.class_line_items(class_id)
+        state.results[class_id] = sis.class_results(class_id)
+    s = settings(t, sis.client.base_url)
+    return build(book, CLASSES, SESSIONS, state, known or {}, s, NIGHT)
+
+
+def sis_results(sis: SisGradebook) -> dict[tuple[str, str], tuple[object, str]]:
+    return {
+        (r["lineItem"]["sourcedId"], r["student"]["sourcedId"]): (r.get("score"), r["scoreStatus"])
+        for c in ("c1", "c2")
+        for r in sis.class_results(c)
+    }
+
+
+def test_standard_end_to_end_then_nothing_new(sis_world):
+    sim, sis = sis_world("genesis")
+    t = tenant(default_category="Homework")
+    out = payloads(sis, t)
+    result = push(sis, out.requests, empty_ledger(), str(NIGHT))
+    assert result.count("sent") == len(out.requests) and result.count("failed") == 0
+    assert set(result.outcomes["http_status"].dropna()) == {201}
+    stored = sis_results(sis)
+    sent = {
+        (
+            r["body"]["result"]["lineItem"]["sourcedId"],
+            r["body"]["result"]["student"]["sourcedId"],
+        ): (
+            r["body"]["result"].get("score"),
+            r["body"]["result"]["scoreStatus"],
+        )
+        for r in out.requests
+        if r["kind"] == "result"
+    }
+    assert stored == sent  # a PUT is visible to a later GET, record for record
+    # The same night again: the payloads are the same, nothing is sent.
+    puts = sim.gradebook.puts.copy()
+    again = push(sis, payloads(sis, t).requests, result.ledger, str(NIGHT))
+    assert again.count("sent") == 0 and again.count("unchanged") == len(out.requests)
+    assert sim.gradebook.puts == puts
+
+
+def test_modified_keeps_the_sourced_ids_the_sis_allocates(sis_world):
+    _, sis = sis_world("genesis")
+    t = tenant(endpoints="modified", default_category="Homework")
+    out = payloads(sis, t)
+    result = push(sis, out.requests, empty_ledger(), str(NIGHT))
+    assert result.count("failed") == 0
+    ledger = result.ledger.set_index("key")
+    line_items = [r for r in out.requests if r["kind"] == "lineItem"]
+    allocated = {ledger.loc[r["key"], "sis_id"] for r in line_items}
+    assert all(str(a).startswith("sis-lineitem-") for a in allocated)
+    assert {k[0] for k in sis_results(sis)} <= allocated
+    # Next night the lineItems are addressed by the SIS's ids and nothing is re-sent.
+    known = dict(zip(result.ledger["key"], result.ledger["sis_id"], strict=True))
+    again = payloads(sis, t, known=known)
+    assert all(r["path"] != "/lineItems" for r in again.requests if r["kind"] == "lineItem")
+    second = push(sis, again.requests, result.ledger, str(NIGHT))
+    assert second.count("sent") == 0
+
+
+def test_a_rerun_after_a_partial_failure_sends_only_what_failed(sis_world):
+    sim, sis = sis_world("genesis")
+    out = payloads(sis, tenant(default_category="Homework"))
+    results = [r for r in out.requests if r["kind"] == "result"]
+    broken_item = next(r for r in out.requests if r["kind"] == "lineItem")
+    sim.gradebook.fail_puts = {results[-1]["path"]: 1000, broken_item["path"]: 1000}
+    first = push(sis, out.requests, empty_ledger(), str(NIGHT))
+    failed = first.outcomes[first.outcomes["status"] == "failed"]
+    assert set(failed["path"]) == {results[-1]["path"], broken_item["path"]}
+    assert failed["error"].str.contains("'gpb-t'").all()
+    assert failed["error"].str.contains(results[-1]["path"], regex=False).any()
+    skipped = first.outcomes[first.outcomes["status"] == "skipped"]
+    assert len(skipped) == sum(1 for r in results if r["line_item_key"] == broken_item["key"])
+    assert skipped["error"].str.contains("was not accepted").all()
+    sim.gradebook.fail_puts = {}
+    before = len(sim.gradebook.puts)
+    second = push(sis, out.requests, first.ledger, str(NIGHT))
+    assert second.count("failed") == 0
+    assert len(sim.gradebook.puts) - before == 2 + len(skipped)
+    assert second.count("sent") == 2 + len(skipped)
+
+
+def test_transient_faults_leave_the_same_gradebook_as_none(sis_world):
+    _, clean = sis_world("genesis")
+    t = tenant(default_category="Homework")
+    push(clean, payloads(clean, t).requests, empty_ledger(), str(NIGHT))
+    sim, sis = sis_world("genesis")
+    sim.add_fault(path="/results/", status=503, times=4, skip=3)
+    sim.add_fault(path="/lineItems/", status=429, times=2, headers={"Retry-After": "0"})
+    sim.add_fault(path="/results/", kind="drop", times=2, skip=10)
+    sim.add_fault(path="/classes/", status=502, times=2)
+    result = push(sis, payloads(sis, t).requests, empty_ledger(), str(NIGHT))
+    assert result.count("failed") == 0
+    assert sis_results(sis) == sis_results(clean)
+
+
+def test_a_grade_changed_in_the_sis_is_not_overwritten(sis_world):
+    sim, sis = sis_world("genesis")
+    t = tenant(default_category="Homework")
+    out = payloads(sis, t)
+    first = push(sis, out.requests, empty_ledger(), str(NIGHT))
+    target = next(
+        r for r in out.requests if r["kind"] == "result" and r["body"]["result"].get("score")
+    )
+    # A teacher changes the grade in the SIS; later Canvas regrades the same submission.
+    sim.gradebook.teacher_sets(target["path"].split("/")[-1], 0.5)
+    book = canvas_book()
+    lookup = book.submissions["assignment_id"].astype(int) == int(
+        target["line_item_key"].split(":")[1]
+    )
+    book.submissions.loc[lookup, "score"] = book.submissions.loc[lookup, "score"] + 1
+    again = payloads(sis, t, book=book)
+    # Faults on the way do not change the rule.
+    sim.add_fault(path="/classes/", status=503, times=2)
+    kept = push(sis, again.requests, first.ledger, str(NIGHT))
+    row = kept.outcomes.set_index("path").loc[target["path"]]
+    assert row["status"] == "skipped" and "SIS changed this grade" in row["error"]
+    assert any(c["path"] == target["path"] for c in kept.conflicts)
+    line_item = target["body"]["result"]["lineItem"]["sourcedId"]
+    student = target["body"]["result"]["student"]["sourcedId"]
+    assert sis_results(sis)[(line_item, student)][0] == 0.5
+    # The tenant may choose to overwrite; it is still reported.
+    forced = push(sis, again.requests, kept.ledger, str(NIGHT), on_sis_change="overwrite")
+    assert forced.outcomes.set_index("path").loc[target["path"], "status"] == "sent"
+    assert any(c["path"] == target["path"] for c in forced.conflicts)
+    assert sis_results(sis)[(line_item, student)][0] != 0.5
+
+
+def test_a_grade_only_the_sis_holds_is_kept(sis_world):
+    sim, sis = sis_world("genesis")
+    t = tenant(default_category="Homework")
+    out = payloads(sis, t)
+    items_only = [r for r in out.requests if r["kind"] != "result"]
+    ledger = push(sis, items_only, empty_ledger(), str(NIGHT)).ledger
+    target = next(
+        r for r in out.requests if r["kind"] == "result" and r["body"]["result"].get("score")
+    )
+    body = {"result": {**target["body"]["result"], "score": 99.0}}
+    sim.gradebook.put(target["path"].strip("/").split("/"), orjson.dumps(body))
+    result = push(sis, out.requests, ledger, str(NIGHT))
+    assert result.outcomes.set_index("path").loc[target["path"], "status"] == "skipped"
+
+
+def test_the_conflict_check_failing_sends_no_result(sis_world):
+    sim, sis = sis_world("genesis")
+    out = payloads(sis, tenant(default_category="Homework"))
+    sim.add_fault(path="/classes/", status=503, times=1000)
+    with pytest.raises(OneRosterError, match="gpb-t"):
+        push(sis, out.requests, empty_ledger(), str(NIGHT))
+    assert not [p for p, _ in sim.gradebook.puts if p.startswith("/results/")]
+
+
+def test_infinite_campus_needs_its_vendor_header(sis_world, simulator):
+    secret = "key-1:vendor-secret-xyz"
+    sim, sis = sis_world("infinite_campus", vendor_authorization=secret)
+    assert sis.categories()  # with the header
+    bare = OneRosterClient("gpb-t", sim.gradebook_url, auth_for(sim), retry=FAST_RETRY)
+    with pytest.raises(OneRosterError) as caught:
+        SisGradebook(bare).categories()
+    bare.close()
+    assert caught.value.status == 401 and "x-vendor-authorization" in str(caught.value)
+    assert "vendor-secret-xyz" not in str(caught.value)
+    t = tenant(version="1.2", default_category="Homework")
+    out = payloads(sis, t)
+    result = push(sis, out.requests, empty_ledger(), str(NIGHT))
+    assert result.count("failed") == 0 and result.count("sent") == len(out.requests)
