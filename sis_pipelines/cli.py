@@ -111,6 +111,19 @@ def _report(outcome: RunOutcome) -> None:
         print(f"  {error}", file=sys.stderr)
 
 
+# Overrides an operator gives on purpose, one run at a time; each is recorded as a run tag.
+DELIBERATE = {
+    "--allow-mass-removal": "let this night's Canvas removals through the deletion guard",
+    "--force-upload": "upload to Canvas even if this night (or a later one) was imported",
+    "--force-push": "send grades to the SIS even from a backfill or an older night, and resend unchanged ones",
+}
+DELIBERATE_TAGS = {
+    "--allow-mass-removal": "sis_pipelines/allow_mass_removal",
+    "--force-upload": "sis_pipelines/force_upload",
+    "--force-push": "sis_pipelines/force_push",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sis-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="fetch from the SIS even if the night is stored (recorded)",
     )
+    for flag, help_text in DELIBERATE.items():
+        run.add_argument(flag, action="store_true", help=help_text)
     backfill = sub.add_parser(
         "backfill", help="one tenant over a range of nights, from stored snapshots"
     )
@@ -132,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backfill.add_argument("--from", dest="first", required=True)
     backfill.add_argument("--to", dest="last", required=True)
     backfill.add_argument("--select")
+    backfill.add_argument("--force-push", action="store_true", help=DELIBERATE["--force-push"])
     args = parser.parse_args(argv)
     try:
         instance = _instance()
@@ -140,8 +156,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
             return 0
         if args.command == "run":
+            deliberate = {
+                DELIBERATE_TAGS[flag]: "true"
+                for flag in DELIBERATE
+                if getattr(args, flag.lstrip("-").replace("-", "_"))
+            }
             outcome = run_tenant_night(
-                instance, args.tenant, parse_night(args.night), args.select, args.force_refetch
+                instance,
+                args.tenant,
+                parse_night(args.night),
+                args.select,
+                args.force_refetch,
+                extra_tags=deliberate,
             )
             _report(outcome)
             return 0 if outcome.success else 1
@@ -156,7 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.tenant,
                 night,
                 args.select,
-                extra_tags={"sis_pipelines/backfill": f"{first}..{last}"},
+                extra_tags={
+                    "sis_pipelines/backfill": f"{first}..{last}",
+                    **({DELIBERATE_TAGS["--force-push"]: "true"} if args.force_push else {}),
+                },
             )
             _report(outcome)
             failed += not outcome.success

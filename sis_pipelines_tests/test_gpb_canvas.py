@@ -1,0 +1,104 @@
+"""Reading the Canvas gradebook: the simulator's endpoints, pagination, graded_since,
+throttling, and courses Canvas does not know."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
+from sis_pipelines.gpb.canvas_gradebook import read_gradebook
+from sis_pipelines.simulator.canvas import CanvasSimulator
+
+from .gpb_world import NIGHT, end_of
+
+COURSES = ("k-c1", "k-c2")
+
+
+@pytest.fixture
+def canvas():
+    with CanvasSimulator() as sim:
+        sim.gradebook_share = 1
+        sim.state["terms"]["k-t1"] = {
+            "term_id": "k-t1",
+            "status": "active",
+            "start_date": "2026-08-15T00:00:00Z",
+            "end_date": "2027-01-15T23:59:59Z",
+        }
+        for course in COURSES:
+            sim.state["courses"][course] = {
+                "course_id": course,
+                "term_id": "k-t1",
+                "status": "active",
+            }
+            for n in range(30):
+                user = f"k-u{course[-1]}{n:02d}"
+                sim.state["enrollments"][f"{course}|{user}|student"] = {
+                    "course_id": course,
+                    "section_id": course,
+                    "user_id": user,
+                    "role": "student",
+                    "status": "active",
+                }
+        sim.clock = end_of(NIGHT)
+        with CanvasClient("gpb-t", sim.base_url, sim.token, 1, Polling(0.01, 0.02)) as client:
+            yield sim, client
+
+
+def test_the_gradebook_is_read_whole_then_incrementally(canvas):
+    sim, client = canvas
+    book = read_gradebook(client, [*COURSES, "k-gone"], None)
+    assert book.missing_courses == ["k-gone"]
+    assert set(book.assignments["course_id"]) == set(COURSES)
+    assert len(book.students) == 60
+    assert book.students["sis_section_id"].isin(COURSES).all()
+    # More than a page of submissions per course: the Link header was followed.
+    per_course = book.submissions.groupby("course_id").size()
+    assert (per_course > 100).all()
+    paged = [p for m, p in sim.requests if "students/submissions" in p and "page=2" in p]
+    assert paged
+    # The next night, only what was graded since.
+    sim.clock = end_of(NIGHT.replace(day=NIGHT.day + 3))
+    later = read_gradebook(client, COURSES, "2026-11-21T23:59:59Z")
+    assert 0 < len(later.submissions) < len(book.submissions)
+    assert (later.submissions["graded_at"] >= "2026-11-21T23:59:59Z").all()
+    assert later.submissions["graded_at"].notna().all()
+
+
+def test_throttled_reads_are_retried(canvas):
+    sim, client = canvas
+    sim.throttle_next = 2
+    book = read_gradebook(client, COURSES[:1], None)
+    assert len(book.assignments) > 0 and client.throttled == 2
+
+
+def test_pagination_to_another_host_is_not_followed():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"[]"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Link", '<http://attacker.invalid/api/v1/x?page=2>; rel="next"')
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            CanvasClient(
+                "gpb-t", f"http://127.0.0.1:{server.server_address[1]}", "tok-secret", 1
+            ) as client,
+            pytest.raises(CanvasError, match="another host") as caught,
+        ):
+            client.get_all("/api/v1/courses/sis_course_id:x/assignments")
+        assert "tok-secret" not in str(caught.value)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,96 @@
+"""Grade passback through Dagster: two nights, the same night again, an older night, backfills
+and --force-push."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from sis_pipelines.cli import main, run_tenant_night
+from sis_pipelines.nights import latest_complete_night
+
+from .test_dagster import workspace  # noqa: F401 - the fixture
+
+TENANTS = """
+tenants:
+  gpb-a:
+    vendor: focus
+    oneroster: {version: "1.1", source: simulator, students: 200, seed: 4}
+    canvas: {source: simulator, sis_id_prefix: "a-", gradebook_share: 4}
+    gpb: {endpoints: standard, default_category: Homework}
+  gpb-off:
+    vendor: genesis
+    oneroster: {version: "1.1", source: simulator, students: 120, seed: 5}
+    canvas: {source: simulator, sis_id_prefix: "o-"}
+"""
+
+
+def outcomes(data, night) -> dict[str, int]:
+    table = pq.read_table(data / "gpb" / "outcomes" / str(night) / "gpb-a.parquet").to_pandas()
+    assert set(table.columns) >= {"path", "status", "http_status", "error"}
+    return table["status"].value_counts().to_dict()
+
+
+def latest_meta(instance, key: str) -> dict:
+    record = instance.fetch_materializations(dg.AssetKey(key.split("/")), limit=1).records[0]
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_two_nights_then_the_same_night_sends_nothing(workspace):  # noqa: F811
+    instance, data, tenants = workspace
+    tenants.write_text(TENANTS)
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    for night in (night1, night2):
+        outcome = run_tenant_night(instance, "gpb-a", night)
+        assert outcome.success, outcome.errors
+    first = outcomes(data, night1)
+    assert first.get("sent", 0) > 100 and "failed" not in first
+    lines = (data / "gpb" / "requests" / str(night1) / "gpb-a.jsonl").read_text().splitlines()
+    request = json.loads(lines[0])
+    assert request["method"] == "PUT" and request["path"].startswith("/lineItems/")
+    assert set(request["body"]) == {"lineItem"}
+    second = outcomes(data, night2)
+    assert second.get("sent", 0) > 0 and second.get("unchanged", 0) > 0
+    assert second["sent"] < first["sent"]
+    # The same night again: nothing new goes to the SIS.
+    assert run_tenant_night(instance, "gpb-a", night2).success
+    assert outcomes(data, night2).get("sent", 0) == 0
+    meta = latest_meta(instance, "gpb/push")
+    assert meta["sent"] == 0 and meta["failed"] == 0 and meta["unchanged"] > 0
+    gradebook = latest_meta(instance, "gpb/canvas_gradebook")
+    assert gradebook["graded_since"] == f"{night1}T23:59:59Z"
+    # An older night, once a newer one went, is computed but not pushed.
+    before = (data / "gpb" / "outcomes" / str(night1) / "gpb-a.parquet").stat().st_mtime_ns
+    assert run_tenant_night(instance, "gpb-a", night1).success
+    assert latest_meta(instance, "gpb/push")["outcome"].startswith("not pushed: a later night")
+    assert (data / "gpb" / "outcomes" / str(night1) / "gpb-a.parquet").stat().st_mtime_ns == before
+    # A tenant with grade passback off gets no gpb outputs at all.
+    assert run_tenant_night(instance, "gpb-off", night2).success
+    assert not (data / "gpb" / "requests" / str(night2) / "gpb-off.jsonl").exists()
+
+
+def test_a_backfill_computes_payloads_and_pushes_only_when_forced(workspace, monkeypatch):  # noqa: F811
+    instance, data, tenants = workspace
+    tenants.write_text(TENANTS)
+    night = latest_complete_night()
+    assert run_tenant_night(instance, "gpb-a", night).success
+    pushed = (data / "gpb" / "outcomes" / str(night) / "gpb-a.parquet").stat().st_mtime_ns
+    monkeypatch.setenv("DAGSTER_HOME", str(instance.root_directory))
+    assert main(["backfill", "--tenant", "gpb-a", "--from", str(night), "--to", str(night)]) == 0
+    meta = latest_meta(instance, "gpb/push")
+    assert meta["outcome"].startswith("not pushed: a backfill run")
+    assert (data / "gpb" / "outcomes" / str(night) / "gpb-a.parquet").stat().st_mtime_ns == pushed
+    # Forced: it goes, and everything is already in the SIS.
+    forced = run_tenant_night(
+        instance,
+        "gpb-a",
+        night,
+        extra_tags={"sis_pipelines/backfill": "x", "sis_pipelines/force_push": "true"},
+    )
+    assert forced.success, forced.errors
+    meta = latest_meta(instance, "gpb/push")
+    assert meta["forced"] is True and meta["failed"] == 0 and meta["sent"] > 0
