@@ -94,3 +94,31 @@ def test_a_backfill_computes_payloads_and_pushes_only_when_forced(workspace, mon
     assert forced.success, forced.errors
     meta = latest_meta(instance, "gpb/push")
     assert meta["forced"] is True and meta["failed"] == 0 and meta["sent"] > 0
+
+
+def test_gradebook_faults_transient_pass_persistent_fail_and_rerun_sends_only_those(workspace):  # noqa: F811
+    instance, data, tenants = workspace
+    night = latest_complete_night()
+    transient = "[{path: /results/, status: 503, times: 3, skip: 5}, {path: /lineItems/, kind: drop, times: 1}]"
+    persistent = "[{path: /results/, status: 500, times: 100000, skip: 40}]"
+    with_faults = TENANTS.replace(
+        "seed: 4}", "seed: 4, retry_attempts: 4, retry_backoff_s: 0.01, simulator_faults: {faults}}"
+    )
+    tenants.write_text(with_faults.replace("{faults}", persistent))
+    failed = run_tenant_night(instance, "gpb-a", night)
+    assert not failed.success
+    message = " ".join(failed.errors)
+    assert "gpb__push" in message and "'gpb-a'" in message and "/results/" in message
+    table = pq.read_table(data / "gpb" / "outcomes" / str(night) / "gpb-a.parquet").to_pandas()
+    n_failed = int((table["status"] == "failed").sum())
+    n_waiting = int((table["status"] == "skipped").sum())
+    assert 10 <= n_failed < 12  # then the push stops asking a SIS that keeps failing
+    assert n_waiting > 0 and int((table["status"] == "sent").sum()) > 40
+    passes = data / "gpb" / "passes" / "gpb-a.json"
+    assert not passes.exists() or str(night) not in json.loads(passes.read_text())
+    # Transient faults only: the re-run sends exactly what failed, and completes the pass.
+    tenants.write_text(with_faults.replace("{faults}", transient))
+    rerun = run_tenant_night(instance, "gpb-a", night)
+    assert rerun.success, rerun.errors
+    assert outcomes(data, night).get("sent", 0) == n_failed + n_waiting
+    assert str(night) in json.loads(passes.read_text())

@@ -26,6 +26,7 @@ from sis_pipelines.oneroster.normalise import normalise_page
 from sis_pipelines.oneroster.validate import validate
 from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.server import SimulatorServer
+from sis_pipelines.simulator.sis_gradebook import SisGradebook
 
 from .conftest import NIGHT
 from .test_dagster import workspace  # noqa: F401 - the fixture
@@ -150,6 +151,7 @@ PLANTED = {
     "client_secret": "PLANTED-client-secret-4f1c",
     "canvas_token": "PLANTED-canvas-token-9a2e",
     "salt": "PLANTED-hash-salt-77b1",
+    "gradebook_vendor_secret": "PLANTED-vendor-secret-3d5a",
 }
 
 
@@ -159,6 +161,11 @@ def test_planted_secrets_appear_nowhere(workspace, small_district, monkeypatch, 
     monkeypatch.setenv("S_SECRET", PLANTED["client_secret"])
     monkeypatch.setenv("S_CANVAS", PLANTED["canvas_token"])
     monkeypatch.setenv("S_SALT", PLANTED["salt"])
+    monkeypatch.setenv("S_GB_KEY", "gb-key")
+    monkeypatch.setenv("S_GB_SECRET", PLANTED["gradebook_vendor_secret"])
+    gradebook = SisGradebook(
+        "1.1", vendor_authorization=f"gb-key:{PLANTED['gradebook_vendor_secret']}"
+    )
     with (
         SimulatorServer(
             "focus",
@@ -166,9 +173,11 @@ def test_planted_secrets_appear_nowhere(workspace, small_district, monkeypatch, 
             night=NIGHT,
             client_id="district",
             client_secret=PLANTED["client_secret"],
+            gradebook=gradebook,
         ) as sis,
         CanvasSimulator(token=PLANTED["canvas_token"]) as canvas,
     ):
+        canvas.gradebook_share = 3
         tenants.write_text(
             f"""
 tenants:
@@ -182,6 +191,7 @@ tenants:
       step_retries: 0
     canvas: {{base_url: "{canvas.base_url}", token_env: S_CANVAS, max_removal_share: 1.0}}
     privacy: {{contact_fields: hash, hash_salt_env: S_SALT}}
+    gpb: {{endpoints: standard, default_category: Homework, vendor_key_env: S_GB_KEY, vendor_secret_env: S_GB_SECRET}}
 """
         )
         sis.add_fault(
@@ -190,6 +200,7 @@ tenants:
         outcome = run_tenant_night(instance, "secretive", latest_complete_night())
         assert outcome.success, outcome.errors
         assert canvas.imports, "the night reached Canvas"
+        assert gradebook.store["results"], "grades reached the SIS, with the vendor header"
         # And a failing run's messages too.
         monkeypatch.setenv("S_CANVAS", PLANTED["canvas_token"] + "-wrong")
         failed = run_tenant_night(

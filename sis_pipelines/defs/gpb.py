@@ -353,8 +353,12 @@ def gpb_push(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: 
         )
     if failed:
         errors = result.outcomes.loc[result.outcomes["status"] == "failed", "error"].head(5)
+        held = int(
+            result.outcomes["error"].str.contains("in a row", regex=False).fillna(False).sum()
+        )
         raise dg.Failure(
-            f"tenant {tenant_id!r}, night {night}: {failed} of {len(requests)} gradebook requests failed; "
+            f"tenant {tenant_id!r}, night {night}: {failed} of {len(requests)} gradebook requests failed"
+            f"{f' and {held} more were held back' if held else ''}; "
             "a re-run sends only those and what changed. First errors: "
             + "; ".join(map(str, errors)),
             metadata=metadata,

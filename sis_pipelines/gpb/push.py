@@ -73,6 +73,7 @@ def push(
     force: bool = False,
     max_concurrency: int = 2,
     on_progress: Callable[[str], None] | None = None,
+    max_failure_streak: int = 10,
 ) -> PushResult:
     known = {
         r["key"]: r for r in ledger.astype(object).where(ledger.notna(), None).to_dict("records")
@@ -82,12 +83,27 @@ def push(
     conflicts: list[dict[str, Any]] = []
     ids: dict[str, str] = {k: r["sis_id"] for k, r in known.items() if r.get("sis_id")}
     failed_keys: set[str] = set()
+    # Consecutive requests the SIS failed after the client's retries: a SIS that is down is
+    # not hammered with every remaining request; the rest waits for the re-run.
+    streak = [0]
 
     def send(request: dict[str, Any], digest: str) -> _Outcome:
+        if streak[0] >= max_failure_streak:
+            failed_keys.add(request["key"])
+            return _Outcome(
+                request["path"],
+                "skipped",
+                None,
+                f"not sent: the SIS failed {streak[0]} requests in a row; a re-run sends it",
+                request["key"],
+                request["kind"],
+            )
         try:
             http_status, answer = sis.put(request["path"], request["body"])
         except OneRosterError as exc:
             failed_keys.add(request["key"])
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                streak[0] += 1
             return _Outcome(
                 request["path"], "failed", exc.status, str(exc), request["key"], request["kind"]
             )
@@ -104,6 +120,7 @@ def push(
                 request["key"],
                 request["kind"],
             )
+        streak[0] = 0
         ids[request["key"]] = sis_id
         updates[request["key"]] = {
             "key": request["key"],

@@ -148,6 +148,7 @@ def open_gradebook(
         district=_district(cfg.students, cfg.seed),  # type: ignore[arg-type]
         gradebook=store,
     ) as sim:
+        sim.add_faults(cfg.simulator_faults)  # the same scripted faults as rostering, per tenant
         auth: httpx.Auth
         if profile.auth == "oauth1":
             auth = OAuth1HmacSha256(tenant_id, client_secret)

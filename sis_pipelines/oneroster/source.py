@@ -116,11 +116,7 @@ def open_rostering(
             client_secret=client_secret,
             district=district,
         ) as sim:  # type: ignore[arg-type]
-            for fault in cfg.simulator_faults:
-                body = fault.get("body")
-                sim.add_fault(
-                    **{**fault, **({"body": body.encode()} if isinstance(body, str) else {})}
-                )
+            sim.add_faults(cfg.simulator_faults)
             auth: httpx.Auth
             if profile.auth == "oauth1":
                 auth = OAuth1HmacSha256(tenant_id, client_secret)

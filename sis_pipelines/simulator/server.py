@@ -199,6 +199,14 @@ class SimulatorServer:
             self.faults.append(fault)
         return fault
 
+    def add_faults(self, faults: list[dict[str, Any]]) -> None:
+        """Faults as the tenants file writes them (``oneroster.simulator_faults``)."""
+        for fault in faults:
+            body = fault.get("body")
+            self.add_fault(
+                **{**fault, **({"body": body.encode()} if isinstance(body, str) else {})}
+            )
+
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
