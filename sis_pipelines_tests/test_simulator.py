@@ -87,3 +87,49 @@ def test_export_writes_a_oneroster_csv_bundle(tmp_path, capsys):
     snapshot = District(200, 4).snapshot(date(2026, 11, 21))
     assert len(users) == len(snapshot["users"])
     assert {u["sourcedId"] for u in users} == set(snapshot["users"]["sourcedId"])
+
+
+def test_serve_exposes_a_stateful_gradebook(tmp_path):
+    import subprocess
+    import sys
+
+    import httpx
+
+    state = tmp_path / "gradebook.json"
+    args = [sys.executable, "-m", "sis_pipelines.simulator", "serve", "--vendor", "infinite_campus"]
+    args += ["--students", "60", "--port", "0", "--gradebook-state", str(state)]
+    args += ["--vendor-authorization", "k:s"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = {}
+        for line in proc.stdout:  # type: ignore[union-attr]
+            key, _, value = line.strip().partition(": ")
+            lines[key] = value.strip()
+            if key == "client id":
+                break
+        gradebook, token_url = lines["gradebook"], lines["token URL"]
+        assert gradebook.endswith("/ims/oneroster/gradebook/v1p2")
+        token = httpx.post(
+            token_url, data={"grant_type": "client_credentials"}, auth=("demo", "demo-secret")
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "x-vendor-authorization": "k:s"}
+        category = {
+            "category": {
+                "sourcedId": "cat-x",
+                "status": "active",
+                "dateLastModified": "2026-11-21T00:00:00Z",
+                "title": "Labs",
+            }
+        }
+        put = httpx.put(f"{gradebook}/categories/cat-x", json=category, headers=headers)
+        assert put.status_code == 201
+        got = httpx.get(f"{gradebook}/categories/cat-x", headers=headers)
+        assert got.json()["category"]["title"] == "Labs"
+        bare = httpx.get(
+            f"{gradebook}/categories", headers={"Authorization": headers["Authorization"]}
+        )
+        assert bare.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "cat-x" in state.read_text()

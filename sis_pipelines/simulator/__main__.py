@@ -13,6 +13,7 @@ from pathlib import Path
 from .district import District
 from .export import export_bundle
 from .server import SimulatorServer
+from .sis_gradebook import SisGradebook
 from .vendors import VENDORS
 
 
@@ -29,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--client-id", default="demo")
     serve.add_argument("--client-secret", default="demo-secret")
+    serve.add_argument(
+        "--gradebook-state", type=Path, help="keep the SIS gradebook in this JSON file across runs"
+    )
+    serve.add_argument(
+        "--vendor-authorization",
+        help="require this x-vendor-authorization value on gradebook calls (Infinite Campus)",
+    )
     export.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     district = District(args.students, args.seed)
@@ -42,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         client_secret=args.client_secret,
         port=args.port,
         district=district,
+        gradebook=SisGradebook(
+            VENDORS[args.vendor].version, args.gradebook_state, args.vendor_authorization
+        ),
     )
     sim.start()
     _ = sim.frames  # build the night before announcing the server, so no request waits for it
@@ -50,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         f"OneRoster {profile.version} simulator ({profile.name}, {profile.auth}) for night {args.night}"
     )
     print(f"  base URL:  {sim.base_url}")
+    print(f"  gradebook: {sim.gradebook_url}")
     if profile.auth == "oauth2":
         print(f"  token URL: {sim.token_url}")
     print(f"  client id: {args.client_id}   (Ctrl-C stops)", flush=True)
