@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 import httpx
 
-from ..oneroster.auth import SCOPE_PREFIX, ClientCredentials, OAuth1HmacSha256
+from ..oneroster.auth import SCOPE_PREFIX
 from ..oneroster.client import OneRosterClient, RetryPolicy, _total
 from ..oneroster.errors import OneRosterError
-from ..oneroster.source import _district, _secret, build_auth
+from ..oneroster.source import _district, _secret, build_auth, simulator_auth
 from ..tenants import Tenant
 
 SCOPES = ("gradebook.readonly", "gradebook.createput")
@@ -149,13 +149,7 @@ def open_gradebook(
         gradebook=store,
     ) as sim:
         sim.add_faults(cfg.simulator_faults)  # the same scripted faults as rostering, per tenant
-        auth: httpx.Auth
-        if profile.auth == "oauth1":
-            auth = OAuth1HmacSha256(tenant_id, client_secret)
-        else:
-            auth = ClientCredentials(
-                tenant_id, sim.token_url, tenant_id, client_secret, gradebook_scope(cfg.version)
-            )
+        auth = simulator_auth(sim, tenant_id, client_secret, gradebook_scope(cfg.version))
         headers = {"x-vendor-authorization": f"{tenant_id}:{vendor_key}"} if vendor_key else {}
         with _client(tenant_id, tenant, auth, sim.gradebook_url, headers) as client:
             yield SisGradebook(client)

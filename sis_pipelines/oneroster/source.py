@@ -77,6 +77,13 @@ def rest_client(
     )
 
 
+def simulator_auth(sim: object, tenant_id: str, client_secret: str, scope: str) -> httpx.Auth:
+    """The auth a simulated SIS of the tenant's vendor expects, with throw-away credentials."""
+    if sim.profile.auth == "oauth1":  # type: ignore[attr-defined]
+        return OAuth1HmacSha256(tenant_id, client_secret)
+    return ClientCredentials(tenant_id, sim.token_url, tenant_id, client_secret, scope)  # type: ignore[attr-defined]
+
+
 @lru_cache(maxsize=16)
 def _district(students: int, seed: int) -> object:
     # Shared by the collections of a run, so a synthetic night is generated once.
@@ -117,13 +124,7 @@ def open_rostering(
             district=district,
         ) as sim:  # type: ignore[arg-type]
             sim.add_faults(cfg.simulator_faults)
-            auth: httpx.Auth
-            if profile.auth == "oauth1":
-                auth = OAuth1HmacSha256(tenant_id, client_secret)
-            else:
-                auth = ClientCredentials(
-                    tenant_id, sim.token_url, tenant_id, client_secret, default_scope(cfg.version)
-                )
+            auth = simulator_auth(sim, tenant_id, client_secret, default_scope(cfg.version))
             with rest_client(tenant_id, tenant, auth, sim.base_url) as client:
                 yield client
         return

@@ -27,7 +27,7 @@ from ..oneroster.auth import hmac_sha256_signature
 from ..oneroster.collections import COLLECTIONS
 from .district import District
 from .render import Renderer
-from .sis_gradebook import ENVELOPES, SisGradebook
+from .sis_gradebook import ENVELOPES, SisGradebook, imsx_status
 from .vendors import VENDORS, VendorProfile
 
 BASE_1P1 = "/ims/oneroster/v1p1"
@@ -64,21 +64,7 @@ class Fault:
 
 
 def imsx(major: str, minor: str, description: str) -> bytes:
-    return orjson.dumps(
-        {
-            "imsx_codeMajor": major,
-            "imsx_severity": "error",
-            "imsx_description": description,
-            "imsx_CodeMinor": {
-                "imsx_codeMinorField": [
-                    {
-                        "imsx_codeMinorFieldName": "TargetEndSystem",
-                        "imsx_codeMinorFieldValue": minor,
-                    }
-                ]
-            },
-        }
-    )
+    return imsx_status(major, minor, description)
 
 
 class SimulatorServer:
@@ -490,14 +476,15 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             status, body = sim.issue_token(self.headers.get("Authorization", ""), parse_qs(raw))
             self._send(status, body)
 
-        def do_GET(self) -> None:
-            sim.requests.append(("GET", self.path))
+        def _gate(self, method: str) -> bool:
+            """Record the request, play a scripted fault, check its credentials."""
+            sim.requests.append((method, self.path))
             sim.auth_headers.append(self.headers.get("Authorization", ""))
             fault = sim._take_fault(self.path)
             if fault is not None and self._fault(fault):
-                return
+                return False
             url = f"http://{self.headers.get('Host', f'127.0.0.1:{sim.port}')}{self.path}"
-            reason = sim.authorised("GET", url, {k.lower(): v for k, v in self.headers.items()})
+            reason = sim.authorised(method, url, {k.lower(): v for k, v in self.headers.items()})
             if reason:
                 self._send(
                     401,
@@ -507,6 +494,11 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                         f"{sim.profile.name.title()} SIS: {reason}",
                     ),
                 )
+                return False
+            return True
+
+        def do_GET(self) -> None:
+            if not self._gate("GET"):
                 return
             split = urlsplit(self.path)
             parts = sim.gradebook_parts(split.path)
@@ -534,22 +526,7 @@ def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
 
         def do_PUT(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            sim.requests.append(("PUT", self.path))
-            sim.auth_headers.append(self.headers.get("Authorization", ""))
-            fault = sim._take_fault(self.path)
-            if fault is not None and self._fault(fault):
-                return
-            url = f"http://{self.headers.get('Host', f'127.0.0.1:{sim.port}')}{self.path}"
-            reason = sim.authorised("PUT", url, {k.lower(): v for k, v in self.headers.items()})
-            if reason:
-                self._send(
-                    401,
-                    imsx(
-                        "failure",
-                        "unauthorisedrequest",
-                        f"{sim.profile.name.title()} SIS: {reason}",
-                    ),
-                )
+            if not self._gate("PUT"):
                 return
             parts = sim.gradebook_parts(urlsplit(self.path).path)
             if parts is None or sim.gradebook is None:

@@ -35,10 +35,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def imsx_error(minor: str, description: str) -> bytes:
+def imsx_status(major: str, minor: str, description: str) -> bytes:
+    """A OneRoster imsx_StatusInfo error body."""
     return orjson.dumps(
         {
-            "imsx_codeMajor": "failure",
+            "imsx_codeMajor": major,
             "imsx_severity": "error",
             "imsx_description": description,
             "imsx_CodeMinor": {
@@ -51,6 +52,10 @@ def imsx_error(minor: str, description: str) -> bytes:
             },
         }
     )
+
+
+def imsx_error(minor: str, description: str) -> bytes:
+    return imsx_status("failure", minor, description)
 
 
 class SisGradebook:
