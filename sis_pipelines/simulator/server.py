@@ -27,6 +27,7 @@ from ..oneroster.auth import hmac_sha256_signature
 from ..oneroster.collections import COLLECTIONS
 from .district import District
 from .render import Renderer
+from .render_page import PageRenderer
 from .sis_gradebook import ENVELOPES, SisGradebook, imsx_status
 from .vendors import VENDORS, VendorProfile
 
@@ -100,6 +101,8 @@ class SimulatorServer:
         self._nonces: set[str] = set()
         self._lock = threading.Lock()
         self._frames: dict[str, pd.DataFrame] | None = None
+        # Whole collections in a served order, sorted once rather than for every page.
+        self._ordered: dict[tuple[str, str], pd.DataFrame] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -174,6 +177,7 @@ class SimulatorServer:
         with self._lock:
             assert self._frames is not None
             self._frames[collection] = frame.sort_values("sourcedId", ignore_index=True)
+            self._ordered = {k: v for k, v in self._ordered.items() if k[0] != collection}
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -323,26 +327,23 @@ class SimulatorServer:
             field = query["sort"][0]
             if field not in frame.columns:
                 return 400, {}, imsx("failure", "invalid_sort_field", f"cannot sort on {field}")
-            frame = frame.sort_values(
-                field, ascending=query.get("orderBy", ["asc"])[0] != "desc", kind="stable"
-            )
+            order = f"{field} {query.get('orderBy', ['asc'])[0]}"
         elif not self.profile.natural_order_sorted:
-            # A provider's natural order (its database's): stable, but not sourcedId order.
-            order = pd.util.hash_pandas_object(frame["sourcedId"], index=False)
-            frame = (
-                frame.assign(_o=order.to_numpy())
-                .sort_values("_o", kind="stable")
-                .drop(columns="_o")
-            )
+            order = "natural"
+        else:
+            order = "sourcedId asc"
         if self.on_page is not None:
             self.on_page(name, offset)
-            frame = (
-                self.frames[name]
-                if view is None and "filter" not in query and "sort" not in query
-                else frame
-            )
+            if view is None and "filter" not in query:
+                frame = self.frames[name]
+        whole = view is None and "filter" not in query
+        frame = self._in_order(name, frame, order, cache=whole)
         total = len(frame)
         rows = frame.iloc[offset : offset + limit]
+        if "fields" not in query:
+            body = PageRenderer(self.profile, self.base_url).page(name, rows)
+            headers = self._page_headers(endpoint, offset, limit, total)
+            return 200, headers, b'{"' + envelope.encode() + b'":' + body + b"}"
         records = [renderer.record(name, row) for row in rows.to_dict("records")]
         if "fields" in query:
             wanted = [f.strip() for f in query["fields"][0].split(",") if f.strip()]
@@ -355,12 +356,37 @@ class SimulatorServer:
                     imsx("failure", "invalid_selection_field", f"unknown fields {unknown}"),
                 )
             records = [{k: r[k] for k in wanted if k in r} for r in records]
+        headers = self._page_headers(endpoint, offset, limit, total)
+        return 200, headers, orjson.dumps({envelope: records})
+
+    def _page_headers(self, endpoint: str, offset: int, limit: int, total: int) -> dict[str, str]:
         headers: dict[str, str] = {}
         if self.profile.count_header:
             headers[self.profile.count_header] = str(total)
         if self.profile.link_headers:
             headers["Link"] = _links(self.base_url + "/" + endpoint, offset, limit, total)
-        return 200, headers, orjson.dumps({envelope: records})
+        return headers
+
+    def _in_order(self, name: str, frame: pd.DataFrame, order: str, cache: bool) -> pd.DataFrame:
+        """The frame in the served order; a whole collection's is kept until it changes."""
+        key = (name, order)
+        with self._lock:
+            if cache and key in self._ordered:
+                return self._ordered[key]
+        if order == "natural":
+            # A provider's natural order (its database's): stable, but not sourcedId order.
+            hashed = pd.util.hash_pandas_object(frame["sourcedId"], index=False)
+            ordered = frame.assign(_o=hashed.to_numpy()).sort_values("_o", kind="stable")
+            ordered = ordered.drop(columns="_o")
+        elif order != "sourcedId asc":
+            field, direction = order.rsplit(" ", 1)
+            ordered = frame.sort_values(field, ascending=direction != "desc", kind="stable")
+        else:
+            ordered = frame
+        with self._lock:
+            if cache and self._frames is not None and self._frames.get(name) is frame:
+                self._ordered[key] = ordered  # not if the collection changed meanwhile
+        return ordered
 
 
 def _links(url: str, offset: int, limit: int, total: int) -> str:
