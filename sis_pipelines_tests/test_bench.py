@@ -28,12 +28,14 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
         assert key in report, key
     assert set(report["stages"]) == {
         "http_fetch_decode",
+        "columnar_decode_normalise",
         "normalisation",
         "validation",
         "parquet_write",
         "delta",
         "canvas_csv_zip",
     }
+    assert report["stages"]["columnar_decode_normalise"]["cpu_s"] > 0  # the Arrow path is taken
     assert report["students"] == 300 and report["enrollments"] > 0
     assert (
         report["http_requests"] == report["http_requests_minimal"]

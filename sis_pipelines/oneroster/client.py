@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .collections import Collection
+from .columnar import decode_page
 from .errors import OneRosterError, TransientError, error_message, imsx_message
 from .normalise import Rejects, arrow_schema, normalise_page
 
@@ -64,7 +65,8 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 @dataclass
 class Page:
-    records: list[dict]
+    # Decoded records, or (the common case) the page already in canonical columns.
+    records: list[dict] | pa.Table
     total: int | None  # X-Total-Count (or a vendor's x-count), when sent
     has_next: bool | None  # from a Link header, when sent
 
@@ -142,10 +144,17 @@ class OneRosterClient:
     # ------------------------------------------------------------ one request
 
     def get_json(
-        self, path: str, params: dict[str, Any] | None = None
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        columnar: Callable[[bytes], pa.Table | None] | None = None,
     ) -> tuple[Any, httpx.Headers]:
-        """GET base_url/path with retries; the decoded body and the response headers."""
-        body, headers, _ = self.request_json("GET", path, params)
+        """GET base_url/path with retries; the decoded body and the response headers.
+
+        ``columnar``, when given, decodes a successful body straight into a table; when it
+        returns None the body is decoded as JSON as usual.
+        """
+        body, headers, _ = self.request_json("GET", path, params, columnar=columnar)
         return body, headers
 
     def request_json(
@@ -154,6 +163,7 @@ class OneRosterClient:
         path: str,
         params: dict[str, Any] | None = None,
         body: Any = None,
+        columnar: Callable[[bytes], pa.Table | None] | None = None,
     ) -> tuple[Any, httpx.Headers, int]:
         """A request with retries on transient failures (a OneRoster PUT is create-or-update,
         so repeating it is safe); the decoded body, the response headers and status."""
@@ -171,7 +181,7 @@ class OneRosterClient:
                     response = self._http.request(
                         method, url, params=params, content=content, headers=extra
                     )
-                decoded = self._decode(response, endpoint)
+                decoded = self._decode(response, endpoint, columnar)
                 return decoded, response.headers, response.status_code
             except TransientError as exc:
                 error: OneRosterError = exc
@@ -197,7 +207,12 @@ class OneRosterClient:
             log.warning("%s; retrying in %.1fs", error, delay)
             time.sleep(delay)
 
-    def _decode(self, response: httpx.Response, endpoint: str) -> Any:
+    def _decode(
+        self,
+        response: httpx.Response,
+        endpoint: str,
+        columnar: Callable[[bytes], pa.Table | None] | None = None,
+    ) -> Any:
         status = response.status_code
         content_type = response.headers.get("content-type", "")
         if status in RETRY_STATUSES:
@@ -218,6 +233,8 @@ class OneRosterClient:
             raise OneRosterError(
                 self.tenant, endpoint, error_message(response.content, content_type), status
             )
+        if columnar is not None and (table := columnar(response.content)) is not None:
+            return table
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -242,15 +259,19 @@ class OneRosterClient:
 
     # ------------------------------------------------------------ one collection
 
-    def get_page(self, collection: Collection, offset: int, limit: int, sort: bool) -> Page:
+    def get_page(
+        self, collection: Collection, offset: int, limit: int, sort: bool, columnar: bool = True
+    ) -> Page:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if sort:
             params |= {"sort": "sourcedId", "orderBy": "asc"}
-        body, headers = self.get_json(collection.endpoint, params)
+        decode = (lambda content: decode_page(collection, content)) if columnar else None
+        body, headers = self.get_json(collection.endpoint, params, columnar=decode)
         self._count("requests")
-        return Page(
-            envelope_records(body, collection, self.tenant), _total(headers), _has_next(headers)
+        records = (
+            body if isinstance(body, pa.Table) else envelope_records(body, collection, self.tenant)
         )
+        return Page(records, _total(headers), _has_next(headers))
 
     def fetch(
         self, collection: Collection, hook: Callable[[dict], None] | None = None
@@ -261,8 +282,12 @@ class OneRosterClient:
         try:
             tables: list[pa.Table] = []
             rejects = Rejects()
-            for records in paginate(self, collection, stats):
-                table, bad = normalise_page(collection, records, hook)
+            # A data-minimisation hook sees every record, so it keeps the record path.
+            for records in paginate(self, collection, stats, columnar=hook is None):
+                if isinstance(records, pa.Table):
+                    table, bad = records, Rejects()
+                else:
+                    table, bad = normalise_page(collection, records, hook)
                 tables.append(table)
                 rejects.extend(bad)
         finally:
@@ -325,8 +350,16 @@ def _keep_last_by_id(table: pa.Table) -> tuple[pa.Table, int]:
     return out, table.num_rows - out.num_rows
 
 
-def _ids(records: list[dict]) -> list[Any]:
+def _ids(records: list[dict] | pa.Table) -> list[Any]:
+    if isinstance(records, pa.Table):
+        return records["sourcedId"].to_pylist()
     return [r.get("sourcedId") if isinstance(r, dict) else None for r in records]
+
+
+def _kept(records: list[dict] | pa.Table, keep: list[bool]) -> list[dict] | pa.Table:
+    if isinstance(records, pa.Table):
+        return records.filter(pa.array(keep, pa.bool_()))
+    return [r for r, k in zip(records, keep, strict=True) if k]
 
 
 def _ascending(ids: list[Any]) -> bool:
@@ -337,8 +370,8 @@ def _ascending(ids: list[Any]) -> bool:
 
 
 def paginate(
-    client: OneRosterClient, collection: Collection, stats: FetchStats
-) -> Iterator[list[dict]]:
+    client: OneRosterClient, collection: Collection, stats: FetchStats, columnar: bool = True
+) -> Iterator[list[dict] | pa.Table]:
     """Yield the records of a collection page by page, without losing or repeating rows.
 
     Real providers send no count and no Link header, clamp the page size silently and
@@ -362,7 +395,7 @@ def paginate(
     rewind = 0
     while True:
         offset = max(0, consumed - (1 if anchored and anchor is not None else 0) - rewind)
-        page = client.get_page(collection, offset, requested, anchored)
+        page = client.get_page(collection, offset, requested, anchored, columnar)
         stats.pages += 1
         records, n = page.records, len(page.records)
         if page.total is not None:
@@ -412,10 +445,10 @@ def paginate(
             continue
         rewind = 0
         if anchored and anchor is not None:
-            records = [r for r, i in zip(records, ids, strict=True) if i is None or i > anchor]
-            if not records:
+            records = _kept(records, [i is None or i > anchor for i in ids])
+            if not len(records):
                 return  # nothing past the anchor: the end of the collection
-        if records:
+        if len(records):
             stats.records_received += len(records)
             yield records
         if anchored:

@@ -209,12 +209,19 @@ def to_timestamp(arr: pa.Array) -> pa.Array:
     return pc.assume_timezone(_date_time_text(text), "UTC").cast(TIMESTAMP)
 
 
-def _converted_badly(raw: pa.Array, converted: pa.Array) -> np.ndarray:
+def converted_badly(raw: pa.Array, converted: pa.Array) -> np.ndarray:
     """Where a value was given but could not be converted."""
     given = pc.is_valid(raw)
     if pa.types.is_string(raw.type):
         given = pc.and_(given, pc.not_equal(pc.utf8_trim_whitespace(raw), ""))
     return pc.and_(given, pc.is_null(converted)).fill_null(False).to_numpy(zero_copy_only=False)
+
+
+CONVERTERS: dict[Kind, Callable[[pa.Array], pa.Array]] = {
+    Kind.BOOL: to_bool,
+    Kind.DATE: to_date,
+    Kind.DATETIME: to_timestamp,
+}
 
 
 # ---------------------------------------------------------------- 1.2 users
@@ -304,14 +311,12 @@ def normalise_page(
                 raw = _strings(values, bad, reasons, f.column)
         else:
             raw = _strings(values, bad, reasons, f.column)
-        converter = {Kind.BOOL: to_bool, Kind.DATE: to_date, Kind.DATETIME: to_timestamp}.get(
-            f.kind
-        )
+        converter = CONVERTERS.get(f.kind)
         if converter is None:
             columns[f.column] = raw
             continue
         converted = converter(raw)
-        for i in np.flatnonzero(_converted_badly(raw, converted) & ~bad):
+        for i in np.flatnonzero(converted_badly(raw, converted) & ~bad):
             _flag(bad, reasons, int(i), f"{f.column}: invalid {f.kind.value} {values[i]!r}")
         columns[f.column] = converted
     table = pa.table(columns, schema=arrow_schema(collection))
