@@ -129,3 +129,30 @@ def test_role_mapping_custom_roles_and_dates(snapshot):
     assert set(out["role"]) == {"student", "Lead Teacher", "ta"}
     assert len(out) == len(enrollments) - 1  # administrators are not enrolled by this map
     assert out["start_date"].notna().all() and out["end_date"].notna().all()
+
+
+def test_enrollments_keep_the_first_of_a_pair_and_only_known_users_and_sections(snapshot):
+    enrollments = snapshot["enrollments"]
+    first = enrollments.iloc[[0]].copy()
+    twice = first.assign(sourcedId="again", beginDate=pd.NA)  # same section, user and role
+    inactive = enrollments.iloc[[1]].assign(sourcedId="gone", status="tobedeleted")
+    stranger = enrollments.iloc[[2]].assign(sourcedId="stranger", userSourcedId="nobody")
+    nowhere = enrollments.iloc[[3]].assign(sourcedId="nowhere", classSourcedId="no-class")
+    extra = pd.concat([twice, inactive, stranger, nowhere], ignore_index=True)
+    rows = pd.concat([enrollments.drop(index=1), extra], ignore_index=True)
+    out = map_snapshot({**snapshot, "enrollments": rows}, cfg(sis_id_prefix="d1-"), NIGHT)[
+        "enrollments"
+    ]
+    assert len(out) == len(enrollments) - 1
+    key = ["section_id", "user_id", "role"]
+    assert not out.duplicated(key).any()
+    pair = out[
+        (out["section_id"] == "d1-" + first["classSourcedId"].iloc[0])
+        & (out["user_id"] == "d1-" + first["userSourcedId"].iloc[0])
+    ]
+    assert pair["start_date"].tolist() == [str(first["beginDate"].iloc[0]) + "T00:00:00Z"]
+    assert "d1-" + inactive["classSourcedId"].iloc[0] not in set(
+        out.loc[out["user_id"] == "d1-" + inactive["userSourcedId"].iloc[0], "section_id"]
+    )
+    assert out["course_id"].str.startswith("d1-").all()
+    assert out["term_end_date"].notna().all()

@@ -13,10 +13,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..tenants import Canvas
-from .files import FILES
+from .enrollments import INTERNAL, canvas_enrollments, iso_dates
+from .files import FILES, ORDER
 
 OBSERVER_ROLES = {"guardian", "parent", "relative"}
 USER_TYPES = {
@@ -31,7 +31,6 @@ USER_TYPES = {
     "systemAdministrator": "administrative",
     "principal": "administrative",
 }
-INTERNAL = "term_end_date"  # kept beside enrollments to decide delete vs complete; not a CSV column
 
 
 def _s(series: pd.Series) -> pd.Series:
@@ -46,20 +45,8 @@ def _s(series: pd.Series) -> pd.Series:
 
 def _iso(series: pd.Series) -> pd.Series:
     """Dates as Canvas's ISO 8601 times (midnight UTC), vectorised in Arrow."""
-    arr = (
-        series.array._pa_array
-        if isinstance(series.dtype, pd.ArrowDtype)
-        else pa.array(series.astype(object), from_pandas=True)
-    )
-    if pa.types.is_date32(arr.type) or pa.types.is_date64(arr.type):
-        text = pc.binary_join_element_wise(
-            arr.cast(pa.date32()).cast(pa.string()), "T00:00:00Z", ""
-        )
-        return pd.Series(
-            pa.chunked_array(text).to_numpy(zero_copy_only=False), index=series.index, dtype=object
-        )
-    dates = pd.to_datetime(series.astype(object), errors="coerce")
-    return _s(dates.dt.strftime("%Y-%m-%dT00:00:00Z"))
+    values = iso_dates(series).to_numpy(zero_copy_only=False)
+    return pd.Series(values, index=series.index, dtype=object)
 
 
 def _active(frame: pd.DataFrame) -> pd.DataFrame:
@@ -233,32 +220,13 @@ def map_snapshot(
     )
     users.attrs["without_login"] = int((wanted & login.isna()).sum())
 
-    enr = _active(snapshot["enrollments"])
-    role = enr["role"].astype(object).map(cfg.role_map)
-    e = pd.DataFrame(
-        {
-            "class": _s(enr["classSourcedId"]).to_numpy(),
-            "user_id": _s(enr["userSourcedId"]).to_numpy(),
-            "role": _s(role).to_numpy(),
-            "begin": _iso(enr["beginDate"]).to_numpy(),
-            "end": _iso(enr["endDate"]).to_numpy(),
-        }
+    enrollments = canvas_enrollments(
+        snapshot["enrollments"],
+        cls[["class", "course_id", "start_date", "end_date"]],
+        users["user_id"],
+        cfg.role_map,
+        cfg.sis_id_prefix,
     )
-    e = e[e["role"].notna() & e["user_id"].isin(set(users["user_id"]))]
-    e = e.merge(cls[["class", "course_id", "start_date", "end_date"]], on="class", how="inner")
-    enrollments = pd.DataFrame(
-        {
-            "course_id": e["course_id"],
-            "section_id": e["class"],
-            "user_id": e["user_id"],
-            "role": e["role"],
-            "status": "active",
-            # Canvas derives enrollment state from these dates: always give both.
-            "start_date": _s(e["begin"]).fillna(_s(e["start_date"])),
-            "end_date": _s(e["end"]).fillna(_s(e["end_date"])),
-            INTERNAL: _s(e["end_date"]),
-        }
-    ).drop_duplicates(["section_id", "user_id", "role"])
 
     out = {
         "accounts": accounts,
@@ -266,7 +234,6 @@ def map_snapshot(
         "courses": courses,
         "sections": sections,
         "users": users,
-        "enrollments": enrollments,
     }
     if cfg.observers:
         guardians = users_src[roles.isin(OBSERVER_ROLES) & eligible]
@@ -279,10 +246,12 @@ def map_snapshot(
         students = set(users.loc[users["declared_user_type"] == "student", "user_id"])
         pairs = pairs[pairs["student_id"].isin(students)]
         out["user_observers"] = pairs.assign(status="active").reset_index(drop=True)
-    return {
+    mapped = {
         name: _prefixed(name, frame.reset_index(drop=True), cfg.sis_id_prefix)
         for name, frame in out.items()
     }
+    mapped["enrollments"] = enrollments  # prefixed and Arrow-backed already
+    return {name: mapped[name] for name in ORDER if name in mapped}
 
 
 ID_COLUMNS = {
