@@ -63,6 +63,10 @@ def _differs(old: pa.ChunkedArray, new: pa.ChunkedArray) -> pa.Array:
     return pc.invert(same)
 
 
+def _numbered(table: pa.Table, key: list[str], name: str) -> pa.Table:
+    return table.select(key).append_column(name, pa.array(np.arange(table.num_rows)))
+
+
 def file_delta(
     name: str, previous: pd.DataFrame | None, current: pd.DataFrame, cfg: Canvas, night: date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -81,51 +85,44 @@ def file_delta(
             }
         )
         return rows, changes
-    # A hash join in Arrow: the whole file is compared column by column in C++, and Python
-    # only ever sees the rows that changed.
-    old = _arrow(previous, columns).append_column(
-        "_old", pa.array(np.ones(len(previous), dtype=bool))
+    # A hash join in Arrow over the keys and row numbers only; the value columns are then
+    # compared by position, so the join never carries them (about twice as fast).
+    old, new = _arrow(previous, columns), _arrow(current, columns)
+    joined = _numbered(old, key, "_was").join(
+        _numbered(new, key, "_now"), keys=key, join_type="full outer", coalesce_keys=True
     )
-    new = _arrow(current, columns).append_column(
-        "_new", pa.array(np.ones(len(current), dtype=bool))
-    )
-    joined = old.join(
-        new,
-        keys=key,
-        join_type="full outer",
-        left_suffix="_was",
-        right_suffix="",
-        coalesce_keys=True,
-    )
-    in_old = pc.is_valid(joined["_old"])
-    in_new = pc.is_valid(joined["_new"])
-    both = pc.and_(in_old, in_new)
-    added = pc.and_(in_new, pc.invert(in_old))
-    removed = pc.and_(in_old, pc.invert(in_new))
-    diffs = {c: pc.and_(both, _differs(joined[f"{c}_was"], joined[c])) for c in values}
-    changed = both
-    any_diff = None
+    was, now = joined["_was"], joined["_now"]
+    both = pc.and_(pc.is_valid(was), pc.is_valid(now))
+    was_both, now_both = was.filter(both), now.filter(both)
+    diffs = {c: _differs(pc.take(old[c], was_both), pc.take(new[c], now_both)) for c in values}
+    any_diff = pa.array(np.zeros(len(was_both), dtype=bool))
     for mask in diffs.values():
-        any_diff = mask if any_diff is None else pc.or_(any_diff, mask)
-    changed = pc.and_(changed, any_diff) if any_diff is not None else pc.and_(changed, False)
+        any_diff = pc.or_(any_diff, mask)
+    # File order, whatever order the join produced.
+    changed = pc.sort_indices(now_both.filter(any_diff))
+    changed_rows = pc.take(now_both.filter(any_diff), changed)
 
-    def rows_of(mask: pa.Array, side: str) -> pd.DataFrame:
-        picked = joined.filter(mask)
-        names = {c: (c if c in key or side == "" else f"{c}_was") for c in columns}
+    def rows_of(table: pa.Table, rows: pa.Array) -> pd.DataFrame:
+        picked = table.take(rows)
         return (
-            pd.DataFrame({c: picked[names[c]].to_pandas() for c in columns})
+            pd.DataFrame({c: picked[c].to_pandas() for c in columns})
             .astype(object)
             .where(lambda f: f.notna(), None)
         )
 
-    add_rows = rows_of(added, "")
-    update_rows = rows_of(changed, "")
-    gone = rows_of(removed, "was")
+    add_rows = rows_of(new, now.filter(pc.is_null(was)).sort())
+    update_rows = rows_of(new, changed_rows)
+    gone = rows_of(old, was.filter(pc.is_null(now)).sort())
     removal = _removal_status(name, gone, cfg, night)
     gone["status"] = removal
     changed_names = np.array(values, dtype=object)
     flags = (
-        np.column_stack([diffs[c].filter(changed).to_numpy(zero_copy_only=False) for c in values])
+        np.column_stack(
+            [
+                pc.take(diffs[c].filter(any_diff), changed).to_numpy(zero_copy_only=False)
+                for c in values
+            ]
+        )
         if values
         else np.zeros((len(update_rows), 0), bool)
     )
