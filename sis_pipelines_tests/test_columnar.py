@@ -15,9 +15,9 @@ from sis_pipelines.simulator.render_page import PageRenderer
 from sis_pipelines.simulator.vendors import VENDORS
 
 from .conftest import NIGHT
+from .test_normalise import REF, enrollment_1p1
 
 ENROLLMENTS = COLLECTIONS["enrollments"]
-REF = lambda kind, sid: {"href": f"https://sis/{kind}/{sid}", "sourcedId": sid, "type": kind}  # noqa: E731
 
 
 def record_path(collection, content: bytes):
@@ -28,19 +28,7 @@ def page(collection, records) -> bytes:
     return orjson.dumps({collection.envelope: records})
 
 
-def enrollment(**fields):
-    return {
-        "sourcedId": "e1",
-        "status": "active",
-        "dateLastModified": "2026-01-01T10:00:00.123Z",
-        "user": REF("users", "u1"),
-        "class": REF("classes", "c1"),
-        "school": REF("orgs", "s1"),
-        "role": "student",
-        "primary": "false",
-        "beginDate": "2025-08-14T22:00:00.000Z",
-        "endDate": "2026-06-10",
-    } | fields
+enrollment = enrollment_1p1
 
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
