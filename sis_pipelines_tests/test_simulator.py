@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from sis_pipelines.simulator.__main__ import main as simulator_main
+from sis_pipelines.simulator.canvas_gradebook import assignments, submission
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.vendors import VENDORS
 
@@ -162,3 +163,21 @@ def test_pages_render_the_same_json_as_records(vendor, small_district):
             expected = [slow.record(name, row) for row in frame.to_dict("records")]
             assert orjson.loads(fast.page(name, frame)) == expected, (vendor, version, name)
             assert fast.page(name, frame.iloc[0:0]) == b"[]"
+
+
+def test_teachers_grade_something_every_night_of_the_term():
+    """Grade passback has something new to send every night, even for a small district."""
+    courses = [f"cls-{i}" for i in range(12)]  # about what a 2,000-student demo passes back
+    students = [f"stu-{i}" for i in range(20)]
+    term = ("2026-08-15", "2027-01-20")
+    graded: set[date] = set()
+    clock = datetime(2027, 1, 20, 23, 59, tzinfo=UTC)
+    for course in courses:
+        for assignment in assignments(course, *term, clock):
+            for student in students:
+                seen = submission(assignment, student, clock)
+                if seen and seen.get("graded_at"):
+                    graded.add(date.fromisoformat(seen["graded_at"][:10]))
+    first_grading = date(2026, 8, 15) + timedelta(days=16)
+    nights = {first_grading + timedelta(days=d) for d in range(120)}
+    assert not nights - graded
