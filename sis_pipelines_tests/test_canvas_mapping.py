@@ -156,3 +156,22 @@ def test_enrollments_keep_the_first_of_a_pair_and_only_known_users_and_sections(
     )
     assert out["course_id"].str.startswith("d1-").all()
     assert out["term_end_date"].notna().all()
+
+
+@pytest.mark.parametrize("code_space", [2**62, 2])
+def test_first_of_each_key_in_file_order(monkeypatch, code_space):
+    import pyarrow as pa
+
+    from sis_pipelines.canvas import enrollments
+
+    monkeypatch.setattr(enrollments, "CODE_SPACE", code_space)  # 2: the hash-table path
+    table = pa.table(
+        {
+            "section_id": ["s1", "s2", "s1", "s1", "s2"],
+            "user_id": ["u1", "u1", "u1", "u2", "u1"],
+            "role": ["student", "student", "student", "student", "teacher"],
+            "n": [0, 1, 2, 3, 4],
+        }
+    )
+    out = enrollments.first_of_each(table, ["section_id", "user_id", "role"])
+    assert out["n"].to_pylist() == [0, 1, 3, 4]

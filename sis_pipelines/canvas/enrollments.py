@@ -45,13 +45,30 @@ def _mapped(values: pa.ChunkedArray, mapping: dict[str, str]) -> pa.ChunkedArray
     return pc.take(targets, pc.index_in(values, value_set=keys))
 
 
-def _first_of_each(table: pa.Table, key: list[str]) -> pa.Table:
-    """Like pandas' drop_duplicates(key): the first row of each key, in the original order."""
-    rows = pa.table({**{k: table[k] for k in key}, "_row": np.arange(table.num_rows)})
-    first = rows.group_by(key).aggregate([("_row", "min")])["_row_min"]
+CODE_SPACE = 2**62  # combined keys stay within int64
+
+
+def first_of_each(table: pa.Table, key: list[str]) -> pa.Table:
+    """Like pandas' drop_duplicates(key): the first row of each key, in the original order.
+
+    Each key column becomes small integer codes and the key one int64, so that ten million
+    rows are a sort of int64s rather than a hash table of string triples (ten times the
+    memory). Key columns must not be null.
+    """
+    distincts = [pc.unique(table[column]) for column in key]
+    if np.prod([float(len(d)) for d in distincts]) >= CODE_SPACE:  # beyond any district
+        rows = pa.table({**{k: table[k] for k in key}, "_row": np.arange(table.num_rows)})
+        first = rows.group_by(key).aggregate([("_row", "min")])["_row_min"]
+        return table.take(np.sort(first.to_numpy()))
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    for column, distinct in zip(key, distincts, strict=True):
+        values = table[column]
+        codes = pc.index_in(values, value_set=distinct).to_numpy().astype(np.int64)
+        combined = combined * len(distinct) + codes
+    _, first = np.unique(combined, return_index=True)
     if len(first) == table.num_rows:
         return table
-    return table.take(pc.sort_indices(first))
+    return table.take(np.sort(first))
 
 
 def canvas_enrollments(
@@ -98,7 +115,7 @@ def canvas_enrollments(
             INTERNAL: term_end,
         }
     )
-    rows = _first_of_each(rows, ["section_id", "user_id", "role"])
+    rows = first_of_each(rows, ["section_id", "user_id", "role"])
     if prefix:
         for column in ("course_id", "section_id", "user_id"):
             prefixed = pc.binary_join_element_wise(prefix, rows[column], "")
