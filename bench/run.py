@@ -237,12 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         root = UPath(tmp)
         started = time.perf_counter()
         night(students, NIGHT1, root, None, args.port)  # set-up: the stored state
+        pa.default_memory_pool().release_unused()  # a new night is a new Dagster run
         counters = night(students, NIGHT2, root, clock, args.port + 1)
+        pa.default_memory_pool().release_unused()
         with clock.stage("delta"):
             previous, current = load_mapping(root, NIGHT1), load_mapping(root, NIGHT2)
             delta = compute_delta(
                 previous, current, Canvas(source="simulator", max_removal_share=1.0), NIGHT2
             )
+            del previous, current  # a night's run ends here; the baselines read the files anew
         with clock.stage("canvas_csv_zip"):
             data = build_zip(
                 {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in delta.files.items()}
