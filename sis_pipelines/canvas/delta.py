@@ -99,8 +99,9 @@ def file_delta(
     for mask in diffs.values():
         any_diff = pc.or_(any_diff, mask)
     # File order, whatever order the join produced.
-    changed = pc.sort_indices(now_both.filter(any_diff))
-    changed_rows = pc.take(now_both.filter(any_diff), changed)
+    changed_unordered = now_both.filter(any_diff)
+    changed = pc.sort_indices(changed_unordered)
+    changed_rows = pc.take(changed_unordered, changed)
 
     def rows_of(table: pa.Table, rows: pa.Array) -> pd.DataFrame:
         picked = table.take(rows)

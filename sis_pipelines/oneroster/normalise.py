@@ -83,19 +83,19 @@ def _ref_id(value: Any) -> Any:
 
 
 def _raw_values(records: list[dict], f: Field) -> list[Any]:
-    # Inlined rather than calling _ref_id: these loops run once per record and field.
     name = f.rest_name
-    values = [r.get(name) for r in records]
     if f.kind is Kind.REF:
-        return [v.get("sourcedId") if isinstance(v, dict) else v for v in values]
+        return [_ref_id(r.get(name)) for r in records]
     if f.kind is Kind.REFS:
         return [
-            [x.get("sourcedId") if isinstance(x, dict) else x for x in v]
+            None
+            if (v := r.get(name)) is None
+            else [_ref_id(x) for x in v]
             if isinstance(v, list)
             else v
-            for v in values
+            for r in records
         ]
-    return values
+    return [r.get(name) for r in records]
 
 
 def _strings(
@@ -254,11 +254,12 @@ def _user_roles_1p2(records: list[dict]) -> None:
             orgs = [x.get("org") for x in roles if isinstance(x, dict) and x.get("org")]
             r["orgs"] = list({_ref_id(o): o for o in orgs}.values())
         # Kept compact: references as sourcedIds, like every other column (hrefs carry hosts).
-        for x in roles:
-            if isinstance(x, dict):
-                for k in ("org", "userProfile"):
-                    if isinstance(v := x.get(k), dict):
-                        x[k] = v.get("sourcedId")
+        r["roles"] = [
+            {k: (_ref_id(v) if k in ("org", "userProfile") else v) for k, v in x.items()}
+            if isinstance(x, dict)
+            else x
+            for x in roles
+        ]
         for alias, canonical in (
             ("preferredGivenName", "preferredFirstName"),
             ("preferredFamilyName", "preferredLastName"),
