@@ -12,6 +12,8 @@ Both paths give the same table for the pages both can read (tested).
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -21,6 +23,7 @@ from .normalise import CONVERTERS, arrow_schema, converted_badly
 
 _GUID_REF = pa.struct([("sourcedId", pa.string())])
 _MAX_PAGE_BYTES = 1 << 30  # Arrow reads one JSON document as one block
+_JSON_BOOLEAN = re.compile(rb'":\s*(?:true|false)\b')
 
 
 def _json_type(f: Field, bools_as_text: bool) -> pa.DataType:
@@ -75,13 +78,20 @@ def _column(records: pa.StructArray, f: Field) -> pa.Array | None:
     return None if converted_badly(raw, converted).any() else converted
 
 
+def _boolean_forms(collection: Collection, content: bytes) -> tuple[bool, ...]:
+    """Whether to read boolean fields as text, in the order to try: 1.1 sends "true" as text,
+    1.2 as a JSON boolean, and a wrong first guess costs a whole second parse of the page."""
+    if not any(f.kind is Kind.BOOL for f in collection.fields):
+        return (True,)
+    return (False, True) if _JSON_BOOLEAN.search(content) else (True, False)
+
+
 def decode_page(collection: Collection, content: bytes) -> pa.Table | None:
     """The page as a canonical table with nothing to reject, or None for the record path."""
     # Users take the record path: 1.2 roles are folded into role and orgs record by record.
     if collection.name == "users" or len(content) > _MAX_PAGE_BYTES or b'"imsx_' in content:
         return None
-    has_bools = any(f.kind is Kind.BOOL for f in collection.fields)
-    for bools_as_text in (True, False) if has_bools else (True,):
+    for bools_as_text in _boolean_forms(collection, content):
         records = _read(collection, content, bools_as_text)
         if records is not None:
             break
