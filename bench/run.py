@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
@@ -37,7 +37,7 @@ from sis_pipelines.oneroster.client import OneRosterClient
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.schemas import referenced_collections
 from sis_pipelines.oneroster.validate import to_frame, validate
-from sis_pipelines.storage import read_frame, write_frame
+from sis_pipelines.storage import write_frame
 from sis_pipelines.tenants import Canvas
 
 SIZES = {"small": 10_000, "large": 100_000, "xl": 1_000_000}
@@ -48,24 +48,51 @@ NIGHT1 = NIGHT2 - timedelta(days=1)
 TENANT = "bench"
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class RssSampler:
+    """The process's resident memory, sampled every 20 ms: the peak within each stage."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def reset(self) -> float:
+        peak, self.peak = max(self.peak, rss_mb()), rss_mb()
+        return peak
+
+
 class Clock:
     def __init__(self) -> None:
         self.stages: dict[str, dict[str, float]] = {}
+        self.rss = RssSampler()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        self.rss.reset()
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+            s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
             s["wall_s"] += time.perf_counter() - wall
             s["cpu_s"] += time.process_time() - cpu
+            s["peak_rss_mb"] = max(s["peak_rss_mb"], self.rss.reset())
 
-    def add(self, name: str, wall: float, cpu: float) -> None:
-        s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+    def add(self, name: str, wall: float, cpu: float, peak_rss_mb: float = 0.0) -> None:
+        s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
         s["wall_s"] += wall
         s["cpu_s"] += cpu
+        s["peak_rss_mb"] = max(s["peak_rss_mb"], peak_rss_mb)
 
 
 @contextmanager
@@ -139,6 +166,8 @@ def night(students: int, when: date, root: UPath, clock: Clock | None, port: int
         token_url = base_url.split("/ims/")[0] + "/oauth/token?appName=demo"
         auth = ClientCredentials(TENANT, token_url, "demo", "bench-secret", default_scope("1.2"))
         with OneRosterClient(TENANT, base_url, auth, page_size=PAGE, max_concurrency=1) as client:
+            if clock:
+                clock.rss.reset()
             wall, cpu = time.perf_counter(), time.process_time()
             for name in ORDER:
                 result = client.fetch(COLLECTIONS[name])
@@ -152,6 +181,7 @@ def night(students: int, when: date, root: UPath, clock: Clock | None, port: int
             "http_fetch_decode",
             wall - columnar.wall - records.wall,
             cpu - columnar.cpu - records.cpu,
+            clock.rss.reset(),
         )
         clock.add("columnar_decode_normalise", columnar.wall, columnar.cpu)
         clock.add("normalisation", records.wall, records.cpu)
@@ -178,11 +208,9 @@ def _null() -> Iterator[None]:
     yield
 
 
-def load_mapping(root: UPath, when: date) -> dict[str, pd.DataFrame]:
-    out = {}
-    for folder in (root / "canvas_mapping").iterdir():
-        out[folder.name] = read_frame(folder / f"{when}.parquet")
-    return out
+def stored_mapping(root: UPath, when: date) -> dict[str, UPath]:
+    """A night's stored Canvas files, as the delta asset hands them to the delta."""
+    return {f.name: f / f"{when}.parquet" for f in (root / "canvas_mapping").iterdir()}
 
 
 REPEATS = 3
@@ -241,11 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         counters = night(students, NIGHT2, root, clock, args.port + 1)
         pa.default_memory_pool().release_unused()
         with clock.stage("delta"):
-            previous, current = load_mapping(root, NIGHT1), load_mapping(root, NIGHT2)
             delta = compute_delta(
-                previous, current, Canvas(source="simulator", max_removal_share=1.0), NIGHT2
+                stored_mapping(root, NIGHT1),
+                stored_mapping(root, NIGHT2),
+                Canvas(source="simulator", max_removal_share=1.0),
+                NIGHT2,
             )
-            del previous, current  # a night's run ends here; the baselines read the files anew
         with clock.stage("canvas_csv_zip"):
             data = build_zip(
                 {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in delta.files.items()}
@@ -257,11 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         # one-off costs (thread pools, allocator growth) that a nightly run pays only once.
         our_delta_s = best_of(
             lambda: file_delta(
-                "enrollments",
-                read_frame(UPath(left)),
-                read_frame(UPath(right)),
-                Canvas(source="simulator"),
-                NIGHT2,
+                "enrollments", UPath(left), UPath(right), Canvas(source="simulator"), NIGHT2
             )
         )
         duck_s, duck_counts = min(duckdb_delta(left, right) for _ in range(REPEATS))
@@ -318,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.size}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'stage':<20} {'wall s':>9} {'cpu s':>9}")
+    print(f"{'stage':<26} {'wall s':>9} {'cpu s':>9} {'peak RSS MB':>12}")
     for name, s in stages.items():
-        print(f"{name:<20} {s['wall_s']:>9.2f} {s['cpu_s']:>9.2f}")
+        print(f"{name:<26} {s['wall_s']:>9.2f} {s['cpu_s']:>9.2f} {s['peak_rss_mb']:>12.0f}")
     for key in (
         "compute_after_http_s",
         "peak_rss_mb",

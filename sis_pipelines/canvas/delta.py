@@ -15,10 +15,9 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..tenants import Canvas
+from .compare import FileSource, columns_of, compare, comparing, count_where, read_whole, rows_in
 from .files import FILES, GUARDED, ORDER
 from .mapping import INTERNAL
 
@@ -53,81 +52,56 @@ def _removal_status(name: str, previous: pd.DataFrame, cfg: Canvas, night: date)
     return np.full(len(previous), "deleted", dtype=object)
 
 
-def _arrow(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
-    """Text columns as Arrow strings (None stays null), whatever the frame's dtypes."""
-    return pa.table({c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns})
-
-
-def _differs(old: pa.ChunkedArray, new: pa.ChunkedArray) -> pa.Array:
-    same = pc.or_(pc.equal(old, new).fill_null(False), pc.and_(pc.is_null(old), pc.is_null(new)))
-    return pc.invert(same)
-
-
-def _numbered(table: pa.Table, key: list[str], name: str) -> pa.Table:
-    return table.select(key).append_column(name, pa.array(np.arange(table.num_rows)))
+def _flags(old: pd.DataFrame, new: pd.DataFrame, values: list[str]) -> np.ndarray:
+    """Which value columns differ, row by row (None equals None)."""
+    if not values:
+        return np.zeros((len(new), 0), dtype=bool)
+    a, b = old[values].to_numpy(dtype=object), new[values].to_numpy(dtype=object)
+    return (a != b) & ~(pd.isna(a) & pd.isna(b))
 
 
 def file_delta(
-    name: str, previous: pd.DataFrame | None, current: pd.DataFrame, cfg: Canvas, night: date
+    name: str,
+    previous: FileSource | None,
+    current: FileSource | None,
+    cfg: Canvas,
+    night: date,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows to send for one Canvas file, and one explained change per row."""
     spec = FILES[name]
     key = list(spec.key)
-    columns = list(current.columns)
+    if current is None:
+        columns = [c for c in columns_of(previous) if c in spec.columns or c == INTERNAL]  # type: ignore[arg-type]
+        current = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    columns = columns_of(current)
     values = [c for c in columns if c not in key and c != INTERNAL]
-    if previous is None or previous.empty:
-        rows = current
+    if not rows_in(previous):
+        rows = read_whole(current)
         changes = pd.DataFrame(
             {
                 "file": name,
-                "sis_id": _sis_id(current, spec.key),
+                "sis_id": _sis_id(rows, spec.key),
                 "action": "add",
                 "reason": "new in the SIS",
             }
         )
         return rows, changes
-    # A hash join in Arrow over the keys and row numbers only; the value columns are then
-    # compared by position, so the join never carries them (about twice as fast).
-    old, new = _arrow(previous, columns), _arrow(current, columns)
-    joined = _numbered(old, key, "_was").join(
-        _numbered(new, key, "_now"), keys=key, join_type="full outer", coalesce_keys=True
-    )
-    was, now = joined["_was"], joined["_now"]
-    both = pc.and_(pc.is_valid(was), pc.is_valid(now))
-    was_both, now_both = was.filter(both), now.filter(both)
-    diffs = {c: _differs(pc.take(old[c], was_both), pc.take(new[c], now_both)) for c in values}
-    any_diff = pa.array(np.zeros(len(was_both), dtype=bool))
-    for mask in diffs.values():
-        any_diff = pc.or_(any_diff, mask)
-    # File order, whatever order the join produced.
-    changed_unordered = now_both.filter(any_diff)
-    changed = pc.sort_indices(changed_unordered)
-    changed_rows = pc.take(changed_unordered, changed)
-
-    def rows_of(table: pa.Table, rows: pa.Array) -> pd.DataFrame:
-        picked = table.take(rows)
-        return (
-            pd.DataFrame({c: picked[c].to_pandas() for c in columns})
-            .astype(object)
-            .where(lambda f: f.notna(), None)
-        )
-
-    add_rows = rows_of(new, now.filter(pc.is_null(was)).sort())
-    update_rows = rows_of(new, changed_rows)
-    gone = rows_of(old, was.filter(pc.is_null(now)).sort())
+    with comparing(previous, current, columns) as (old, new):  # type: ignore[arg-type]
+        found = compare(old, new, key, values)
+        add_rows = new.rows(found.added, columns)
+        update_rows = new.rows(found.changed_now, columns)
+        was_sorted = np.sort(found.changed_was)
+        update_was = old.rows(was_sorted, columns).iloc[
+            np.searchsorted(was_sorted, found.changed_was)
+        ]
+        gone = old.rows(found.removed, columns)
+    flags = _flags(update_was.reset_index(drop=True), update_rows, values)
+    really = flags.any(axis=1)  # a hash that differs while every value is alike: types only
+    update_rows, flags = update_rows[really].reset_index(drop=True), flags[really]
+    changed_names = np.array(values, dtype=object)
+    update_reasons = ["changed: " + ", ".join(changed_names[row]) for row in flags]
     removal = _removal_status(name, gone, cfg, night)
     gone["status"] = removal
-    changed_names = np.array(values, dtype=object)
-    flags = (
-        np.column_stack(
-            [
-                pc.take(diffs[c].filter(any_diff), changed).to_numpy(zero_copy_only=False)
-                for c in values
-            ]
-        )
-        if values
-        else np.zeros((len(update_rows), 0), bool)
-    )
-    update_reasons = ["changed: " + ", ".join(changed_names[row]) for row in flags]
     rows = pd.concat([add_rows, update_rows, gone], ignore_index=True)
     actions = (
         ["add"] * len(add_rows)
@@ -156,22 +130,20 @@ def file_delta(
 
 
 def compute_delta(
-    previous: Mapping[str, pd.DataFrame] | None,
-    current: Mapping[str, pd.DataFrame],
+    previous: Mapping[str, FileSource] | None,
+    current: Mapping[str, FileSource],
     cfg: Canvas,
     night: date,
 ) -> Delta:
+    """The delta of every Canvas file; each night's files in memory or as stored Parquet."""
     files: dict[str, pd.DataFrame] = {}
     changes = []
     for name in ORDER:
-        if name not in current and not (previous and name in previous):
+        before = previous.get(name) if previous else None
+        now = current.get(name)
+        if now is None and before is None:
             continue
-        cur = current.get(name)
-        if cur is None:
-            cur = previous[name].iloc[0:0]  # type: ignore[index]
-        rows, change = file_delta(
-            name, None if previous is None else previous.get(name), cur, cfg, night
-        )
+        rows, change = file_delta(name, before, now, cfg, night)
         files[name] = rows
         changes.append(change)
     frame = (
@@ -203,18 +175,16 @@ class GuardFinding:
 
 
 def deletion_guard(
-    previous: Mapping[str, pd.DataFrame] | None,
-    current: Mapping[str, pd.DataFrame],
+    previous: Mapping[str, FileSource] | None,
+    current: Mapping[str, FileSource],
     delta: Delta,
     limit: float,
 ) -> tuple[bool, list[GuardFinding]]:
     """Whether tonight removes or shrinks no more than ``limit`` of any guarded file."""
     findings = []
     for name in GUARDED:
-        before = previous.get(name) if previous else None
-        active_before = 0 if before is None else int((before["status"] == "active").sum())
-        now = current.get(name)
-        active_now = 0 if now is None else int((now["status"] == "active").sum())
+        active_before = count_where(previous.get(name) if previous else None, "status", "active")
+        active_now = count_where(current.get(name), "status", "active")
         removals = int(
             (
                 (delta.changes["file"] == name) & delta.changes["action"].isin(REMOVALS.values())

@@ -48,13 +48,14 @@ def read_ledger(lake: DataLake, tenant_id: str) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _mapping(lake: DataLake, night: str, tenant_id: str) -> dict[str, pd.DataFrame] | None:
-    frames = {}
+def _mapping(lake: DataLake, night: str, tenant_id: str) -> dict[str, UPath] | None:
+    """The stored Canvas files of a night: the delta reads them itself, column by column."""
+    files = {}
     for name in ORDER:
         path = lake.path("canvas_mapping", name, night, tenant_id)
         if path.exists():
-            frames[name] = read_frame(path)
-    return frames or None
+            files[name] = path
+    return files or None
 
 
 @dg.asset(
@@ -130,9 +131,12 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
     write_frame(delta.changes, lake.path("canvas", "changes", str(night), tenant_id))
     zip_path = lake.path("canvas", "sis_import", str(night), tenant_id, ".zip")
     if passed or overridden:
+        full = (
+            {n: read_frame(p) for n, p in current.items()} if cfg.import_mode == "diffing" else {}
+        )
         package = {
             n: f.drop(columns=[INTERNAL], errors="ignore")
-            for n, f in (current if cfg.import_mode == "diffing" else delta.files).items()
+            for n, f in (full if cfg.import_mode == "diffing" else delta.files).items()
         }
         try:
             data = build_zip(package) if any(len(f) for f in package.values()) else None

@@ -1,0 +1,149 @@
+"""The delta read from stored Parquet (as the pipeline runs it) equals the delta of frames
+in memory, and both equal the delta worked out by hand, row for row and in file order."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from upath import UPath
+
+from sis_pipelines.canvas.delta import compute_delta, deletion_guard, file_delta
+from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
+from sis_pipelines.simulator.district import District
+from sis_pipelines.storage import write_frame
+from sis_pipelines.tenants import Canvas
+
+from .conftest import canonical
+
+CFG = Canvas(source="simulator", observers=True, max_removal_share=1.0)
+NIGHTS = (date(2026, 12, 20), date(2027, 1, 20))  # over the end of the fall term
+
+
+def stored(files: dict[str, pd.DataFrame], folder: UPath) -> dict[str, UPath]:
+    paths = {}
+    for name, frame in files.items():
+        paths[name] = folder / f"{name}.parquet"
+        write_frame(frame, paths[name])
+    return paths
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        a.reset_index(drop=True).astype(object), b.reset_index(drop=True).astype(object)
+    )
+
+
+def test_a_district_over_a_term_end_gives_the_same_delta_from_files_and_frames(tmp_path):
+    district = District(300, 5)
+    before, after = (map_snapshot(canonical(district.snapshot(n)), CFG, n) for n in NIGHTS)
+    in_memory = compute_delta(before, after, CFG, NIGHTS[1])
+    from_files = compute_delta(
+        stored(before, UPath(tmp_path) / "it's night 1"),  # a quote in the path
+        stored(after, UPath(tmp_path) / "night 2"),
+        CFG,
+        NIGHTS[1],
+    )
+    assert set(in_memory.changes["action"]) >= {"add", "complete"}
+    same(in_memory.changes, from_files.changes)
+    assert in_memory.files.keys() == from_files.files.keys()
+    for name in in_memory.files:
+        same(in_memory.files[name], from_files.files[name])
+    guard = deletion_guard(before, after, in_memory, 0.05)
+    assert guard == deletion_guard(
+        stored(before, UPath(tmp_path) / "g1"),
+        stored(after, UPath(tmp_path) / "g2"),
+        in_memory,
+        0.05,
+    )
+
+
+def test_a_column_missing_or_untyped_on_one_night_compares_as_empty_cells(tmp_path):
+    old = pd.DataFrame(
+        {"user_id": ["U1", "U2"], "login_id": ["u1", "u2"], "status": ["active", "active"]}
+    )
+    new = old.assign(email=[None, "u2@example.org"])  # a column that did not exist before
+    path = UPath(tmp_path) / "old.parquet"
+    # All-empty object columns are stored by pandas with Arrow's null type.
+    pq.write_table(
+        pa.Table.from_pandas(old.assign(first_name=None), preserve_index=False), path.path
+    )
+    assert pq.read_schema(path.path).field("first_name").type == pa.null()
+    rows, changes = file_delta("users", path, new, CFG, NIGHTS[0])
+    assert list(changes["action"]) == ["update"]
+    assert list(changes["reason"]) == ["changed: email"]
+    assert rows["user_id"].tolist() == ["U2"]
+
+
+KEYS = st.sampled_from(["S1", "S2", "S3"])
+USERS = st.sampled_from(["U1", "U2", "U3", "U4"])
+VALUE = st.sampled_from([None, "", "2026-08-15T00:00:00Z", "2027-01-15T00:00:00Z"])
+ROW = st.tuples(KEYS, USERS, st.sampled_from(["student", "teacher"]), VALUE, VALUE)
+
+
+def frame(rows: list[tuple]) -> pd.DataFrame:
+    unique = list({r[:3]: r for r in rows}.values())  # a Canvas key is unique in its file
+    return pd.DataFrame(
+        [
+            {
+                "course_id": s,
+                "section_id": s,
+                "user_id": u,
+                "role": r,
+                "status": "active",
+                "start_date": a,
+                "end_date": b,
+                INTERNAL: "2027-01-15T00:00:00Z",
+            }
+            for s, u, r, a, b in unique
+        ],
+        columns=[
+            "course_id",
+            "section_id",
+            "user_id",
+            "role",
+            "status",
+            "start_date",
+            "end_date",
+            INTERNAL,
+        ],
+    )
+
+
+def by_hand(old: pd.DataFrame, new: pd.DataFrame) -> list[tuple[str, str]]:
+    def key(row) -> str:
+        return f"{row.section_id}|{row.user_id}|{row.role}"
+
+    before = {key(r): r for r in old.itertuples()}
+    now = {key(r): r for r in new.itertuples()}
+    values = ("course_id", "status", "start_date", "end_date")
+    adds = [(k, "add") for k in now if k not in before]
+    updates = [
+        (k, "update")
+        for k in now
+        if k in before and any(getattr(now[k], v) != getattr(before[k], v) for v in values)
+    ]
+    removals = [(k, "delete") for k in before if k not in now]
+    return adds + updates + removals
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(old=st.lists(ROW, max_size=14), new=st.lists(ROW, max_size=14))
+def test_the_enrollments_delta_is_the_one_worked_out_by_hand(tmp_path, old, new):
+    a, b = frame(old), frame(new)
+    expected = by_hand(a, b)
+    night = date(2026, 11, 21)  # before the term ends: removals delete
+    for previous, current in (
+        (a, b),
+        (stored({"enrollments": a}, UPath(tmp_path) / "a")["enrollments"], b),
+        (a, stored({"enrollments": b}, UPath(tmp_path) / "b")["enrollments"]),
+    ):
+        rows, changes = file_delta("enrollments", previous, current, CFG, night)
+        assert list(zip(changes["sis_id"], changes["action"], strict=True)) == expected
+        assert len(rows) == len(changes)
