@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sis_pipelines.oneroster import client as client_module
-from sis_pipelines.oneroster.client import RetryPolicy, retry_after_seconds
+from sis_pipelines.oneroster.client import RetryPolicy, _PageIds, retry_after_seconds
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.simulator.server import imsx
@@ -322,3 +325,20 @@ def test_bounded_concurrency(simulator):
     assert {n: r.table.num_rows for n, r in results.items()} == {
         n: len(served_ids(sim, n)) for n in results
     }
+
+
+@given(
+    ids=st.lists(st.one_of(st.none(), st.text("abcé", max_size=3)), max_size=8),
+    anchor=st.one_of(st.none(), st.text("abcé", max_size=3)),
+)
+def test_page_ids_in_columns_answer_as_records_do(ids, anchor):
+    records = [{"sourcedId": i} for i in ids]
+    in_columns = _PageIds(pa.table({"sourcedId": pa.array(ids, pa.string())}))
+    one_by_one = _PageIds(records)
+    assert in_columns.first == one_by_one.first
+    assert in_columns.ascending() == one_by_one.ascending()
+    assert in_columns.greatest(anchor) == one_by_one.greatest(anchor)
+    if anchor is not None:
+        assert in_columns.contains(anchor) == one_by_one.contains(anchor)
+        kept = in_columns.after(anchor)
+        assert kept["sourcedId"].to_pylist() == [r["sourcedId"] for r in one_by_one.after(anchor)]

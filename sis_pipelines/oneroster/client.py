@@ -350,23 +350,64 @@ def _keep_last_by_id(table: pa.Table) -> tuple[pa.Table, int]:
     return out, table.num_rows - out.num_rows
 
 
-def _ids(records: list[dict] | pa.Table) -> list[Any]:
-    if isinstance(records, pa.Table):
-        return records["sourcedId"].to_pylist()
-    return [r.get("sourcedId") if isinstance(r, dict) else None for r in records]
+class _PageIds:
+    """The sourcedIds of one page, as paging needs them: a page already in columns is
+    answered by Arrow kernels (ten million enrollments are ten million Python strings
+    otherwise), a page of records one by one."""
 
+    def __init__(self, records: list[dict] | pa.Table) -> None:
+        self.records = records
+        if isinstance(records, pa.Table):
+            self.column: pa.ChunkedArray | None = records["sourcedId"]
+            self.items: list[Any] = []
+        else:
+            self.column = None
+            self.items = [r.get("sourcedId") if isinstance(r, dict) else None for r in records]
 
-def _kept(records: list[dict] | pa.Table, keep: list[bool]) -> list[dict] | pa.Table:
-    if isinstance(records, pa.Table):
-        return records.filter(pa.array(keep, pa.bool_()))
-    return [r for r, k in zip(records, keep, strict=True) if k]
+    @property
+    def first(self) -> Any:
+        if self.column is not None:
+            return self.column[0].as_py() if len(self.column) else None
+        return self.items[0] if self.items else None
 
+    def ascending(self) -> bool:
+        """Whether the ids present are strictly ascending."""
+        if self.column is not None:
+            ids = pc.drop_null(self.column).combine_chunks()
+            if len(ids) < 2:
+                return True
+            return bool(pc.all(pc.greater(ids[1:], ids[:-1])).as_py())
+        known = [i for i in self.items if i is not None]
+        try:
+            return all(a < b for a, b in itertools.pairwise(known))
+        except TypeError:
+            return False
 
-def _ascending(ids: list[Any]) -> bool:
-    try:
-        return all(a < b for a, b in itertools.pairwise(ids))
-    except TypeError:
-        return False
+    def contains(self, anchor: Any) -> bool:
+        if self.column is not None:
+            return bool(pc.any(pc.equal(self.column, anchor)).as_py())
+        return anchor in self.items
+
+    def after(self, anchor: Any) -> list[dict] | pa.Table:
+        """The records past the anchor (and any without an id, for normalisation to reject)."""
+        if self.column is not None:
+            keep = pc.fill_null(pc.greater(self.column, anchor), True)
+            return self.records.filter(keep)  # type: ignore[union-attr]
+        return [
+            r
+            for r, i in zip(self.records, self.items, strict=True)  # type: ignore[arg-type]
+            if i is None or i > anchor
+        ]
+
+    def greatest(self, anchor: Any) -> Any:
+        if self.column is not None:
+            top = pc.max(self.column).as_py()
+            known = [] if top is None else [top]
+        else:
+            known = [i for i in self.items if i is not None]
+        if anchor is not None:
+            known.append(anchor)
+        return max(known) if known else None
 
 
 def paginate(
@@ -400,8 +441,8 @@ def paginate(
         records, n = page.records, len(page.records)
         if page.total is not None:
             stats.totals_reported.append(page.total)
-        ids = _ids(records)
-        if anchored and n > 1 and not _ascending([i for i in ids if i is not None]):
+        ids = _PageIds(records)
+        if anchored and n > 1 and not ids.ascending():
             log.info(
                 "tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating",
                 client.tenant,
@@ -413,9 +454,9 @@ def paginate(
             anchored
             and anchor is not None
             and n
-            and ids[0] is not None
-            and ids[0] < anchor
-            and anchor not in ids
+            and ids.first is not None
+            and ids.first < anchor
+            and not ids.contains(anchor)
         ):
             # Sorted pages that do not line up: the server does not sort the whole collection.
             # Start again by plain offset; fetch() de-duplicates what was already taken.
@@ -431,8 +472,8 @@ def paginate(
             and anchor is not None
             and offset > 0
             and n
-            and ids[0] is not None
-            and ids[0] > anchor
+            and ids.first is not None
+            and ids.first > anchor
         ):
             stats.drift_rewinds += 1
             rewind = max(1, rewind * 2)
@@ -445,17 +486,14 @@ def paginate(
             continue
         rewind = 0
         if anchored and anchor is not None:
-            records = _kept(records, [i is None or i > anchor for i in ids])
+            records = ids.after(anchor)
             if not len(records):
                 return  # nothing past the anchor: the end of the collection
         if len(records):
             stats.records_received += len(records)
             yield records
         if anchored:
-            known = [i for i in ids if i is not None]
-            anchor = (
-                max([anchor, *known]) if anchor is not None else (max(known) if known else None)
-            )
+            anchor = ids.greatest(anchor)
         consumed = offset + n
         if n == 0 or page.has_next is False:
             return
