@@ -32,9 +32,11 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
         "normalisation",
         "validation",
         "parquet_write",
+        "canvas_mapping",
         "delta",
         "canvas_csv_zip",
     }
+    assert all(s["peak_rss_mb"] > 0 for s in report["stages"].values())
     assert report["stages"]["columnar_decode_normalise"]["cpu_s"] > 0  # the Arrow path is taken
     assert report["students"] == 300 and report["enrollments"] > 0
     assert (

@@ -27,7 +27,7 @@ from upath import UPath
 # One Canvas file of a night: in memory, or as the mapping stored it.
 FileSource = pd.DataFrame | UPath
 
-MEMORY_LIMIT = "1GB"  # beyond this DuckDB spills to a temporary folder
+MEMORY_LIMIT = "2GB"  # beyond this DuckDB spills to a temporary folder
 ROW = "_row"
 
 
@@ -82,7 +82,7 @@ class Comparison:
     changed_now: np.ndarray  # ... and in the current one, by the current position
 
 
-class _Side:
+class NightFile:
     """One night's file as a DuckDB relation with every column as text and a row position."""
 
     def __init__(
@@ -109,7 +109,9 @@ class _Side:
 
     def rows(self, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
         """The rows at ``positions`` (ascending), as object columns with None for missing."""
-        if self.table is not None:
+        if not len(positions):
+            picked = pa.table({c: pa.array([], pa.string()) for c in columns})
+        elif self.table is not None:
             picked = self.table.take(pa.array(positions, pa.int64())).select(columns)
         else:
             names = ", ".join(f'"{c}"' for c in columns)
@@ -137,12 +139,12 @@ def _connection() -> Iterator[duckdb.DuckDBPyConnection]:
 @contextmanager
 def comparing(
     previous: FileSource, current: FileSource, columns: list[str]
-) -> Iterator[tuple[_Side, _Side]]:
+) -> Iterator[tuple[NightFile, NightFile]]:
     with _connection() as con:
-        yield _Side(con, "old", previous, columns), _Side(con, "new", current, columns)
+        yield NightFile(con, "old", previous, columns), NightFile(con, "new", current, columns)
 
 
-def compare(old: _Side, new: _Side, key: list[str], values: list[str]) -> Comparison:
+def compare(old: NightFile, new: NightFile, key: list[str], values: list[str]) -> Comparison:
     hashed = "hash(" + ", ".join(f'"{v}"' for v in values) + ")" if values else "0"
     keys = ", ".join(f'"{k}"' for k in key)
     on = " and ".join(f'o."{k}" = n."{k}"' for k in key)

@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 
 from ..tenants import Canvas
-from .compare import FileSource, columns_of, compare, comparing, count_where, read_whole, rows_in
+from .compare import (
+    FileSource,
+    NightFile,
+    columns_of,
+    compare,
+    comparing,
+    count_where,
+    read_whole,
+    rows_in,
+)
 from .files import FILES, GUARDED, ORDER
 from .mapping import INTERNAL
 
@@ -60,6 +69,15 @@ def _flags(old: pd.DataFrame, new: pd.DataFrame, values: list[str]) -> np.ndarra
     return (a != b) & ~(pd.isna(a) & pd.isna(b))
 
 
+def _picked(side: NightFile, columns: list[str], *groups: np.ndarray) -> list[pd.DataFrame]:
+    """The rows at each group of positions, in that group's order, from one read."""
+    wanted = np.unique(np.concatenate(groups)) if groups else np.array([], np.int64)
+    rows = side.rows(wanted, columns)
+    return [
+        rows.iloc[np.searchsorted(wanted, positions)].reset_index(drop=True) for positions in groups
+    ]
+
+
 def file_delta(
     name: str,
     previous: FileSource | None,
@@ -88,14 +106,10 @@ def file_delta(
         return rows, changes
     with comparing(previous, current, columns) as (old, new):  # type: ignore[arg-type]
         found = compare(old, new, key, values)
-        add_rows = new.rows(found.added, columns)
-        update_rows = new.rows(found.changed_now, columns)
-        was_sorted = np.sort(found.changed_was)
-        update_was = old.rows(was_sorted, columns).iloc[
-            np.searchsorted(was_sorted, found.changed_was)
-        ]
-        gone = old.rows(found.removed, columns)
-    flags = _flags(update_was.reset_index(drop=True), update_rows, values)
+        # One read of each file for all its rows that matter.
+        add_rows, update_rows = _picked(new, columns, found.added, found.changed_now)
+        gone, update_was = _picked(old, columns, found.removed, found.changed_was)
+    flags = _flags(update_was, update_rows, values)
     really = flags.any(axis=1)  # a hash that differs while every value is alike: types only
     update_rows, flags = update_rows[really].reset_index(drop=True), flags[really]
     changed_names = np.array(values, dtype=object)
