@@ -131,7 +131,13 @@ def test_role_mapping_custom_roles_and_dates(snapshot):
     assert out["start_date"].notna().all() and out["end_date"].notna().all()
 
 
-def test_enrollments_keep_the_first_of_a_pair_and_only_known_users_and_sections(snapshot):
+@pytest.mark.parametrize("code_space", [2**62, 2])  # 2: the group-by path
+def test_enrollments_keep_the_first_of_a_pair_and_only_known_users_and_sections(
+    snapshot, monkeypatch, code_space
+):
+    from sis_pipelines.canvas import enrollments as module
+
+    monkeypatch.setattr(module, "CODE_SPACE", code_space)
     enrollments = snapshot["enrollments"]
     first = enrollments.iloc[[0]].copy()
     twice = first.assign(sourcedId="again", beginDate=pd.NA)  # same section, user and role

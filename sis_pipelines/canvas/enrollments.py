@@ -30,11 +30,16 @@ def text(series: pd.Series) -> pa.ChunkedArray:
 
 def iso_dates(series: pd.Series) -> pa.ChunkedArray:
     """Dates as Canvas's ISO 8601 times (midnight UTC)."""
-    arr = arrow_column(series)
+    return _iso(arrow_column(series))
+
+
+def _iso(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_date32(arr.type) or pa.types.is_date64(arr.type):
         day = arr.cast(pa.date32()).cast(pa.string())
         return pc.binary_join_element_wise(day, "T00:00:00Z", "")
-    dates = pd.to_datetime(series.astype(object), errors="coerce")
+    dates = pd.to_datetime(
+        pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
+    )
     iso = dates.dt.strftime("%Y-%m-%dT00:00:00Z").astype(object)
     return pa.chunked_array([pa.array(iso, pa.string(), from_pandas=True)])
 
@@ -48,6 +53,34 @@ def _mapped(values: pa.ChunkedArray, mapping: dict[str, str]) -> pa.ChunkedArray
 CODE_SPACE = 2**62  # combined keys stay within int64
 
 
+def first_positions(codes: np.ndarray) -> np.ndarray | None:
+    """Positions of the first row of each code, ascending; None when no code repeats.
+
+    No repeat is the usual night, and a plain sort of int64 tells it (a tenth of a second
+    for ten million); only a night with duplicates pays for the slower unique-with-index.
+    """
+    ordered = np.sort(codes)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return None
+    _, first = np.unique(codes, return_index=True)
+    return np.sort(first)
+
+
+def _combined(codes: list[pa.ChunkedArray | pa.Array], sizes: list[int]) -> np.ndarray | None:
+    """One int64 per row from per-column codes, or None when they would not fit."""
+    if np.prod([float(max(n, 1)) for n in sizes]) >= CODE_SPACE:  # beyond any district
+        return None
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for code, size in zip(codes, sizes, strict=True):
+        combined = combined * max(size, 1) + np.asarray(code, dtype=np.int64)
+    return combined
+
+
+def _first_by_group(table: pa.Table, key: list[str]) -> np.ndarray:
+    rows = pa.table({**{k: table[k] for k in key}, "_row": np.arange(table.num_rows)})
+    return np.sort(rows.group_by(key).aggregate([("_row", "min")])["_row_min"].to_numpy())
+
+
 def first_of_each(table: pa.Table, key: list[str]) -> pa.Table:
     """Like pandas' drop_duplicates(key): the first row of each key, in the original order.
 
@@ -56,19 +89,14 @@ def first_of_each(table: pa.Table, key: list[str]) -> pa.Table:
     memory). Key columns must not be null.
     """
     distincts = [pc.unique(table[column]) for column in key]
-    if np.prod([float(len(d)) for d in distincts]) >= CODE_SPACE:  # beyond any district
-        rows = pa.table({**{k: table[k] for k in key}, "_row": np.arange(table.num_rows)})
-        first = rows.group_by(key).aggregate([("_row", "min")])["_row_min"]
-        return table.take(np.sort(first.to_numpy()))
-    combined = np.zeros(table.num_rows, dtype=np.int64)
-    for column, distinct in zip(key, distincts, strict=True):
-        values = table[column]
-        codes = pc.index_in(values, value_set=distinct).to_numpy().astype(np.int64)
-        combined = combined * len(distinct) + codes
-    _, first = np.unique(combined, return_index=True)
-    if len(first) == table.num_rows:
-        return table
-    return table.take(np.sort(first))
+    codes = [pc.index_in(table[c], value_set=d) for c, d in zip(key, distincts, strict=True)]
+    combined = _combined(codes, [len(d) for d in distincts])
+    first = _first_by_group(table, key) if combined is None else first_positions(combined)
+    return table if first is None else table.take(first)
+
+
+def _codes(values: pa.ChunkedArray, known: pa.Array) -> pa.ChunkedArray:
+    return pc.index_in(values, value_set=known)
 
 
 def canvas_enrollments(
@@ -81,22 +109,41 @@ def canvas_enrollments(
     """Active OneRoster enrollments of mapped users in mapped sections, as Canvas rows.
 
     ``sections`` has the unprefixed columns class, course_id, start_date and end_date.
+    Every enrollment becomes three integer codes (its section, user and Canvas role among
+    the known ones): unknown users and sections drop out, duplicates are found on one int64
+    per row, and the text columns are taken from the small tables only for rows that stay.
     """
-    active = pc.equal(text(enrollments["status"]), "active")
-    table = pa.table(
+    classes = text(sections["class"]).combine_chunks()
+    users = pa.array(user_ids, pa.string())
+    roles = pc.unique(pa.array(list(role_map.values()), pa.string()))
+    section = _codes(text(enrollments["classSourcedId"]), classes)
+    user = _codes(text(enrollments["userSourcedId"]), users)
+    role = _codes(_mapped(text(enrollments["role"]), role_map), roles)
+    keep = pc.and_(
+        pc.and_(pc.equal(text(enrollments["status"]), "active"), pc.is_valid(role)),
+        pc.and_(pc.is_valid(user), pc.is_valid(section)),
+    ).fill_null(False)
+    codes = pa.table(
         {
-            "class": text(enrollments["classSourcedId"]),
-            "user_id": text(enrollments["userSourcedId"]),
-            "role": _mapped(text(enrollments["role"]), role_map),
-            "begin": iso_dates(enrollments["beginDate"]),
-            "end": iso_dates(enrollments["endDate"]),
+            "section": section,
+            "user": user,
+            "role": role,
+            "begin": arrow_column(enrollments["beginDate"]),
+            "end": arrow_column(enrollments["endDate"]),
         }
-    ).filter(active)
-    known_user = pc.is_in(table["user_id"], value_set=pa.array(user_ids, pa.string()))
-    table = table.filter(pc.and_(pc.is_valid(table["role"]), known_user))
-    section = pc.index_in(table["class"], value_set=text(sections["class"]))
-    table = table.filter(pc.is_valid(section))
-    section = section.filter(pc.is_valid(section))
+    ).filter(keep)
+    key = [codes["section"], codes["user"], codes["role"]]
+    combined = _combined(
+        [k.to_numpy() for k in key] if codes.num_rows else [np.array([], np.int64)] * 3,
+        [len(classes), len(users), len(roles)],
+    )
+    if combined is None:
+        first = _first_by_group(codes, ["section", "user", "role"])
+    else:
+        first = first_positions(combined) if len(combined) else None
+    if first is not None:
+        codes = codes.take(first)
+    section = codes["section"]
 
     def of_section(column: str) -> pa.ChunkedArray:
         return pc.take(text(sections[column]), section)
@@ -105,17 +152,16 @@ def canvas_enrollments(
     rows = pa.table(
         {
             "course_id": of_section("course_id"),
-            "section_id": table["class"],
-            "user_id": table["user_id"],
-            "role": table["role"],
-            "status": pa.repeat("active", table.num_rows),
+            "section_id": pc.take(classes, section),
+            "user_id": pc.take(users, codes["user"]),
+            "role": pc.take(roles, codes["role"]),
+            "status": pa.repeat("active", codes.num_rows),
             # Canvas derives enrollment state from these dates: always give both.
-            "start_date": pc.coalesce(table["begin"], of_section("start_date")),
-            "end_date": pc.coalesce(table["end"], term_end),
+            "start_date": pc.coalesce(_iso(codes["begin"]), of_section("start_date")),
+            "end_date": pc.coalesce(_iso(codes["end"]), term_end),
             INTERNAL: term_end,
         }
     )
-    rows = first_of_each(rows, ["section_id", "user_id", "role"])
     if prefix:
         for column in ("course_id", "section_id", "user_id"):
             prefixed = pc.binary_join_element_wise(prefix, rows[column], "")
