@@ -271,7 +271,8 @@ def _prefixed(name: str, frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     for column in frame.columns:
         frame[column] = _s(frame[column])
         if prefix and column in ID_COLUMNS:
-            frame[column] = frame[column].map(lambda v: None if v is None else prefix + v)
+            ids = frame[column]
+            frame[column] = (prefix + ids.fillna("")).where(ids.notna(), None)
     columns = [c for c in FILES[name].columns if c in frame.columns] + (
         [INTERNAL] if INTERNAL in frame.columns else []
     )
