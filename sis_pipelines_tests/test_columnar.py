@@ -44,9 +44,6 @@ def test_every_simulated_page_takes_the_columnar_path_with_the_same_table(
         content = b'{"' + collection.envelope.encode() + b'":' + renderer.page(name, frame) + b"}"
         expected, rejects = record_path(collection, content)
         got = decode_page(collection, content)
-        if name == "users":
-            assert got is None  # 1.2 roles are folded record by record
-            continue
         assert got is not None, (vendor, version, name)
         assert len(rejects) == 0
         assert got.equals(expected), (vendor, version, name)
@@ -167,3 +164,83 @@ def test_either_the_same_table_or_the_record_path(records):
         expected, rejects = record_path(ENROLLMENTS, content)
         assert len(rejects) == 0
         assert got.equals(expected)
+
+
+USERS = COLLECTIONS["users"]
+ORG = st.sampled_from(["s1", "s2", 'q"uote', "back\\slash", "é"])
+ROLE = st.fixed_dictionaries(
+    {},
+    optional={
+        "roleType": st.sampled_from(["primary", "secondary", "other"]),
+        "role": st.sampled_from(["student", "teacher", "aide", "line\nbreak"]),
+        "org": st.one_of(st.builds(lambda i: {"sourcedId": i, "type": "org"}, ORG), st.just({})),
+        "beginDate": st.sampled_from(["2026-08-15", None]),
+        "extension": st.just("dropped by both paths"),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "sourcedId": st.text("abc", min_size=1, max_size=4),
+                "status": st.just("active"),
+                "givenName": st.just("A"),
+                "familyName": st.just("B"),
+            },
+            optional={
+                "roles": st.one_of(st.none(), st.lists(ROLE, max_size=4)),
+                "primaryOrg": st.one_of(st.none(), st.builds(lambda i: {"sourcedId": i}, ORG)),
+                "role": st.sampled_from(["teacher", None]),
+                "orgs": st.lists(st.builds(lambda i: {"sourcedId": i}, ORG), max_size=2),
+                "userIds": st.lists(
+                    st.fixed_dictionaries(
+                        {"type": st.sampled_from(["sis", "state"])},
+                        optional={"identifier": st.sampled_from(["42", 'x"y']), "z": st.just(1)},
+                    ),
+                    max_size=2,
+                ),
+                "preferredGivenName": st.sampled_from(["Al", None]),
+                "preferredFirstName": st.sampled_from(["Alf", None]),
+            },
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_users_with_1p2_roles_fold_as_the_record_path_folds_them(records):
+    content = page(USERS, records)
+    got = decode_page(USERS, content)
+    if got is not None:
+        expected, rejects = record_path(USERS, content)
+        assert len(rejects) == 0
+        assert got.equals(expected), (got.to_pylist(), expected.to_pylist())
+
+
+def test_a_users_page_of_1p2_roles_is_read_in_columns():
+    user = {
+        "sourcedId": "u1",
+        "status": "active",
+        "givenName": "A",
+        "familyName": "B",
+        "primaryOrg": REF("orgs", "s2"),
+        "roles": [
+            {"roleType": "secondary", "role": "aide", "org": REF("orgs", "s1")},
+            {"roleType": "primary", "role": "student", "org": REF("orgs", "s1")},
+            {"roleType": "primary", "role": "teacher", "org": REF("orgs", "s2"), "x": 1},
+            {"roleType": "secondary", "role": "aide", "org": REF("orgs", "s1")},
+        ],
+        "userIds": [{"identifier": "9", "type": "sis"}],
+        "preferredGivenName": "Al",
+    }
+    content = page(USERS, [user])
+    got = decode_page(USERS, content)
+    assert got is not None and got.equals(record_path(USERS, content)[0])
+    row = got.to_pylist()[0]
+    assert row["role"] == "teacher"  # primary at the primary org, not the first primary
+    assert row["orgSourcedIds"] == ["s1", "s2"]
+    assert row["preferredFirstName"] == "Al"
+    assert row["userIds"] == '[{"type":"sis","identifier":"9"}]'
+    assert orjson.loads(row["roles"])[2] == {"roleType": "primary", "role": "teacher", "org": "s2"}

@@ -227,11 +227,40 @@ CONVERTERS: dict[Kind, Callable[[pa.Array], pa.Array]] = {
 # ---------------------------------------------------------------- 1.2 users
 
 
+# Lists of objects kept as JSON text with these keys, in this order (references as
+# sourcedIds, empty values left out); keys OneRoster does not define are dropped.
+ROLE_KEYS = ("roleType", "role", "org", "userProfile", "beginDate", "endDate")
+USER_ID_KEYS = ("type", "identifier")
+
+
+def _compact(items: Any, keys: tuple[str, ...]) -> Any:
+    if not isinstance(items, list):
+        return items
+    return [
+        {
+            k: v
+            for k in keys
+            if (v := (_ref_id(x.get(k)) if k in ("org", "userProfile") else x.get(k))) is not None
+        }
+        if isinstance(x, dict)
+        else x
+        for x in items
+    ]
+
+
+NAME_ALIASES = (
+    ("preferredGivenName", "preferredFirstName"),
+    ("preferredFamilyName", "preferredLastName"),
+)
+
+
 def _user_roles_1p2(records: list[dict]) -> None:
     """Derive 1.1-style ``role`` and ``orgs`` from 1.2 ``roles[]`` (in place, per record).
 
     The primary role is the one with roleType primary at the user's primary org, else the
-    first primary role, else the first role.
+    first primary role, else the first role; ``orgs`` are the roles' orgs, each once. Both
+    are derived only where the record gives none itself. :mod:`.columnar` does the same in
+    Arrow (tested equal).
     """
     for r in records:
         r.pop("password", None)  # a 1.1 field: never kept
@@ -241,6 +270,11 @@ def _user_roles_1p2(records: list[dict]) -> None:
             ):
                 if isinstance(credential, dict):
                     credential.pop("password", None)
+        for alias, canonical in NAME_ALIASES:
+            if r.get(canonical) is None and alias in r:
+                r[canonical] = r[alias]
+        if "userIds" in r:
+            r["userIds"] = _compact(r["userIds"], USER_ID_KEYS)
         roles = r.get("roles")
         if not isinstance(roles, list) or not roles:
             continue
@@ -248,24 +282,13 @@ def _user_roles_1p2(records: list[dict]) -> None:
         primaries = [x for x in roles if isinstance(x, dict) and x.get("roleType") == "primary"]
         chosen = next((x for x in primaries if _ref_id(x.get("org")) == primary_org), None)
         chosen = chosen or (primaries[0] if primaries else roles[0])
-        if isinstance(chosen, dict) and "role" not in r:
+        if isinstance(chosen, dict) and r.get("role") is None:
             r["role"] = chosen.get("role")
-        if "orgs" not in r:
-            orgs = [x.get("org") for x in roles if isinstance(x, dict) and x.get("org")]
-            r["orgs"] = list({_ref_id(o): o for o in orgs}.values())
+        if r.get("orgs") is None:
+            orgs = (_ref_id(x.get("org")) for x in roles if isinstance(x, dict))
+            r["orgs"] = list(dict.fromkeys(o for o in orgs if o is not None))
         # Kept compact: references as sourcedIds, like every other column (hrefs carry hosts).
-        r["roles"] = [
-            {k: (_ref_id(v) if k in ("org", "userProfile") else v) for k, v in x.items()}
-            if isinstance(x, dict)
-            else x
-            for x in roles
-        ]
-        for alias, canonical in (
-            ("preferredGivenName", "preferredFirstName"),
-            ("preferredFamilyName", "preferredLastName"),
-        ):
-            if alias in r and canonical not in r:
-                r[canonical] = r[alias]
+        r["roles"] = _compact(roles, ROLE_KEYS)
 
 
 # ---------------------------------------------------------------- page
