@@ -102,6 +102,13 @@ def test_users_login_field_types_and_observers(snapshot):
     assert "observer" in set(by_email["users"]["declared_user_type"])
     observers = by_email["user_observers"]
     assert len(observers) == (snapshot["users"]["role"] == "student").sum()
+    prefixed = map_snapshot(snapshot, cfg(observers=True, sis_id_prefix="d1-"), NIGHT)
+    ids = set(prefixed["users"]["user_id"])
+    assert all(i.startswith("d1-") for i in ids)
+    pairs = prefixed["user_observers"]
+    assert len(pairs) == len(observers)
+    assert set(pairs["observer_id"]) | set(pairs["student_id"]) <= ids
+    assert set(prefixed["enrollments"]["user_id"]) <= ids
 
 
 def test_disabled_users_are_suspended_and_users_without_login_are_counted(snapshot):

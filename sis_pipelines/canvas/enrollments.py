@@ -102,7 +102,7 @@ def _codes(values: pa.ChunkedArray, known: pa.Array) -> pa.ChunkedArray:
 def canvas_enrollments(
     enrollments: pd.DataFrame,
     sections: pd.DataFrame,
-    user_ids: pd.Series,
+    user_ids: pd.Series | pa.ChunkedArray,
     role_map: dict[str, str],
     prefix: str,
 ) -> pd.DataFrame:
@@ -114,7 +114,11 @@ def canvas_enrollments(
     per row, and the text columns are taken from the small tables only for rows that stay.
     """
     classes = text(sections["class"]).combine_chunks()
-    users = pa.array(user_ids, pa.string())
+    users = (
+        user_ids.combine_chunks()
+        if isinstance(user_ids, pa.ChunkedArray)
+        else pa.array(user_ids, pa.string())
+    )
     roles = pc.unique(pa.array(list(role_map.values()), pa.string()))
     section = _codes(text(enrollments["classSourcedId"]), classes)
     user = _codes(text(enrollments["userSourcedId"]), users)
