@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from upath import UPath
 
 from sis_pipelines.canvas.delta import compute_delta, deletion_guard, file_delta
+from sis_pipelines.canvas.files import FILES
 from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
 from sis_pipelines.simulator.district import District
 from sis_pipelines.storage import write_frame
@@ -101,16 +102,7 @@ def frame(rows: list[tuple]) -> pd.DataFrame:
             }
             for s, u, r, a, b in unique
         ],
-        columns=[
-            "course_id",
-            "section_id",
-            "user_id",
-            "role",
-            "status",
-            "start_date",
-            "end_date",
-            INTERNAL,
-        ],
+        columns=[*FILES["enrollments"].columns, INTERNAL],
     )
 
 
