@@ -124,7 +124,7 @@ def by_hand(old: pd.DataFrame, new: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(old=st.lists(ROW, max_size=14), new=st.lists(ROW, max_size=14))
 def test_the_enrollments_delta_is_the_one_worked_out_by_hand(tmp_path, old, new):
