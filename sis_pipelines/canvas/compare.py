@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
+from ..storage import parquet_rows, read_frame
+
 # One Canvas file of a night: in memory, or as the mapping stored it.
 FileSource = pd.DataFrame | UPath
 
@@ -50,17 +52,11 @@ def columns_of(source: FileSource) -> list[str]:
 def rows_in(source: FileSource | None) -> int:
     if source is None:
         return 0
-    if isinstance(source, pd.DataFrame):
-        return len(source)
-    with source.open("rb") as fh:
-        return pq.ParquetFile(fh).metadata.num_rows
+    return len(source) if isinstance(source, pd.DataFrame) else parquet_rows(source)
 
 
 def read_whole(source: FileSource) -> pd.DataFrame:
-    if isinstance(source, pd.DataFrame):
-        return source
-    with source.open("rb") as fh:
-        return pq.read_table(fh).to_pandas(types_mapper=pd.ArrowDtype)
+    return source if isinstance(source, pd.DataFrame) else read_frame(source)
 
 
 def count_where(source: FileSource | None, column: str, value: str) -> int:
