@@ -58,12 +58,11 @@ class RssSampler:
 
     def __init__(self) -> None:
         self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.02):
+        while True:
+            time.sleep(0.02)
             self.peak = max(self.peak, rss_mb())
 
     def reset(self) -> float:
@@ -83,10 +82,7 @@ class Clock:
         try:
             yield
         finally:
-            s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
-            s["wall_s"] += time.perf_counter() - wall
-            s["cpu_s"] += time.process_time() - cpu
-            s["peak_rss_mb"] = max(s["peak_rss_mb"], self.rss.reset())
+            self.add(name, time.perf_counter() - wall, time.process_time() - cpu, self.rss.reset())
 
     def add(self, name: str, wall: float, cpu: float, peak_rss_mb: float = 0.0) -> None:
         s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})

@@ -173,18 +173,26 @@ def test_enrollments_keep_the_first_of_a_pair_and_only_known_users_and_sections(
 
 @pytest.mark.parametrize("code_space", [2**62, 2])
 def test_first_of_each_key_in_file_order(monkeypatch, code_space):
+    import numpy as np
     import pyarrow as pa
 
     from sis_pipelines.canvas import enrollments
 
-    monkeypatch.setattr(enrollments, "CODE_SPACE", code_space)  # 2: the hash-table path
+    monkeypatch.setattr(enrollments, "CODE_SPACE", code_space)  # 2: the group-by path
     table = pa.table(
         {
-            "section_id": ["s1", "s2", "s1", "s1", "s2"],
-            "user_id": ["u1", "u1", "u1", "u2", "u1"],
-            "role": ["student", "student", "student", "student", "teacher"],
-            "n": [0, 1, 2, 3, 4],
+            "section": [0, 1, 0, 0, 1],  # codes, as canvas_enrollments makes them
+            "user": [0, 0, 0, 1, 0],
+            "role": [0, 0, 0, 0, 1],
         }
     )
-    out = enrollments.first_of_each(table, ["section_id", "user_id", "role"])
-    assert out["n"].to_pylist() == [0, 1, 3, 4]
+    key = ["section", "user", "role"]
+    combined = enrollments._combined([np.asarray(table[k]) for k in key], [2, 2, 2])
+    first = (
+        enrollments._first_by_group(table, key)
+        if combined is None
+        else enrollments.first_positions(combined)
+    )
+    assert (combined is None) == (code_space == 2)
+    assert list(first) == [0, 1, 3, 4]
+    assert enrollments.first_positions(np.array([3, 1, 2], np.int64)) is None  # no repeat

@@ -83,24 +83,6 @@ def _first_by_group(table: pa.Table, key: list[str]) -> np.ndarray:
     return np.sort(rows.group_by(key).aggregate([("_row", "min")])["_row_min"].to_numpy())
 
 
-def first_of_each(table: pa.Table, key: list[str]) -> pa.Table:
-    """Like pandas' drop_duplicates(key): the first row of each key, in the original order.
-
-    Each key column becomes small integer codes and the key one int64, so that ten million
-    rows are a sort of int64s rather than a hash table of string triples (ten times the
-    memory). Key columns must not be null.
-    """
-    distincts = [pc.unique(table[column]) for column in key]
-    codes = [pc.index_in(table[c], value_set=d) for c, d in zip(key, distincts, strict=True)]
-    combined = _combined(codes, [len(d) for d in distincts])
-    first = _first_by_group(table, key) if combined is None else first_positions(combined)
-    return table if first is None else table.take(first)
-
-
-def _codes(values: pa.ChunkedArray, known: pa.Array) -> pa.ChunkedArray:
-    return pc.index_in(values, value_set=known)
-
-
 def canvas_enrollments(
     enrollments: pd.DataFrame,
     sections: pd.DataFrame,
@@ -122,9 +104,9 @@ def canvas_enrollments(
         else pa.array(user_ids, pa.string())
     )
     roles = pc.unique(pa.array(list(role_map.values()), pa.string()))
-    section = _codes(text(enrollments["classSourcedId"]), classes)
-    user = _codes(text(enrollments["userSourcedId"]), users)
-    role = _codes(_mapped(text(enrollments["role"]), role_map), roles)
+    section = pc.index_in(text(enrollments["classSourcedId"]), value_set=classes)
+    user = pc.index_in(text(enrollments["userSourcedId"]), value_set=users)
+    role = pc.index_in(_mapped(text(enrollments["role"]), role_map), value_set=roles)
     keep = pc.and_(
         pc.and_(pc.equal(text(enrollments["status"]), "active"), pc.is_valid(role)),
         pc.and_(pc.is_valid(user), pc.is_valid(section)),
@@ -146,7 +128,7 @@ def canvas_enrollments(
     if combined is None:
         first = _first_by_group(codes, ["section", "user", "role"])
     else:
-        first = first_positions(combined) if len(combined) else None
+        first = first_positions(combined)
     if first is not None:
         codes = codes.take(first)
     section = codes["section"]

@@ -131,13 +131,12 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
     write_frame(delta.changes, lake.path("canvas", "changes", str(night), tenant_id))
     zip_path = lake.path("canvas", "sis_import", str(night), tenant_id, ".zip")
     if passed or overridden:
-        full = (
-            {n: read_frame(p) for n, p in current.items()} if cfg.import_mode == "diffing" else {}
+        sent = (
+            {n: read_frame(p) for n, p in current.items()}
+            if cfg.import_mode == "diffing"
+            else delta.files
         )
-        package = {
-            n: f.drop(columns=[INTERNAL], errors="ignore")
-            for n, f in (full if cfg.import_mode == "diffing" else delta.files).items()
-        }
+        package = {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in sent.items()}
         try:
             data = build_zip(package) if any(len(f) for f in package.values()) else None
         except CanvasCsvError as exc:
