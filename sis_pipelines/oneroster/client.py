@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from .collections import Collection
 from .columnar import decode_page
 from .errors import OneRosterError, TransientError, error_message, imsx_message
-from .normalise import Rejects, arrow_schema, normalise_page
+from .normalise import Rejects, arrow_schema, normalise_page, strictly_ascending
 
 log = logging.getLogger(__name__)
 
@@ -373,10 +373,7 @@ class _PageIds:
     def ascending(self) -> bool:
         """Whether the ids present are strictly ascending."""
         if self.column is not None:
-            ids = pc.drop_null(self.column).combine_chunks()
-            if len(ids) < 2:
-                return True
-            return bool(pc.all(pc.greater(ids[1:], ids[:-1])).as_py())
+            return strictly_ascending(pc.drop_null(self.column).combine_chunks())
         known = [i for i in self.items if i is not None]
         try:
             return all(a < b for a, b in itertools.pairwise(known))

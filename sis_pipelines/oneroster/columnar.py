@@ -23,6 +23,7 @@ from .collections import Collection, Field, Kind
 from .normalise import (
     CONVERTERS,
     NAME_ALIASES,
+    OBJECT_REFS,
     ROLE_KEYS,
     USER_ID_KEYS,
     arrow_schema,
@@ -54,9 +55,7 @@ _OBJECT_LISTS = {"roles": ROLE_KEYS, "userIds": USER_ID_KEYS}
 
 
 def _object_type(keys: tuple[str, ...]) -> pa.DataType:
-    return pa.list_(
-        pa.struct([(k, _GUID_REF if k in ("org", "userProfile") else pa.string()) for k in keys])
-    )
+    return pa.list_(pa.struct([(k, _GUID_REF if k in OBJECT_REFS else pa.string()) for k in keys]))
 
 
 def _record_type(collection: Collection, bools_as_text: bool) -> pa.StructType:
@@ -159,9 +158,9 @@ def _json_string(values: pa.Array) -> pa.Array | None:
     return pc.binary_join_element_wise('"', escaped, '"', "")
 
 
-def _role_values(flat: pa.StructArray, key: str) -> pa.Array:
+def _object_values(flat: pa.StructArray, key: str) -> pa.Array:
     raw = flat.field(key)
-    return raw.field("sourcedId") if key in ("org", "userProfile") else raw
+    return raw.field("sourcedId") if key in OBJECT_REFS else raw
 
 
 def _offsets(lists: pa.ListArray) -> pa.Array:
@@ -175,7 +174,7 @@ def _objects_text(lists: pa.ListArray, keys: tuple[str, ...]) -> pa.Array | None
     flat = lists.flatten()
     parts = []
     for key in keys:
-        literal = _json_string(_role_values(flat, key))
+        literal = _json_string(_object_values(flat, key))
         if literal is None:
             return None
         parts.append(pc.binary_join_element_wise(f',"{key}":', literal, ""))
@@ -196,24 +195,21 @@ def _fold_user_roles(records: pa.StructArray, columns: dict[str, pa.Array]) -> b
     flat = roles.flatten()
     if not len(flat):
         return True
-    for key in ("org", "userProfile"):
+    for key in OBJECT_REFS:
         ref = flat.field(key)
         if pc.any(pc.and_(ref.is_valid(), ref.field("sourcedId").is_null())).as_py():
             return False
     user = pc.list_parent_indices(roles).to_numpy()
-    org = _role_values(flat, "org")
+    org = _object_values(flat, "org")
     primary_org = pc.take(columns["primaryOrgSourcedId"], pa.array(user))
     at_primary_org = pc.or_kleene(
         pc.equal(org, primary_org), pc.and_(org.is_null(), primary_org.is_null())
     ).fill_null(False)
     primary = pc.equal(flat.field("roleType"), "primary").fill_null(False)
     # The record path's choice as a rank: primary at the primary org, primary, any.
-    rank = np.where(primary.to_numpy(zero_copy_only=False), 1, 2)
-    rank[
-        np.logical_and(
-            primary.to_numpy(zero_copy_only=False), at_primary_org.to_numpy(zero_copy_only=False)
-        )
-    ] = 0
+    is_primary = primary.to_numpy(zero_copy_only=False)
+    rank = np.where(is_primary, 1, 2)
+    rank[is_primary & at_primary_org.to_numpy(zero_copy_only=False)] = 0
     position = np.arange(len(flat))
     order = np.lexsort((position, rank, user))
     chosen_users, first = np.unique(user[order], return_index=True)

@@ -231,6 +231,12 @@ CONVERTERS: dict[Kind, Callable[[pa.Array], pa.Array]] = {
 # sourcedIds, empty values left out); keys OneRoster does not define are dropped.
 ROLE_KEYS = ("roleType", "role", "org", "userProfile", "beginDate", "endDate")
 USER_ID_KEYS = ("type", "identifier")
+OBJECT_REFS = ("org", "userProfile")  # keys whose GUIDRef is kept as its sourcedId
+
+
+def strictly_ascending(values: pa.Array) -> bool:
+    """Whether values (no nulls) rise strictly: sorted and unique, told in one Arrow pass."""
+    return len(values) < 2 or bool(pc.all(pc.greater(values[1:], values[:-1])).as_py())
 
 
 def _compact(items: Any, keys: tuple[str, ...]) -> Any:
@@ -240,7 +246,7 @@ def _compact(items: Any, keys: tuple[str, ...]) -> Any:
         {
             k: v
             for k in keys
-            if (v := (_ref_id(x.get(k)) if k in ("org", "userProfile") else x.get(k))) is not None
+            if (v := (_ref_id(x.get(k)) if k in OBJECT_REFS else x.get(k))) is not None
         }
         if isinstance(x, dict)
         else x

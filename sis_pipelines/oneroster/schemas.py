@@ -16,7 +16,7 @@ import pyarrow as pyarrow_
 import pyarrow.compute as pc
 
 from .collections import COLLECTIONS, Collection
-from .normalise import ARROW_TYPES
+from .normalise import ARROW_TYPES, strictly_ascending
 
 STATUS = {"active", "tobedeleted"}
 ORG_TYPES = {"department", "school", "district", "local", "state", "national"}
@@ -140,7 +140,7 @@ def unique_check(column: str) -> pa.Check:
         arr = _arrow(series)
         if isinstance(arr, pyarrow_.ChunkedArray):
             arr = arr.combine_chunks()
-        if not arr.null_count and (len(arr) < 2 or pc.all(pc.greater(arr[1:], arr[:-1])).as_py()):
+        if not arr.null_count and strictly_ascending(arr):
             return pd.Series(np.ones(len(arr), dtype=bool), index=series.index)
         return ~series.duplicated(keep=False)
 
