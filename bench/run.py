@@ -58,12 +58,19 @@ class RssSampler:
 
     def __init__(self) -> None:
         self.peak = 0.0
-        threading.Thread(target=self._run, daemon=True).start()
+        # An event, not time.sleep: the sampler must not touch (nor be touched by) patches
+        # of the time module, and it ends with the benchmark rather than the process.
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            time.sleep(0.02)
+        while not self._stop.wait(0.02):
             self.peak = max(self.peak, rss_mb())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
     def reset(self) -> float:
         peak, self.peak = max(self.peak, rss_mb()), rss_mb()
@@ -256,8 +263,15 @@ def main(argv: list[str] | None = None) -> int:
         help="override the size's student count (the tests run a tiny district)",
     )
     args = parser.parse_args(argv)
-    students = args.students or SIZES[args.size]
     clock = Clock()
+    try:
+        return _bench(args, clock)
+    finally:
+        clock.rss.stop()
+
+
+def _bench(args: argparse.Namespace, clock: Clock) -> int:
+    students = args.students or SIZES[args.size]
     with tempfile.TemporaryDirectory(prefix="sis-bench-") as tmp:
         root = UPath(tmp)
         started = time.perf_counter()

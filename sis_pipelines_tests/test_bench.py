@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from bench.run import main
 
 
 def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
+    threads = threading.active_count()
     assert (
         main(["--size", "small", "--students", "300", "--out", str(tmp_path), "--port", "8831"])
         == 0
@@ -45,3 +47,4 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     assert {"duckdb_delta_s", "pyarrow_write_s"} <= set(report["baselines"])
     assert {"delta_vs_duckdb", "write_vs_pyarrow"} <= set(report["ratios"])
     assert "delta vs duckdb" in capsys.readouterr().out
+    assert threading.active_count() == threads  # its memory sampler ends with it
