@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sis_pipelines.canvas.files import FILES
-from sis_pipelines.canvas.mapping import map_snapshot
+from sis_pipelines.canvas.mapping import MAPPED_COLUMNS, map_snapshot
 from sis_pipelines.simulator.district import District
 from sis_pipelines.tenants import Canvas
 
@@ -196,3 +196,17 @@ def test_first_of_each_key_in_file_order(monkeypatch, code_space):
     assert (combined is None) == (code_space == 2)
     assert list(first) == [0, 1, 3, 4]
     assert enrollments.first_positions(np.array([3, 1, 2], np.int64)) is None  # no repeat
+
+
+@pytest.mark.parametrize("login_id_field", ["username", "email", "identifier"])
+@pytest.mark.parametrize("course_mode", ["class", "course_term"])
+def test_mapping_needs_only_the_columns_its_step_loads(snapshot, login_id_field, course_mode):
+    # The mapping asset loads MAPPED_COLUMNS only: a column the mapping reads beyond them
+    # would fail here (KeyError) or change the result.
+    projected = {name: snapshot[name][columns] for name, columns in MAPPED_COLUMNS.items()}
+    options = cfg(login_id_field=login_id_field, course_mode=course_mode, observers=True)
+    whole = map_snapshot(snapshot, options, NIGHT)
+    loaded = map_snapshot(projected, options, NIGHT)
+    assert whole.keys() == loaded.keys()
+    for name in whole:
+        pd.testing.assert_frame_equal(loaded[name], whole[name], check_dtype=True)

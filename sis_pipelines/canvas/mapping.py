@@ -34,6 +34,53 @@ USER_TYPES = {
 }
 
 
+# What the mapping reads of each collection: the mapping step loads only these columns
+# (a district's enrollments carry six more, which would double the step's memory).
+MAPPED_COLUMNS: dict[str, list[str]] = {
+    "orgs": ["sourcedId", "status", "name", "parentSourcedId"],
+    "academic_sessions": [
+        "sourcedId",
+        "status",
+        "title",
+        "type",
+        "startDate",
+        "endDate",
+        "parentSourcedId",
+    ],
+    "courses": ["sourcedId", "status", "title", "courseCode", "orgSourcedId"],
+    "classes": [
+        "sourcedId",
+        "status",
+        "title",
+        "classCode",
+        "courseSourcedId",
+        "schoolSourcedId",
+        "termSourcedIds",
+    ],
+    "users": [
+        "sourcedId",
+        "status",
+        "enabledUser",
+        "role",
+        "username",
+        "email",
+        "identifier",  # every possible login_id_field
+        "givenName",
+        "familyName",
+        "preferredFirstName",
+        "agentSourcedIds",
+    ],
+    "enrollments": [
+        "status",
+        "classSourcedId",
+        "userSourcedId",
+        "role",
+        "beginDate",
+        "endDate",
+    ],
+}
+
+
 def _s(series: pd.Series) -> pd.Series:
     """Plain object strings with None for missing: what CSV cells and comparisons need."""
     if isinstance(series.dtype, pd.ArrowDtype):

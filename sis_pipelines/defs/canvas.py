@@ -9,10 +9,9 @@ from upath import UPath
 from ..canvas.api import FAILED, CanvasError, import_messages
 from ..canvas.delta import changes_markdown, compute_delta, deletion_guard, guard_markdown
 from ..canvas.files import ORDER
-from ..canvas.mapping import INTERNAL, map_snapshot
+from ..canvas.mapping import INTERNAL, MAPPED_COLUMNS, map_snapshot
 from ..canvas.package import CanvasCsvError, build_zip
 from ..canvas.source import open_canvas
-from ..oneroster.collections import COLLECTIONS
 from ..storage import atomic_write_bytes, data_dir, read_frame, tenant_file, write_frame
 from ..tenants import Canvas, Tenant
 from .partitions import tenant_and_night, tenant_night
@@ -61,7 +60,8 @@ def _mapping(lake: DataLake, night: str, tenant_id: str) -> dict[str, UPath] | N
 @dg.asset(
     key=MAPPING,
     ins={
-        name: dg.AssetIn(key=["oneroster", name]) for name in COLLECTIONS if name != "demographics"
+        name: dg.AssetIn(key=["oneroster", name], metadata={"columns": columns})
+        for name, columns in MAPPED_COLUMNS.items()
     },
     partitions_def=tenant_night,
     group_name="canvas",

@@ -181,7 +181,10 @@ class OneRosterClient:
                     response = self._http.request(
                         method, url, params=params, content=content, headers=extra
                     )
-                decoded = self._decode(response, endpoint, columnar)
+                try:
+                    decoded = self._decode(response, endpoint, columnar)
+                finally:
+                    _unlink(response)
                 return decoded, response.headers, response.status_code
             except TransientError as exc:
                 error: OneRosterError = exc
@@ -303,6 +306,16 @@ class OneRosterClient:
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             futures = {c.name: pool.submit(self.fetch, c) for c in collections}
             return {name: f.result() for name, f in futures.items()}
+
+
+def _unlink(response: httpx.Response) -> None:
+    """Let a read response, and its body, go as soon as nothing uses it.
+
+    httpx 0.28 links a response and its stream both ways (encode/httpx#3733), so each page's
+    body (15 to 30 MB at 50K records) lived on until a full garbage collection: at 100k
+    students the fetch held 225 MB of dead pages, most of its peak. The body is read by now.
+    """
+    response.stream = httpx.ByteStream(b"")
 
 
 def envelope_records(body: Any, collection: Collection, tenant: str) -> list[dict]:
