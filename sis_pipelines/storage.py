@@ -90,7 +90,15 @@ def atomic_write_bytes(data: bytes, path: UPath) -> None:
 
 
 def atomic_write_table(table: pa.Table, path: UPath) -> None:
-    _publish(path, lambda fh: pq.write_table(table, fh, compression=COMPRESSION))
+    # A column held as a dictionary in memory (ten million Canvas enrollments as codes into
+    # a district's sections and users) is stored as its values: without the Arrow schema in
+    # the file, readers see plain strings, as on every night before. Parquet dictionary-encodes
+    # such columns anyway, so nothing is lost on disk.
+    coded = any(pa.types.is_dictionary(t) for t in table.schema.types)
+    _publish(
+        path,
+        lambda fh: pq.write_table(table, fh, compression=COMPRESSION, store_schema=not coded),
+    )
 
 
 def write_frame(frame: pd.DataFrame, path: UPath) -> None:

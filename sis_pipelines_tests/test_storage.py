@@ -58,3 +58,19 @@ def test_round_trip_keeps_types(tmp_path):
     write_frame(frame, path)
     assert pq.read_schema(path.path).field("l").type == pa.list_(pa.string())
     assert read_frame(path)["l"].tolist()[0] == ["a"]
+
+
+def test_dictionary_columns_are_stored_as_their_values(tmp_path):
+    # Canvas enrollments are held as codes into a district's ids; the stored file must read
+    # back as plain strings, as every earlier night's file does.
+    path = UPath(tmp_path) / "x.parquet"
+    ids = pa.DictionaryArray.from_arrays(pa.array([1, 0, 1, None], pa.int32()), ["s1", "s2"])
+    write_frame(
+        pa.table({"section_id": ids, "status": ["active"] * 4}).to_pandas(
+            types_mapper=pd.ArrowDtype
+        ),
+        path,
+    )
+    back = pq.read_table(path.path)
+    assert back.schema == pa.schema([("section_id", pa.string()), ("status", pa.string())])
+    assert back["section_id"].to_pylist() == ["s2", "s1", "s2", None]

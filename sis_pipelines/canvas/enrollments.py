@@ -30,20 +30,49 @@ def text(series: pd.Series) -> pa.ChunkedArray:
 
 def iso_dates(series: pd.Series) -> pa.ChunkedArray:
     """Dates as Canvas's ISO 8601 times (midnight UTC)."""
-    return _iso(arrow_column(series))
+    coded = iso_coded(arrow_column(series))
+    return pa.chunked_array([pc.take(coded.dictionary, coded.indices)])
 
 
-def _iso(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+def iso_coded(arr: pa.ChunkedArray) -> pa.DictionaryArray:
+    """Dates as Canvas's ISO 8601 times, each distinct date formatted once (a district has a
+    few hundred) and the rows left as codes into them."""
     if pa.types.is_date32(arr.type) or pa.types.is_date64(arr.type):
-        # A district has a few hundred distinct dates: each is formatted once, then taken.
         days = pc.dictionary_encode(arr.cast(pa.date32()).combine_chunks())
         iso = pc.binary_join_element_wise(days.dictionary.cast(pa.string()), "T00:00:00Z", "")
-        return pa.chunked_array([pc.take(iso, days.indices)])
+        return pa.DictionaryArray.from_arrays(days.indices, iso)
     dates = pd.to_datetime(
         pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
     )
     iso = dates.dt.strftime("%Y-%m-%dT00:00:00Z").astype(object)
-    return pa.chunked_array([pa.array(iso, pa.string(), from_pandas=True)])
+    return pc.dictionary_encode(pa.array(iso, pa.string(), from_pandas=True))
+
+
+def coded(codes: pa.Array, values: pa.Array, unique: bool = False) -> pa.DictionaryArray:
+    """``values[codes]`` as a dictionary column: the text exists once, the rows are int32.
+
+    Pandas keeps a dictionary's values distinct, so values that may repeat (a course's
+    sections, a term's dates) are made distinct first; ``unique`` says they are already."""
+    if unique:
+        return pa.DictionaryArray.from_arrays(codes, values)
+    distinct = pc.dictionary_encode(values)
+    return pa.DictionaryArray.from_arrays(pc.take(distinct.indices, codes), distinct.dictionary)
+
+
+def first_valid(*columns: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The first non-null of several dictionary columns, row by row, on their codes."""
+    shared = pc.dictionary_encode(pa.concat_arrays([c.dictionary for c in columns]))
+    codes, start = [], 0
+    for column in columns:
+        size = len(column.dictionary)
+        codes.append(pc.take(shared.indices.slice(start, size), column.indices))
+        start += size
+    return pa.DictionaryArray.from_arrays(pc.coalesce(*codes), shared.dictionary)
+
+
+def prefixed(column: pa.DictionaryArray, prefix: str) -> pa.DictionaryArray:
+    ids = pc.binary_join_element_wise(prefix, column.dictionary, "")
+    return pa.DictionaryArray.from_arrays(column.indices, ids)
 
 
 def _mapped(values: pa.ChunkedArray, mapping: dict[str, str]) -> pa.ChunkedArray:
@@ -131,28 +160,27 @@ def canvas_enrollments(
         first = first_positions(combined)
     if first is not None:
         codes = codes.take(first)
-    section = codes["section"]
+    section = codes["section"].combine_chunks()
 
-    def of_section(column: str) -> pa.ChunkedArray:
-        return pc.take(text(sections[column]), section)
+    def of_section(column: str) -> pa.DictionaryArray:
+        return coded(section, text(sections[column]).combine_chunks())
 
     term_end = of_section("end_date")
-    rows = pa.table(
-        {
-            "course_id": of_section("course_id"),
-            "section_id": pc.take(classes, section),
-            "user_id": pc.take(users, codes["user"]),
-            "role": pc.take(roles, codes["role"]),
-            "status": pa.repeat("active", codes.num_rows),
-            # Canvas derives enrollment state from these dates: always give both.
-            "start_date": pc.coalesce(_iso(codes["begin"]), of_section("start_date")),
-            "end_date": pc.coalesce(_iso(codes["end"]), term_end),
-            INTERNAL: term_end,
-        }
-    )
+    # Ten million rows as codes into the district's sections, users, roles and dates: the
+    # text as plain strings was about 1.7 GB at that size, most of a night's peak memory.
+    rows = {
+        "course_id": of_section("course_id"),
+        "section_id": coded(section, classes, unique=True),
+        "user_id": coded(codes["user"].combine_chunks(), users, unique=True),
+        "role": coded(codes["role"].combine_chunks(), roles, unique=True),
+        "status": coded(pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), True),
+        # Canvas derives enrollment state from these dates: always give both.
+        "start_date": first_valid(iso_coded(codes["begin"]), of_section("start_date")),
+        "end_date": first_valid(iso_coded(codes["end"]), term_end),
+        INTERNAL: term_end,
+    }
     if prefix:
         for column in ("course_id", "section_id", "user_id"):
-            prefixed = pc.binary_join_element_wise(prefix, rows[column], "")
-            rows = rows.set_column(rows.schema.get_field_index(column), column, prefixed)
-    columns = [c for c in FILES["enrollments"].columns if c in rows.column_names] + [INTERNAL]
-    return rows.select(columns).to_pandas(types_mapper=pd.ArrowDtype)
+            rows[column] = prefixed(rows[column], prefix)
+    columns = [c for c in FILES["enrollments"].columns if c in rows] + [INTERNAL]
+    return pa.table({c: rows[c] for c in columns}).to_pandas(types_mapper=pd.ArrowDtype)
