@@ -56,14 +56,13 @@ def rss_mb() -> float:
 class RssSampler:
     """The process's resident memory, sampled every 20 ms: the peak within each stage."""
 
-    def __init__(self, sample: bool = True) -> None:
+    def __init__(self) -> None:
         self.peak = 0.0
         # An event, not time.sleep: the sampler must not touch (nor be touched by) patches
         # of the time module, and it ends with the benchmark rather than the process.
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        if sample:
-            self._thread.start()
+        self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
@@ -71,8 +70,7 @@ class RssSampler:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.join()
 
     def reset(self) -> float:
         peak, self.peak = max(self.peak, rss_mb()), rss_mb()
@@ -80,9 +78,14 @@ class RssSampler:
 
 
 class Clock:
-    def __init__(self, sample: bool = True) -> None:
+    def __init__(self) -> None:
         self.stages: dict[str, dict[str, float]] = {}
-        self.rss = RssSampler(sample)
+        self.rss = RssSampler()
+        self.night = ""
+
+    def start(self, night: date) -> None:
+        """A new night: stages start afresh (the report is the last night's)."""
+        self.stages, self.night = {}, str(night)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -94,6 +97,12 @@ class Clock:
             self.add(name, time.perf_counter() - wall, time.process_time() - cpu, self.rss.reset())
 
     def add(self, name: str, wall: float, cpu: float, peak_rss_mb: float = 0.0) -> None:
+        # Progress for a run that takes twenty minutes at xl (stderr: the table is stdout).
+        print(
+            f"  {self.night} {name:<26} {wall:8.2f}s {cpu:8.2f} cpu-s {peak_rss_mb:8.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
         s = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
         s["wall_s"] += wall
         s["cpu_s"] += cpu
@@ -158,11 +167,11 @@ class Timed:
         setattr(client_module, self.name, self._original)
 
 
-def night(students: int, when: date, root: UPath, clock: Clock | None, port: int) -> dict:
+def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> dict:
     """One night as the nightly job runs it: each collection is fetched, validated and stored
     by a step of its own (the asset per collection), then the mapping step loads the columns
-    it maps from the stored Parquet. Timings into ``clock`` when given."""
-    clock = clock or Clock(sample=False)
+    it maps from the stored Parquet. Timings into ``clock``."""
+    clock.start(when)
     counters = {"requests": 0, "records": 0, "minimal_requests": 0}
 
     def stored(name: str, area: str = "oneroster") -> UPath:
@@ -281,7 +290,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
     with tempfile.TemporaryDirectory(prefix="sis-bench-") as tmp:
         root = UPath(tmp)
         started = time.perf_counter()
-        night(students, NIGHT1, root, None, args.port)  # set-up: the stored state
+        night(students, NIGHT1, root, clock, args.port)  # set-up: the stored state
         counters = night(students, NIGHT2, root, clock, args.port + 1)
         pa.default_memory_pool().release_unused()
         with clock.stage("delta"):
