@@ -31,6 +31,7 @@ from upath import UPath
 from sis_pipelines.canvas.delta import compute_delta, file_delta
 from sis_pipelines.canvas.mapping import INTERNAL, MAPPED_COLUMNS, map_snapshot
 from sis_pipelines.canvas.package import build_zip
+from sis_pipelines.memory import release_memory
 from sis_pipelines.oneroster import client as client_module
 from sis_pipelines.oneroster.auth import ClientCredentials, default_scope
 from sis_pipelines.oneroster.client import OneRosterClient
@@ -212,7 +213,7 @@ def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> di
                 with clock.stage("parquet_write"):
                     write_frame(checked.frame, stored(name))
                     del checked
-                pa.default_memory_pool().release_unused()  # the step ends
+                    release_memory()  # the step ends, as the IO manager ends it
     counters["decode_cpu_s"] = sum(
         clock.stages[s]["cpu_s"]
         for s in ("http_fetch_decode", "columnar_decode_normalise", "normalisation")
@@ -224,6 +225,8 @@ def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> di
         for name, frame in mapping.items():
             write_frame(frame, stored(name, "canvas_mapping"))
     counters["mapping"] = {k: len(v) for k, v in mapping.items()}
+    del mapping
+    release_memory()  # the next step (the delta, or the next night) loads its inputs
     return counters
 
 
@@ -292,7 +295,6 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         started = time.perf_counter()
         night(students, NIGHT1, root, clock, args.port)  # set-up: the stored state
         counters = night(students, NIGHT2, root, clock, args.port + 1)
-        pa.default_memory_pool().release_unused()
         with clock.stage("delta"):
             delta = compute_delta(
                 stored_mapping(root, NIGHT1),

@@ -12,6 +12,7 @@ from ..canvas.files import ORDER
 from ..canvas.mapping import INTERNAL, MAPPED_COLUMNS, map_snapshot
 from ..canvas.package import CanvasCsvError, build_zip
 from ..canvas.source import open_canvas
+from ..memory import release_memory
 from ..storage import atomic_write_bytes, data_dir, read_frame, tenant_file, write_frame
 from ..tenants import Canvas, Tenant
 from .partitions import tenant_and_night, tenant_night
@@ -86,6 +87,8 @@ def canvas_mapping(
         write_frame(frame, lake.path("canvas_mapping", name, str(night), tenant_id))
     metadata = {f"{name}_rows": len(frame) for name, frame in files.items()}
     metadata["users_without_login_id"] = files["users"].attrs.get("without_login", 0)
+    del files, snapshot
+    release_memory()  # written: the delta step that follows starts without them
     yield dg.MaterializeResult(metadata=metadata)
 
 

@@ -6,16 +6,21 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
+from ..memory import release_memory
 from ..storage import data_dir, read_frame, write_frame
 
 
 class ParquetIO(dg.UPathIOManager):
     extension = ".parquet"
 
+    # Step boundaries: what earlier steps left (frames in reference cycles) goes before the
+    # next collection is fetched or a step loads its inputs.
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
         write_frame(obj, path)
+        release_memory()
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        release_memory()
         columns = (context.definition_metadata or {}).get("columns")
         return read_frame(path, columns=columns)
 
