@@ -29,7 +29,12 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from sis_pipelines.canvas.delta import compute_delta, file_delta
-from sis_pipelines.canvas.mapping import INTERNAL, MAPPED_COLUMNS, map_snapshot
+from sis_pipelines.canvas.mapping import (
+    INTERNAL,
+    MAPPED_AS_DICTIONARY,
+    MAPPED_COLUMNS,
+    map_snapshot,
+)
 from sis_pipelines.canvas.package import build_zip
 from sis_pipelines.memory import release_memory
 from sis_pipelines.oneroster import client as client_module
@@ -219,7 +224,10 @@ def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> di
         for s in ("http_fetch_decode", "columnar_decode_normalise", "normalisation")
     )
     with clock.stage("canvas_mapping"):
-        snapshot = {n: read_frame(stored(n), columns=c) for n, c in MAPPED_COLUMNS.items()}
+        snapshot = {
+            n: read_frame(stored(n), c, MAPPED_AS_DICTIONARY.get(n))
+            for n, c in MAPPED_COLUMNS.items()
+        }
         mapping = map_snapshot(snapshot, Canvas(source="simulator", max_removal_share=1.0), when)
         del snapshot
         for name, frame in mapping.items():

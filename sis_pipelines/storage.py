@@ -108,9 +108,12 @@ def write_frame(frame: pd.DataFrame, path: UPath) -> None:
     atomic_write_table(table, path)
 
 
-def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
+def read_frame(
+    path: UPath, columns: list[str] | None = None, dictionary: list[str] | None = None
+) -> pd.DataFrame:
+    """A stored frame; ``dictionary`` columns come as dictionaries (codes into their values)."""
     with path.open("rb") as fh:
-        table = pq.read_table(fh, columns=columns)
+        table = pq.read_table(fh, columns=columns, read_dictionary=dictionary)
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 

@@ -6,10 +6,12 @@ from datetime import date
 
 import pandas as pd
 import pytest
+from upath import UPath
 
 from sis_pipelines.canvas.files import FILES
-from sis_pipelines.canvas.mapping import MAPPED_COLUMNS, map_snapshot
+from sis_pipelines.canvas.mapping import MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, map_snapshot
 from sis_pipelines.simulator.district import District
+from sis_pipelines.storage import read_frame, write_frame
 from sis_pipelines.tenants import Canvas
 
 from .conftest import canonical
@@ -198,15 +200,29 @@ def test_first_of_each_key_in_file_order(monkeypatch, code_space):
     assert enrollments.first_positions(np.array([3, 1, 2], np.int64)) is None  # no repeat
 
 
+@pytest.fixture(scope="module")
+def loaded(snapshot, tmp_path_factory):
+    """The snapshot as the mapping step loads it: its columns only, some as dictionaries."""
+    folder = UPath(tmp_path_factory.mktemp("stored"))
+    out = {}
+    for name, columns in MAPPED_COLUMNS.items():
+        write_frame(snapshot[name], folder / f"{name}.parquet")
+        out[name] = read_frame(folder / f"{name}.parquet", columns, MAPPED_AS_DICTIONARY.get(name))
+    return out
+
+
 @pytest.mark.parametrize("login_id_field", ["username", "email", "identifier"])
 @pytest.mark.parametrize("course_mode", ["class", "course_term"])
-def test_mapping_needs_only_the_columns_its_step_loads(snapshot, login_id_field, course_mode):
-    # The mapping asset loads MAPPED_COLUMNS only: a column the mapping reads beyond them
-    # would fail here (KeyError) or change the result.
-    projected = {name: snapshot[name][columns] for name, columns in MAPPED_COLUMNS.items()}
+def test_mapping_as_its_step_loads_the_snapshot(snapshot, loaded, login_id_field, course_mode):
+    # A column the mapping reads beyond MAPPED_COLUMNS would fail here (KeyError); one that
+    # it cannot read as a dictionary would change the result.
+    assert any(
+        isinstance(c.dtype, pd.ArrowDtype) and "dictionary" in str(c.dtype)
+        for _, c in loaded["enrollments"].items()
+    )
     options = cfg(login_id_field=login_id_field, course_mode=course_mode, observers=True)
     whole = map_snapshot(snapshot, options, NIGHT)
-    loaded = map_snapshot(projected, options, NIGHT)
-    assert whole.keys() == loaded.keys()
+    as_loaded = map_snapshot(loaded, options, NIGHT)
+    assert whole.keys() == as_loaded.keys()
     for name in whole:
-        pd.testing.assert_frame_equal(loaded[name], whole[name], check_dtype=True)
+        pd.testing.assert_frame_equal(as_loaded[name], whole[name], check_dtype=True)

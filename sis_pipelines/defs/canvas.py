@@ -9,7 +9,7 @@ from upath import UPath
 from ..canvas.api import FAILED, CanvasError, import_messages
 from ..canvas.delta import changes_markdown, compute_delta, deletion_guard, guard_markdown
 from ..canvas.files import ORDER
-from ..canvas.mapping import INTERNAL, MAPPED_COLUMNS, map_snapshot
+from ..canvas.mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, map_snapshot
 from ..canvas.package import CanvasCsvError, build_zip
 from ..canvas.source import open_canvas
 from ..memory import release_memory
@@ -61,7 +61,10 @@ def _mapping(lake: DataLake, night: str, tenant_id: str) -> dict[str, UPath] | N
 @dg.asset(
     key=MAPPING,
     ins={
-        name: dg.AssetIn(key=["oneroster", name], metadata={"columns": columns})
+        name: dg.AssetIn(
+            key=["oneroster", name],
+            metadata={"columns": columns, "dictionary": MAPPED_AS_DICTIONARY.get(name)},
+        )
         for name, columns in MAPPED_COLUMNS.items()
     },
     partitions_def=tenant_night,

@@ -21,8 +21,8 @@ class ParquetIO(dg.UPathIOManager):
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         release_memory()
-        columns = (context.definition_metadata or {}).get("columns")
-        return read_frame(path, columns=columns)
+        metadata = context.definition_metadata or {}
+        return read_frame(path, metadata.get("columns"), metadata.get("dictionary"))
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
