@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sis_pipelines.oneroster.collections import COLLECTIONS
-from sis_pipelines.oneroster.normalise import normalise_page, to_bool, to_date
+from sis_pipelines.oneroster.normalise import (
+    normalise_page,
+    strictly_ascending,
+    to_bool,
+    to_date,
+)
 
 REF = lambda kind, sid: {"href": f"https://sis/{kind}/{sid}", "sourcedId": sid, "type": kind}  # noqa: E731
 
@@ -177,3 +182,15 @@ def test_a_date_sent_as_midnight_local_in_utc_comes_back(day, offset_minutes):
     )
     text = local_midnight.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert to_date(pa.array([text])).to_pylist() == [day]
+
+
+@given(
+    st.lists(st.lists(st.text(alphabet="abc", max_size=3), max_size=6), max_size=5),
+)
+def test_strictly_ascending_over_chunks_as_over_one_array(pages):
+    # Chunks are checked one by one and across their seams, never joined into one array.
+    values = [v for page in pages for v in page]
+    expected = all(a < b for a, b in zip(values, values[1:]))
+    chunked = pa.chunked_array([pa.array(p, pa.string()) for p in pages], pa.string())
+    assert strictly_ascending(chunked) == expected
+    assert strictly_ascending(pa.array(values, pa.string())) == expected

@@ -234,9 +234,18 @@ USER_ID_KEYS = ("type", "identifier")
 OBJECT_REFS = ("org", "userProfile")  # keys whose GUIDRef is kept as its sourcedId
 
 
-def strictly_ascending(values: pa.Array) -> bool:
-    """Whether values (no nulls) rise strictly: sorted and unique, told in one Arrow pass."""
-    return len(values) < 2 or bool(pc.all(pc.greater(values[1:], values[:-1])).as_py())
+def strictly_ascending(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether values (no nulls) rise strictly: sorted and unique, told in one Arrow pass.
+
+    Chunk by chunk, then across the seams: a fetched collection is a chunk per page, and
+    joining ten million ids into one array first would copy them all.
+    """
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    chunks = [c for c in chunks if len(c)]
+    for chunk in chunks:
+        if len(chunk) > 1 and not pc.all(pc.greater(chunk[1:], chunk[:-1])).as_py():
+            return False
+    return all(pc.greater(b[0], a[-1]).as_py() for a, b in zip(chunks, chunks[1:]))
 
 
 def _compact(items: Any, keys: tuple[str, ...]) -> Any:

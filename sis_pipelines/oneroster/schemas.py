@@ -99,9 +99,9 @@ def enum_check(values: set[str], column: str) -> pa.Check:
 def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
     def check(series: pd.Series) -> pd.Series:
         arr = _arrow(series)
-        if isinstance(arr, pyarrow_.ChunkedArray):
-            arr = arr.combine_chunks()
         if pyarrow_.types.is_list(arr.type):
+            if isinstance(arr, pyarrow_.ChunkedArray):
+                arr = arr.combine_chunks()  # parent indices must count from the first row
             flat = pc.list_flatten(arr)
             parents = pc.list_parent_indices(arr).to_numpy()
             missing = ~pc.is_in(flat, ids).fill_null(True).to_numpy(zero_copy_only=False)
@@ -138,8 +138,6 @@ def unique_check(column: str) -> pa.Check:
 
     def check(series: pd.Series) -> pd.Series:
         arr = _arrow(series)
-        if isinstance(arr, pyarrow_.ChunkedArray):
-            arr = arr.combine_chunks()
         if not arr.null_count and strictly_ascending(arr):
             return pd.Series(np.ones(len(arr), dtype=bool), index=series.index)
         return ~series.duplicated(keep=False)
