@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pyarrow as pa
 from hypothesis import given
@@ -190,7 +191,7 @@ def test_a_date_sent_as_midnight_local_in_utc_comes_back(day, offset_minutes):
 def test_strictly_ascending_over_chunks_as_over_one_array(pages):
     # Chunks are checked one by one and across their seams, never joined into one array.
     values = [v for page in pages for v in page]
-    expected = all(a < b for a, b in zip(values, values[1:]))
+    expected = all(a < b for a, b in itertools.pairwise(values))
     chunked = pa.chunked_array([pa.array(p, pa.string()) for p in pages], pa.string())
     assert strictly_ascending(chunked) == expected
     assert strictly_ascending(pa.array(values, pa.string())) == expected

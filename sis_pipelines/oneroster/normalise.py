@@ -9,6 +9,7 @@ raw JSON, never dropped silently.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,7 +246,7 @@ def strictly_ascending(values: pa.Array | pa.ChunkedArray) -> bool:
     for chunk in chunks:
         if len(chunk) > 1 and not pc.all(pc.greater(chunk[1:], chunk[:-1])).as_py():
             return False
-    return all(pc.greater(b[0], a[-1]).as_py() for a, b in zip(chunks, chunks[1:]))
+    return all(pc.greater(b[0], a[-1]).as_py() for a, b in itertools.pairwise(chunks))
 
 
 def _compact(items: Any, keys: tuple[str, ...]) -> Any:
