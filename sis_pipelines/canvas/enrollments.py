@@ -2,8 +2,9 @@
 
 Enrollments are the one file with millions of rows (ten million in the largest districts).
 As pandas object columns they took about 70 bytes a cell and most of a night's memory; here
-every step is an Arrow kernel and the result stays Arrow-backed (``pd.ArrowDtype``), the
-form it has anyway once stored and read back.
+every step is an Arrow kernel and the result is Arrow-backed (``pd.ArrowDtype``) dictionary
+columns: int32 codes into the district's sections, users, roles and dates. Stored, they
+are plain strings (see ``storage.atomic_write_table``).
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def canvas_enrollments(
     ``sections`` has the unprefixed columns class, course_id, start_date and end_date.
     Every enrollment becomes three integer codes (its section, user and Canvas role among
     the known ones): unknown users and sections drop out, duplicates are found on one int64
-    per row, and the text columns are taken from the small tables only for rows that stay.
+    per row, and the rows that stay keep their codes: the text exists once, in the small
+    tables that become the columns' dictionaries.
     """
     classes = text(sections["class"]).combine_chunks()
     users = (
@@ -191,7 +193,9 @@ def canvas_enrollments(
         "section_id": coded(section, classes, unique=True),
         "user_id": coded(codes["user"].combine_chunks(), users, unique=True),
         "role": coded(codes["role"].combine_chunks(), roles, unique=True),
-        "status": coded(pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), True),
+        "status": coded(
+            pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), unique=True
+        ),
         # Canvas derives enrollment state from these dates: always give both.
         "start_date": first_valid(iso_coded(codes["begin"]), of_section("start_date")),
         "end_date": first_valid(iso_coded(codes["end"]), term_end),
