@@ -11,9 +11,20 @@ from __future__ import annotations
 
 import gc
 
+import httpx
 import pyarrow as pa
 
 
 def release_memory() -> None:
     gc.collect()
     pa.default_memory_pool().release_unused()
+
+
+def release_response(response: httpx.Response) -> None:
+    """Let a read response, and its body, go as soon as nothing uses it.
+
+    httpx 0.28 links a response and its stream both ways (encode/httpx#3733), so each body
+    lived on until a full garbage collection: at 100k students a OneRoster fetch held 225 MB
+    of dead 50K-record pages, most of its peak. Call once the body has been read.
+    """
+    response.stream = httpx.ByteStream(b"")

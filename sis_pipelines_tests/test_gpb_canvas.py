@@ -3,9 +3,11 @@ throttling, and courses Canvas does not know."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
@@ -65,6 +67,20 @@ def test_the_gradebook_is_read_whole_then_incrementally(canvas):
     assert 0 < len(later.submissions) < len(book.submissions)
     assert (later.submissions["graded_at"] >= "2026-11-21T23:59:59Z").all()
     assert later.submissions["graded_at"].notna().all()
+
+
+def test_gradebook_pages_are_freed_without_waiting_for_the_garbage_collector(canvas):
+    # As in the OneRoster client: unlinked from its stream, a read page goes at once.
+    sim, client = canvas
+    gc.collect()
+    gc.disable()
+    try:
+        read_gradebook(client, COURSES, None)
+        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+    assert len(sim.requests) > 5
+    assert alive == []
 
 
 def test_throttled_reads_are_retried(canvas):

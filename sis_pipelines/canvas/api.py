@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import orjson
 
+from ..memory import release_response
+
 log = logging.getLogger(__name__)
 
 TERMINAL = {
@@ -80,7 +82,11 @@ class CanvasClient:
         self.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        return orjson.loads(self._request(method, path, **kwargs).content)
+        response = self._request(method, path, **kwargs)
+        try:
+            return orjson.loads(response.content)
+        finally:
+            release_response(response)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.polling.throttle_retries + 1):
@@ -130,6 +136,7 @@ class CanvasClient:
         while url is not None:
             response = self._request("GET", url, params=query)
             page = orjson.loads(response.content)
+            release_response(response)  # links and headers stay readable
             if not isinstance(page, list):
                 raise CanvasError(self.tenant, path, "expected a list")
             items.extend(page)

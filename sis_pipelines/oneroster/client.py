@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..memory import release_response
 from .collections import Collection
 from .columnar import decode_page
 from .errors import OneRosterError, TransientError, error_message, imsx_message
@@ -184,7 +185,7 @@ class OneRosterClient:
                 try:
                     decoded = self._decode(response, endpoint, columnar)
                 finally:
-                    _unlink(response)
+                    release_response(response)
                 return decoded, response.headers, response.status_code
             except TransientError as exc:
                 error: OneRosterError = exc
@@ -306,16 +307,6 @@ class OneRosterClient:
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             futures = {c.name: pool.submit(self.fetch, c) for c in collections}
             return {name: f.result() for name, f in futures.items()}
-
-
-def _unlink(response: httpx.Response) -> None:
-    """Let a read response, and its body, go as soon as nothing uses it.
-
-    httpx 0.28 links a response and its stream both ways (encode/httpx#3733), so each page's
-    body (15 to 30 MB at 50K records) lived on until a full garbage collection: at 100k
-    students the fetch held 225 MB of dead pages, most of its peak. The body is read by now.
-    """
-    response.stream = httpx.ByteStream(b"")
 
 
 def envelope_records(body: Any, collection: Collection, tenant: str) -> list[dict]:
