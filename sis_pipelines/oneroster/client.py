@@ -377,7 +377,7 @@ class _PageIds:
     def ascending(self) -> bool:
         """Whether the ids present are strictly ascending."""
         if self.column is not None:
-            return strictly_ascending(pc.drop_null(self.column).combine_chunks())
+            return strictly_ascending(pc.drop_null(self.column))
         known = [i for i in self.items if i is not None]
         try:
             return all(a < b for a, b in itertools.pairwise(known))
