@@ -24,8 +24,10 @@ setup: $(STAMP)
 demo: setup
 	$(DEMO_ENV) $(BIN)/python -m sis_pipelines.demo
 
+# On every core (pytest-xdist); a worker that finishes early steals tests from the other.
+# `make test PYTEST_ARGS="-m 'not e2e'"` leaves out the Dagster end-to-end runs.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist worksteal $(PYTEST_ARGS)
 
 ui: setup
 	@mkdir -p .dagster_home

@@ -29,22 +29,20 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from sis_pipelines.canvas.delta import compute_delta, file_delta
-from sis_pipelines.canvas.mapping import (
-    INTERNAL,
-    MAPPED_AS_DICTIONARY,
-    MAPPED_COLUMNS,
-    map_snapshot,
-)
+from sis_pipelines.canvas.mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS
 from sis_pipelines.canvas.package import build_zip
+from sis_pipelines.canvas.provision import canvas_files, map_night
+from sis_pipelines.connect import Services
+from sis_pipelines.lake import Lake
 from sis_pipelines.memory import release_memory
 from sis_pipelines.oneroster import client as client_module
-from sis_pipelines.oneroster.auth import ClientCredentials, default_scope
-from sis_pipelines.oneroster.client import OneRosterClient
+from sis_pipelines.oneroster import snapshot as snapshot_module
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.schemas import referenced_collections
-from sis_pipelines.oneroster.validate import to_frame, validate
+from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
+from sis_pipelines.oneroster.validate import to_frame
 from sis_pipelines.storage import read_frame, write_frame
-from sis_pipelines.tenants import Canvas
+from sis_pipelines.tenants import Canvas, parse_tenants
 
 SIZES = {"small": 10_000, "large": 100_000, "xl": 1_000_000}
 ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]
@@ -52,6 +50,8 @@ PAGE = 50_000  # Infinite Campus allows up to 50K
 NIGHT2 = date(2026, 11, 21)
 NIGHT1 = NIGHT2 - timedelta(days=1)
 TENANT = "bench"
+BENCH_ENV = {"BENCH_ID": "demo", "BENCH_SECRET": "bench-secret"}
+BENCH_CANVAS = Canvas(source="simulator", max_removal_share=1.0)
 
 
 def rss_mb() -> float:
@@ -149,13 +149,14 @@ def simulator(students: int, night: date, port: int) -> Iterator[str]:
 
 
 class Timed:
-    """Wraps a function of the client module to tell its time apart from HTTP."""
+    """Wraps a function of a module to tell its time apart from the rest of a step."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, module: object, name: str) -> None:
+        self.module = module
         self.name = name
         self.wall = 0.0
         self.cpu = 0.0
-        self._original = getattr(client_module, name)
+        self._original = getattr(module, name)
 
     def __call__(self, *args, **kwargs):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -166,81 +167,100 @@ class Timed:
             self.cpu += time.process_time() - cpu
 
     def __enter__(self) -> Timed:
-        setattr(client_module, self.name, self)
+        setattr(self.module, self.name, self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        setattr(client_module, self.name, self._original)
+        setattr(self.module, self.name, self._original)
+
+    def since(self, mark: tuple[float, float]) -> tuple[float, float]:
+        return self.wall - mark[0], self.cpu - mark[1]
+
+    def mark(self) -> tuple[float, float]:
+        return self.wall, self.cpu
+
+
+def bench_tenant(base_url: str):
+    """The benchmark's district as a tenant: Infinite Campus over REST, 50K records a page."""
+    token_url = base_url.split("/ims/")[0] + "/oauth/token?appName=demo"
+    text = f"""
+tenants:
+  {TENANT}:
+    vendor: infinite_campus
+    oneroster:
+      version: "1.2"
+      source: rest
+      base_url: {base_url}
+      auth: {{type: oauth2, token_url: "{token_url}", client_id_env: BENCH_ID, client_secret_env: BENCH_SECRET}}
+      page_size: {PAGE}
+      max_concurrency: 1
+"""
+    return parse_tenants(text).tenants[TENANT]
 
 
 def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> dict:
-    """One night as the nightly job runs it: each collection is fetched, validated and stored
-    by a step of its own (the asset per collection), then the mapping step loads the columns
-    it maps from the stored Parquet. Timings into ``clock``."""
+    """One night as the nightly job runs it: each collection is taken by the collection step
+    (fetched, validated against the stored sourcedIds of the collections it refers to,
+    quarantined) and stored as the IO manager stores it, then the mapping step maps the
+    columns it maps from the stored Parquet. Timings into ``clock``."""
     clock.start(when)
     counters = {"requests": 0, "records": 0, "minimal_requests": 0}
-
-    def stored(name: str, area: str = "oneroster") -> UPath:
-        return root / area / name / f"{when}.parquet"
+    lake = Lake(root)
+    services = Services(lake, env=BENCH_ENV)
 
     # Columnar pages are decoded and normalised in one step (Arrow); the rest record by record.
     with (
-        Timed("decode_page") as columnar,
-        Timed("normalise_page") as records,
+        Timed(client_module, "decode_page") as columnar,
+        Timed(client_module, "normalise_page") as records,
+        Timed(snapshot_module, "validate") as validation,
         simulator(students, when, port) as base_url,
     ):
-        token_url = base_url.split("/ims/")[0] + "/oauth/token?appName=demo"
-        auth = ClientCredentials(TENANT, token_url, "demo", "bench-secret", default_scope("1.2"))
-        with OneRosterClient(TENANT, base_url, auth, page_size=PAGE, max_concurrency=1) as client:
-            for name in ORDER:
-                decoded = columnar.wall, columnar.cpu, records.wall, records.cpu
-                clock.rss.reset()
-                wall, cpu = time.perf_counter(), time.process_time()
-                result = client.fetch(COLLECTIONS[name])
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                peak = clock.rss.reset()  # the three are interleaved page by page: one peak
-                cw, cc = columnar.wall - decoded[0], columnar.cpu - decoded[1]
-                rw, rc = records.wall - decoded[2], records.cpu - decoded[3]
-                clock.add("http_fetch_decode", wall - cw - rw, cpu - cc - rc, peak)
-                clock.add("columnar_decode_normalise", cw, cc, peak)
-                clock.add("normalisation", rw, rc, peak)
-                counters["requests"] += result.stats.requests
-                counters["records"] += result.table.num_rows
-                counters["minimal_requests"] += max(1, math.ceil(result.table.num_rows / PAGE))
-                with clock.stage("validation"):
-                    # Referenced collections are loaded as their assets' sourcedId column.
-                    refs = {
-                        r: pa.array(read_frame(stored(r), columns=["sourcedId"])["sourcedId"])
-                        for r in referenced_collections(name)
-                    }
-                    checked = validate(COLLECTIONS[name], result.table, refs, result.rejects)
-                    del result, refs
-                with clock.stage("parquet_write"):
-                    write_frame(checked.frame, stored(name))
-                    del checked
-                    release_memory()  # the step ends, as the IO manager ends it
+        tenant = bench_tenant(base_url)
+        for name in ORDER:
+            marks = columnar.mark(), records.mark(), validation.mark()
+            clock.rss.reset()
+            wall, cpu = time.perf_counter(), time.process_time()
+            # Referenced collections are loaded as their assets' sourcedId column.
+            refs = {
+                r: pa.array(read_frame(lake.snapshot(r, when, TENANT), ["sourcedId"])["sourcedId"])
+                for r in referenced_collections(name)
+            }
+            refs_wall, refs_cpu = time.perf_counter() - wall, time.process_time() - cpu
+            request = SnapshotRequest(TENANT, tenant, when, COLLECTIONS[name], force_refetch=True)
+            taken = take_snapshot(lake, services, request, refs)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            peak = clock.rss.reset()  # interleaved page by page: one peak for the step
+            (cw, cc), (rw, rc), (vw, vc) = (
+                t.since(m) for t, m in zip((columnar, records, validation), marks, strict=True)
+            )
+            vw, vc = vw + refs_wall, vc + refs_cpu
+            clock.add("http_fetch_decode", wall - cw - rw - vw, cpu - cc - rc - vc, peak)
+            clock.add("columnar_decode_normalise", cw, cc, peak)
+            clock.add("normalisation", rw, rc, peak)
+            clock.add("validation", vw, vc, peak)
+            counters["requests"] += int(taken.figures["requests"])  # type: ignore[call-overload]
+            counters["records"] += taken.records
+            counters["minimal_requests"] += max(1, math.ceil(taken.records / PAGE))
+            with clock.stage("parquet_write"):
+                write_frame(taken.frame, lake.snapshot(name, when, TENANT))
+                del taken, refs
+                release_memory()  # the step ends, as the IO manager ends it
     counters["decode_cpu_s"] = sum(
         clock.stages[s]["cpu_s"]
         for s in ("http_fetch_decode", "columnar_decode_normalise", "normalisation")
     )
     with clock.stage("canvas_mapping"):
         snapshot = {
-            n: read_frame(stored(n), c, MAPPED_AS_DICTIONARY.get(n))
+            n: read_frame(lake.snapshot(n, when, TENANT), c, MAPPED_AS_DICTIONARY.get(n))
             for n, c in MAPPED_COLUMNS.items()
         }
-        mapping = map_snapshot(snapshot, Canvas(source="simulator", max_removal_share=1.0), when)
+        figures = map_night(lake, TENANT, BENCH_CANVAS, when, snapshot)
         del snapshot
-        for name, frame in mapping.items():
-            write_frame(frame, stored(name, "canvas_mapping"))
-    counters["mapping"] = {k: len(v) for k, v in mapping.items()}
-    del mapping
+    counters["mapping"] = {
+        k.removesuffix("_rows"): v for k, v in figures.items() if k.endswith("_rows")
+    }
     release_memory()  # the next step (the delta, or the next night) loads its inputs
     return counters
-
-
-def stored_mapping(root: UPath, when: date) -> dict[str, UPath]:
-    """A night's stored Canvas files, as the delta asset hands them to the delta."""
-    return {f.name: f / f"{when}.parquet" for f in (root / "canvas_mapping").iterdir()}
 
 
 REPEATS = 3
@@ -300,14 +320,15 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
     students = args.students or SIZES[args.size]
     with tempfile.TemporaryDirectory(prefix="sis-bench-") as tmp:
         root = UPath(tmp)
+        lake = Lake(root)
         started = time.perf_counter()
         night(students, NIGHT1, root, clock, args.port)  # set-up: the stored state
         counters = night(students, NIGHT2, root, clock, args.port + 1)
         with clock.stage("delta"):
             delta = compute_delta(
-                stored_mapping(root, NIGHT1),
-                stored_mapping(root, NIGHT2),
-                Canvas(source="simulator", max_removal_share=1.0),
+                canvas_files(lake, NIGHT1, TENANT),
+                canvas_files(lake, NIGHT2, TENANT),
+                BENCH_CANVAS,
                 NIGHT2,
             )
         with clock.stage("canvas_csv_zip"):
@@ -315,8 +336,8 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
                 {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in delta.files.items()}
             )
         # Baselines on the same files.
-        left = Path(str(root / "canvas_mapping" / "enrollments" / f"{NIGHT1}.parquet"))
-        right = Path(str(root / "canvas_mapping" / "enrollments" / f"{NIGHT2}.parquet"))
+        left = Path(str(lake.canvas_file("enrollments", NIGHT1, TENANT)))
+        right = Path(str(lake.canvas_file("enrollments", NIGHT2, TENANT)))
         # Best of three for us and for each baseline alike: the first call of either pays
         # one-off costs (thread pools, allocator growth) that a nightly run pays only once.
         our_delta_s = best_of(
@@ -325,7 +346,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
             )
         )
         duck_s, duck_counts = min(duckdb_delta(left, right) for _ in range(REPEATS))
-        enrollments = pq.read_table(str(root / "oneroster" / "enrollments" / f"{NIGHT2}.parquet"))
+        enrollments = pq.read_table(str(lake.snapshot("enrollments", NIGHT2, TENANT)))
         frame = to_frame(enrollments)
         our_write_s = best_of(lambda: write_frame(frame, root / "write-ours.parquet"))
         pyarrow_write_s = best_of(

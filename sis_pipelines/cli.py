@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .nights import parse_night
+from .defs.tags import BACKFILL, DELIBERATE, FORCE_PUSH, on
+from .nights import parse_night, partition_budget
 from .tenants import TenantsFileError, load_tenants, tenants_path
 
 
@@ -32,12 +33,14 @@ def _instance():
 
 
 def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
-    """Register enabled tenants as `tenant` partitions; disabled ones keep theirs (and data)."""
-    tenants = load_tenants().tenants
-    known = set(instance.get_dynamic_partitions("tenant"))
-    new = [t for t, cfg in sorted(tenants.items()) if cfg.enabled and t not in known]
-    if new:
-        instance.add_dynamic_partitions("tenant", new)
+    """Register enabled tenants as `tenant` partitions; disabled ones keep theirs (and data).
+
+    Warns when tenants x nights passes the partitions Dagster recommends per asset."""
+    from .defs.partitions import register_tenants
+
+    tenants_file = load_tenants()
+    tenants = tenants_file.tenants
+    new = register_tenants(instance, tenants_file)
     disabled = [t for t, cfg in sorted(tenants.items()) if not cfg.enabled]
     for t in sorted(tenants):
         state = (
@@ -48,6 +51,9 @@ def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
             else "registered"
         )
         out(f"  {t:<32} {tenants[t].vendor:<16} {state}")
+    budget = partition_budget(len(tenants))
+    if not budget.within_limit:
+        out(f"warning: {budget.advice()}")
     return new, disabled
 
 
@@ -62,15 +68,16 @@ def run_tenant_night(
     import dagster as dg
 
     from .definitions import defs
-    from .defs.oneroster import FORCE_REFETCH_TAG
-    from .defs.partitions import partition_key
+    from .defs.partitions import partition_key, registered
+    from .defs.tags import FORCE_REFETCH, tenant_tags
 
     tenants = load_tenants().tenants
     if tenant not in tenants:
         raise SystemExit(
             f"sis-pipelines: tenant {tenant!r} is not in the tenants file {tenants_path()}"
         )
-    if tenant not in set(instance.get_dynamic_partitions("tenant")):
+    if tenant not in registered(instance):
+        # A disabled tenant can still be run by hand: it gets its partition for this run.
         instance.add_dynamic_partitions("tenant", [tenant])
     job = defs.resolve_job_def("nightly")
     selection = None
@@ -79,9 +86,9 @@ def run_tenant_night(
         selection = sorted(dg.AssetSelection.from_string(select).resolve(graph))
         if not selection:
             raise SystemExit(f"sis-pipelines: the selection {select!r} matches no asset")
-    tags = {"tenant": tenant, "sis_vendor": tenants[tenant].vendor, **(extra_tags or {})}
+    tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:
-        tags[FORCE_REFETCH_TAG] = "true"
+        tags |= on(FORCE_REFETCH)
     result = job.execute_in_process(
         instance=instance,
         partition_key=str(partition_key(tenant, night)),
@@ -111,19 +118,6 @@ def _report(outcome: RunOutcome) -> None:
         print(f"  {error}", file=sys.stderr)
 
 
-# Overrides an operator gives on purpose, one run at a time; each is recorded as a run tag.
-DELIBERATE = {
-    "--allow-mass-removal": "let this night's Canvas removals through the deletion guard",
-    "--force-upload": "upload to Canvas even if this night (or a later one) was imported",
-    "--force-push": "send grades to the SIS even from a backfill or an older night, and resend unchanged ones",
-}
-DELIBERATE_TAGS = {
-    "--allow-mass-removal": "sis_pipelines/allow_mass_removal",
-    "--force-upload": "sis_pipelines/force_upload",
-    "--force-push": "sis_pipelines/force_push",
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sis-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="fetch from the SIS even if the night is stored (recorded)",
     )
-    for flag, help_text in DELIBERATE.items():
+    for flag, (_, help_text) in DELIBERATE.items():
         run.add_argument(flag, action="store_true", help=help_text)
     backfill = sub.add_parser(
         "backfill", help="one tenant over a range of nights, from stored snapshots"
@@ -147,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backfill.add_argument("--from", dest="first", required=True)
     backfill.add_argument("--to", dest="last", required=True)
     backfill.add_argument("--select")
-    backfill.add_argument("--force-push", action="store_true", help=DELIBERATE["--force-push"])
+    backfill.add_argument("--force-push", action="store_true", help=DELIBERATE["--force-push"][1])
     args = parser.parse_args(argv)
     try:
         instance = _instance()
@@ -156,11 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
             return 0
         if args.command == "run":
-            deliberate = {
-                DELIBERATE_TAGS[flag]: "true"
-                for flag in DELIBERATE
-                if getattr(args, flag.lstrip("-").replace("-", "_"))
-            }
+            deliberate = on(
+                *(
+                    tag
+                    for flag, (tag, _) in DELIBERATE.items()
+                    if getattr(args, flag.lstrip("-").replace("-", "_"))
+                )
+            )
             outcome = run_tenant_night(
                 instance,
                 args.tenant,
@@ -183,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 night,
                 args.select,
                 extra_tags={
-                    "sis_pipelines/backfill": f"{first}..{last}",
-                    **({DELIBERATE_TAGS["--force-push"]: "true"} if args.force_push else {}),
+                    BACKFILL: f"{first}..{last}",
+                    **(on(FORCE_PUSH) if args.force_push else {}),
                 },
             )
             _report(outcome)

@@ -4,12 +4,17 @@ from datetime import timedelta
 
 import dagster as dg
 
+from .defs.automation import (
+    nightly_job,
+    nightly_schedule,
+    tenant_onboarding_sensor,
+    term_change_job,
+    term_change_sensor,
+)
 from .defs.canvas import canvas_assets
 from .defs.gpb import gpb_assets
-from .defs.jobs import nightly_job, nightly_schedule
 from .defs.oneroster import oneroster_assets
 from .defs.resources import default_resources
-from .defs.sensors import tenant_onboarding_sensor, term_change_job, term_change_sensor
 
 # Nightly assets are expected every night: warn after a missed night, fail after a day more.
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -19,6 +19,18 @@ def latest_complete_night(now: datetime | None = None) -> date:
     """The night that ended most recently in the deployment's time zone."""
     now = now or datetime.now(ZoneInfo(deployment_timezone()))
     return now.astimezone(ZoneInfo(deployment_timezone())).date() - timedelta(days=1)
+
+
+def end_of_night(night: date) -> datetime:
+    """The last second of ``night`` in the deployment's time zone, as a UTC instant."""
+    return datetime.combine(night, time(23, 59, 59), ZoneInfo(deployment_timezone())).astimezone(
+        UTC
+    )
+
+
+def utc_stamp(moment: datetime) -> str:
+    """An instant as OneRoster and Canvas write it: ``2026-11-21T23:59:59Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_night(value: str) -> date:

@@ -1,4 +1,4 @@
-"""Where outputs live under SIS_PIPELINES_DATA_DIR, and atomic Parquet writes.
+"""Atomic writes and columnar reads of stored files (where they live is the lake's business).
 
 Local files are written to a temporary name beside the target, flushed to disk and renamed
 over it (POSIX rename is atomic): a reader sees the old file or the new one, never half of
@@ -8,7 +8,6 @@ one. On object stores a single PUT is already all-or-nothing.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,41 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from .tenants import TENANT_ID_PATTERN
-
-_SEGMENT = re.compile(TENANT_ID_PATTERN)
-_NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NAME = re.compile(r"^[a-z_]+$")
 COMPRESSION = "zstd"
-
-
-def data_dir() -> str:
-    return os.environ.get("SIS_PIPELINES_DATA_DIR", "data")
-
-
-def _checked(kind: str, night: str, tenant: str) -> None:
-    # Defence in depth: ids are validated when the tenants file is read, and again here,
-    # so no tenant or night can name a path outside the data directory.
-    if not _NAME.match(kind):
-        raise ValueError(f"invalid collection name {kind!r}")
-    if not _NIGHT.match(night):
-        raise ValueError(f"invalid night {night!r}")
-    if not _SEGMENT.match(tenant):
-        raise ValueError(f"invalid tenant id {tenant!r}")
-
-
-def output_path(
-    root: str | UPath, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet"
-) -> UPath:
-    _checked(kind, night, tenant)
-    return UPath(root) / area / kind / night / f"{tenant}{suffix}"
-
-
-def tenant_file(root: str | UPath, area: str, tenant: str, suffix: str) -> UPath:
-    """A per-tenant file that is not per night (ledgers)."""
-    if not _SEGMENT.match(tenant) or not _NAME.match(area):
-        raise ValueError(f"invalid tenant id {tenant!r} or area {area!r}")
-    return UPath(root) / area / f"{tenant}{suffix}"
 
 
 def _publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
@@ -120,15 +85,3 @@ def read_frame(
 def parquet_rows(path: UPath) -> int:
     with path.open("rb") as fh:
         return pq.ParquetFile(fh).metadata.num_rows
-
-
-def stored_nights(root: str | UPath, area: str, kind: str, tenant: str) -> list[str]:
-    """Nights (YYYY-MM-DD, ascending) with a stored file of this kind for the tenant."""
-    folder = output_path(root, area, kind, "2000-01-01", tenant).parent.parent
-    if not folder.exists():
-        return []
-    return sorted(
-        p.name
-        for p in folder.iterdir()
-        if _NIGHT.match(p.name) and (p / f"{tenant}.parquet").exists()
-    )

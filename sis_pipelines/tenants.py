@@ -6,6 +6,7 @@ Secrets never live here: the file names the environment variables that hold them
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from .errors import ConfigurationError, MissingSecretError
 
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
@@ -226,8 +229,24 @@ class TenantsFile(_Strict):
     tenants: dict[TenantId, Tenant]
 
 
-class TenantsFileError(ValueError):
+class TenantsFileError(ConfigurationError, ValueError):
     """The tenants file cannot be used; the message says which tenant, which key and why."""
+
+
+def read_secret(env: Mapping[str, str], tenant_id: str, key: str, env_name: str | None) -> str:
+    """The secret in the environment variable the tenants file names at ``key``."""
+    value = env.get(env_name or "")
+    if not value:
+        raise MissingSecretError(
+            f"tenant {tenant_id!r}: environment variable {env_name} ({key}) is not set"
+        )
+    return value
+
+
+def unregistered(tenants: TenantsFile, registered: Iterable[str]) -> list[str]:
+    """Enabled tenants without a partition yet. Disabled ones keep theirs (and their data)."""
+    known = set(registered)
+    return sorted(t for t, cfg in tenants.tenants.items() if cfg.enabled and t not in known)
 
 
 def _describe(error: ValidationError) -> str:

@@ -1,24 +1,22 @@
+"""Fixtures every test module may use (helpers are in support.py).
+
+The suite runs on both cores (pytest-xdist): each worker has its own temporary folders,
+its simulators take ports the system gives them, and each PostgreSQL test creates a
+database of its own, so workers share nothing but the servers of this machine.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
 
+import dagster as dg
 import pytest
 
-from sis_pipelines.oneroster.auth import ClientCredentials, OAuth1HmacSha256, default_scope
-from sis_pipelines.oneroster.client import OneRosterClient, RetryPolicy
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.server import SimulatorServer
-from sis_pipelines.simulator.vendors import VENDORS, VendorProfile
+from sis_pipelines.simulator.vendors import VendorProfile
 
-NIGHT = date(2026, 11, 21)
-FAST_RETRY = RetryPolicy(
-    max_attempts=5,
-    max_elapsed_s=30,
-    backoff_base_s=0.001,
-    backoff_cap_s=0.01,
-    max_retry_after_s=0.05,
-)
+from .support import NIGHT, SECRET
 
 
 @pytest.fixture(scope="session")
@@ -42,37 +40,32 @@ def simulator(small_district: District) -> Iterator[Callable[..., SimulatorServe
         server.stop()
 
 
-def auth_for(sim: SimulatorServer, tenant: str = "t1", secret: str | None = None):
-    secret = secret or sim.client_secret
-    if sim.profile.auth == "oauth1":
-        return OAuth1HmacSha256(sim.client_id, secret)
-    return ClientCredentials(
-        tenant, sim.token_url, sim.client_id, secret, default_scope(sim.profile.version)
-    )
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A Dagster instance, a data folder and a tenants file of the test's own."""
+    data = tmp_path / "data"
+    tenants = tmp_path / "tenants.yaml"
+    monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(data))
+    monkeypatch.setenv("SIS_PIPELINES_TENANTS", str(tenants))
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        yield instance, data, tenants
 
 
-def client_for(sim: SimulatorServer, page_size: int = 100, **kwargs: object) -> OneRosterClient:
-    kwargs.setdefault("retry", FAST_RETRY)
-    auth = kwargs.pop("auth", None) or auth_for(sim)
-    return OneRosterClient("t1", sim.base_url, auth, page_size=page_size, **kwargs)  # type: ignore[arg-type]
+@pytest.fixture
+def sis(small_district):
+    """A Focus SIS (OneRoster 1.1, OAuth 2.0) with its own client id and secret."""
+    with SimulatorServer(
+        "focus", district=small_district, night=NIGHT, client_id="district-id", client_secret=SECRET
+    ) as server:
+        yield server
 
 
-__all__ = ["FAST_RETRY", "NIGHT", "VENDORS", "auth_for", "client_for"]
+END_TO_END = {"workspace", "postgres_home"}
 
 
-def canonical(snapshot: dict) -> dict:
-    """A simulator snapshot as the stored, validated snapshot frames look (Arrow-backed)."""
-    import pandas as pd
-    import pyarrow as pa
-
-    from sis_pipelines.oneroster.collections import COLLECTIONS
-    from sis_pipelines.oneroster.normalise import arrow_schema
-
-    out = {}
-    for name, frame in snapshot.items():
-        schema = arrow_schema(COLLECTIONS[name])
-        plain = pd.DataFrame({c: frame[c] for c in COLLECTIONS[name].columns})
-        out[name] = pa.Table.from_pandas(plain, schema=schema, preserve_index=False).to_pandas(
-            types_mapper=pd.ArrowDtype
-        )
-    return out
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that runs Dagster on an instance of its own is an end-to-end run.
+    for item in items:
+        if END_TO_END & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)

@@ -19,7 +19,7 @@ from sis_pipelines.simulator.district import District
 from sis_pipelines.storage import write_frame
 from sis_pipelines.tenants import Canvas
 
-from .conftest import canonical
+from .support import canonical
 
 CFG = Canvas(source="simulator", observers=True, max_removal_share=1.0)
 NIGHTS = (date(2026, 12, 20), date(2027, 1, 20))  # over the end of the fall term

@@ -11,8 +11,6 @@ import pyarrow.parquet as pq
 from sis_pipelines.cli import run_tenant_night
 from sis_pipelines.nights import latest_complete_night
 
-from .test_dagster import workspace  # noqa: F401 - the fixture
-
 TENANTS = """
 tenants:
   canvas-a:
@@ -32,7 +30,7 @@ def latest_meta(instance, key: str) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def test_two_nights_upload_once_each(workspace):  # noqa: F811
+def test_two_nights_upload_once_each(workspace):
     instance, data, tenants = workspace
     tenants.write_text(TENANTS.format(share=1.0, dry="false"))
     night2 = latest_complete_night()
@@ -54,7 +52,7 @@ def test_two_nights_upload_once_each(workspace):  # noqa: F811
     assert ledger(data) == applied
 
 
-def test_the_guard_blocks_and_an_operator_can_let_one_run_through(workspace):  # noqa: F811
+def test_the_guard_blocks_and_an_operator_can_let_one_run_through(workspace):
     instance, data, tenants = workspace
     tenants.write_text(TENANTS.format(share=0.0, dry="false"))
     night2 = latest_complete_night()
@@ -81,7 +79,7 @@ def test_the_guard_blocks_and_an_operator_can_let_one_run_through(workspace):  #
     assert evaluation.passed and evaluation.metadata["overridden"].value is True
 
 
-def test_dry_run_builds_the_zip_and_uploads_nothing(workspace):  # noqa: F811
+def test_dry_run_builds_the_zip_and_uploads_nothing(workspace):
     instance, data, tenants = workspace
     tenants.write_text(TENANTS.format(share=0.05, dry="true"))
     night = latest_complete_night()
@@ -91,8 +89,8 @@ def test_dry_run_builds_the_zip_and_uploads_nothing(workspace):  # noqa: F811
     assert latest_meta(instance, "canvas/sis_import")["outcome"].startswith("dry run")
 
 
-def test_a_failed_canvas_import_fails_the_asset_with_canvas_messages(workspace):  # noqa: F811
-    from sis_pipelines.canvas.source import simulator_for
+def test_a_failed_canvas_import_fails_the_asset_with_canvas_messages(workspace):
+    from sis_pipelines.simulator.plugin import canvas_simulator as simulator_for
 
     instance, data, tenants = workspace
     tenants.write_text(TENANTS.format(share=0.05, dry="false"))

@@ -18,7 +18,7 @@ from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.district import District
 from sis_pipelines.tenants import Canvas
 
-from .conftest import canonical
+from .support import canonical
 
 FAST = Polling(first_wait_s=0.001, max_wait_s=0.01, throttle_retries=4)
 

@@ -14,7 +14,7 @@ from sis_pipelines.simulator.district import District
 from sis_pipelines.storage import read_frame, write_frame
 from sis_pipelines.tenants import Canvas
 
-from .conftest import canonical
+from .support import canonical
 
 NIGHT = date(2026, 11, 21)
 

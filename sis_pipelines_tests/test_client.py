@@ -18,7 +18,7 @@ from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.simulator.server import imsx
 from sis_pipelines.simulator.vendors import VENDORS
 
-from .conftest import auth_for, client_for
+from .support import auth_for, client_for
 
 USERS = COLLECTIONS["users"]
 ENROLLMENTS = COLLECTIONS["enrollments"]

@@ -15,8 +15,7 @@ from sis_pipelines.oneroster.normalise import normalise_page
 from sis_pipelines.simulator.render_page import PageRenderer
 from sis_pipelines.simulator.vendors import VENDORS
 
-from .conftest import NIGHT
-from .test_normalise import REF, enrollment_1p1
+from .support import NIGHT, REF, enrollment_1p1
 
 ENROLLMENTS = COLLECTIONS["enrollments"]
 

@@ -25,7 +25,6 @@ from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 
 from .sftp_server import SftpServer
-from .test_dagster import workspace  # noqa: F401 - the fixture
 
 REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
 BUNDLES = [
@@ -149,7 +148,7 @@ tenants:
 """
 
 
-def test_a_csv_tenant_produces_the_same_assets_as_a_rest_tenant(workspace, tmp_path):  # noqa: F811
+def test_a_csv_tenant_produces_the_same_assets_as_a_rest_tenant(workspace, tmp_path):
     instance, data, tenants = workspace
     night = latest_complete_night()
     district = District(200, 17)
@@ -185,7 +184,7 @@ def test_a_csv_tenant_produces_the_same_assets_as_a_rest_tenant(workspace, tmp_p
         )
 
 
-def test_delta_files_apply_on_the_previous_night_and_absent_files_keep_it(workspace, tmp_path):  # noqa: F811
+def test_delta_files_apply_on_the_previous_night_and_absent_files_keep_it(workspace, tmp_path):
     instance, data, tenants = workspace
     night2 = latest_complete_night()
     night1 = night2 - timedelta(days=1)
@@ -232,7 +231,7 @@ def test_delta_files_apply_on_the_previous_night_and_absent_files_keep_it(worksp
     )
 
 
-def test_a_bundle_over_sftp(workspace, tmp_path, monkeypatch):  # noqa: F811
+def test_a_bundle_over_sftp(workspace, tmp_path, monkeypatch):
     instance, data, tenants = workspace
     night = latest_complete_night()
     root = tmp_path / "sftp-root"
@@ -288,7 +287,7 @@ def test_an_sftp_path_needs_a_host_key():
         parse_tenants(TENANT.format(path="sftp://u@h/d", extra=", sftp_password_env: P"))
 
 
-def test_no_bundle_for_the_night_is_a_clear_failure(workspace, tmp_path):  # noqa: F811
+def test_no_bundle_for_the_night_is_a_clear_failure(workspace, tmp_path):
     instance, _, tenants = workspace
     (tmp_path / "drops").mkdir()
     tenants.write_text(TENANT.format(path=tmp_path / "drops", extra=""))

@@ -16,28 +16,7 @@ from sis_pipelines.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.simulator.server import SimulatorServer
 
-SECRET = "S3CRET-client-secret-8f1e"
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    tenants = tmp_path / "tenants.yaml"
-    monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(data))
-    monkeypatch.setenv("SIS_PIPELINES_TENANTS", str(tenants))
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        yield instance, data, tenants
-
-
-@pytest.fixture
-def sis(small_district):
-    from .conftest import NIGHT
-
-    with SimulatorServer(
-        "focus", district=small_district, night=NIGHT, client_id="district-id", client_secret=SECRET
-    ) as server:
-        yield server
+from .support import SECRET
 
 
 def write_tenants(

@@ -12,8 +12,6 @@ import pyarrow.parquet as pq
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.nights import latest_complete_night
 
-from .test_dagster import workspace  # noqa: F401 - the fixture
-
 TENANTS = """
 tenants:
   gpb-a:
@@ -39,7 +37,7 @@ def latest_meta(instance, key: str) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def test_two_nights_then_the_same_night_sends_nothing(workspace):  # noqa: F811
+def test_two_nights_then_the_same_night_sends_nothing(workspace):
     instance, data, tenants = workspace
     tenants.write_text(TENANTS)
     night2 = latest_complete_night()
@@ -73,7 +71,7 @@ def test_two_nights_then_the_same_night_sends_nothing(workspace):  # noqa: F811
     assert not (data / "gpb" / "requests" / str(night2) / "gpb-off.jsonl").exists()
 
 
-def test_a_backfill_computes_payloads_and_pushes_only_when_forced(workspace, monkeypatch):  # noqa: F811
+def test_a_backfill_computes_payloads_and_pushes_only_when_forced(workspace, monkeypatch):
     instance, data, tenants = workspace
     tenants.write_text(TENANTS)
     night = latest_complete_night()
@@ -96,7 +94,7 @@ def test_a_backfill_computes_payloads_and_pushes_only_when_forced(workspace, mon
     assert meta["forced"] is True and meta["failed"] == 0 and meta["sent"] > 0
 
 
-def test_gradebook_faults_transient_pass_persistent_fail_and_rerun_sends_only_those(workspace):  # noqa: F811
+def test_gradebook_faults_transient_pass_persistent_fail_and_rerun_sends_only_those(workspace):
     instance, data, tenants = workspace
     night = latest_complete_night()
     transient = "[{path: /results/, status: 503, times: 3, skip: 5}, {path: /lineItems/, kind: drop, times: 1}]"

@@ -16,8 +16,8 @@ from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.sis_gradebook import SisGradebook as SimulatedGradebook
 
-from .conftest import FAST_RETRY, auth_for
 from .gpb_world import CLASSES, NIGHT, SESSIONS, canvas_book, settings, tenant
+from .support import FAST_RETRY, auth_for
 
 
 @pytest.fixture

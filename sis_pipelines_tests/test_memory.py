@@ -16,7 +16,7 @@ from sis_pipelines.oneroster.normalise import Rejects
 from sis_pipelines.oneroster.validate import validate
 from sis_pipelines.simulator.district import District
 
-from .conftest import canonical
+from .support import canonical
 
 USERS = canonical(District(3000, 5).snapshot(date(2026, 11, 21)))["users"]
 

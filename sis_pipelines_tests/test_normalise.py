@@ -17,23 +17,7 @@ from sis_pipelines.oneroster.normalise import (
     to_date,
 )
 
-REF = lambda kind, sid: {"href": f"https://sis/{kind}/{sid}", "sourcedId": sid, "type": kind}  # noqa: E731
-
-
-def enrollment_1p1(**fields) -> dict:
-    """A 1.1 enrollment as an Ed-Fi based provider sends it."""
-    return {
-        "sourcedId": "e1",
-        "status": "active",
-        "dateLastModified": "2026-01-01T10:00:00.123Z",
-        "user": REF("users", "u1"),
-        "class": REF("classes", "c1"),
-        "school": REF("orgs", "s1"),
-        "role": "student",
-        "primary": "false",
-        "beginDate": "2025-08-14T22:00:00.000Z",  # midnight in a UTC+2 server
-        "endDate": "2026-06-10",
-    } | fields
+from .support import REF, enrollment_1p1
 
 
 def test_enrollment_1p1_with_ed_fi_quirks():

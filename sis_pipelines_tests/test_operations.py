@@ -13,18 +13,17 @@ import pytest
 
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.definitions import defs
-from sis_pipelines.defs.sensors import term_change_job
+from sis_pipelines.defs.automation import term_change_job
 from sis_pipelines.nights import latest_complete_night
 from sis_pipelines.simulator.server import SimulatorServer
 
-from .conftest import NIGHT
-from .test_dagster import workspace  # noqa: F401 - the fixture
+from .support import NIGHT
 
 ROOT = Path(__file__).parents[1]
 SECRET = "term-change-secret-77"
 
 
-def test_onboarding_registers_new_tenants_and_keeps_disabled_ones(workspace):  # noqa: F811
+def test_onboarding_registers_new_tenants_and_keeps_disabled_ones(workspace):
     instance, _, tenants = workspace
     tenants.write_text(
         """
@@ -59,7 +58,7 @@ def sis(small_district):
         yield server
 
 
-def test_a_term_change_backfills_derived_assets_from_stored_nights(workspace, sis, monkeypatch):  # noqa: F811
+def test_a_term_change_backfills_derived_assets_from_stored_nights(workspace, sis, monkeypatch):
     instance, _data, tenants = workspace
     monkeypatch.setenv("T_ID", "c")
     monkeypatch.setenv("T_SECRET", SECRET)
@@ -126,7 +125,7 @@ tenants:
     assert not later.run_requests
 
 
-def test_the_backfill_command_rederives_a_range_of_nights(workspace, monkeypatch, capsys):  # noqa: F811
+def test_the_backfill_command_rederives_a_range_of_nights(workspace, monkeypatch, capsys):
     instance, data, tenants = workspace
     tenants.write_text(
         """
@@ -233,7 +232,7 @@ def test_a_tenant_night_and_a_schedule_tick_on_the_postgres_instance(postgres_ho
     again.dispose()
 
 
-def test_a_tenant_whose_sis_is_down_fails_alone(workspace, monkeypatch):  # noqa: F811
+def test_a_tenant_whose_sis_is_down_fails_alone(workspace, monkeypatch):
     instance, _data, tenants = workspace
     monkeypatch.setenv("DOWN_TOKEN", "t")
     tenants.write_text(
@@ -276,7 +275,7 @@ tenants:
     )
 
 
-def test_the_schedule_tick_yields_one_run_per_demo_tenant(workspace, monkeypatch):  # noqa: F811
+def test_the_schedule_tick_yields_one_run_per_demo_tenant(workspace, monkeypatch):
     instance, _, _ = workspace
     demo = ROOT / "sis_pipelines" / "demo" / "tenants.yaml"
     monkeypatch.setenv("SIS_PIPELINES_TENANTS", str(demo))

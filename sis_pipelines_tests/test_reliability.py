@@ -28,8 +28,7 @@ from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.sis_gradebook import SisGradebook
 
-from .conftest import NIGHT
-from .test_dagster import workspace  # noqa: F401 - the fixture
+from .support import NIGHT
 
 ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]
 CORPUS = Path(__file__).with_name("corpus")
@@ -60,7 +59,7 @@ tenants:
 
 
 @pytest.mark.parametrize(("vendor", "version"), [("genesis", "1.1"), ("infinite_campus", "1.2")])
-def test_transient_faults_leave_the_snapshot_record_for_record_the_same(workspace, vendor, version):  # noqa: F811
+def test_transient_faults_leave_the_snapshot_record_for_record_the_same(workspace, vendor, version):
     instance, data, tenants = workspace
     tenants.write_text(TWINS.format(vendor=vendor, version=version))
     night = latest_complete_night()
@@ -78,7 +77,7 @@ def test_transient_faults_leave_the_snapshot_record_for_record_the_same(workspac
     assert retries.asset_materialization.metadata["retries"].value == 3
 
 
-def test_a_persistent_fault_fails_with_tenant_and_endpoint_and_writes_nothing(workspace):  # noqa: F811
+def test_a_persistent_fault_fails_with_tenant_and_endpoint_and_writes_nothing(workspace):
     instance, data, tenants = workspace
     tenants.write_text(
         """
@@ -155,7 +154,7 @@ PLANTED = {
 }
 
 
-def test_planted_secrets_appear_nowhere(workspace, small_district, monkeypatch, capfd):  # noqa: F811
+def test_planted_secrets_appear_nowhere(workspace, small_district, monkeypatch, capfd):
     instance, data, tenants = workspace
     monkeypatch.setenv("S_ID", "district")
     monkeypatch.setenv("S_SECRET", PLANTED["client_secret"])
@@ -228,7 +227,7 @@ tenants:
     assert users["email"].dropna().str.startswith("hmac-sha256:").all()
 
 
-def test_the_deletion_guard_holds_when_the_sis_sends_an_empty_users_list(workspace):  # noqa: F811
+def test_the_deletion_guard_holds_when_the_sis_sends_an_empty_users_list(workspace):
     instance, data, tenants = workspace
     night2 = latest_complete_night()
     night1 = night2 - timedelta(days=1)
@@ -303,7 +302,7 @@ def test_bad_files_fail_cleanly(tmp_path):
     assert read.table["name"].to_pylist() == ["Escuela Bolívar"]
 
 
-def test_data_minimisation_before_anything_is_written(workspace):  # noqa: F811
+def test_data_minimisation_before_anything_is_written(workspace):
     instance, data, tenants = workspace
     tenants.write_text(
         """

@@ -14,7 +14,7 @@ from sis_pipelines.simulator.canvas_gradebook import assignments, submission
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.vendors import VENDORS
 
-from .conftest import NIGHT
+from .support import NIGHT
 
 
 def test_same_arguments_same_district():

@@ -9,11 +9,12 @@ import pytest
 from upath import UPath
 
 from sis_pipelines import storage
-from sis_pipelines.storage import atomic_write_table, output_path, read_frame, write_frame
+from sis_pipelines.lake import Lake
+from sis_pipelines.storage import atomic_write_table, read_frame, write_frame
 
 
 def test_paths_follow_the_interface(tmp_path):
-    path = output_path(tmp_path, "oneroster", "users", "2026-11-21", "demo-genesis")
+    path = Lake.at(tmp_path).snapshot("users", "2026-11-21", "demo-genesis")
     assert str(path).endswith("oneroster/users/2026-11-21/demo-genesis.parquet")
 
 
@@ -28,7 +29,7 @@ def test_paths_follow_the_interface(tmp_path):
 )
 def test_hostile_segments_are_refused(tmp_path, kind, night, tenant):
     with pytest.raises(ValueError):
-        output_path(tmp_path, "oneroster", kind, night, tenant)
+        Lake.at(tmp_path).file("oneroster", kind, night, tenant)
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_partial_file(tmp_path, monkeypatch):

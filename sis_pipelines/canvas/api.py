@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ..errors import SourceError
 from ..memory import release_response
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,11 @@ TERMINAL = {
 FAILED = {"aborted", "failed", "failed_with_messages"}
 
 
-class CanvasError(RuntimeError):
+class CanvasError(SourceError):
+    """Canvas refused or failed a request; a later attempt may succeed."""
+
+    retryable = True
+
     def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None):
         self.status = status
         super().__init__(
@@ -59,6 +64,7 @@ class CanvasClient:
         account_id: int | str,
         polling: Polling | None = None,
         timeout_s: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
     ):
         self.tenant = tenant
         self.account_id = account_id
@@ -70,6 +76,7 @@ class CanvasClient:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout_s,
             follow_redirects=False,  # the token goes to the tenant's Canvas host only
+            transport=transport,
         )
 
     def close(self) -> None:

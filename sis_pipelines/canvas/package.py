@@ -10,11 +10,12 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from ..errors import SisPipelinesError
 from .files import FILES, ORDER
 
 
-class CanvasCsvError(ValueError):
-    pass
+class CanvasCsvError(SisPipelinesError, ValueError):
+    """A Canvas SIS CSV that Canvas would refuse: says which file, row and column."""
 
 
 def to_csv(name: str, frame: pd.DataFrame) -> bytes:

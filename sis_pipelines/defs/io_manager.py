@@ -1,4 +1,4 @@
-"""Parquet through Dagster's UPath IO manager: ``<root>/<asset key>/<night>/<tenant>.parquet``."""
+"""Parquet through Dagster's UPath IO manager, at the paths the lake gives each asset."""
 
 from __future__ import annotations
 
@@ -6,12 +6,25 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
+from ..lake import Lake
 from ..memory import release_memory
-from ..storage import data_dir, read_frame, write_frame
+from ..storage import read_frame, write_frame
 
 
 class ParquetIO(dg.UPathIOManager):
     extension = ".parquet"
+
+    def __init__(self, base_path: UPath):
+        super().__init__(base_path=base_path)
+        self.lake = Lake(base_path)
+
+    def get_path_for_partition(
+        self, context: dg.InputContext | dg.OutputContext, path: UPath, partition: str
+    ) -> UPath:
+        # Multi-partition keys arrive as "<night>/<tenant>" (dimensions in name order).
+        night, tenant = partition.split("/")
+        # Dagster appends the extension itself.
+        return self.lake.asset_file(context.asset_key.path, night, tenant).with_suffix("")
 
     # Step boundaries: what earlier steps left (frames in reference cycles) goes before the
     # next collection is fetched or a step loads its inputs.
@@ -31,4 +44,4 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     base_path: str = ""  # empty: SIS_PIPELINES_DATA_DIR, read when a run starts
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ParquetIO:
-        return ParquetIO(base_path=UPath(self.base_path or data_dir()))
+        return ParquetIO(base_path=Lake.at(self.base_path).root)

@@ -7,20 +7,48 @@ from datetime import date
 import dagster as dg
 
 from ..nights import deployment_timezone, first_night
+from ..tenants import TenantsFile, unregistered
 
-tenant_partitions = dg.DynamicPartitionsDefinition(name="tenant")
+TENANT_DIMENSION = "tenant"
+tenant_partitions = dg.DynamicPartitionsDefinition(name=TENANT_DIMENSION)
 night_partitions = dg.DailyPartitionsDefinition(
     start_date=first_night(), timezone=deployment_timezone()
 )
 tenant_night = dg.MultiPartitionsDefinition(
-    {"night": night_partitions, "tenant": tenant_partitions}
+    {"night": night_partitions, TENANT_DIMENSION: tenant_partitions}
 )
 
 
 def partition_key(tenant: str, night: date | str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"night": str(night), "tenant": tenant})
+    return dg.MultiPartitionKey({"night": str(night), TENANT_DIMENSION: tenant})
 
 
 def tenant_and_night(context: dg.AssetExecutionContext) -> tuple[str, date]:
     keys = context.partition_key.keys_by_dimension  # type: ignore[union-attr]
-    return keys["tenant"], date.fromisoformat(keys["night"])
+    return keys[TENANT_DIMENSION], date.fromisoformat(keys["night"])
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(night, tenant) of a stored partition key such as ``2026-11-21|demo-genesis``."""
+    night, _, tenant = key.partition("|")
+    return night, tenant
+
+
+def registered(instance: dg.DagsterInstance) -> list[str]:
+    return list(instance.get_dynamic_partitions(TENANT_DIMENSION))
+
+
+def register_tenants(instance: dg.DagsterInstance, tenants: TenantsFile) -> list[str]:
+    """Adds the enabled tenants that have no partition yet; returns them."""
+    new = unregistered(tenants, registered(instance))
+    if new:
+        instance.add_dynamic_partitions(TENANT_DIMENSION, new)
+    return new
+
+
+def registration_request(
+    instance: dg.DagsterInstance, tenants: TenantsFile
+) -> dg.AddDynamicPartitionsRequest | None:
+    """The same, as a sensor asks for it (so the sensor's tick records what it added)."""
+    new = unregistered(tenants, registered(instance))
+    return tenant_partitions.build_add_request(new) if new else None

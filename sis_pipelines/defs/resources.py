@@ -1,11 +1,15 @@
-"""Resources: the tenants file and the data directory."""
+"""Resources: the tenants file and the lake.
+
+Both default to the environment read when a run starts (SIS_PIPELINES_TENANTS,
+SIS_PIPELINES_DATA_DIR), not when the code location loads, and an unset variable means the
+documented default (``./tenants.yaml``, ``./data``): ``dg.EnvVar`` would make it an error.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
-from upath import UPath
 
-from ..storage import data_dir, output_path
+from ..lake import Lake
 from ..tenants import Tenant, TenantsFile, load_tenants, tenants_path
 
 
@@ -21,7 +25,8 @@ class TenantsResource(dg.ConfigurableResource):
         tenants = self.load().tenants
         if tenant_id not in tenants:
             raise dg.Failure(
-                f"tenant {tenant_id!r} is not in the tenants file {self.path or tenants_path()}"
+                f"tenant {tenant_id!r} is not in the tenants file {self.path or tenants_path()}",
+                allow_retries=False,
             )
         return tenants[tenant_id]
 
@@ -31,10 +36,8 @@ class DataLake(dg.ConfigurableResource):
 
     root: str = ""  # empty: SIS_PIPELINES_DATA_DIR, read when a run starts
 
-    def path(
-        self, area: str, kind: str, night: str, tenant: str, suffix: str = ".parquet"
-    ) -> UPath:
-        return output_path(self.root or data_dir(), area, kind, night, tenant, suffix)
+    def lake(self) -> Lake:
+        return Lake.at(self.root)
 
 
 def default_resources() -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import timedelta
@@ -24,9 +23,10 @@ def _environment() -> None:
 def main() -> int:
     _environment()
     from ..cli import _instance, run_tenant_night, sync_tenants
+    from ..lake import Lake
     from ..nights import latest_complete_night
     from ..oneroster.collections import COLLECTIONS
-    from ..storage import data_dir, output_path, parquet_rows, read_frame, tenant_file
+    from ..storage import parquet_rows, read_frame
     from ..tenants import load_tenants
 
     instance = _instance()
@@ -39,13 +39,14 @@ def main() -> int:
         for tenant in load_tenants().tenants:
             print(f"Materializing {tenant} for {night} …", flush=True)
             outcomes.append(run_tenant_night(instance, tenant, night))
-    root = data_dir()
+    lake = Lake.at()
+    root = lake.root
     print()
     print(f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'quarantined':>11}")
     for outcome in outcomes:
         for name in COLLECTIONS:
-            snapshot = output_path(root, "oneroster", name, str(outcome.night), outcome.tenant)
-            quarantine = output_path(root, "quarantine", name, str(outcome.night), outcome.tenant)
+            snapshot = lake.snapshot(name, outcome.night, outcome.tenant)
+            quarantine = lake.quarantine(name, outcome.night, outcome.tenant)
             rows = parquet_rows(snapshot) if snapshot.exists() else "-"
             bad = parquet_rows(quarantine) if quarantine.exists() else "-"
             print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}")
@@ -54,7 +55,7 @@ def main() -> int:
         f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests sent / unchanged / failed+skipped'}"
     )
     for outcome in outcomes:
-        changes_path = output_path(root, "canvas", "changes", str(outcome.night), outcome.tenant)
+        changes_path = lake.changes(outcome.night, outcome.tenant)
         if changes_path.exists():
             changes = read_frame(changes_path)
             by_action = (
@@ -66,15 +67,12 @@ def main() -> int:
             total = str(len(changes))
         else:
             by_action, total = "-", "-"
-        ledger = tenant_file(root, "canvas_applied", outcome.tenant, ".json")
-        entry = (
-            json.loads(ledger.read_text()).get(str(outcome.night), {}) if ledger.exists() else {}
-        )
+        entry = lake.canvas_applied(outcome.tenant).read().get(str(outcome.night), {})
         state = entry.get("workflow_state", "not uploaded")
         if entry.get("import_id"):
             state = f"#{entry['import_id']} {state}"
         print(
-            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {_gpb(root, outcome)}"
+            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {_gpb(lake, outcome)}"
         )
     print()
     print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
@@ -92,14 +90,13 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def _gpb(root: str, outcome: object) -> str:
+def _gpb(lake, outcome) -> str:
     """The night's push: requests sent, unchanged (already in the SIS), failed or skipped."""
-    from ..storage import output_path, read_frame
+    from ..storage import read_frame
 
-    night, tenant = str(outcome.night), outcome.tenant  # type: ignore[attr-defined]
-    outcomes = output_path(root, "gpb", "outcomes", night, tenant)
+    outcomes = lake.gpb_outcomes(outcome.night, outcome.tenant)
     if not outcomes.exists():
-        requests = output_path(root, "gpb", "requests", night, tenant, ".jsonl")
+        requests = lake.gpb_requests(outcome.night, outcome.tenant)
         return "computed, not pushed" if requests.exists() else "-"
     status = read_frame(outcomes)["status"].astype(str).value_counts()
     sent, unchanged = int(status.get("sent", 0)), int(status.get("unchanged", 0))

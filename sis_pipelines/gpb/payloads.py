@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from ..nights import end_of_night, utc_stamp
 from ..tenants import Tenant
 from .canvas_gradebook import CanvasGradebook
 
@@ -213,6 +214,273 @@ def _match_categories(pairs: pd.DataFrame, categories: list[dict[str, Any]]) -> 
     return by_class.fillna(titles.map(global_)).astype("string")
 
 
+@dataclass
+class _Pass:
+    """One night's build: what the SIS holds, what we know, and the requests so far."""
+
+    s: Settings
+    sis: SisState
+    known_ids: dict[str, str]
+    night: date
+    ref: _Refs = field(init=False)
+    strict: bool = field(init=False)
+    night_end: str = field(init=False)
+    report: list[dict[str, Any]] = field(default_factory=list)
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    line_items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    default_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.ref = _Refs(self.s)
+        self.strict = self.s.version == "1.2"
+        self.night_end = utc_stamp(end_of_night(self.night))
+        # Existing SIS lineItems: reuse by class, title and due date (Grade Sync Process step 4).
+        self.existing = {
+            (class_id, str(li.get("title")), _date_part(li.get("dueDate"))): li["sourcedId"]
+            for class_id, lis in self.sis.line_items.items()
+            for li in lis
+            if li.get("status", "active") == "active"
+        }
+        # Results (steps 6 and 7): reuse the SIS's result for the same lineItem and student.
+        self.existing_results = {
+            (r.get("lineItem", {}).get("sourcedId"), r.get("student", {}).get("sourcedId")): r[
+                "sourcedId"
+            ]
+            for rs in self.sis.results.values()
+            for r in rs
+        }
+
+    def not_sent(self, kind: str, key: str, class_id: str | None, reason: str) -> None:
+        self.report.append({"kind": kind, "key": key, "class": class_id, "reason": reason})
+
+    def students(
+        self, book: CanvasGradebook, classes: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Canvas's students with their class, school and term; the classes' roster."""
+        roster = pd.DataFrame(
+            {
+                "class": classes["sourcedId"].astype("string"),
+                "school": classes["schoolSourcedId"].astype("string"),
+                "term": classes["termSourcedIds"]
+                .map(lambda t: t[0] if t is not None and len(t) else None)
+                .astype("string"),
+            }
+        )
+        students = students_by_class(book, self.s.prefix)
+        unknown = students[~students["class"].isin(roster["class"])]
+        for class_id in sorted(unknown["class"].unique()):
+            self.not_sent(
+                "class",
+                class_id,
+                class_id,
+                "Canvas section is not a class of the OneRoster snapshot",
+            )
+        return students.merge(roster, on="class", how="inner"), roster
+
+    def assignment_items(
+        self, book: CanvasGradebook, students: pd.DataFrame, sessions: pd.DataFrame
+    ) -> pd.DataFrame:
+        """A row per assignment and class that counts, with its SIS category and period."""
+        s = self.s
+        sections = students[["course_id", "class", "school", "term"]].drop_duplicates()
+        work = counting(book.assignments, s.assignments == "post_to_sis", s.include_omitted)
+        items = work.merge(sections, on="course_id", how="inner")
+        items["key"] = "a:" + items["assignment_id"].astype("string") + ":" + items["class"]
+        items["category"] = _match_categories(items, self.sis.categories)
+        items = self._place_unmatched(items)
+        # Grading periods hold the due date of a lineItem.
+        items["grading_period"] = _grading_periods(items, sessions) if s.grading_periods else pd.NA
+        return items
+
+    def _place_unmatched(self, items: pd.DataFrame) -> pd.DataFrame:
+        """Groups the SIS does not know: the default category, a category of their own, or
+        reported and left out."""
+        s = self.s
+        if s.default_category:
+            self.default_id = _global_category(self.sis.categories, s.default_category)
+            if self.default_id is None:
+                self.not_sent(
+                    "category",
+                    s.default_category,
+                    None,
+                    "gpb.default_category is not a category of the SIS",
+                )
+        unmatched = items["category"].isna()
+        if not unmatched.any():
+            return items
+        if self.default_id is not None:
+            items.loc[unmatched, "category"] = self.default_id
+            return items
+        if s.create_categories:
+            groups = items["group_name"].fillna("Ungrouped")
+            for title in sorted(groups[unmatched].unique()):
+                cat_id = "cnv-cat-" + hashlib.sha1(title.casefold().encode()).hexdigest()[:12]
+                self.categories.append(_category_request(cat_id, title, self.night_end))
+                items.loc[unmatched & (groups == title), "category"] = cat_id
+            return items
+        for (class_id, group), n in (
+            items[unmatched].groupby(["class", "group_name"], dropna=False).size().items()
+        ):
+            self.not_sent(
+                "lineItem",
+                f"group:{group}",
+                class_id,
+                f"assignment group {group!r} matches no SIS category ({n} lineItems not sent); set gpb.default_category or gpb.create_categories",
+            )
+        return items[~unmatched]
+
+    def assignment_line_items(self, items: pd.DataFrame) -> dict[str, str | None]:
+        """A lineItem request per assignment and class; their sourcedIds by key."""
+        ref, night_end = self.ref, self.night_end
+        line_item_ids: dict[str, str | None] = {}
+        for row in items.sort_values(["class", "due_at", "assignment_id"]).to_dict("records"):
+            key = row["key"]
+            sis_id = self.existing.get(
+                (row["class"], row["name"], _date_part(row["due_at"]))
+            ) or self.known_ids.get(key)
+            if sis_id is None and self.s.endpoints == "standard":
+                sis_id = f"cnv-a{row['assignment_id']}-{row['class']}"
+            opened = _iso(row["unlock_at"], _iso(row["created_at"], night_end))
+            record: dict[str, Any] = {
+                "status": "active",
+                "dateLastModified": _iso(row["updated_at"], night_end),
+                "title": row["name"],
+                "description": _text(row["description"]),
+                "assignDate": opened,
+                # Without a due date: the date it opened, so the body stays the same night after night.
+                "dueDate": _iso(row["due_at"], opened),
+                "class": ref("class", row["class"]),
+                "category": ref("category", row["category"]),
+                "resultValueMin": 0.0,
+                "resultValueMax": float(row["points_possible"]),
+            }
+            if self.strict:
+                record["school"] = ref("org", row["school"])
+            if not pd.isna(row["grading_period"]):
+                record["gradingPeriod"] = ref("academicSession", row["grading_period"])
+            if record["description"] is None:
+                del record["description"]
+            line_item_ids[key] = sis_id
+            self.line_items.append(
+                (row["class"], _line_item_request(key, sis_id, record, row["class"]))
+            )
+        return line_item_ids
+
+    def assignment_results(
+        self, book: CanvasGradebook, students: pd.DataFrame, line_item_ids: dict[str, str | None]
+    ) -> pd.DataFrame:
+        """A result request per graded submission of a sent lineItem; the submissions used."""
+        subs = book.submissions.merge(
+            students[["course_id", "user_id", "student", "class"]],
+            on=["course_id", "user_id"],
+            how="inner",
+        )
+        subs["status"] = score_status(subs)
+        subs = subs[subs["status"].notna()]
+        subs["key"] = "a:" + subs["assignment_id"].astype("string") + ":" + subs["class"]
+        subs = subs[subs["key"].isin(line_item_ids.keys())]
+        for row in subs.sort_values(["class", "key", "student"]).to_dict("records"):
+            sis_id = line_item_ids[row["key"]]
+            record = _result(row, self.ref, sis_id, row["key"], self.strict, self.night_end)
+            result_id = (
+                self.existing_results.get((sis_id, row["student"]))
+                or f"cnv-r{row['assignment_id']}-{row['class']}-{row['student']}"
+            )
+            self.results.setdefault(row["class"], []).append(
+                _result_request(
+                    f"r:{row['key']}:{row['student']}", row["key"], result_id, record, row["class"]
+                )
+            )
+        return subs
+
+    def course_grades(
+        self,
+        students: pd.DataFrame,
+        subs: pd.DataFrame,
+        roster: pd.DataFrame,
+        sessions: pd.DataFrame,
+    ) -> None:
+        """A course grade lineItem per class, and a result per student whose grades moved."""
+        s, ref, strict = self.s, self.ref, self.strict
+        category = _global_category(self.sis.categories, s.course_grade_title) or self.default_id
+        if category is None and strict:
+            self.not_sent(
+                "lineItem",
+                "course grades",
+                None,
+                f"no SIS category titled {s.course_grade_title!r} and no gpb.default_category: OneRoster 1.2 lineItems need one",
+            )
+            return
+        spans = _session_spans(sessions)
+        moved = subs.groupby(["course_id", "user_id"], as_index=False)["graded_at"].max()
+        grades = students.merge(moved, on=["course_id", "user_id"], how="inner")
+        grades = grades[grades["current_score"].notna()]
+        for class_id, group in grades.groupby("class", sort=True):
+            info = roster[roster["class"] == class_id].iloc[0]
+            period, assign_date, due_date = _course_grade_span(
+                info["term"], spans, self.night.isoformat(), s.grading_periods
+            )
+            key = f"cg:{class_id}" + (f":{period}" if period else "")
+            sis_id = self.existing.get(
+                (class_id, s.course_grade_title, due_date[:10])
+            ) or self.known_ids.get(key)
+            if sis_id is None and s.endpoints == "standard":
+                sis_id = "cnv-cg-" + key[3:].replace(":", "-")
+            record: dict[str, Any] = {
+                "status": "active",
+                "dateLastModified": assign_date,
+                "title": s.course_grade_title,
+                "assignDate": assign_date,
+                "dueDate": due_date,
+                "class": ref("class", class_id),
+                "resultValueMin": 0.0,
+                "resultValueMax": 100.0,
+            }
+            if category is not None:
+                record["category"] = ref("category", category)
+            if strict:
+                record["school"] = ref("org", info["school"])
+            if period:
+                record["gradingPeriod"] = ref("academicSession", period)
+            self.line_items.append((class_id, _line_item_request(key, sis_id, record, class_id)))
+            for row in group.sort_values("student").to_dict("records"):
+                self._course_grade_result(row, class_id, key, sis_id)
+
+    def _course_grade_result(
+        self, row: dict[str, Any], class_id: str, key: str, sis_id: str | None
+    ) -> None:
+        when = _iso(row["graded_at"], self.night_end)
+        result: dict[str, Any] = {
+            "status": "active",
+            "dateLastModified": when,
+            "lineItem": _line_item_ref(self.ref, sis_id, key),
+            "student": self.ref("user", row["student"]),
+            "scoreStatus": "fully graded",
+            "scoreDate": when[:10],
+            "score": float(row["current_score"]),
+        }
+        if self.strict:
+            result["class"] = self.ref("class", class_id)
+        result_id = self.existing_results.get((sis_id, row["student"])) or (
+            f"cnv-{key.replace(':', '-')}-{row['student']}"
+        )
+        self.results.setdefault(class_id, []).append(
+            _result_request(f"r:{key}:{row['student']}", key, result_id, result, class_id)
+        )
+
+    def payloads(self) -> Payloads:
+        """Send order: categories, then per class its lineItems before its results."""
+        requests = list(self.categories)
+        by_class: dict[str, list[dict[str, Any]]] = {}
+        for class_id, request in self.line_items:
+            by_class.setdefault(class_id, []).append(request)
+        for class_id in sorted(set(by_class) | set(self.results)):
+            requests += by_class.get(class_id, []) + self.results.get(class_id, [])
+        report = pd.DataFrame(self.report, columns=["kind", "key", "class", "reason"])
+        return Payloads(requests, report.astype("string"))
+
+
 def build(
     book: CanvasGradebook,
     classes: pd.DataFrame,
@@ -223,194 +491,32 @@ def build(
     night: date,
 ) -> Payloads:
     """The night's requests, in send order, and a report of what cannot be sent."""
-    ref = _Refs(s)
-    strict = s.version == "1.2"
-    night_end = f"{night.isoformat()}T23:59:59Z"
-    report: list[dict[str, Any]] = []
-    requests: list[dict[str, Any]] = []
-
-    roster = pd.DataFrame(
-        {
-            "class": classes["sourcedId"].astype("string"),
-            "school": classes["schoolSourcedId"].astype("string"),
-            "term": classes["termSourcedIds"]
-            .map(lambda t: t[0] if t is not None and len(t) else None)
-            .astype("string"),
-        }
-    )
-    students = students_by_class(book, s.prefix)
-    unknown = students[~students["class"].isin(roster["class"])]
-    for class_id in sorted(unknown["class"].unique()):
-        report.append(
-            {
-                "kind": "class",
-                "key": class_id,
-                "class": class_id,
-                "reason": "Canvas section is not a class of the OneRoster snapshot",
-            }
-        )
-    students = students.merge(roster, on="class", how="inner")
-    sections = students[["course_id", "class", "school", "term"]].drop_duplicates()
-
-    work = counting(book.assignments, s.assignments == "post_to_sis", s.include_omitted)
-    items = work.merge(sections, on="course_id", how="inner")
-    items["key"] = "a:" + items["assignment_id"].astype("string") + ":" + items["class"]
-    items["category"] = _match_categories(items, sis.categories)
-
-    # Categories for groups the SIS does not know.
-    default_id = None
-    if s.default_category:
-        default_id = _global_category(sis.categories, s.default_category)
-        if default_id is None:
-            report.append(
-                {
-                    "kind": "category",
-                    "key": s.default_category,
-                    "class": None,
-                    "reason": "gpb.default_category is not a category of the SIS",
-                }
-            )
-    unmatched = items["category"].isna()
-    if unmatched.any():
-        if default_id is not None:
-            items.loc[unmatched, "category"] = default_id
-        elif s.create_categories:
-            for title in sorted(items.loc[unmatched, "group_name"].fillna("Ungrouped").unique()):
-                cat_id = "cnv-cat-" + hashlib.sha1(title.casefold().encode()).hexdigest()[:12]
-                requests.append(
-                    {
-                        "method": "PUT",
-                        "path": f"/categories/{cat_id}",
-                        "body": {
-                            "category": {
-                                "sourcedId": cat_id,
-                                "status": "active",
-                                "dateLastModified": night_end,
-                                "title": title,
-                            }
-                        },
-                        "key": f"c:{title.casefold()}",
-                        "kind": "category",
-                        "class": None,
-                    }
-                )
-                items.loc[
-                    unmatched & (items["group_name"].fillna("Ungrouped") == title), "category"
-                ] = cat_id
-        else:
-            for (class_id, group), n in (
-                items[unmatched].groupby(["class", "group_name"], dropna=False).size().items()
-            ):
-                report.append(
-                    {
-                        "kind": "lineItem",
-                        "key": f"group:{group}",
-                        "class": class_id,
-                        "reason": f"assignment group {group!r} matches no SIS category ({n} lineItems not sent); set gpb.default_category or gpb.create_categories",
-                    }
-                )
-            items = items[~unmatched]
-
-    # Grading periods hold the due date of a lineItem.
-    items["grading_period"] = _grading_periods(items, sessions) if s.grading_periods else pd.NA
-
-    # Existing SIS lineItems: reuse by class, title and due date (Grade Sync Process step 4).
-    existing = {
-        (class_id, str(li.get("title")), _date_part(li.get("dueDate"))): li["sourcedId"]
-        for class_id, lis in sis.line_items.items()
-        for li in lis
-        if li.get("status", "active") == "active"
-    }
-    line_item_ids: dict[str, str | None] = {}
-    sent_items: list[tuple[str, dict[str, Any]]] = []
-    for row in items.sort_values(["class", "due_at", "assignment_id"]).to_dict("records"):
-        key = row["key"]
-        sis_id = existing.get(
-            (row["class"], row["name"], _date_part(row["due_at"]))
-        ) or known_ids.get(key)
-        if sis_id is None and s.endpoints == "standard":
-            sis_id = f"cnv-a{row['assignment_id']}-{row['class']}"
-        record: dict[str, Any] = {
-            "status": "active",
-            "dateLastModified": _iso(row["updated_at"], night_end),
-            "title": row["name"],
-            "description": _text(row["description"]),
-            "assignDate": _iso(row["unlock_at"], _iso(row["created_at"], night_end)),
-            # Without a due date: the date it opened, so the body stays the same night after night.
-            "dueDate": _iso(
-                row["due_at"], _iso(row["unlock_at"], _iso(row["created_at"], night_end))
-            ),
-            "class": ref("class", row["class"]),
-            "category": ref("category", row["category"]),
-            "resultValueMin": 0.0,
-            "resultValueMax": float(row["points_possible"]),
-        }
-        if strict:
-            record["school"] = ref("org", row["school"])
-        if not pd.isna(row["grading_period"]):
-            record["gradingPeriod"] = ref("academicSession", row["grading_period"])
-        if record["description"] is None:
-            del record["description"]
-        line_item_ids[key] = sis_id
-        sent_items.append((row["class"], _line_item_request(key, sis_id, record, row["class"])))
-
-    # Results (steps 6 and 7): reuse the SIS's result sourcedId for the same lineItem and student.
-    existing_results = {
-        (r.get("lineItem", {}).get("sourcedId"), r.get("student", {}).get("sourcedId")): r[
-            "sourcedId"
-        ]
-        for rs in sis.results.values()
-        for r in rs
-    }
-    subs = book.submissions.merge(
-        students[["course_id", "user_id", "student", "class"]],
-        on=["course_id", "user_id"],
-        how="inner",
-    )
-    subs["status"] = score_status(subs)
-    subs = subs[subs["status"].notna()]
-    subs["key"] = "a:" + subs["assignment_id"].astype("string") + ":" + subs["class"]
-    subs = subs[subs["key"].isin(line_item_ids.keys())]
-    result_requests: dict[str, list[dict[str, Any]]] = {}
-    for row in subs.sort_values(["class", "key", "student"]).to_dict("records"):
-        record = _result(row, ref, line_item_ids[row["key"]], row["key"], strict, night_end)
-        result_id = (
-            existing_results.get((line_item_ids[row["key"]], row["student"]))
-            or f"cnv-r{row['assignment_id']}-{row['class']}-{row['student']}"
-        )
-        result_requests.setdefault(row["class"], []).append(
-            _result_request(
-                f"r:{row['key']}:{row['student']}", row["key"], result_id, record, row["class"]
-            )
-        )
-
+    night_pass = _Pass(s, sis, known_ids, night)
+    students, roster = night_pass.students(book, classes)
+    items = night_pass.assignment_items(book, students, sessions)
+    line_item_ids = night_pass.assignment_line_items(items)
+    subs = night_pass.assignment_results(book, students, line_item_ids)
     if s.course_grades:
-        _course_grades(
-            students,
-            subs,
-            roster,
-            sessions,
-            sis,
-            s,
-            ref,
-            night_end,
-            existing,
-            existing_results,
-            known_ids,
-            default_id,
-            sent_items,
-            result_requests,
-            report,
-        )
+        night_pass.course_grades(students, subs, roster, sessions)
+    return night_pass.payloads()
 
-    # Send order: categories, then per class its lineItems before its results.
-    by_class: dict[str, list[dict[str, Any]]] = {}
-    for class_id, request in sent_items:
-        by_class.setdefault(class_id, []).append(request)
-    for class_id in sorted(set(by_class) | set(result_requests)):
-        requests += by_class.get(class_id, []) + result_requests.get(class_id, [])
-    report_frame = pd.DataFrame(report, columns=["kind", "key", "class", "reason"]).astype("string")
-    return Payloads(requests, report_frame)
+
+def _category_request(cat_id: str, title: str, night_end: str) -> dict[str, Any]:
+    return {
+        "method": "PUT",
+        "path": f"/categories/{cat_id}",
+        "body": {
+            "category": {
+                "sourcedId": cat_id,
+                "status": "active",
+                "dateLastModified": night_end,
+                "title": title,
+            }
+        },
+        "key": f"c:{title.casefold()}",
+        "kind": "category",
+        "class": None,
+    }
 
 
 def _text(value: Any) -> str | None:
@@ -532,87 +638,6 @@ def _course_grade_span(
         if len(inside):
             period, start, end = inside.iloc[0][["session", "start", "end"]]
     return period, f"{start}T00:00:00Z", f"{end}T23:59:59Z"
-
-
-def _course_grades(
-    students: pd.DataFrame,
-    subs: pd.DataFrame,
-    roster: pd.DataFrame,
-    sessions: pd.DataFrame,
-    sis: SisState,
-    s: Settings,
-    ref: _Refs,
-    night_end: str,
-    existing: dict[tuple[str, str, str], str],
-    existing_results: dict[tuple[Any, Any], str],
-    known_ids: dict[str, str],
-    default_id: str | None,
-    sent_items: list[tuple[str, dict[str, Any]]],
-    result_requests: dict[str, list[dict[str, Any]]],
-    report: list[dict[str, Any]],
-) -> None:
-    """A course grade lineItem per class, and a result per student whose grades moved."""
-    strict = s.version == "1.2"
-    category = _global_category(sis.categories, s.course_grade_title) or default_id
-    if category is None and strict:
-        report.append(
-            {
-                "kind": "lineItem",
-                "key": "course grades",
-                "class": None,
-                "reason": f"no SIS category titled {s.course_grade_title!r} and no gpb.default_category: OneRoster 1.2 lineItems need one",
-            }
-        )
-        return
-    spans = _session_spans(sessions)
-    moved = subs.groupby(["course_id", "user_id"], as_index=False)["graded_at"].max()
-    grades = students.merge(moved, on=["course_id", "user_id"], how="inner")
-    grades = grades[grades["current_score"].notna()]
-    for class_id, group in grades.groupby("class", sort=True):
-        info = roster[roster["class"] == class_id].iloc[0]
-        period, assign_date, due_date = _course_grade_span(
-            info["term"], spans, night_end[:10], s.grading_periods
-        )
-        key = f"cg:{class_id}" + (f":{period}" if period else "")
-        sis_id = existing.get((class_id, s.course_grade_title, due_date[:10])) or known_ids.get(key)
-        if sis_id is None and s.endpoints == "standard":
-            sis_id = "cnv-cg-" + key[3:].replace(":", "-")
-        record: dict[str, Any] = {
-            "status": "active",
-            "dateLastModified": assign_date,
-            "title": s.course_grade_title,
-            "assignDate": assign_date,
-            "dueDate": due_date,
-            "class": ref("class", class_id),
-            "resultValueMin": 0.0,
-            "resultValueMax": 100.0,
-        }
-        if category is not None:
-            record["category"] = ref("category", category)
-        if strict:
-            record["school"] = ref("org", info["school"])
-        if period:
-            record["gradingPeriod"] = ref("academicSession", period)
-        sent_items.append((class_id, _line_item_request(key, sis_id, record, class_id)))
-        for row in group.sort_values("student").to_dict("records"):
-            when = _iso(row["graded_at"], night_end)
-            result: dict[str, Any] = {
-                "status": "active",
-                "dateLastModified": when,
-                "lineItem": _line_item_ref(ref, sis_id, key),
-                "student": ref("user", row["student"]),
-                "scoreStatus": "fully graded",
-                "scoreDate": when[:10],
-                "score": float(row["current_score"]),
-            }
-            if strict:
-                result["class"] = ref("class", class_id)
-            result_id = existing_results.get((sis_id, row["student"])) or (
-                f"cnv-{key.replace(':', '-')}-{row['student']}"
-            )
-            result_requests.setdefault(class_id, []).append(
-                _result_request(f"r:{key}:{row['student']}", key, result_id, result, class_id)
-            )
 
 
 def _global_category(categories: list[dict[str, Any]], title: str) -> str | None:

@@ -7,11 +7,8 @@ gradebook scopes and, for Infinite Campus, the ``x-vendor-authorization`` header
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,8 +17,8 @@ import httpx
 from ..oneroster.auth import SCOPE_PREFIX
 from ..oneroster.client import OneRosterClient, RetryPolicy, _total
 from ..oneroster.errors import OneRosterError
-from ..oneroster.source import _district, _secret, build_auth, simulator_auth
-from ..tenants import Tenant
+from ..oneroster.source import build_auth
+from ..tenants import Tenant, read_secret
 
 SCOPES = ("gradebook.readonly", "gradebook.createput")
 
@@ -85,17 +82,23 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _vendor_header(tenant_id: str, tenant: Tenant, env: Mapping[str, str]) -> dict[str, str]:
+def vendor_header(tenant_id: str, tenant: Tenant, env: Mapping[str, str]) -> dict[str, str]:
+    """Infinite Campus's ``x-vendor-authorization``, when the tenant names its key and secret."""
     cfg = tenant.gpb
     if cfg.vendor_key_env is None:
         return {}
-    key = _secret(tenant_id, "gpb.vendor_key_env", cfg.vendor_key_env, env)
-    secret = _secret(tenant_id, "gpb.vendor_secret_env", cfg.vendor_secret_env, env)
+    key = read_secret(env, tenant_id, "gpb.vendor_key_env", cfg.vendor_key_env)
+    secret = read_secret(env, tenant_id, "gpb.vendor_secret_env", cfg.vendor_secret_env)
     return {"x-vendor-authorization": f"{key}:{secret}"}
 
 
-def _client(
-    tenant_id: str, tenant: Tenant, auth: httpx.Auth, base: str, headers: dict[str, str]
+def gradebook_client(
+    tenant_id: str,
+    tenant: Tenant,
+    auth: httpx.Auth,
+    base: str,
+    headers: dict[str, str],
+    transport: httpx.BaseTransport | None = None,
 ) -> OneRosterClient:
     cfg = tenant.oneroster
     return OneRosterClient(
@@ -107,6 +110,7 @@ def _client(
         timeout_s=cfg.timeout_s,
         retry=RetryPolicy(max_attempts=cfg.retry_attempts, backoff_base_s=cfg.retry_backoff_s),
         headers=headers,
+        transport=transport,
     )
 
 
@@ -114,42 +118,12 @@ def _client(
 def open_gradebook(
     tenant_id: str,
     tenant: Tenant,
-    data_root: str,
-    night: date,
     env: Mapping[str, str] = os.environ,
+    transport: httpx.BaseTransport | None = None,
 ) -> Iterator[SisGradebook]:
-    """The tenant's SIS gradebook, or for ``source: simulator`` the simulator's, whose state
-    lives in ``<data>/simulator/oneroster/<tenant>.gradebook.json`` across runs."""
-    cfg = tenant.oneroster
-    if cfg.source != "simulator":
-        auth = build_auth(tenant_id, tenant, env, scope=gradebook_scope(cfg.version))
-        headers = _vendor_header(tenant_id, tenant, env)
-        with _client(tenant_id, tenant, auth, gradebook_base(tenant), headers) as client:
-            yield SisGradebook(client)
-        return
-    from ..simulator.server import SimulatorServer
-    from ..simulator.sis_gradebook import SisGradebook as SimulatedGradebook
-    from ..simulator.vendors import VENDORS
-
-    profile = VENDORS[tenant.vendor].with_(version=cfg.version)
-    state = Path(data_root.removeprefix("file://")) / "simulator" / "oneroster"
-    vendor_key = secrets.token_urlsafe(12) if tenant.vendor == "infinite_campus" else None
-    store = SimulatedGradebook(
-        cfg.version,
-        state / f"{tenant_id}.gradebook.json",
-        vendor_authorization=f"{tenant_id}:{vendor_key}" if vendor_key else None,
-    )
-    client_secret = secrets.token_urlsafe(16)
-    with SimulatorServer(
-        profile,
-        night=night,
-        client_id=tenant_id,
-        client_secret=client_secret,
-        district=_district(cfg.students, cfg.seed),  # type: ignore[arg-type]
-        gradebook=store,
-    ) as sim:
-        sim.add_faults(cfg.simulator_faults)  # the same scripted faults as rostering, per tenant
-        auth = simulator_auth(sim, tenant_id, client_secret, gradebook_scope(cfg.version))
-        headers = {"x-vendor-authorization": f"{tenant_id}:{vendor_key}"} if vendor_key else {}
-        with _client(tenant_id, tenant, auth, sim.gradebook_url, headers) as client:
-            yield SisGradebook(client)
+    """The tenant's SIS gradebook, with the gradebook scopes (and vendor header)."""
+    auth = build_auth(tenant_id, tenant, env, scope=gradebook_scope(tenant.oneroster.version))
+    headers = vendor_header(tenant_id, tenant, env)
+    base = gradebook_base(tenant)
+    with gradebook_client(tenant_id, tenant, auth, base, headers, transport) as client:
+        yield SisGradebook(client)

@@ -114,6 +114,7 @@ class OneRosterClient:
         timeout_s: float = 60.0,
         retry: RetryPolicy | None = None,
         headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ):
         self.tenant = tenant
         self.base_url = base_url.rstrip("/")
@@ -124,6 +125,7 @@ class OneRosterClient:
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._http = httpx.Client(
             auth=auth,
+            transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 15.0)),
             # Never follow redirects: credentials go to the tenant's configured host only.
             follow_redirects=False,

@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import SourceError
 from .client import FetchResult, FetchStats
 from .collections import Collection, Kind
 from .normalise import Rejects, arrow_schema, normalise_page
@@ -50,7 +51,7 @@ USER_ID = re.compile(r"\{([^:{}]*):([^{}]*)\}")
 CHUNK = 50_000
 
 
-class BundleError(ValueError):
+class BundleError(SourceError, ValueError):
     """A bundle that cannot be read at all (no manifest, OneRoster 1.0, unreadable)."""
 
 

@@ -7,12 +7,14 @@ from typing import Any
 
 import orjson
 
+from ..errors import SourceError
+
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 MAX_MESSAGE = 300
 
 
-class OneRosterError(Exception):
+class OneRosterError(SourceError):
     """A OneRoster provider refused or failed a request."""
 
     def __init__(
@@ -31,6 +33,10 @@ class OneRosterError(Exception):
         where = f"tenant {tenant!r}, endpoint {endpoint}"
         code = f"HTTP {status}: " if status else ""
         super().__init__(f"{where}: {code}{message}")
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.transient
 
 
 class TransientError(OneRosterError):

@@ -1,0 +1,201 @@
+"""Canvas provisioning, night by night: the full Canvas state a snapshot implies, the guarded
+delta against the last night Canvas applied, and the upload of its SIS Import zip.
+
+Each step reads and writes through the lake; the Dagster assets call them one each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from upath import UPath
+
+from ..errors import SourceError, StoredStateError
+from ..figures import Figures, Markdown
+from ..lake import Lake
+from ..storage import atomic_write_bytes, read_frame, write_frame
+from ..tenants import Canvas, Tenant
+from .api import FAILED, import_messages
+from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
+from .files import ORDER
+from .mapping import INTERNAL, map_snapshot, term_signature
+from .package import CanvasCsvError, build_zip
+
+if TYPE_CHECKING:
+    from ..connect import Services
+
+ACTIONS = ("add", "update", "delete", "suspend", "complete")
+
+
+class SisImportFailed(SourceError):
+    """Canvas took the zip and ended the import in a failed state: retrying sends the same."""
+
+
+def map_night(
+    lake: Lake, tenant_id: str, cfg: Canvas, night: date, snapshot: dict[str, pd.DataFrame]
+) -> Figures:
+    """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
+    files = map_snapshot(snapshot, cfg, night)
+    for name, frame in files.items():
+        write_frame(frame, lake.canvas_file(name, night, tenant_id))
+    figures: Figures = {f"{name}_rows": len(frame) for name, frame in files.items()}
+    figures["users_without_login_id"] = files["users"].attrs.get("without_login", 0)
+    return figures
+
+
+def canvas_files(lake: Lake, night: date | str, tenant_id: str) -> dict[str, UPath] | None:
+    """The stored Canvas files of a night: the delta reads them itself, column by column."""
+    files = {}
+    for name in ORDER:
+        path = lake.canvas_file(name, night, tenant_id)
+        if path.exists():
+            files[name] = path
+    return files or None
+
+
+@dataclass
+class GuardVerdict:
+    """The deletion guard on a night's delta: passed, or let through on purpose, or blocked."""
+
+    passed: bool
+    overridden: bool
+    findings: list[GuardFinding]
+    table: Markdown  # what would be removed, file by file
+
+    @property
+    def lets_through(self) -> bool:
+        return self.passed or self.overridden
+
+    def shares(self) -> Figures:
+        return {f"{f.file}_removal_share": round(f.removal_share, 6) for f in self.findings}
+
+
+def delta_night(
+    lake: Lake, tenant_id: str, cfg: Canvas, night: date, allow_mass_removal: bool
+) -> tuple[Figures, GuardVerdict]:
+    """Tonight's delta against the last night applied to Canvas, every row explained in the
+    changes file, and packaged as the night's zip when the deletion guard lets it through
+    (never a stale zip where a blocked one would be)."""
+    current = canvas_files(lake, night, tenant_id)
+    if current is None:
+        raise StoredStateError(
+            f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize canvas/mapping first"
+        )
+    applied = lake.canvas_applied(tenant_id).before(night)
+    base_night = applied[-1] if applied else None
+    previous = canvas_files(lake, base_night, tenant_id) if base_night else None
+    delta = compute_delta(previous, current, cfg, night)
+    passed, findings = deletion_guard(previous, current, delta, cfg.max_removal_share)
+    verdict = GuardVerdict(
+        passed,
+        not passed and allow_mass_removal,
+        findings,
+        Markdown(guard_markdown(findings, cfg.max_removal_share, delta)),
+    )
+    write_frame(delta.changes, lake.changes(night, tenant_id))
+    zip_path = lake.sis_import_zip(night, tenant_id)
+    data = None
+    if verdict.lets_through:
+        sent = (
+            {n: read_frame(p) for n, p in current.items()}
+            if cfg.import_mode == "diffing"
+            else delta.files
+        )
+        package = {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in sent.items()}
+        try:
+            data = build_zip(package) if any(len(f) for f in package.values()) else None
+        except CanvasCsvError as exc:
+            raise CanvasCsvError(f"tenant {tenant_id!r}, night {night}: {exc}") from None
+    if data is not None:
+        atomic_write_bytes(data, zip_path)
+    elif zip_path.exists():
+        zip_path.unlink()
+    figures: Figures = {
+        "changes": Markdown(changes_markdown(delta)),
+        "rows": len(delta.changes),
+        "applied_base_night": base_night or "none (first import)",
+        "import_mode": cfg.import_mode,
+    }
+    for action in ACTIONS:
+        figures[f"{action}_rows"] = int((delta.changes["action"] == action).sum())
+    return figures, verdict
+
+
+def import_night(
+    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date, force: bool
+) -> Figures:
+    """Posts the night's zip to Canvas and follows it to a terminal state, once per night:
+    never again for an imported night, never for a night older than one applied (unless
+    ``force``), never in a dry run. The applied-nights log records the outcome."""
+    cfg = tenant.canvas
+    assert cfg is not None
+    log = lake.canvas_applied(tenant_id)
+    applied = log.read()
+    night_s = str(night)
+    zip_path = lake.sis_import_zip(night, tenant_id)
+    if night_s in applied and not force:
+        return {"outcome": "already imported", "import_id": str(applied[night_s].get("import_id"))}
+    later = log.after(night)
+    if later and not force:
+        return {"outcome": f"not uploaded: a later night ({later[-1]}) is already applied"}
+    if cfg.dry_run:
+        return {"outcome": "dry run: the zip was built, not uploaded", "zip": zip_path}
+    if not zip_path.exists():
+        log.record(night, {"import_id": None, "workflow_state": "nothing to send"})
+        return {"outcome": "nothing to send"}
+    with services.canvas(tenant_id, tenant) as canvas:
+        with zip_path.open("rb") as fh:
+            created = canvas.post_sis_import(fh.read(), _import_params(tenant_id, cfg))
+        state = canvas.wait(created["id"])
+        requests, throttled = canvas.requests, canvas.throttled
+    messages = import_messages(state)
+    workflow_state = state.get("workflow_state")
+    if workflow_state in FAILED:
+        raise SisImportFailed(
+            f"tenant {tenant_id!r}, night {night}: Canvas SIS import {created['id']} {workflow_state}: "
+            + "; ".join(messages[:10])
+        )
+    log.record(night, {"import_id": created["id"], "workflow_state": workflow_state})
+    counts = (state.get("data") or {}).get("counts") or {}
+    return {
+        "outcome": "imported",
+        "import_id": str(created["id"]),
+        "workflow_state": workflow_state,
+        "messages": Markdown("\n".join(f"- {m}" for m in messages) or "none"),
+        "requests": requests,
+        "throttled": throttled,
+        **{f"{k}_imported": int(v) for k, v in counts.items()},
+    }
+
+
+def _import_params(tenant_id: str, cfg: Canvas) -> dict[str, object]:
+    params: dict[str, object] = {}
+    if cfg.override_sis_stickiness:
+        params["override_sis_stickiness"] = "true"
+    if cfg.import_mode == "diffing":
+        params |= {
+            "diffing_data_set_identifier": f"sis_pipelines:{tenant_id}:rostering",
+            "change_threshold": cfg.change_threshold,
+            "diffing_user_remove_status": cfg.user_remove_status,
+            "diffing_drop_status": "completed",  # a dropped enrollment keeps its work
+        }
+    return params
+
+
+def term_change_nights(lake: Lake, tenant_id: str, night: date, cfg: Canvas) -> list[date]:
+    """Nights to re-derive when ``night``'s academic sessions change the Canvas terms (a new
+    term, changed dates, a rollover): it and every later stored night; none otherwise."""
+    nights = [date.fromisoformat(n) for n in lake.snapshot_nights("academic_sessions", tenant_id)]
+    earlier = [n for n in nights if n < night]
+    if not earlier or night not in nights:
+        return []
+
+    def signature(n: date) -> str:
+        return term_signature(read_frame(lake.snapshot("academic_sessions", n, tenant_id)), cfg)
+
+    if signature(earlier[-1]) == signature(night):
+        return []
+    return [n for n in nights if n >= night]

@@ -1,0 +1,39 @@
+"""The nightly schedule: one run per enabled, registered tenant for the night just ended."""
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+
+from ...nights import deployment_timezone
+from ...tenants import TenantsFileError, load_tenants
+from ..partitions import partition_key, registered
+from ..tags import tenant_tags
+from .jobs import nightly_job
+
+
+@dg.schedule(
+    job=nightly_job,
+    cron_schedule=os.environ.get("SIS_PIPELINES_NIGHTLY_CRON", "30 2 * * *"),
+    execution_timezone=deployment_timezone(),
+    name="nightly_schedule",
+)
+def nightly_schedule(context: dg.ScheduleEvaluationContext):
+    night = (context.scheduled_execution_time - timedelta(days=1)).date()
+    try:
+        tenants = load_tenants().tenants
+    except TenantsFileError as exc:
+        return dg.SkipReason(str(exc))
+    known = set(registered(context.instance))
+    requests = [
+        dg.RunRequest(
+            run_key=str(partition_key(tenant_id, night)),
+            partition_key=partition_key(tenant_id, night),
+            tags=tenant_tags(tenant_id, tenant.vendor),
+        )
+        for tenant_id, tenant in sorted(tenants.items())
+        if tenant.enabled and tenant_id in known
+    ]
+    return requests or dg.SkipReason(
+        "no enabled tenant is registered; run `sis-pipelines tenants sync`"
+    )

@@ -1,0 +1,73 @@
+"""Sensors: tenants follow the tenants file; term changes re-derive Canvas from stored nights."""
+
+from datetime import date
+
+import dagster as dg
+
+from ...canvas.provision import term_change_nights
+from ...lake import Lake
+from ...tenants import TenantsFileError, load_tenants
+from ..partitions import partition_key, registration_request, split_key
+from ..tags import BACKFILL, tenant_tags
+from .jobs import term_change_job
+
+SESSIONS = dg.AssetKey(["oneroster", "academic_sessions"])
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the `tenant` partitions in step with the tenants file.",
+)
+def tenant_onboarding_sensor(
+    context: dg.SensorEvaluationContext,
+) -> dg.SensorResult | dg.SkipReason:
+    try:
+        tenants = load_tenants()
+    except TenantsFileError as exc:
+        return dg.SkipReason(str(exc))
+    # Disabled tenants keep their partition (and their data); the schedule skips them.
+    request = registration_request(context.instance, tenants)
+    if request is None:
+        return dg.SkipReason("every enabled tenant is registered")
+    context.log.info(f"registering tenants: {', '.join(request.partition_keys)}")
+    return dg.SensorResult(dynamic_partitions_requests=[request])
+
+
+@dg.sensor(
+    job=term_change_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When a tenant's academic sessions change its Canvas terms (a new term, changed dates, a rollover), re-derives the Canvas mapping and delta of the affected nights from stored snapshots.",
+)
+def term_change_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    after = int(context.cursor or 0)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SESSIONS, after_storage_id=after), limit=200, ascending=True
+    ).records
+    if not records:
+        return dg.SensorResult(skip_reason="no new academic sessions")
+    try:
+        tenants = load_tenants().tenants
+    except TenantsFileError as exc:
+        return dg.SensorResult(skip_reason=str(exc))
+    lake = Lake.at()
+    requests = []
+    for record in records:
+        night_s, tenant_id = split_key(record.partition_key or "")
+        tenant = tenants.get(tenant_id)
+        if tenant is None or tenant.canvas is None or not night_s:
+            continue
+        night = date.fromisoformat(night_s)
+        for affected in term_change_nights(lake, tenant_id, night, tenant.canvas):
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"term-change:{tenant_id}:{night_s}:{affected}",
+                    partition_key=str(partition_key(tenant_id, affected)),
+                    tags={
+                        BACKFILL: f"term-change {night_s}",
+                        **tenant_tags(tenant_id, tenant.vendor),
+                    },
+                )
+            )
+    return dg.SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))

@@ -1,0 +1,158 @@
+"""Canvas provisioning assets: mapping, guarded delta and package, upload and tracking."""
+
+import dagster as dg
+import pandas as pd
+
+from ...canvas.mapping import MAPPED_AS_DICTIONARY, MAPPED_COLUMNS
+from ...canvas.provision import GuardVerdict, delta_night, import_night, map_night
+from ...memory import release_memory
+from ..partitions import tenant_night
+from ..resources import DataLake, TenantsResource
+from ..steps import Step, explained, metadata, step_of
+from ..tags import ALLOW_MASS_REMOVAL
+
+GUARD_CHECK = "deletion_guard"
+MAPPING = dg.AssetKey(["canvas", "mapping"])
+DELTA = dg.AssetKey(["canvas", "delta"])
+SIS_IMPORT = dg.AssetKey(["canvas", "sis_import"])
+OWNERS = ["team:data-engineering"]
+
+
+def _provisioned(
+    context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake
+) -> Step | None:
+    """The step, or None (the asset is skipped) for a tenant without a canvas section."""
+    step = step_of(context, tenants, lake)
+    if step.tenant.canvas is None:
+        context.log.info(
+            f"tenant {step.tenant_id!r} has no canvas section: Canvas provisioning skipped"
+        )
+        return None
+    return step
+
+
+@dg.asset(
+    key=MAPPING,
+    ins={
+        name: dg.AssetIn(
+            key=["oneroster", name],
+            metadata={"columns": columns, "dictionary": MAPPED_AS_DICTIONARY.get(name)},
+        )
+        for name, columns in MAPPED_COLUMNS.items()
+    },
+    partitions_def=tenant_night,
+    group_name="canvas",
+    output_required=False,  # skipped for tenants without a canvas section
+    kinds={"pandas", "parquet", "canvas"},
+    owners=OWNERS,
+    description="The full Canvas state a night's OneRoster snapshot implies: accounts, terms, courses, sections, users, enrollments (and observers), with prefixed SIS ids.",
+)
+def canvas_mapping(
+    context: dg.AssetExecutionContext,
+    tenants: TenantsResource,
+    lake: DataLake,
+    **snapshot: pd.DataFrame,
+):
+    step = _provisioned(context, tenants, lake)
+    if step is None:
+        return
+    assert step.tenant.canvas is not None
+    figures = map_night(step.lake, step.tenant_id, step.tenant.canvas, step.night, snapshot)
+    snapshot.clear()
+    release_memory()  # written: the delta step that follows starts without them
+    yield dg.MaterializeResult(metadata=metadata(figures))
+
+
+def _guard_check(verdict: GuardVerdict, run_id: str) -> dg.AssetCheckResult:
+    if verdict.passed:
+        description = "within the limit"
+    elif verdict.overridden:
+        description = f"over the limit, allowed on purpose by run {run_id} ({ALLOW_MASS_REMOVAL})"
+    else:
+        description = (
+            "over the limit: nothing will be uploaded. Re-run with the tag "
+            f"{ALLOW_MASS_REMOVAL}=true (or --allow-mass-removal) to let it through."
+        )
+    return dg.AssetCheckResult(
+        check_name=GUARD_CHECK,
+        passed=verdict.lets_through,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "what_would_be_removed": dg.MetadataValue.md(verdict.table),
+            "overridden": verdict.overridden,
+            **verdict.shares(),
+        },
+    )
+
+
+@dg.asset(
+    key=DELTA,
+    deps=[MAPPING],
+    partitions_def=tenant_night,
+    group_name="canvas",
+    output_required=False,  # skipped for tenants without a canvas section
+    kinds={"pandas", "canvas"},
+    owners=OWNERS,
+    description=(
+        "Tonight's Canvas SIS Import delta against the last night applied to Canvas, every row explained in "
+        "canvas/changes/<night>/<tenant>.parquet, packaged as canvas/sis_import/<night>/<tenant>.zip when the deletion guard passes."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            GUARD_CHECK,
+            asset=DELTA,
+            blocking=True,
+            description="Blocks the upload when a night would remove more than the tenant's max_removal_share of active users, courses, sections or enrollments",
+        )
+    ],
+)
+def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
+    step = _provisioned(context, tenants, lake)
+    if step is None:
+        return
+    assert step.tenant.canvas is not None
+    with explained():
+        figures, verdict = delta_night(
+            step.lake,
+            step.tenant_id,
+            step.tenant.canvas,
+            step.night,
+            step.flags.allow_mass_removal,
+        )
+    if verdict.overridden:
+        context.log.warning(
+            f"tenant {step.tenant_id!r}, night {step.night}: mass removal allowed by the {ALLOW_MASS_REMOVAL} tag of run {context.run_id}"
+        )
+    yield dg.MaterializeResult(
+        metadata=metadata(figures), check_results=[_guard_check(verdict, context.run_id)]
+    )
+
+
+@dg.asset(
+    key=SIS_IMPORT,
+    deps=[DELTA],
+    partitions_def=tenant_night,
+    group_name="canvas",
+    output_required=False,  # skipped for tenants without a canvas section
+    kinds={"canvas"},
+    owners=OWNERS,
+    description="Posts the night's zip to Canvas sis_imports and follows it to a terminal state; idempotent per night.",
+)
+def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
+    step = _provisioned(context, tenants, lake)
+    if step is None:
+        return
+    with explained():
+        figures = import_night(
+            step.lake,
+            step.services,
+            step.tenant_id,
+            step.tenant,
+            step.night,
+            step.flags.force_upload,
+        )
+    yield dg.MaterializeResult(metadata=metadata(figures))
+
+
+canvas_assets = [canvas_mapping, canvas_delta, canvas_sis_import]

@@ -1,0 +1,113 @@
+"""One asset per OneRoster collection, per tenant and night, with its quarantine check."""
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from ...oneroster.collections import COLLECTIONS, Collection
+from ...oneroster.schemas import referenced_collections
+from ...oneroster.snapshot import Snapshot, SnapshotRequest, take_snapshot
+from ...tenants import Tenant
+from ..partitions import tenant_night
+from ..resources import DataLake, TenantsResource
+from ..steps import explained, metadata, step_of
+
+QUARANTINE_CHECK = "quarantine"
+OWNERS = ["team:data-engineering"]
+
+
+def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+    )
+
+
+def quarantine_check(tenant: Tenant, snapshot: Snapshot, key: dg.AssetKey) -> dg.AssetCheckResult:
+    quarantined, total = snapshot.quarantined, snapshot.records
+    share = quarantined / total if total else 0.0
+    limit = tenant.validation.max_quarantined_share
+    severity = dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=QUARANTINE_CHECK,
+        passed=quarantined == 0,
+        severity=severity,
+        metadata={
+            "quarantined": quarantined,
+            "records": total,
+            "quarantined_share": round(share, 6),
+            "max_quarantined_share": limit,
+        },
+        description=(
+            f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%})"
+            if quarantined
+            else "every record valid"
+        ),
+    )
+
+
+def _description(collection: Collection, refs: list[str]) -> str:
+    against = f"(against {', '.join(refs)}) " if refs else ""
+    return (
+        f"The validated OneRoster `{collection.endpoint}` snapshot of a tenant for a night. "
+        f"Records failing the schema or referential integrity {against}go to "
+        f"quarantine/{collection.name}/<night>/<tenant>.parquet with a reason."
+    )
+
+
+def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["oneroster", collection.name])
+    refs = sorted(referenced_collections(collection.name))
+    ins = {
+        ref: dg.AssetIn(key=["oneroster", ref], metadata={"columns": ["sourcedId"]}) for ref in refs
+    }
+
+    @dg.asset(
+        key=key,
+        ins=ins,
+        partitions_def=tenant_night,
+        group_name="oneroster",
+        kinds={"pandas", "parquet"},
+        owners=OWNERS,
+        description=_description(collection, refs),
+        check_specs=[
+            dg.AssetCheckSpec(
+                QUARANTINE_CHECK,
+                asset=key,
+                blocking=True,
+                description="WARN when records are quarantined; ERROR (blocking) above the tenant's max_quarantined_share",
+            )
+        ],
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        tenants: TenantsResource,
+        lake: DataLake,
+        **upstream: pd.DataFrame,
+    ):
+        step = step_of(context, tenants, lake)
+        request = SnapshotRequest(
+            step.tenant_id, step.tenant, step.night, collection, step.flags.force_refetch
+        )
+        references = {ref: pa.array(upstream[ref]["sourcedId"]) for ref in refs}
+        with explained(context, step.tenant):
+            snapshot = take_snapshot(step.lake, step.services, request, references)
+        for line in snapshot.notes:
+            context.log.info(line)
+        for line in snapshot.warnings:
+            context.log.warning(line)
+        fetched = "fetched_at" in snapshot.figures
+        yield dg.Output(
+            snapshot.frame,
+            metadata={
+                "dagster/row_count": len(snapshot.frame),
+                **({"dagster/column_schema": _column_schema(snapshot.frame)} if fetched else {}),
+                **metadata(snapshot.figures),
+            },
+        )
+        yield quarantine_check(step.tenant, snapshot, key)
+
+    return _asset
+
+
+oneroster_assets = [build_collection_asset(c) for c in COLLECTIONS.values()]

@@ -1,0 +1,90 @@
+"""What every asset does around its one domain call: find the tenant, night and run flags,
+open the lake and the services, record the figures, explain domain errors in one line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Any
+
+import dagster as dg
+from upath import UPath
+
+from ..connect import Services
+from ..errors import SisPipelinesError
+from ..figures import Figures, Markdown
+from ..lake import Lake
+from ..oneroster.errors import OneRosterError
+from ..tenants import Tenant
+from .partitions import tenant_and_night
+from .resources import DataLake, TenantsResource
+from .tags import RunFlags
+
+
+@dataclass(frozen=True)
+class Step:
+    """One asset's step for one tenant-night."""
+
+    tenant_id: str
+    tenant: Tenant
+    night: date
+    lake: Lake
+    services: Services
+    flags: RunFlags
+
+
+def step_of(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake) -> Step:
+    tenant_id, night = tenant_and_night(context)
+    store = lake.lake()
+    return Step(
+        tenant_id,
+        tenants.tenant(tenant_id),
+        night,
+        store,
+        Services(store),
+        RunFlags.of(context.run.tags),
+    )
+
+
+def metadata(figures: Figures) -> dict[str, Any]:
+    """A domain step's figures as Dagster metadata."""
+    out: dict[str, Any] = {}
+    for key, value in figures.items():
+        if isinstance(value, Markdown):
+            out[key] = dg.MetadataValue.md(str(value))
+        elif isinstance(value, UPath | PurePath):
+            out[key] = dg.MetadataValue.path(str(value))
+        elif isinstance(value, datetime):
+            out[key] = dg.MetadataValue.timestamp(value)
+        else:
+            out[key] = value
+    return out
+
+
+@contextmanager
+def explained(
+    context: dg.AssetExecutionContext | None = None, tenant: Tenant | None = None
+) -> Iterator[None]:
+    """Domain errors become a step failure with their one line (no traceback in the UI).
+
+    With a context and a tenant, a SIS that stays down gets the tenant's step retries,
+    minutes apart: the client already retried within seconds, and only this tenant waits.
+    """
+    try:
+        yield
+    except SisPipelinesError as exc:
+        if isinstance(exc, OneRosterError) and exc.transient and context and tenant:
+            retries = tenant.oneroster.step_retries
+            if context.retry_number < retries:
+                wait = tenant.oneroster.step_retry_wait_s
+                context.log.warning(f"{exc}; retrying the step in {wait:.0f}s")
+                raise dg.RetryRequested(max_retries=retries, seconds_to_wait=wait) from None
+        figures = getattr(exc, "figures", None)
+        raise dg.Failure(
+            description=str(exc),
+            metadata=metadata(figures) if figures else None,
+            allow_retries=exc.retryable,
+        ) from None

@@ -1,0 +1,230 @@
+"""Grade passback, night by night: read the Canvas gradebook of the courses we provisioned,
+turn it into the night's OneRoster requests, and send them to the SIS gradebook.
+
+Each step reads and writes through the lake; the Dagster assets call them one each.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..errors import SourceError, StoredStateError
+from ..figures import Figures, Markdown
+from ..lake import Lake
+from ..storage import read_frame, write_frame
+from ..tenants import Tenant
+from .canvas_gradebook import read_gradebook
+from .payloads import Payloads, Settings, SisState, build, students_by_class
+from .push import PushResult, push
+from .state import (
+    graded_since,
+    load_gradebook,
+    read_ledger,
+    read_requests,
+    record_pass,
+    store_gradebook,
+    write_requests,
+)
+
+if TYPE_CHECKING:
+    from ..connect import Services
+
+
+class GradesNotSent(SourceError):
+    """Some of the night's requests failed; a re-run sends only those and what changed."""
+
+    retryable = True
+
+    def __init__(self, message: str, figures: Figures):
+        super().__init__(message)
+        self.figures = figures
+
+
+def passes_back(tenant: Tenant) -> bool:
+    return tenant.gpb.endpoints != "off" and tenant.canvas is not None
+
+
+def read_canvas_gradebook(
+    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
+) -> Figures:
+    """The gradebook of every active course the night provisioned, graded since the last pass."""
+    courses_path = lake.canvas_file("courses", night, tenant_id)
+    if not courses_path.exists():
+        raise StoredStateError(
+            f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize canvas/mapping first"
+        )
+    courses = read_frame(courses_path)
+    active = courses["status"].astype("string") == "active"
+    course_ids = sorted(courses.loc[active, "course_id"].astype(str))
+    since = graded_since(lake, tenant_id, night)
+    until = services.canvas_now(tenant, night)
+    with services.canvas(tenant_id, tenant, night) as canvas:
+        book = read_gradebook(canvas, course_ids, since)
+        requests, throttled = canvas.requests, canvas.throttled
+    window = store_gradebook(lake, tenant_id, night, book, since, until)
+    return {
+        "courses": len(course_ids),
+        "courses_with_assignments": int(book.assignments["course_id"].nunique()),
+        "courses_not_in_canvas": len(book.missing_courses),
+        "assignments": len(book.assignments),
+        "submissions": len(book.submissions),
+        "students": len(book.students),
+        "graded_since": since or "beginning (first pass)",
+        "graded_until": window["graded_until"],
+        "canvas_requests": requests,
+        "canvas_throttled": throttled,
+    }
+
+
+def compute_payloads(
+    lake: Lake,
+    services: Services,
+    tenant_id: str,
+    tenant: Tenant,
+    night: date,
+    classes: pd.DataFrame,
+    academic_sessions: pd.DataFrame,
+) -> Figures:
+    """The night's requests file, from the gradebook snapshot and what the SIS holds now."""
+    book = load_gradebook(lake, tenant_id, night)
+    ledger = read_ledger(lake, tenant_id)
+    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
+    with services.gradebook(tenant_id, tenant, night) as sis:
+        base = sis.client.base_url
+        settings = Settings.of(tenant, _rostering_base(tenant, base), base)
+        involved = students_by_class(book, settings.prefix)
+        involved = involved[involved["course_id"].isin(book.assignments["course_id"])]
+        state = SisState(categories=sis.categories())
+        for class_id in sorted(involved["class"].unique()):
+            state.line_items[class_id] = sis.class_line_items(class_id)
+            state.results[class_id] = sis.class_results(class_id)
+        reads = sis.reads
+    payloads = build(book, classes, academic_sessions, state, known_ids, settings, night)
+    requests_file = lake.gpb_requests(night, tenant_id)
+    write_requests(payloads, requests_file)
+    write_frame(payloads.report, lake.gpb_report(night, tenant_id))
+    return {
+        **_payload_counts(payloads),
+        "not_sent": len(payloads.report),
+        "endpoints": tenant.gpb.endpoints,
+        "requests_file": requests_file,
+        "sis_reads": reads,
+        **_not_sent_why(payloads.report),
+    }
+
+
+def _payload_counts(payloads: Payloads) -> Figures:
+    counts = payloads.counts()
+    return {
+        "requests": len(payloads.requests),
+        **{f"{kind}_requests": counts.get(kind, 0) for kind in ("category", "lineItem", "result")},
+    }
+
+
+def _not_sent_why(report: pd.DataFrame) -> Figures:
+    if not len(report):
+        return {}
+    rows = report.head(50).astype(object).fillna("").to_dict("records")
+    return {
+        "not_sent_why": Markdown(
+            "\n".join(
+                f"- {r['kind']} `{r['key']}` ({r['class'] or 'all classes'}): {r['reason']}"
+                for r in rows
+            )
+        )
+    }
+
+
+def _rostering_base(tenant: Tenant, gradebook_url: str) -> str:
+    if tenant.oneroster.base_url:
+        return tenant.oneroster.base_url
+    return gradebook_url.replace("/gradebook/v1p2", "/rostering/v1p2")
+
+
+def push_night(
+    lake: Lake,
+    services: Services,
+    tenant_id: str,
+    tenant: Tenant,
+    night: date,
+    force: bool = False,
+    backfill: str | None = None,
+) -> Figures:
+    """Sends the night's requests: never from a backfill or over a later night's pass unless
+    ``force``. A complete push records the pass; a partial one raises ``GradesNotSent``."""
+    if backfill and not force:
+        return {
+            "outcome": f"not pushed: a backfill run ({backfill}) computes payloads only; run with --force-push to send"
+        }
+    later = lake.gpb_passes(tenant_id).after(night)
+    if later and not force:
+        return {
+            "outcome": f"not pushed: a later night ({later[-1]}) was already pushed; older grades could overwrite newer ones"
+        }
+    path = lake.gpb_requests(night, tenant_id)
+    if not path.exists():
+        raise StoredStateError(
+            f"tenant {tenant_id!r}, night {night}: no payloads; materialize gpb/payloads first"
+        )
+    requests = read_requests(path)
+    ledger = read_ledger(lake, tenant_id)
+    with services.gradebook(tenant_id, tenant, night) as sis:
+        result = push(
+            sis,
+            requests,
+            ledger,
+            str(night),
+            on_sis_change=tenant.gpb.on_sis_change,
+            force=force,
+            max_concurrency=tenant.gpb.max_concurrency,
+        )
+    write_frame(result.outcomes, lake.gpb_outcomes(night, tenant_id))
+    lake.write_gpb_ledger(tenant_id, result.ledger)
+    figures = _push_figures(result, len(requests), tenant, force)
+    failed = result.count("failed")
+    if failed:
+        errors = result.outcomes.loc[result.outcomes["status"] == "failed", "error"].head(5)
+        held = int(
+            result.outcomes["error"].str.contains("in a row", regex=False).fillna(False).sum()
+        )
+        raise GradesNotSent(
+            f"tenant {tenant_id!r}, night {night}: {failed} of {len(requests)} gradebook requests failed"
+            f"{f' and {held} more were held back' if held else ''}; "
+            "a re-run sends only those and what changed. First errors: "
+            + "; ".join(map(str, errors)),
+            figures,
+        )
+    record_pass(lake, tenant_id, night)
+    return figures
+
+
+def _push_figures(result: PushResult, requests: int, tenant: Tenant, force: bool) -> Figures:
+    figures: Figures = {
+        "requests": requests,
+        **{status: result.count(status) for status in ("sent", "unchanged", "failed", "skipped")},
+        "sis_changed_grades": len(result.conflicts),
+        "on_sis_change": tenant.gpb.on_sis_change,
+        "forced": force,
+        "outcomes": Markdown(_outcomes_md(result.outcomes)),
+    }
+    if result.conflicts:
+        figures["sis_changed"] = Markdown(
+            "| result | SIS score | SIS status | we last sent | ours now |\n|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| `{c['key']}` | {c['sis_score']} | {c['sis_status']} | {c['sent_score']} | {c['our_score']} |"
+                for c in result.conflicts[:50]
+            )
+        )
+    return figures
+
+
+def _outcomes_md(outcomes: pd.DataFrame) -> str:
+    if outcomes.empty:
+        return "no requests"
+    table = outcomes.groupby(["kind", "status"]).size().reset_index(name="n")
+    return "| kind | status | requests |\n|---|---|---|\n" + "\n".join(
+        f"| {r.kind} | {r.status} | {r.n} |" for r in table.itertuples()
+    )

@@ -1,0 +1,108 @@
+"""What grade passback keeps in the lake between its steps and across nights: the Canvas
+gradebook snapshot and its window, the night's requests file, the passes, the ledger."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import orjson
+import pandas as pd
+from upath import UPath
+
+from ..errors import StoredStateError
+from ..lake import Lake
+from ..nights import utc_stamp
+from ..storage import atomic_write_bytes, read_frame, write_frame
+from .canvas_gradebook import (
+    ASSIGNMENT_COLUMNS,
+    STUDENT_COLUMNS,
+    SUBMISSION_COLUMNS,
+    CanvasGradebook,
+)
+from .payloads import Payloads
+from .push import empty_ledger
+
+GRADEBOOK_FRAMES = {
+    "assignments": ASSIGNMENT_COLUMNS,
+    "submissions": SUBMISSION_COLUMNS,
+    "students": STUDENT_COLUMNS,
+}
+# Which request fields the requests file keeps beside method, path and body.
+REQUEST_META = ("key", "kind", "class", "line_item_key")
+
+
+def graded_since(lake: Lake, tenant_id: str, night: date) -> str | None:
+    """Where the night's gradebook read starts: the end of the last complete pass before it."""
+    passes = lake.gpb_passes(tenant_id)
+    earlier = passes.before(night)
+    return passes.read()[earlier[-1]]["graded_until"] if earlier else None
+
+
+def store_gradebook(
+    lake: Lake,
+    tenant_id: str,
+    night: date,
+    book: CanvasGradebook,
+    since: str | None,
+    until: Any,
+) -> dict[str, str | None]:
+    """The night's gradebook frames and the window they cover (``until`` an aware datetime)."""
+    for name, frame in book.frames().items():
+        write_frame(frame, lake.gradebook_frame(name, night, tenant_id))
+    window = {"graded_since": since, "graded_until": utc_stamp(until)}
+    atomic_write_bytes(json.dumps(window).encode(), lake.gradebook_window(night, tenant_id))
+    return window
+
+
+def load_gradebook(lake: Lake, tenant_id: str, night: date) -> CanvasGradebook:
+    frames = {}
+    for name, columns in GRADEBOOK_FRAMES.items():
+        path = lake.gradebook_frame(name, night, tenant_id)
+        if not path.exists():
+            raise StoredStateError(
+                f"tenant {tenant_id!r}, night {night}: no Canvas gradebook snapshot; materialize gpb/canvas_gradebook first"
+            )
+        frames[name] = read_frame(path).astype(columns)
+    return CanvasGradebook(frames["assignments"], frames["submissions"], frames["students"], [])
+
+
+def record_pass(lake: Lake, tenant_id: str, night: date) -> None:
+    """The night's push completed: the next night reads Canvas from where this one ended."""
+    window = json.loads(lake.gradebook_window(night, tenant_id).read_text())
+    lake.gpb_passes(tenant_id).record(night, {"graded_until": window["graded_until"]})
+
+
+def read_ledger(lake: Lake, tenant_id: str) -> pd.DataFrame:
+    return lake.read_gpb_ledger(tenant_id, empty_ledger())
+
+
+def write_requests(payloads: Payloads, path: UPath) -> None:
+    """One JSON object per line, in send order: method, path, body, and our own ``meta``."""
+    lines = []
+    for r in payloads.requests:
+        meta = {k: r[k] for k in REQUEST_META if r.get(k) is not None}
+        lines.append(
+            orjson.dumps(
+                {"method": r["method"], "path": r["path"], "body": r["body"], "meta": meta}
+            )
+        )
+    atomic_write_bytes(b"\n".join(lines) + (b"\n" if lines else b""), path)
+
+
+def read_requests(path: UPath) -> list[dict[str, Any]]:
+    out = []
+    with path.open("rb") as fh:
+        for line in fh.read().splitlines():
+            if line.strip():
+                r = orjson.loads(line)
+                out.append(
+                    {
+                        "method": r["method"],
+                        "path": r["path"],
+                        "body": r["body"],
+                        **r.get("meta", {}),
+                    }
+                )
+    return out

@@ -1,0 +1,230 @@
+"""A collection's snapshot of a tenant for a night: reused, fetched or read from the CSV drop,
+validated, its rejects quarantined, and the figures of how it was taken.
+
+A night is immutable: once stored, its snapshot is the truth about that night, and a real
+SIS (which serves only its present state) is never asked for a past night unless the operator
+forces it, on the record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ConfigurationError, SisPipelinesError, StoredStateError
+from ..figures import Figures
+from ..lake import Lake
+from ..nights import is_past
+from ..storage import parquet_rows, read_frame, write_frame
+from ..tenants import Tenant
+from .client import FetchResult, FetchStats
+from .collections import Collection
+from .csv_bundle import FILE_NAMES, Bundle, CsvRead, line_of, read_collection
+from .normalise import Rejects, arrow_schema
+from .privacy import contact_hook
+from .validate import validate
+
+if TYPE_CHECKING:
+    from ..connect import Services
+
+# Figures only a REST fetch has: a CSV bundle has no pages, requests or server sort.
+REST_ONLY = (
+    "pages",
+    "requests",
+    "page_size_requested",
+    "page_size_served",
+    "sorted_by_server",
+    "drift_rewinds",
+    "duplicates_dropped",
+)
+
+
+@dataclass
+class Snapshot:
+    """A night's collection: its valid records and how it was taken."""
+
+    frame: pd.DataFrame
+    quarantined: int
+    figures: Figures
+    warnings: list[str] = field(default_factory=list)  # lines for the run's log
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return len(self.frame) + self.quarantined
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """Which snapshot: the tenant, the night, the collection, and whether to refetch."""
+
+    tenant_id: str
+    tenant: Tenant
+    night: date
+    collection: Collection
+    force_refetch: bool = False
+
+
+def take_snapshot(
+    lake: Lake,
+    services: Services,
+    request: SnapshotRequest,
+    references: Mapping[str, pa.Array],
+) -> Snapshot:
+    """The night's snapshot of the collection; its quarantine is stored, the snapshot is not
+    (the caller's IO manager stores it). ``references``: the sourcedIds of each collection this
+    one refers to, tonight."""
+    r = request
+    name = r.collection.name
+    if name == "demographics" and not r.tenant.privacy.demographics:
+        return _left_out(lake, r)
+    snapshot_path = lake.snapshot(name, r.night, r.tenant_id)
+    if snapshot_path.exists() and not r.force_refetch:
+        return _stored(lake, r)
+    if r.tenant.oneroster.source == "rest" and is_past(r.night) and not r.force_refetch:
+        raise StoredStateError(
+            f"tenant {r.tenant_id!r}, {name}, night {r.night}: no stored snapshot, and the SIS serves only "
+            "its present state. Re-run with --force-refetch to store today's data as that night (recorded)."
+        )
+    started = time.monotonic()
+    bundle = None
+    if r.tenant.oneroster.source == "csv":
+        located = services.csv_bundle(r.tenant_id, r.tenant, r.night)
+        bundle = located.bundle
+        fetched: FetchResult = _read_csv(lake, bundle, r)
+        origin: Figures = {
+            "origin": "csv bundle",
+            "bundle": located.name,
+            "bundle_sha256": located.sha256,
+        }
+    else:
+        with services.rostering(r.tenant_id, r.tenant, r.night) as client:
+            fetched = client.fetch(r.collection, privacy_hook(r.tenant_id, r.tenant, r.collection))
+        source = r.tenant.oneroster.source
+        origin = {"origin": "simulator" if source == "simulator" else "sis"}
+    fetch_s = time.monotonic() - started
+    try:
+        result = validate(r.collection, fetched.table, references, fetched.rejects)
+    except ValueError as exc:
+        raise SisPipelinesError(f"tenant {r.tenant_id!r}: {exc}") from None
+    quarantine = result.quarantine
+    if bundle is not None and len(quarantine):
+        quarantine = _with_lines(quarantine, bundle, name)
+    quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
+    write_frame(quarantine, quarantine_path)
+    warnings = [
+        f"tenant {r.tenant_id!r}, {name}, record {sid}: {reason}"
+        for sid, reason in zip(
+            quarantine["sourcedId"].head(5), quarantine["reason"].head(5), strict=True
+        )
+    ]
+    figures: Figures = {
+        "quarantined": len(quarantine),
+        "quarantine_file": quarantine_path,
+        **origin,
+        "oneroster_version": r.tenant.oneroster.version,
+        **_fetch_figures(fetched.stats),
+        "fetch_seconds": round(fetch_s, 3),
+        "fetched_at": datetime.now(UTC),
+        "refetch_forced": r.force_refetch,
+    }
+    if isinstance(fetched, CsvRead):
+        figures["csv_mode"] = fetched.mode
+        for filename, rows in fetched.rows_in_files.items():
+            figures[f"rows_in_{filename}"] = rows
+        for rest_only in REST_ONLY:
+            figures.pop(rest_only, None)
+    stats = fetched.stats
+    if stats.totals_reported:
+        figures["sis_reported_count"] = stats.totals_reported[-1]
+        figures["count_reconciled"] = bool(stats.reconciled)
+        if not stats.reconciled:
+            warnings.append(
+                f"tenant {r.tenant_id!r}, {name}: the SIS reported {stats.totals_reported[-1]} records, "
+                f"{stats.records_received - stats.duplicates} were received"
+            )
+    return Snapshot(result.frame, len(quarantine), figures, warnings)
+
+
+def _fetch_figures(stats: FetchStats) -> Figures:
+    return {
+        "endpoint": stats.endpoint,
+        "pages": stats.pages,
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "duplicates_dropped": stats.duplicates,
+        "page_size_requested": stats.page_size_requested,
+        "page_size_served": stats.page_size_served or stats.page_size_requested,
+        "sorted_by_server": stats.sorted_by_server,
+        "drift_rewinds": stats.drift_rewinds,
+    }
+
+
+def _left_out(lake: Lake, r: SnapshotRequest) -> Snapshot:
+    """Demographics the tenant does not want: never fetched; an empty snapshot keeps lineage whole."""
+    empty = arrow_schema(r.collection).empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    rejects = Rejects().to_table().to_pandas(types_mapper=pd.ArrowDtype)
+    write_frame(rejects, lake.quarantine(r.collection.name, r.night, r.tenant_id))
+    return Snapshot(empty, 0, {"origin": "left out (privacy.demographics: false)"})
+
+
+def _stored(lake: Lake, r: SnapshotRequest) -> Snapshot:
+    name = r.collection.name
+    frame = read_frame(lake.snapshot(name, r.night, r.tenant_id))
+    quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
+    quarantined = parquet_rows(quarantine_path) if quarantine_path.exists() else 0
+    figures: Figures = {
+        "quarantined": quarantined,
+        "origin": "stored snapshot",
+        "oneroster_version": r.tenant.oneroster.version,
+    }
+    note = f"{r.tenant_id} {name} {r.night}: reusing the stored snapshot"
+    return Snapshot(frame, quarantined, figures, notes=[note])
+
+
+def _read_csv(lake: Lake, bundle: Bundle, r: SnapshotRequest) -> CsvRead:
+    """A collection from the night's bundle; a delta or absent file builds on the last stored night."""
+    name = r.collection.name
+    previous = None
+    earlier = [n for n in lake.snapshot_nights(name, r.tenant_id) if n < str(r.night)]
+    if earlier and bundle.mode(name) in ("delta", "absent"):
+        frame = read_frame(lake.snapshot(name, earlier[-1], r.tenant_id))
+        previous = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    hook = privacy_hook(r.tenant_id, r.tenant, r.collection)
+    return read_collection(bundle, r.collection, previous, hook)
+
+
+def privacy_hook(
+    tenant_id: str, tenant: Tenant, collection: Collection
+) -> Callable[[dict], None] | None:
+    """The tenant's data minimisation for this collection's raw records, if any."""
+    if collection.name != "users":
+        return None
+    privacy = tenant.privacy
+    hashing = privacy.contact_fields == "hash"
+    salt = os.environ.get(privacy.hash_salt_env or "") if hashing else None
+    if hashing and not salt:
+        raise ConfigurationError(
+            f"tenant {tenant_id!r}: environment variable {privacy.hash_salt_env} (privacy.hash_salt_env) is not set"
+        )
+    return contact_hook(privacy.contact_fields, salt)
+
+
+def _with_lines(quarantine: pd.DataFrame, bundle: Bundle, collection: str) -> pd.DataFrame:
+    """Validation rejects of a CSV bundle, placed at their file and line."""
+    lines = line_of(bundle, collection)
+    filename = f"{FILE_NAMES[collection]}.csv"
+    reasons = [
+        r if ".csv line " in r else (f"{filename} line {lines[s]}: {r}" if s in lines else r)
+        for s, r in zip(
+            quarantine["sourcedId"].astype(object), quarantine["reason"].astype(object), strict=True
+        )
+    ]
+    return quarantine.assign(reason=pd.array(reasons, dtype=quarantine["reason"].dtype))
