@@ -15,6 +15,7 @@ from .defs.canvas import canvas_assets
 from .defs.gpb import gpb_assets
 from .defs.oneroster import oneroster_assets
 from .defs.resources import default_resources
+from .memory import settle_loaded_code
 
 # Nightly assets are expected every night: warn after a missed night, fail after a day more.
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -31,3 +32,5 @@ defs = dg.Definitions(
     func=lambda spec: spec.replace_attributes(freshness_policy=NIGHTLY_FRESHNESS),
     selection=dg.AssetSelection.all().materializable(),
 )
+
+settle_loaded_code()  # step boundaries collect only what steps made

@@ -20,6 +20,18 @@ def release_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
+def settle_loaded_code() -> None:
+    """Leave what is loaded so far (modules, Dagster's definitions) out of later collections.
+
+    A full collection walks every tracked object: with Dagster loaded that is some 200,000
+    objects and 0.1 s, paid at every step boundary. What exists when the definitions load
+    lives as long as the process, so it is frozen once (``gc.freeze``): step boundaries then
+    walk only what steps made. Frozen objects are still freed when nothing refers to them.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def release_response(response: httpx.Response) -> None:
     """Let a read response, and its body, go as soon as nothing uses it.
 
