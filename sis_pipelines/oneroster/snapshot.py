@@ -107,8 +107,8 @@ def take_snapshot(
     else:
         with services.rostering(r.tenant_id, r.tenant, r.night) as client:
             fetched = client.fetch(r.collection, privacy_hook(r.tenant_id, r.tenant, r.collection))
-        source = r.tenant.oneroster.source
-        origin = {"origin": "simulator" if source == "simulator" else "sis"}
+        source = r.tenant.oneroster.source  # the tenants file's name for it
+        origin = {"origin": "sis" if source == "rest" else source}
     fetch_s = time.monotonic() - started
     try:
         result = validate(r.collection, fetched.table, references, fetched.rejects)
