@@ -15,12 +15,10 @@ from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.definitions import defs
 from sis_pipelines.defs.automation import term_change_job
 from sis_pipelines.nights import latest_complete_night
-from sis_pipelines.simulator.server import SimulatorServer
 
-from .support import NIGHT
+from .support import SECRET
 
 ROOT = Path(__file__).parents[1]
-SECRET = "term-change-secret-77"
 
 
 def test_onboarding_registers_new_tenants_and_keeps_disabled_ones(workspace):
@@ -50,17 +48,9 @@ tenants:
     }  # beta keeps its partition
 
 
-@pytest.fixture
-def sis(small_district):
-    with SimulatorServer(
-        "focus", district=small_district, night=NIGHT, client_id="c", client_secret=SECRET
-    ) as server:
-        yield server
-
-
 def test_a_term_change_backfills_derived_assets_from_stored_nights(workspace, sis, monkeypatch):
     instance, _data, tenants = workspace
-    monkeypatch.setenv("T_ID", "c")
+    monkeypatch.setenv("T_ID", "district-id")
     monkeypatch.setenv("T_SECRET", SECRET)
     tenants.write_text(
         f"""

@@ -3,7 +3,7 @@ open the lake and the services, record the figures, explain domain errors in one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +22,8 @@ from ..tenants import Tenant
 from .partitions import tenant_and_night
 from .resources import DataLake, TenantsResource
 from .tags import RunFlags
+
+OWNERS = ["team:data-engineering"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,22 @@ def step_of(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: D
         Services(store),
         RunFlags.of(context.run.tags),
     )
+
+
+def step_for(
+    context: dg.AssetExecutionContext,
+    tenants: TenantsResource,
+    lake: DataLake,
+    applies: Callable[[Tenant], bool],
+    skipped: str,
+) -> Step | None:
+    """The step, or None (and a line saying why) when the asset does not apply to the tenant:
+    the asset is then skipped (``output_required=False``)."""
+    step = step_of(context, tenants, lake)
+    if not applies(step.tenant):
+        context.log.info(f"tenant {step.tenant_id!r}: {skipped}")
+        return None
+    return step
 
 
 def metadata(figures: Figures) -> dict[str, Any]:

@@ -8,27 +8,25 @@ from ...canvas.provision import GuardVerdict, delta_night, import_night, map_nig
 from ...memory import release_memory
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import Step, explained, metadata, step_of
+from ..steps import OWNERS, Step, explained, metadata, step_for
 from ..tags import ALLOW_MASS_REMOVAL
 
 GUARD_CHECK = "deletion_guard"
 MAPPING = dg.AssetKey(["canvas", "mapping"])
 DELTA = dg.AssetKey(["canvas", "delta"])
 SIS_IMPORT = dg.AssetKey(["canvas", "sis_import"])
-OWNERS = ["team:data-engineering"]
 
 
 def _provisioned(
     context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake
 ) -> Step | None:
-    """The step, or None (the asset is skipped) for a tenant without a canvas section."""
-    step = step_of(context, tenants, lake)
-    if step.tenant.canvas is None:
-        context.log.info(
-            f"tenant {step.tenant_id!r} has no canvas section: Canvas provisioning skipped"
-        )
-        return None
-    return step
+    return step_for(
+        context,
+        tenants,
+        lake,
+        lambda tenant: tenant.canvas is not None,
+        "no canvas section: Canvas provisioning skipped",
+    )
 
 
 @dg.asset(

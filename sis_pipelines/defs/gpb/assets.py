@@ -7,23 +7,17 @@ from ...gpb.passback import compute_payloads, passes_back, push_night, read_canv
 from ..canvas import MAPPING, SIS_IMPORT
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import Step, explained, metadata, step_of
+from ..steps import OWNERS, Step, explained, metadata, step_for
 
 GRADEBOOK = dg.AssetKey(["gpb", "canvas_gradebook"])
 PAYLOADS = dg.AssetKey(["gpb", "payloads"])
 PUSH = dg.AssetKey(["gpb", "push"])
-OWNERS = ["team:data-engineering"]
 
 
 def _passing_back(
     context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake
 ) -> Step | None:
-    """The step, or None (the asset is skipped) for a tenant without grade passback."""
-    step = step_of(context, tenants, lake)
-    if not passes_back(step.tenant):
-        context.log.info(f"tenant {step.tenant_id!r}: grade passback is off")
-        return None
-    return step
+    return step_for(context, tenants, lake, passes_back, "grade passback is off")
 
 
 @dg.asset(

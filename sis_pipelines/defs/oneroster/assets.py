@@ -10,10 +10,9 @@ from ...oneroster.snapshot import Snapshot, SnapshotRequest, take_snapshot
 from ...tenants import Tenant
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import explained, metadata, step_of
+from ..steps import OWNERS, explained, metadata, step_of
 
 QUARANTINE_CHECK = "quarantine"
-OWNERS = ["team:data-engineering"]
 
 
 def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
