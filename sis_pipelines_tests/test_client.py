@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sis_pipelines.oneroster import client as client_module
-from sis_pipelines.oneroster.client import RetryPolicy, _PageIds, retry_after_seconds
+from sis_pipelines.oneroster.client import RetryPolicy, retry_after_seconds
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.errors import OneRosterError
+from sis_pipelines.oneroster.paging import PageIds
 from sis_pipelines.simulator.server import imsx
 from sis_pipelines.simulator.vendors import VENDORS
 
@@ -356,8 +357,8 @@ def test_bounded_concurrency(simulator):
 )
 def test_page_ids_in_columns_answer_as_records_do(ids, anchor):
     records = [{"sourcedId": i} for i in ids]
-    in_columns = _PageIds(pa.table({"sourcedId": pa.array(ids, pa.string())}))
-    one_by_one = _PageIds(records)
+    in_columns = PageIds(pa.table({"sourcedId": pa.array(ids, pa.string())}))
+    one_by_one = PageIds(records)
     assert in_columns.first == one_by_one.first
     assert in_columns.ascending() == one_by_one.ascending()
     assert in_columns.greatest(anchor) == one_by_one.greatest(anchor)

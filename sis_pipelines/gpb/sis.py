@@ -15,8 +15,9 @@ from urllib.parse import quote
 import httpx
 
 from ..oneroster.auth import SCOPE_PREFIX
-from ..oneroster.client import OneRosterClient, RetryPolicy, _total
+from ..oneroster.client import OneRosterClient, RetryPolicy
 from ..oneroster.errors import OneRosterError
+from ..oneroster.paging import total_count
 from ..oneroster.source import build_auth
 from ..tenants import Tenant, read_secret
 
@@ -57,7 +58,7 @@ class SisGradebook:
                 raise OneRosterError(self.tenant, path, f"response has no {envelope!r} list")
             out.extend(records)
             offset += len(records)
-            total = _total(headers)
+            total = total_count(headers)
             # Without a count, only an empty page ends the list: a SIS may clamp the limit.
             if not records or (total is not None and offset >= total):
                 return out

@@ -1,32 +1,32 @@
-"""A small OneRoster REST client: retries, bounded concurrency, drift-safe pagination.
+"""A small OneRoster REST client: retries, bounded concurrency, a page of a collection.
 
-Plain Python over httpx. One client per tenant; it is safe to share between threads.
+Plain Python over httpx. One client per tenant; it is safe to share between threads. How
+the pages of a collection are walked without losing or repeating rows is ``paging``.
 """
 
 from __future__ import annotations
 
 import email.utils
-import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..memory import release_response
 from .collections import Collection
 from .columnar import decode_page
 from .errors import OneRosterError, TransientError, error_message, imsx_message
-from .normalise import Rejects, arrow_schema, normalise_page, strictly_ascending
+from .normalise import Rejects, arrow_schema, normalise_page
+from .paging import FetchStats, Page, has_next, keep_last_by_id, paginate, total_count
 
 log = logging.getLogger(__name__)
 
@@ -62,36 +62,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-@dataclass
-class Page:
-    # Decoded records, or (the common case) the page already in canonical columns.
-    records: list[dict] | pa.Table
-    total: int | None  # X-Total-Count (or a vendor's x-count), when sent
-    has_next: bool | None  # from a Link header, when sent
-
-
-@dataclass
-class FetchStats:
-    endpoint: str
-    requests: int = 0
-    pages: int = 0
-    retries: int = 0
-    records_received: int = 0
-    duplicates: int = 0
-    page_size_requested: int = 0
-    page_size_served: int | None = None
-    sorted_by_server: bool = True
-    totals_reported: list[int] = field(default_factory=list)
-    drift_rewinds: int = 0
-
-    @property
-    def reconciled(self) -> bool | None:
-        """Whether the provider's own count matches what we kept (None: it sent no count)."""
-        if not self.totals_reported:
-            return None
-        return self.totals_reported[-1] == self.records_received - self.duplicates
 
 
 @dataclass
@@ -277,7 +247,7 @@ class OneRosterClient:
         records = (
             body if isinstance(body, pa.Table) else envelope_records(body, collection, self.tenant)
         )
-        return Page(records, _total(headers), _has_next(headers))
+        return Page(records, total_count(headers), has_next(headers))
 
     def fetch(
         self, collection: Collection, hook: Callable[[dict], None] | None = None
@@ -300,7 +270,7 @@ class OneRosterClient:
             self._counters.stats = None
         table = pa.concat_tables(tables) if tables else arrow_schema(collection).empty_table()
         if not stats.sorted_by_server and table.num_rows:
-            table, dropped = _keep_last_by_id(table)
+            table, dropped = keep_last_by_id(table)
             stats.duplicates += dropped
         return FetchResult(table, rejects, stats)
 
@@ -326,197 +296,3 @@ def envelope_records(body: Any, collection: Collection, tenant: str) -> list[dic
     raise OneRosterError(
         tenant, collection.endpoint, f"response has no {collection.envelope!r} array"
     )
-
-
-def _total(headers: httpx.Headers) -> int | None:
-    for name in ("x-total-count", "x-count"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _has_next(headers: httpx.Headers) -> bool | None:
-    link = headers.get("link")
-    if link is None:
-        return None
-    return 'rel="next"' in link or "rel=next" in link
-
-
-def _keep_last_by_id(table: pa.Table) -> tuple[pa.Table, int]:
-    """De-duplicate on sourcedId, the last copy wins (it is the most recently served)."""
-    ids = table["sourcedId"]
-    idx = pa.array(range(table.num_rows), pa.int64())
-    last = pa.table({"id": ids, "i": idx}).group_by("id").aggregate([("i", "max")])["i_max"]
-    keep = pc.sort_indices(last)
-    out = table.take(pc.take(last, keep))
-    return out, table.num_rows - out.num_rows
-
-
-class _PageIds:
-    """The sourcedIds of one page, as paging needs them: a page already in columns is
-    answered by Arrow kernels (ten million enrollments are ten million Python strings
-    otherwise), a page of records one by one."""
-
-    def __init__(self, records: list[dict] | pa.Table) -> None:
-        self.records = records
-        if isinstance(records, pa.Table):
-            self.column: pa.ChunkedArray | None = records["sourcedId"]
-            self.items: list[Any] = []
-        else:
-            self.column = None
-            self.items = [r.get("sourcedId") if isinstance(r, dict) else None for r in records]
-
-    @property
-    def first(self) -> Any:
-        if self.column is not None:
-            return self.column[0].as_py() if len(self.column) else None
-        return self.items[0] if self.items else None
-
-    def ascending(self) -> bool:
-        """Whether the ids present are strictly ascending."""
-        if self.column is not None:
-            return strictly_ascending(pc.drop_null(self.column))
-        known = [i for i in self.items if i is not None]
-        try:
-            return all(a < b for a, b in itertools.pairwise(known))
-        except TypeError:
-            return False
-
-    def contains(self, anchor: Any) -> bool:
-        if self.column is not None:
-            return bool(pc.any(pc.equal(self.column, anchor)).as_py())
-        return anchor in self.items
-
-    def after(self, anchor: Any) -> list[dict] | pa.Table:
-        """The records past the anchor (and any without an id, for normalisation to reject)."""
-        if self.column is not None:
-            keep = pc.fill_null(pc.greater(self.column, anchor), True)
-            return self.records.filter(keep)  # type: ignore[union-attr]
-        return [
-            r
-            for r, i in zip(self.records, self.items, strict=True)  # type: ignore[arg-type]
-            if i is None or i > anchor
-        ]
-
-    def greatest(self, anchor: Any) -> Any:
-        if self.column is not None:
-            top = pc.max(self.column).as_py()
-            known = [] if top is None else [top]
-        else:
-            known = [i for i in self.items if i is not None]
-        if anchor is not None:
-            known.append(anchor)
-        return max(known) if known else None
-
-
-def paginate(
-    client: OneRosterClient, collection: Collection, stats: FetchStats, columnar: bool = True
-) -> Iterator[list[dict] | pa.Table]:
-    """Yield the records of a collection page by page, without losing or repeating rows.
-
-    Real providers send no count and no Link header, clamp the page size silently and
-    change while we read. So:
-    - the page size the server really serves is learnt from the first page; a short first
-      page with no count to settle it is followed by one probe, and only a page shorter
-      than the served size ends the pull;
-    - with the server sorting by sourcedId, each request overlaps the previous page by one
-      record (the anchor). If the window starts past the anchor, records before it were
-      deleted under us and we step back until the anchor is inside again: no record that
-      existed during the whole pull is skipped, and none at or before the anchor is taken
-      twice;
-    - without server sorting, pages are taken by plain offset and de-duplicated afterwards.
-    """
-    requested = client.page_size
-    stats.page_size_requested = requested
-    anchored = client.sort
-    served: int | None = None  # records per page the server really gives
-    anchor: Any = None  # the greatest sourcedId taken so far (anchored mode)
-    consumed = 0  # records of the collection before the next unseen one
-    rewind = 0
-    while True:
-        offset = max(0, consumed - (1 if anchored and anchor is not None else 0) - rewind)
-        page = client.get_page(collection, offset, requested, anchored, columnar)
-        stats.pages += 1
-        records, n = page.records, len(page.records)
-        if page.total is not None:
-            stats.totals_reported.append(page.total)
-        ids = _PageIds(records)
-        if anchored and n > 1 and not ids.ascending():
-            log.info(
-                "tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating",
-                client.tenant,
-                stats.endpoint,
-            )
-            anchored = False
-            stats.sorted_by_server = False
-        if (
-            anchored
-            and anchor is not None
-            and n
-            and ids.first is not None
-            and ids.first < anchor
-            and not ids.contains(anchor)
-        ):
-            # Sorted pages that do not line up: the server does not sort the whole collection.
-            # Start again by plain offset; fetch() de-duplicates what was already taken.
-            log.warning(
-                "tenant %r: %s pages do not follow sourcedId order; starting again by offset",
-                client.tenant,
-                stats.endpoint,
-            )
-            anchored, stats.sorted_by_server, consumed, served = False, False, 0, None
-            continue
-        if (
-            anchored
-            and anchor is not None
-            and offset > 0
-            and n
-            and ids.first is not None
-            and ids.first > anchor
-        ):
-            stats.drift_rewinds += 1
-            rewind = max(1, rewind * 2)
-            if rewind > 64 * (served or requested):
-                raise OneRosterError(
-                    client.tenant,
-                    stats.endpoint,
-                    "the collection changes faster than it can be paged",
-                )
-            continue
-        rewind = 0
-        if anchored and anchor is not None:
-            records = ids.after(anchor)
-            if not len(records):
-                return  # nothing past the anchor: the end of the collection
-        if len(records):
-            stats.records_received += len(records)
-            yield records
-        if anchored:
-            anchor = ids.greatest(anchor)
-        consumed = offset + n
-        if n == 0 or page.has_next is False:
-            return
-        if page.total is not None and consumed >= page.total:
-            return
-        if served is None:
-            served = n
-            if n < requested:
-                if page.total is None and page.has_next is None:
-                    continue  # short first page: the end, or a silent clamp; the next page tells
-                stats.page_size_served = n  # the count or a Link says there is more: clamped
-            continue
-        if n < served:
-            return
-        if served < requested and stats.page_size_served is None:
-            stats.page_size_served = served
-            log.warning(
-                "tenant %r: %s serves %d records per page, not the %d asked for",
-                client.tenant,
-                stats.endpoint,
-                served,
-                requested,
-            )

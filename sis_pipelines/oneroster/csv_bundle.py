@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SourceError
-from .client import FetchResult, FetchStats
+from .client import FetchResult
 from .collections import Collection, Kind
 from .normalise import Rejects, arrow_schema, normalise_page
+from .paging import FetchStats
 
 FILE_NAMES = {
     "orgs": "orgs",

@@ -24,10 +24,11 @@ from ..lake import Lake
 from ..nights import is_past
 from ..storage import parquet_rows, read_frame, write_frame
 from ..tenants import Tenant
-from .client import FetchResult, FetchStats
+from .client import FetchResult
 from .collections import Collection
 from .csv_bundle import FILE_NAMES, Bundle, CsvRead, line_of, read_collection
 from .normalise import Rejects, arrow_schema
+from .paging import FetchStats
 from .privacy import contact_hook
 from .validate import validate
 
