@@ -16,7 +16,7 @@ from sis_pipelines.oneroster.client import RetryPolicy, retry_after_seconds
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.oneroster.paging import PageIds
-from sis_pipelines.simulator.server import imsx
+from sis_pipelines.simulator.http import imsx
 from sis_pipelines.simulator.vendors import VENDORS
 
 from .support import auth_for, client_for

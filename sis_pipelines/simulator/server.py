@@ -1,34 +1,30 @@
-"""The OneRoster simulator over real HTTP: token endpoint, OAuth 1.0a checks, 1.1 and 1.2
-rostering bindings with paging, filter, sort, fields, count and Link headers, imsx errors,
-and injectable faults for tests.
+"""The OneRoster simulator: one vendor's view of a synthetic district, served over real HTTP
+(``http``), with its credentials (``provider_auth``), scripted faults (``faults``), the 1.1
+and 1.2 rostering bindings with paging, filter (``query``), sort, fields, count and Link
+headers, imsx errors, and optionally a SIS gradebook (``sis_gradebook``).
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-import re
-import secrets
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 import orjson
 import pandas as pd
-from authlib.oauth1.rfc5849.signature import generate_signature_base_string
-from authlib.oauth1.rfc5849.wrapper import OAuth1Request
 
-from ..oneroster.auth import hmac_sha256_signature
 from ..oneroster.collections import COLLECTIONS
 from .district import District
+from .faults import Fault, FaultScript
+from .http import handler_for, imsx
+from .provider_auth import ProviderAuth
+from .query import apply_filter, links
 from .render import Renderer
 from .render_page import PageRenderer
-from .sis_gradebook import ENVELOPES, SisGradebook, imsx_status
+from .sis_gradebook import ENVELOPES, SisGradebook
 from .vendors import VENDORS, VendorProfile
 
 BASE_1P1 = "/ims/oneroster/v1p1"
@@ -43,29 +39,6 @@ VIEWS = {
     "students": ("users", "role", {"student"}),
     "teachers": ("users", "role", {"teacher"}),
 }
-FILTER = re.compile(r"^\s*([A-Za-z.]+)\s*(>=|<=|!=|=|>|<|~)\s*'([^']*)'\s*$")
-OAUTH1_SKEW_S = 600
-
-
-@dataclass
-class Fault:
-    """A scripted failure: for requests whose path contains ``path``, after ``skip`` of them
-    passed, the next ``times`` get this answer. ``kind``: status | drop | truncate | delay."""
-
-    path: str = ""
-    status: int = 500
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] | None = None
-    times: int = 1
-    skip: int = 0
-    kind: str = "status"
-    delay_s: float = 0.0
-    seen: int = 0
-
-
-def imsx(major: str, minor: str, description: str) -> bytes:
-    return imsx_status(major, minor, description)
 
 
 class SimulatorServer:
@@ -93,17 +66,16 @@ class SimulatorServer:
         self.client_id = client_id
         self.client_secret = client_secret
         self.gradebook = gradebook
-        self.faults: list[Fault] = []
+        self.auth = ProviderAuth(self.profile, client_id, client_secret)
+        self.fault_script = FaultScript()
         self.requests: list[tuple[str, str]] = []  # (method, path?query) as received
         self.auth_headers: list[str] = []
         self.on_page: Callable[[str, int], None] | None = None  # drift hook: (collection, offset)
-        self._tokens: dict[str, float] = {}
-        self._nonces: set[str] = set()
         self._lock = threading.Lock()
         self._frames: dict[str, pd.DataFrame] | None = None
         # Whole collections in a served order, sorted once rather than for every page.
         self._ordered: dict[tuple[str, str], pd.DataFrame] = {}
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -180,104 +152,18 @@ class SimulatorServer:
             self._ordered = {k: v for k, v in self._ordered.items() if k[0] != collection}
 
     def expire_tokens(self) -> None:
-        with self._lock:
-            self._tokens.clear()
+        self.auth.expire_tokens()
+
+    @property
+    def faults(self) -> list[Fault]:
+        return self.fault_script.faults
 
     def add_fault(self, **kwargs: Any) -> Fault:
-        fault = Fault(**kwargs)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
+        return self.fault_script.add(**kwargs)
 
     def add_faults(self, faults: list[dict[str, Any]]) -> None:
         """Faults as the tenants file writes them (``oneroster.simulator_faults``)."""
-        for fault in faults:
-            body = fault.get("body")
-            self.add_fault(
-                **{**fault, **({"body": body.encode()} if isinstance(body, str) else {})}
-            )
-
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.path in path and fault.times > 0:
-                    fault.seen += 1
-                    if fault.seen > fault.skip:
-                        fault.times -= 1
-                        return fault
-        return None
-
-    # ------------------------------------------------------------ auth
-
-    def issue_token(self, authorization: str, form: dict[str, list[str]]) -> tuple[int, bytes]:
-        client_id = secret = None
-        if authorization.lower().startswith("basic "):
-            try:
-                client_id, _, secret = base64.b64decode(authorization[6:]).decode().partition(":")
-                client_id, secret = unquote(client_id), unquote(secret)
-            except (ValueError, UnicodeDecodeError):
-                pass
-        client_id = client_id or (form.get("client_id") or [None])[0]
-        secret = secret or (form.get("client_secret") or [None])[0]
-        if (form.get("grant_type") or [None])[0] != "client_credentials":
-            return 400, orjson.dumps({"error": "unsupported_grant_type"})
-        if client_id != self.client_id or not hmac.compare_digest(secret or "", self.client_secret):
-            return 401, orjson.dumps({"error": "invalid_client"})
-        token = secrets.token_urlsafe(24)
-        with self._lock:
-            self._tokens[token] = time.time() + self.profile.token_ttl_s
-        scope = (form.get("scope") or [""])[0]
-        return 200, orjson.dumps(
-            {
-                "access_token": token,
-                "token_type": "bearer",
-                "expires_in": self.profile.token_ttl_s,
-                "scope": scope,
-            }
-        )
-
-    def authorised(self, method: str, url: str, headers: dict[str, str]) -> str | None:
-        """None when the request may pass, else the reason it may not."""
-        authorization = headers.get("authorization", "")
-        if self.profile.auth == "oauth1":
-            return self._check_oauth1(method, url, headers)
-        if not authorization.lower().startswith("bearer "):
-            return "missing bearer token"
-        with self._lock:
-            expires = self._tokens.get(authorization[7:].strip())
-        if expires is None or expires < time.time():
-            return "invalid or expired token"
-        return None
-
-    def _check_oauth1(self, method: str, url: str, headers: dict[str, str]) -> str | None:
-        if not headers.get("authorization", "").startswith("OAuth "):
-            return "missing OAuth 1.0a Authorization header"
-        request = OAuth1Request(
-            method,
-            url,
-            None,
-            {"Authorization": headers.get("authorization", ""), "Host": headers.get("host", "")},
-        )
-        if request.client_id != self.client_id:
-            return "unknown consumer key"
-        if request.signature_method != "HMAC-SHA256":
-            return f"signature method {request.signature_method} not accepted"
-        try:
-            skew = abs(time.time() - int(request.timestamp))
-        except (TypeError, ValueError):
-            return "bad timestamp"
-        if skew > OAUTH1_SKEW_S:
-            return "timestamp out of range"
-        expected = hmac_sha256_signature(
-            generate_signature_base_string(request), self.client_secret
-        )
-        if not hmac.compare_digest(expected, request.signature or ""):
-            return "signature mismatch"
-        with self._lock:
-            if request.oauth_params.get("oauth_nonce") in self._nonces:
-                return "nonce reused"
-            self._nonces.add(request.oauth_params.get("oauth_nonce"))
-        return None
+        self.fault_script.add_all(faults)
 
     # ------------------------------------------------------------ rostering
 
@@ -320,7 +206,7 @@ class SimulatorServer:
             return 400, {}, imsx("failure", "invaliddata", "limit must be >= 1 and offset >= 0")
         limit = min(limit, self.profile.max_page_size)
         if "filter" in query:
-            frame, error = _apply_filter(frame, collection, query["filter"][0])
+            frame, error = apply_filter(frame, collection, query["filter"][0])
             if error:
                 return 400, {}, imsx("failure", "invalid_filter_field", error)
         if "sort" in query and self.profile.honours_sort:
@@ -364,7 +250,7 @@ class SimulatorServer:
         if self.profile.count_header:
             headers[self.profile.count_header] = str(total)
         if self.profile.link_headers:
-            headers["Link"] = _links(self.base_url + "/" + endpoint, offset, limit, total)
+            headers["Link"] = links(self.base_url + "/" + endpoint, offset, limit, total)
         return headers
 
     def _in_order(self, name: str, frame: pd.DataFrame, order: str, cache: bool) -> pd.DataFrame:
@@ -387,180 +273,3 @@ class SimulatorServer:
             if cache and self._frames is not None and self._frames.get(name) is frame:
                 self._ordered[key] = ordered  # not if the collection changed meanwhile
         return ordered
-
-
-def _links(url: str, offset: int, limit: int, total: int) -> str:
-    links = [f'<{url}?limit={limit}&offset=0>; rel="first"']
-    last = max(0, ((total - 1) // limit) * limit)
-    links.append(f'<{url}?limit={limit}&offset={last}>; rel="last"')
-    if offset + limit < total:
-        links.append(f'<{url}?limit={limit}&offset={offset + limit}>; rel="next"')
-    if offset > 0:
-        links.append(f'<{url}?limit={limit}&offset={max(0, offset - limit)}>; rel="prev"')
-    return ", ".join(links)
-
-
-def _apply_filter(
-    frame: pd.DataFrame, collection: Any, expression: str
-) -> tuple[pd.DataFrame, str | None]:
-    """OneRoster filter: up to two predicates joined by one AND or OR."""
-    joiner = " AND " if " AND " in expression else " OR " if " OR " in expression else None
-    clauses = expression.split(joiner) if joiner else [expression]
-    if len(clauses) > 2:
-        return frame, "at most two predicates"
-    masks = []
-    columns = {f.rest_name: f.column for f in collection.fields}
-    for clause in clauses:
-        match = FILTER.match(clause)
-        if not match:
-            return frame, f"cannot parse filter {clause!r}"
-        field, op, value = match.groups()
-        column = columns.get(field)
-        if column is None or column not in frame.columns:
-            return frame, f"unknown filter field {field}"
-        series = frame[column]
-        if column == "dateLastModified":
-            series = pd.to_datetime(series, utc=True)
-            value_cmp: Any = pd.Timestamp(value)
-            value_cmp = value_cmp.tz_localize("UTC") if value_cmp.tzinfo is None else value_cmp
-        else:
-            series = series.astype(str)
-            value_cmp = value
-        masks.append(
-            {
-                "=": lambda s, v: s == v,
-                "!=": lambda s, v: s != v,
-                ">": lambda s, v: s > v,
-                ">=": lambda s, v: s >= v,
-                "<": lambda s, v: s < v,
-                "<=": lambda s, v: s <= v,
-                "~": lambda s, v: s.astype(str).str.contains(v, regex=False),
-            }[op](series, value_cmp)
-        )
-    mask = (
-        masks[0]
-        if len(masks) == 1
-        else (masks[0] & masks[1] if joiner == " AND " else masks[0] | masks[1])
-    )
-    return frame[mask], None
-
-
-def _handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # one segment per answer: no 40 ms delayed-ACK stalls
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(
-            self,
-            status: int,
-            body: bytes,
-            headers: dict[str, str] | None = None,
-            content_type: str = "application/json",
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _fault(self, fault: Fault) -> bool:
-            if fault.kind == "delay":
-                time.sleep(fault.delay_s)
-                return False
-            if fault.kind == "drop":
-                self.close_connection = True
-                self.connection.close()
-                return True
-            if fault.kind == "truncate":
-                body = b'{"users": [{"sourcedId": "x", "giv'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body) + 100))
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-                self.connection.close()
-                return True
-            self._send(fault.status, fault.body, fault.headers, fault.content_type)
-            return True
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length).decode()
-            sim.requests.append(("POST", self.path))
-            fault = sim._take_fault(self.path)
-            if fault is not None and self._fault(fault):
-                return
-            if urlsplit(self.path).path != "/oauth/token":
-                self._send(404, imsx("failure", "unknownobject", "not found"))
-                return
-            status, body = sim.issue_token(self.headers.get("Authorization", ""), parse_qs(raw))
-            self._send(status, body)
-
-        def _gate(self, method: str) -> bool:
-            """Record the request, play a scripted fault, check its credentials."""
-            sim.requests.append((method, self.path))
-            sim.auth_headers.append(self.headers.get("Authorization", ""))
-            fault = sim._take_fault(self.path)
-            if fault is not None and self._fault(fault):
-                return False
-            url = f"http://{self.headers.get('Host', f'127.0.0.1:{sim.port}')}{self.path}"
-            reason = sim.authorised(method, url, {k.lower(): v for k, v in self.headers.items()})
-            if reason:
-                self._send(
-                    401,
-                    imsx(
-                        "failure",
-                        "unauthorisedrequest",
-                        f"{sim.profile.name.title()} SIS: {reason}",
-                    ),
-                )
-                return False
-            return True
-
-        def do_GET(self) -> None:
-            if not self._gate("GET"):
-                return
-            split = urlsplit(self.path)
-            parts = sim.gradebook_parts(split.path)
-            if parts is not None and sim.gradebook is not None:
-                if not self._vendor_authorised():
-                    return
-                status, headers, body = sim.gradebook.get(parts, parse_qs(split.query))
-            else:
-                status, headers, body = sim.rostering(split.path, parse_qs(split.query))
-            self._send(status, body, headers)
-
-        def _vendor_authorised(self) -> bool:
-            assert sim.gradebook is not None
-            if sim.gradebook.authorised({k.lower(): v for k, v in self.headers.items()}):
-                return True
-            self._send(
-                401,
-                imsx(
-                    "failure",
-                    "unauthorisedrequest",
-                    f"{sim.profile.name.title()} SIS: gradebook calls need x-vendor-authorization",
-                ),
-            )
-            return False
-
-        def do_PUT(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if not self._gate("PUT"):
-                return
-            parts = sim.gradebook_parts(urlsplit(self.path).path)
-            if parts is None or sim.gradebook is None:
-                self._send(404, imsx("failure", "unknownobject", "not found"))
-                return
-            if not self._vendor_authorised():
-                return
-            status, body = sim.gradebook.put(parts, raw)
-            self._send(status, body)
-
-    return Handler
