@@ -68,7 +68,7 @@ def run_tenant_night(
     import dagster as dg
 
     from .definitions import defs
-    from .defs.partitions import partition_key, registered
+    from .defs.partitions import add_tenants, partition_key, registered
     from .defs.tags import FORCE_REFETCH, tenant_tags
 
     tenants = load_tenants().tenants
@@ -78,7 +78,7 @@ def run_tenant_night(
         )
     if tenant not in registered(instance):
         # A disabled tenant can still be run by hand: it gets its partition for this run.
-        instance.add_dynamic_partitions("tenant", [tenant])
+        add_tenants(instance, [tenant])
     job = defs.resolve_job_def("nightly")
     selection = None
     if select:

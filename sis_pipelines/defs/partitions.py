@@ -38,11 +38,15 @@ def registered(instance: dg.DagsterInstance) -> list[str]:
     return list(instance.get_dynamic_partitions(TENANT_DIMENSION))
 
 
+def add_tenants(instance: dg.DagsterInstance, tenant_ids: list[str]) -> None:
+    if tenant_ids:
+        instance.add_dynamic_partitions(TENANT_DIMENSION, tenant_ids)
+
+
 def register_tenants(instance: dg.DagsterInstance, tenants: TenantsFile) -> list[str]:
     """Adds the enabled tenants that have no partition yet; returns them."""
     new = unregistered(tenants, registered(instance))
-    if new:
-        instance.add_dynamic_partitions(TENANT_DIMENSION, new)
+    add_tenants(instance, new)
     return new
 
 
