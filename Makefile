@@ -1,12 +1,15 @@
 # sis_pipelines: `make demo`, `make test`, `make ui`. Each sets itself up first.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { command -v $$p; break; }; done)
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The demo's nights start a week back, so its partitions are the nights it runs (not months
+# of empty ones).
 DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
 	SIS_PIPELINES_TENANTS=$${SIS_PIPELINES_TENANTS:-$(CURDIR)/sis_pipelines/demo/tenants.yaml} \
-	SIS_PIPELINES_DATA_DIR=$${SIS_PIPELINES_DATA_DIR:-$(CURDIR)/data}
+	SIS_PIPELINES_DATA_DIR=$${SIS_PIPELINES_DATA_DIR:-$(CURDIR)/data} \
+	SIS_PIPELINES_FIRST_NIGHT=$${SIS_PIPELINES_FIRST_NIGHT:-$$($(BIN)/python -m sis_pipelines.demo --first-night)}
 
 SIZE ?= small
 

@@ -1,4 +1,8 @@
-"""``sis-pipelines``: the operator command line, on the instance in DAGSTER_HOME."""
+"""sis-pipelines: the operator command line, on the Dagster instance in DAGSTER_HOME.
+
+Every mistake an operator can make prints one line that says what to do; --verbose shows
+Dagster's own log and tracebacks as well.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .defs.tags import BACKFILL, DELIBERATE, FORCE_PUSH, on
-from .nights import parse_night, partition_budget
+from .errors import SisPipelinesError
+from .nights import first_night, latest_complete_night, parse_night, partition_budget
 from .tenants import TenantsFileError, load_tenants, tenants_path
 
 
@@ -23,13 +28,78 @@ class RunOutcome:
     errors: list[str]
 
 
+class UsageError(ValueError):
+    """An operator's mistake on the command line: one line, exit code 2."""
+
+
 def _instance():
     import dagster as dg
+    from dagster._core.errors import DagsterHomeNotSetError
 
     try:
         return dg.DagsterInstance.get()
+    except DagsterHomeNotSetError:
+        raise UsageError(
+            "DAGSTER_HOME is not set: point it at the folder of the Dagster instance "
+            "(make demo and make ui use ./.dagster_home)"
+        ) from None
     except dg.DagsterInvariantViolationError as exc:
-        raise SystemExit(f"sis-pipelines: {exc}") from None
+        raise UsageError(_first_line(str(exc))) from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def quiet_dagster(verbose: bool = False) -> None:
+    """Dagster's warnings about its own beta APIs are not the operator's business."""
+    import warnings
+
+    import dagster as dg
+
+    if not verbose:
+        for category in (dg.BetaWarning, dg.PreviewWarning):
+            warnings.filterwarnings("ignore", category=category)
+
+
+def check_night(night: date) -> date:
+    """A night that is a partition: from SIS_PIPELINES_FIRST_NIGHT to the last complete night."""
+    first, last = date.fromisoformat(first_night()), latest_complete_night()
+    if not first <= night <= last:
+        raise UsageError(
+            f"night {night} is not one of the nights {first} .. {last} "
+            "(they start at SIS_PIPELINES_FIRST_NIGHT and end at the last complete night)"
+        )
+    return night
+
+
+def _selection(select: str) -> list:
+    import dagster as dg
+
+    from .definitions import defs
+
+    try:
+        keys = dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
+    except Exception as exc:  # the parser and the resolver raise several kinds
+        raise UsageError(
+            f"--select {select!r} is not a selection of this pipeline's assets: "
+            f"{_first_line(str(exc))} (e.g. group:oneroster, key:canvas/delta+)"
+        ) from None
+    if not keys:
+        raise UsageError(f"--select {select!r} matches no asset (e.g. group:oneroster)")
+    return sorted(keys)
+
+
+def step_error(error) -> str:
+    """One line for a failed step: the deepest cause (a missing input names its file)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    if error is None:
+        return "failed"
+    message = _first_line(error.message)
+    head, sep, rest = message.partition(": ")
+    # "package.module.Error: what happened": the class is not the operator's business.
+    return rest if sep and " " not in head else message
 
 
 def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
@@ -64,28 +134,25 @@ def run_tenant_night(
     select: str | None = None,
     force_refetch: bool = False,
     extra_tags: dict[str, str] | None = None,
+    verbose: bool = False,
 ) -> RunOutcome:
-    import dagster as dg
-
     from .definitions import defs
     from .defs.partitions import add_tenants, partition_key, registered
     from .defs.tags import FORCE_REFETCH, tenant_tags
 
     tenants = load_tenants().tenants
     if tenant not in tenants:
-        raise SystemExit(
-            f"sis-pipelines: tenant {tenant!r} is not in the tenants file {tenants_path()}"
+        raise UsageError(
+            f"tenant {tenant!r} is not in the tenants file {tenants_path()} "
+            f"(it has {', '.join(sorted(tenants)) or 'none'})"
         )
+    check_night(night)
+    selection = _selection(select) if select else None
     if tenant not in registered(instance):
         # A disabled tenant can still be run by hand: it gets its partition for this run.
         add_tenants(instance, [tenant])
     job = defs.resolve_job_def("nightly")
-    selection = None
-    if select:
-        graph = defs.resolve_asset_graph()
-        selection = sorted(dg.AssetSelection.from_string(select).resolve(graph))
-        if not selection:
-            raise SystemExit(f"sis-pipelines: the selection {select!r} matches no asset")
+    level = "INFO" if verbose else os.environ.get("SIS_PIPELINES_LOG_LEVEL", "CRITICAL")
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:
         tags |= on(FORCE_REFETCH)
@@ -95,19 +162,14 @@ def run_tenant_night(
         tags=tags,
         raise_on_error=False,
         asset_selection=selection,
-        run_config={
-            "loggers": {
-                "console": {
-                    "config": {"log_level": os.environ.get("SIS_PIPELINES_LOG_LEVEL", "WARNING")}
-                }
-            }
-        },
+        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
     )
-    errors = []
+    failed: dict[str, list[str]] = {}  # message -> steps: a missing secret fails every fetch
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.event_specific_data.error  # type: ignore[union-attr]
-            errors.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+            failed.setdefault(step_error(error), []).append(str(event.step_key))
+    errors = [f"{', '.join(steps)}: {message}" for message, steps in failed.items()]
     return RunOutcome(tenant, night, result.success, result.run_id, errors)
 
 
@@ -118,11 +180,56 @@ def _report(outcome: RunOutcome) -> None:
         print(f"  {error}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sis-pipelines", description=__doc__)
+def list_tenants(instance, out=print) -> None:
+    """Each tenant of the tenants file (and each partition no longer in it): vendor, source,
+    whether it is enabled and registered, and the last night stored."""
+    from .defs.partitions import registered
+    from .lake import Lake
+
+    tenants = load_tenants().tenants
+    known = set(registered(instance))
+    lake = Lake.at()
+    out(
+        f"  {'tenant':<32} {'vendor':<16} {'source':<10} {'enabled':<8} {'registered':<11} last night stored"
+    )
+    for t in sorted(set(tenants) | known):
+        cfg = tenants.get(t)
+        nights = lake.snapshot_nights("orgs", t)
+        out(
+            f"  {t:<32} {cfg.vendor if cfg else '-':<16} {cfg.oneroster.source if cfg else '-':<10} "
+            f"{('yes' if cfg.enabled else 'no') if cfg else 'removed':<8} "
+            f"{'yes' if t in known else 'no':<11} {nights[-1] if nights else '-'}"
+        )
+
+
+def retire_tenant(instance, tenant: str) -> None:
+    """Removes a tenant's partition (its runs stop appearing in the partition space); its data
+    and run history stay. Refused while the tenants file still has it enabled."""
+    from .defs.partitions import TENANT_DIMENSION, registered
+
+    cfg = load_tenants().tenants.get(tenant)
+    if cfg is not None and cfg.enabled:
+        raise UsageError(
+            f"tenant {tenant!r} is enabled in {tenants_path()}: set enabled: false (or remove it) "
+            "first, or the onboarding sensor registers it again"
+        )
+    if tenant not in registered(instance):
+        raise UsageError(f"tenant {tenant!r} has no partition to retire")
+    instance.delete_dynamic_partition(TENANT_DIMENSION, tenant)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sis-pipelines",
+        description="The operator command line of sis_pipelines, on the Dagster instance in DAGSTER_HOME.",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show Dagster's log and tracebacks as well"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    tenants = sub.add_parser("tenants", help="the tenants file")
-    tenants.add_argument("action", choices=["sync"])
+    tenants = sub.add_parser("tenants", help="the tenants file and the tenant partitions")
+    tenants.add_argument("action", choices=["sync", "list", "retire"])
+    tenants.add_argument("tenant", nargs="?", help="retire: the tenant whose partition goes")
     run = sub.add_parser("run", help="materialize one tenant-night")
     run.add_argument("--tenant", required=True)
     run.add_argument("--night", required=True, help="YYYY-MM-DD or latest")
@@ -142,54 +249,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     backfill.add_argument("--to", dest="last", required=True)
     backfill.add_argument("--select")
     backfill.add_argument("--force-push", action="store_true", help=DELIBERATE["--force-push"][1])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        instance = _instance()
-        if args.command == "tenants":
-            new, disabled = sync_tenants(instance)
-            print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
-            return 0
-        if args.command == "run":
-            deliberate = on(
-                *(
-                    tag
-                    for flag, (tag, _) in DELIBERATE.items()
-                    if getattr(args, flag.lstrip("-").replace("-", "_"))
-                )
-            )
-            outcome = run_tenant_night(
-                instance,
-                args.tenant,
-                parse_night(args.night),
-                args.select,
-                args.force_refetch,
-                extra_tags=deliberate,
-            )
-            _report(outcome)
-            return 0 if outcome.success else 1
-        first, last = parse_night(args.first), parse_night(args.last)
-        if last < first:
-            raise SystemExit("sis-pipelines: --to is before --from")
-        failed = 0
-        night = first
-        while night <= last:
-            outcome = run_tenant_night(
-                instance,
-                args.tenant,
-                night,
-                args.select,
-                extra_tags={
-                    BACKFILL: f"{first}..{last}",
-                    **(on(FORCE_PUSH) if args.force_push else {}),
-                },
-            )
-            _report(outcome)
-            failed += not outcome.success
-            night += timedelta(days=1)
-        return 1 if failed else 0
-    except (TenantsFileError, ValueError) as exc:
+        quiet_dagster(args.verbose)
+        return _command(args)
+    except (UsageError, TenantsFileError, ValueError, SisPipelinesError) as exc:
+        if args.verbose:
+            raise
         print(f"sis-pipelines: {exc}", file=sys.stderr)
         return 2
+
+
+def _command(args: argparse.Namespace) -> int:
+    instance = _instance()
+    if args.command == "tenants":
+        if args.action == "list":
+            list_tenants(instance)
+            return 0
+        if args.action == "retire":
+            if not args.tenant:
+                raise UsageError("tenants retire needs the tenant: sis-pipelines tenants retire T")
+            retire_tenant(instance, args.tenant)
+            print(f"tenant {args.tenant} retired: its partition is gone, its data and runs stay")
+            return 0
+        new, disabled = sync_tenants(instance)
+        print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
+        return 0
+    if args.command == "run":
+        deliberate = on(
+            *(
+                tag
+                for flag, (tag, _) in DELIBERATE.items()
+                if getattr(args, flag.lstrip("-").replace("-", "_"))
+            )
+        )
+        outcome = run_tenant_night(
+            instance,
+            args.tenant,
+            parse_night(args.night),
+            args.select,
+            args.force_refetch,
+            extra_tags=deliberate,
+            verbose=args.verbose,
+        )
+        _report(outcome)
+        return 0 if outcome.success else 1
+    first, last = check_night(parse_night(args.first)), check_night(parse_night(args.last))
+    if last < first:
+        raise UsageError("--to is before --from")
+    failed = 0
+    night = first
+    while night <= last:
+        outcome = run_tenant_night(
+            instance,
+            args.tenant,
+            night,
+            args.select,
+            extra_tags={
+                BACKFILL: f"{first}..{last}",
+                **(on(FORCE_PUSH) if args.force_push else {}),
+            },
+            verbose=args.verbose,
+        )
+        _report(outcome)
+        failed += not outcome.success
+        night += timedelta(days=1)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.definitions import defs
@@ -210,9 +209,49 @@ def test_cli_syncs_tenants_and_runs_a_night(workspace, monkeypatch, capsys):
         main(["run", "--tenant", "sim-a", "--night", "latest", "--select", "group:oneroster"]) == 0
     )
     assert (data / "oneroster" / "enrollments" / str(night) / "sim-a.parquet").exists()
-    with pytest.raises(SystemExit, match="not in the tenants file"):
-        main(["run", "--tenant", "nobody", "--night", "latest"])
+    capsys.readouterr()
+    assert main(["run", "--tenant", "nobody", "--night", "latest"]) == 2
+    assert "not in the tenants file" in capsys.readouterr().err
     assert main(["run", "--tenant", "sim-a", "--night", "yesterday"]) == 2
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_operator_mistakes_are_one_line_and_a_non_zero_exit(workspace, sis, monkeypatch, capsys):
+    instance, _data, tenants = workspace
+    write_tenants(tenants, sis)
+    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    night = str(latest_complete_night())
+    run = ["run", "--tenant", "sim-a", "--night"]
+    assert main([*run, "2020-01-01"]) == 2
+    assert "2020-01-01 is not one of the nights" in _one_line(capsys)
+    assert main([*run, night, "--select", "grop:oneroster"]) == 2
+    assert "--select 'grop:oneroster'" in _one_line(capsys)
+    assert main([*run, night, "--select", "key:oneroster/nothing"]) == 2
+    assert "matches no asset" in _one_line(capsys)
+    # A backfill of nights whose snapshots were never stored: which night, and what to run.
+    old = str(latest_complete_night() - timedelta(days=5))
+    backfill = ["backfill", "--tenant", "sim-a", "--from", old, "--to", old]
+    assert main([*backfill, "--select", "key:canvas/mapping"]) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1, out.err
+    assert f"night {old}: no oneroster/" in out.err
+    assert f"sis-pipelines run --tenant sim-a --night {old} --select group:oneroster" in out.err
+    # A missing secret: one line naming the variable, however many steps it stopped.
+    monkeypatch.delenv("REST_A_SECRET", raising=False)
+    monkeypatch.setenv("REST_A_ID", "district-id")
+    assert main(["run", "--tenant", "rest-a", "--night", night, "--select", "group:oneroster"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "REST_A_SECRET (auth.client_secret_env) is not set" in err
+    # No Dagster instance at all.
+    monkeypatch.undo()
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["tenants", "list"]) == 2
+    assert "DAGSTER_HOME is not set" in _one_line(capsys)
 
 
 def test_the_schedule_launches_one_run_per_enabled_tenant(workspace):

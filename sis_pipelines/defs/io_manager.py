@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
+from ..errors import StoredStateError
 from ..lake import Lake
 from ..memory import release_memory
 from ..storage import read_frame, write_frame
@@ -33,6 +34,15 @@ class ParquetIO(dg.UPathIOManager):
         release_memory()
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        if not path.exists():
+            # A step of a night whose upstream was never stored (a backfill of nights the
+            # nightly job never ran): say which and what to run, not a missing file.
+            key, group = "/".join(context.asset_key.path), context.asset_key.path[0]
+            tenant, night = path.stem, path.parent.name
+            raise StoredStateError(
+                f"tenant {tenant!r}, night {night}: no {key} snapshot stored; materialize it "
+                f"first: sis-pipelines run --tenant {tenant} --night {night} --select group:{group}"
+            )
         release_memory()
         metadata = context.definition_metadata or {}
         return read_frame(path, metadata.get("columns"), metadata.get("dictionary"))

@@ -8,11 +8,20 @@ from datetime import timedelta
 from pathlib import Path
 
 DEMO_TENANTS = Path(__file__).with_name("tenants.yaml")
+DEMO_WEEK = 7  # the demo's partitions start this many nights before the latest
+
+
+def demo_first_night() -> str:
+    """Where the demo's nights start: a week back, so its partitions are the nights it runs."""
+    from ..nights import latest_complete_night
+
+    return (latest_complete_night() - timedelta(days=DEMO_WEEK)).isoformat()
 
 
 def _environment() -> None:
     os.environ.setdefault("SIS_PIPELINES_TENANTS", str(DEMO_TENANTS))
     os.environ.setdefault("SIS_PIPELINES_DATA_DIR", str(Path("data").resolve()))
+    os.environ.setdefault("SIS_PIPELINES_FIRST_NIGHT", demo_first_night())
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -72,7 +81,7 @@ def main() -> int:
         if entry.get("import_id"):
             state = f"#{entry['import_id']} {state}"
         print(
-            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {_gpb(lake, outcome)}"
+            f"{outcome.tenant:<22} {outcome.night!s:<11} {total:>14}  {by_action:<44} {state:<24} {_gpb(instance, outcome)}"
         )
     print()
     print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
@@ -90,18 +99,31 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def _gpb(lake, outcome) -> str:
-    """The night's push: requests sent, unchanged (already in the SIS), failed or skipped."""
-    from ..storage import read_frame
+def _gpb(instance, outcome) -> str:
+    """This run's push: requests sent, unchanged (already in the SIS), failed or skipped; or
+    why it sent nothing (a stored outcomes file may be an earlier run's)."""
+    import dagster as dg
 
-    outcomes = lake.gpb_outcomes(outcome.night, outcome.tenant)
-    if not outcomes.exists():
-        requests = lake.gpb_requests(outcome.night, outcome.tenant)
-        return "computed, not pushed" if requests.exists() else "-"
-    status = read_frame(outcomes)["status"].astype(str).value_counts()
-    sent, unchanged = int(status.get("sent", 0)), int(status.get("unchanged", 0))
-    return f"{sent} / {unchanged} / {int(status.sum()) - sent - unchanged}"
+    from ..defs.gpb import PUSH
+
+    events = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    pushes = [
+        e.asset_materialization.metadata
+        for e in events
+        if e.asset_materialization and e.asset_materialization.asset_key == PUSH
+    ]
+    if not pushes:
+        return "-"
+    figures = {k: v.value for k, v in pushes[-1].items()}
+    if "outcome" in figures:
+        return str(figures["outcome"]).split(":")[0]
+    sent, unchanged = int(figures.get("sent", 0)), int(figures.get("unchanged", 0))
+    rest = int(figures.get("failed", 0)) + int(figures.get("skipped", 0))
+    return f"{sent} / {unchanged} / {rest}"
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--first-night"]:  # for the Makefile: make ui shows the same nights
+        print(demo_first_night())
+        sys.exit(0)
     sys.exit(main())

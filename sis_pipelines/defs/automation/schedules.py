@@ -17,6 +17,10 @@ from .jobs import nightly_job
     cron_schedule=os.environ.get("SIS_PIPELINES_NIGHTLY_CRON", "30 2 * * *"),
     execution_timezone=deployment_timezone(),
     name="nightly_schedule",
+    description=(
+        "Every night (SIS_PIPELINES_NIGHTLY_CRON in SIS_PIPELINES_TIMEZONE, 02:30 by default), "
+        "one run of the nightly job per enabled, registered tenant for the night just ended."
+    ),
 )
 def nightly_schedule(context: dg.ScheduleEvaluationContext):
     night = (context.scheduled_execution_time - timedelta(days=1)).date()

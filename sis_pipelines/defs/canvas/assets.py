@@ -94,7 +94,7 @@ def _guard_check(verdict: GuardVerdict, run_id: str) -> dg.AssetCheckResult:
     owners=OWNERS,
     description=(
         "Tonight's Canvas SIS Import delta against the last night applied to Canvas, every row explained in "
-        "canvas/changes/<night>/<tenant>.parquet, packaged as canvas/sis_import/<night>/<tenant>.zip when the deletion guard passes."
+        "`canvas/changes/<night>/<tenant>.parquet`, packaged as `canvas/sis_import/<night>/<tenant>.zip` when the deletion guard passes."
     ),
     check_specs=[
         dg.AssetCheckSpec(

@@ -58,7 +58,7 @@ def canvas_gradebook(context: dg.AssetExecutionContext, tenants: TenantsResource
     owners=OWNERS,
     description=(
         "The night's OneRoster gradebook requests (categories, lineItems, results) in send order, "
-        "in gpb/requests/<night>/<tenant>.jsonl; what cannot be sent is in gpb/report/<night>/<tenant>.parquet."
+        "in `gpb/requests/<night>/<tenant>.jsonl`; what cannot be sent is in `gpb/report/<night>/<tenant>.parquet`."
     ),
 )
 def gpb_payloads(
@@ -95,7 +95,7 @@ def gpb_payloads(
     description=(
         "Sends the night's requests to the SIS gradebook: lineItems before their results, bounded, "
         "idempotent; never over a grade the SIS changed unless the tenant says so; backfills only when forced. "
-        "Outcomes in gpb/outcomes/<night>/<tenant>.parquet."
+        "Outcomes in `gpb/outcomes/<night>/<tenant>.parquet`."
     ),
 )
 def gpb_push(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):

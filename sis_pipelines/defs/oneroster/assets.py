@@ -50,7 +50,7 @@ def _description(collection: Collection, refs: list[str]) -> str:
     return (
         f"The validated OneRoster `{collection.endpoint}` snapshot of a tenant for a night. "
         f"Records failing the schema or referential integrity {against}go to "
-        f"quarantine/{collection.name}/<night>/<tenant>.parquet with a reason."
+        f"`quarantine/{collection.name}/<night>/<tenant>.parquet` with a reason."
     )
 
 
