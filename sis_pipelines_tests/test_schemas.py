@@ -170,3 +170,16 @@ def test_quarantined_share():
         [enrollment("e1"), enrollment("e2", userSourcedId="x"), enrollment("e3"), enrollment("e4")],
     )
     assert result.quarantined_share == 0.25
+
+
+def test_every_snapshot_column_is_described_on_its_asset():
+    import dagster as dg
+
+    from sis_pipelines.definitions import defs
+
+    for name, collection in COLLECTIONS.items():
+        key = dg.AssetKey(["oneroster", name])
+        spec = defs.resolve_assets_def(key).specs_by_key[key]
+        schema = spec.metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == arrow_schema(collection).names, name
+        assert all(c.description for c in schema.columns), name

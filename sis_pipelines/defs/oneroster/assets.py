@@ -5,6 +5,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ...oneroster.collections import COLLECTIONS, Collection
+from ...oneroster.descriptions import column_description
+from ...oneroster.normalise import arrow_schema
 from ...oneroster.schemas import referenced_collections
 from ...oneroster.snapshot import Snapshot, SnapshotRequest, take_snapshot
 from ...tenants import Tenant
@@ -15,9 +17,17 @@ from ..steps import OWNERS, explained, metadata, step_of
 QUARANTINE_CHECK = "quarantine"
 
 
-def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+def column_schema(collection: Collection) -> dg.TableSchema:
+    """The snapshot's columns, their Arrow types and what OneRoster says each holds."""
     return dg.TableSchema(
-        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+        columns=[
+            dg.TableColumn(
+                name=field.name,
+                type=str(field.type),
+                description=column_description(collection.name, field.name),
+            )
+            for field in arrow_schema(collection)
+        ]
     )
 
 
@@ -69,6 +79,7 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         owners=OWNERS,
         description=_description(collection, refs),
+        metadata={"dagster/column_schema": column_schema(collection)},
         check_specs=[
             dg.AssetCheckSpec(
                 QUARANTINE_CHECK,
@@ -95,14 +106,9 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             context.log.info(line)
         for line in snapshot.warnings:
             context.log.warning(line)
-        fetched = "fetched_at" in snapshot.figures
         yield dg.Output(
             snapshot.frame,
-            metadata={
-                "dagster/row_count": len(snapshot.frame),
-                **({"dagster/column_schema": _column_schema(snapshot.frame)} if fetched else {}),
-                **metadata(snapshot.figures),
-            },
+            metadata={"dagster/row_count": len(snapshot.frame), **metadata(snapshot.figures)},
         )
         yield quarantine_check(step.tenant, snapshot, key)
 

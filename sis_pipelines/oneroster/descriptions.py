@@ -1,0 +1,105 @@
+"""What each canonical column holds, after the OneRoster 1.1 and 1.2 data model (1EdTech,
+Rostering Information Model), for the column descriptions a data engineer reads in the UI."""
+
+from __future__ import annotations
+
+COMMON = {
+    "sourcedId": "The record's identifier, unique in its collection; the SIS's own GUID.",
+    "status": "active, or tobedeleted when the SIS marks the record for deletion.",
+    "dateLastModified": "When the SIS last changed the record (UTC).",
+    "metadata": "The SIS's own extensions to the record, kept as JSON text.",
+    "identifier": "A human-readable identifier the district uses (not the sourcedId).",
+    "parentSourcedId": "The sourcedId of the parent record.",
+    "childSourcedIds": "The sourcedIds of the child records.",
+    "grades": "Grade levels (CEDS codes such as KG, 01 … 12).",
+    "subjects": "Subject names.",
+    "subjectCodes": "Machine-readable subject codes (e.g. SCED).",
+    "title": "The name people see.",
+}
+
+BY_COLLECTION: dict[str, dict[str, str]] = {
+    "orgs": {
+        "name": "The organisation's name.",
+        "type": "department, school, district, local, state or national.",
+        "parentSourcedId": "The org this one belongs to (a school's district).",
+        "childSourcedIds": "The orgs that belong to this one.",
+    },
+    "academic_sessions": {
+        "title": "The session's name, e.g. 'Fall 2026'.",
+        "type": "schoolYear, term, semester or gradingPeriod.",
+        "startDate": "First day of the session.",
+        "endDate": "Last day of the session.",
+        "parentSourcedId": "The session this one is part of (a semester's school year).",
+        "childSourcedIds": "The sessions that are part of this one.",
+        "schoolYear": "The school year the session belongs to, as the year it ends (e.g. 2027).",
+    },
+    "courses": {
+        "title": "The course's name.",
+        "schoolYearSourcedId": "The academic session (school year) the course is offered in.",
+        "courseCode": "The district's code for the course.",
+        "orgSourcedId": "The org (school or district) that offers the course.",
+    },
+    "classes": {
+        "title": "The class's name; a Canvas section's name.",
+        "classCode": "The district's code for the class.",
+        "classType": "homeroom or scheduled.",
+        "location": "Where the class meets.",
+        "courseSourcedId": "The course the class is a section of.",
+        "schoolSourcedId": "The school the class is taught at.",
+        "termSourcedIds": "The academic sessions (terms) the class runs in; the first is its Canvas term.",
+        "periods": "The periods of the day the class meets.",
+    },
+    "users": {
+        "enabledUser": "Whether the user may sign in.",
+        "username": "The user's login name at the SIS.",
+        "userIds": "Other identifiers of the user (type and identifier pairs), as JSON.",
+        "givenName": "Given (first) name.",
+        "familyName": "Family (last) name.",
+        "middleName": "Middle name(s).",
+        "preferredFirstName": "The first name the user prefers (1.2).",
+        "preferredMiddleName": "The middle name the user prefers (1.2).",
+        "preferredLastName": "The last name the user prefers (1.2).",
+        "pronouns": "The user's pronouns (1.2).",
+        "role": "The user's primary role: student, teacher, administrator, aide, guardian, parent, relative, proctor …",
+        "roles": "Every role at every org (1.2 roles[]: roleType, role, org, dates), as JSON.",
+        "orgSourcedIds": "The orgs the user belongs to.",
+        "primaryOrgSourcedId": "The user's primary org (1.2; else the first org).",
+        "identifier": "The district's identifier for the user (e.g. a student number).",
+        "userMasterIdentifier": "A state or master identifier for the user (1.2).",
+        "email": "Email address (minimised per the tenant's privacy settings).",
+        "sms": "Mobile number for text messages (minimised per the tenant's privacy settings).",
+        "phone": "Phone number (minimised per the tenant's privacy settings).",
+        "agentSourcedIds": "Related users: a student's guardians, a guardian's students.",
+        "grades": "The grade levels the user is in.",
+        "userProfiles": "Accounts at other systems (1.2 userProfiles[]; credentials without passwords), as JSON.",
+    },
+    "enrollments": {
+        "userSourcedId": "The user who is enrolled.",
+        "classSourcedId": "The class the user is enrolled in.",
+        "schoolSourcedId": "The school of the class.",
+        "role": "student, teacher, administrator, aide, guardian, parent, proctor …",
+        "primary": "For teachers: whether this is the class's primary teacher.",
+        "beginDate": "First day of the enrollment, if the SIS gives one.",
+        "endDate": "Last day of the enrollment, if the SIS gives one.",
+    },
+    "demographics": {
+        "sourcedId": "The sourcedId of the user these demographics are of.",
+        "birthDate": "Date of birth.",
+        "sex": "male, female, other or unspecified.",
+        "americanIndianOrAlaskaNative": "Race: American Indian or Alaska Native.",
+        "asian": "Race: Asian.",
+        "blackOrAfricanAmerican": "Race: Black or African American.",
+        "nativeHawaiianOrOtherPacificIslander": "Race: Native Hawaiian or Other Pacific Islander.",
+        "white": "Race: White.",
+        "demographicRaceTwoOrMoreRaces": "Race: two or more races.",
+        "hispanicOrLatinoEthnicity": "Ethnicity: Hispanic or Latino.",
+        "countryOfBirthCode": "Country of birth (ISO 3166 code).",
+        "stateOfBirthAbbreviation": "State of birth (postal abbreviation).",
+        "cityOfBirth": "City of birth.",
+        "publicSchoolResidenceStatus": "Public school residence status (CEDS code).",
+    },
+}
+
+
+def column_description(collection: str, column: str) -> str | None:
+    return BY_COLLECTION.get(collection, {}).get(column) or COMMON.get(column)
