@@ -4,16 +4,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from .defs.automation import (
-    nightly_job,
-    nightly_schedule,
-    tenant_onboarding_sensor,
-    term_change_job,
-    term_change_sensor,
-)
-from .defs.canvas import canvas_assets
-from .defs.gpb import gpb_assets
-from .defs.oneroster import oneroster_assets
+from .defs.automation.jobs import nightly_job, term_change_job
+from .defs.automation.schedules import nightly_schedule
+from .defs.automation.sensors import tenant_onboarding_sensor, term_change_sensor
+from .defs.canvas.assets import canvas_assets
+from .defs.gpb.assets import gpb_assets
+from .defs.oneroster.assets import oneroster_assets
 from .defs.resources import default_resources
 from .memory import settle_loaded_code
 

@@ -13,7 +13,7 @@ import pytest
 
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.definitions import defs
-from sis_pipelines.defs.automation import term_change_job
+from sis_pipelines.defs.automation.jobs import term_change_job
 from sis_pipelines.nights import latest_complete_night
 
 from .support import SECRET

@@ -104,7 +104,7 @@ def _gpb(instance, outcome) -> str:
     why it sent nothing (a stored outcomes file may be an earlier run's)."""
     import dagster as dg
 
-    from ..defs.gpb import PUSH
+    from ..defs.gpb.assets import PUSH
 
     events = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     pushes = [

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ..canvas import DELTA, MAPPING
+from ..canvas.assets import DELTA, MAPPING
 from ..partitions import tenant_night
 
 nightly_job = dg.define_asset_job(

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ...gpb.passback import compute_payloads, passes_back, push_night, read_canvas_gradebook
-from ..canvas import MAPPING, SIS_IMPORT
+from ..canvas.assets import MAPPING, SIS_IMPORT
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS, Step, explained, metadata, step_for
