@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -135,9 +135,13 @@ def run_tenant_night(
     force_refetch: bool = False,
     extra_tags: dict[str, str] | None = None,
     verbose: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> RunOutcome:
+    """A run of the nightly job (or the selection) for the tenant-night, as the UI makes it;
+    ``progress`` hears a line per step as it ends."""
     from .definitions import defs
     from .defs.partitions import add_tenants, partition_key, registered
+    from .defs.runs import create_run, run_and_follow
     from .defs.tags import FORCE_REFETCH, tenant_tags
 
     tenants = load_tenants().tenants
@@ -156,21 +160,25 @@ def run_tenant_night(
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:
         tags |= on(FORCE_REFETCH)
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=str(partition_key(tenant, night)),
-        tags=tags,
-        raise_on_error=False,
-        asset_selection=selection,
-        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+    run, recon = create_run(
+        instance,
+        job,
+        str(partition_key(tenant, night)),
+        tags,
+        selection,
+        {"loggers": {"console": {"config": {"log_level": level}}}},
     )
     failed: dict[str, list[str]] = {}  # message -> steps: a missing secret fails every fetch
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error = event.event_specific_data.error  # type: ignore[union-attr]
-            failed.setdefault(step_error(error), []).append(str(event.step_key))
+
+    def on_step(end) -> None:
+        if end.outcome == "FAILED":
+            failed.setdefault(step_error(end.error), []).append(end.step)
+        if progress is not None:
+            progress(f"  {end.step:<40} {end.outcome}")
+
+    finished = run_and_follow(instance, run, recon, on_step, on_notice=progress or print)
     errors = [f"{', '.join(steps)}: {message}" for message, steps in failed.items()]
-    return RunOutcome(tenant, night, result.success, result.run_id, errors)
+    return RunOutcome(tenant, night, finished.is_success, run.run_id, errors)
 
 
 def _report(outcome: RunOutcome) -> None:
@@ -295,6 +303,7 @@ def _command(args: argparse.Namespace) -> int:
             args.force_refetch,
             extra_tags=deliberate,
             verbose=args.verbose,
+            progress=print,
         )
         _report(outcome)
         return 0 if outcome.success else 1
@@ -314,6 +323,7 @@ def _command(args: argparse.Namespace) -> int:
                 **(on(FORCE_PUSH) if args.force_push else {}),
             },
             verbose=args.verbose,
+            progress=print,
         )
         _report(outcome)
         failed += not outcome.success
