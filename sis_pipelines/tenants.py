@@ -78,7 +78,10 @@ class OneRoster(_Strict):
     # source: simulator
     students: int = Field(2000, ge=1)
     seed: int = 1
-    # source: simulator: scripted failures (see sis_pipelines.simulator.server.Fault), e.g.
+    # source: simulator: records the simulated SIS sends broken, per collection (a role no
+    # OneRoster role list has), as a real SIS sends some: {users: 2}.
+    simulator_flaws: dict[Literal["users", "enrollments"], int] = {}
+    # source: simulator: scripted failures (see sis_pipelines.simulator.faults.Fault), e.g.
     # [{path: /users, status: 503, times: 2}] or [{path: /users, kind: drop}].
     simulator_faults: list[dict[str, Any]] = []
 

@@ -107,3 +107,30 @@ tenants:
     with Services(Lake.at(tmp_path)).rostering("sim-a", tenant, NIGHT) as client:
         assert client.base_url.startswith("http://127.0.0.1:")
         assert client.fetch(COLLECTIONS["orgs"]).table.num_rows > 0
+
+
+def test_a_simulated_sis_sends_the_flaws_its_tenant_asks_for(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
+
+    text = """
+tenants:
+  sim-f:
+    vendor: genesis
+    oneroster: {version: "1.1", source: simulator, students: 40, seed: 3, simulator_flaws: {users: 2}}
+"""
+    tenant = parse_tenants(text).tenants["sim-f"]
+    lake, services = Lake.at(tmp_path), Services(Lake.at(tmp_path))
+
+    def take(name: str, refs: dict):
+        request = SnapshotRequest("sim-f", tenant, NIGHT, COLLECTIONS[name], force_refetch=True)
+        return take_snapshot(lake, services, request, refs)
+
+    orgs = take("orgs", {})
+    users = take("users", {"orgs": pa.array(orgs.frame["sourcedId"])})
+    assert users.quarantined == 2
+    quarantine = pq.read_table(str(lake.quarantine("users", NIGHT, "sim-f"))).to_pandas()
+    assert all("wizard" in reason for reason in quarantine["reason"])
+    assert len(users.frame) > 0 and "wizard" not in set(users.frame["role"].astype(str))

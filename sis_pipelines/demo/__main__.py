@@ -59,6 +59,9 @@ def main() -> int:
             rows = parquet_rows(snapshot) if snapshot.exists() else "-"
             bad = parquet_rows(quarantine) if quarantine.exists() else "-"
             print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}")
+    example = _quarantined_example(lake, outcomes, list(COLLECTIONS))
+    if example:
+        print(f"Quarantined, for example: {example}")
     print()
     print(
         f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests sent / unchanged / failed+skipped'}"
@@ -97,6 +100,19 @@ def main() -> int:
     for o in failed:
         print(f"FAILED: {o.tenant} {o.night}: {'; '.join(o.errors)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _quarantined_example(lake, outcomes, collections: list[str]) -> str | None:
+    """One record the nights quarantined, and why: what a data engineer would look at first."""
+    from ..storage import read_frame
+
+    for outcome in outcomes:
+        for name in collections:
+            path = lake.quarantine(name, outcome.night, outcome.tenant)
+            if path.exists() and len(frame := read_frame(path)):
+                row = frame.iloc[0]
+                return f"{outcome.tenant} {name} {row['sourcedId']}: {row['reason']} ({path})"
+    return None
 
 
 def _gpb(instance, outcome) -> str:

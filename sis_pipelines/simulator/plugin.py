@@ -78,6 +78,7 @@ class Simulators:
             **kwargs,  # type: ignore[arg-type]
         ) as sim:
             sim.add_faults(cfg.simulator_faults)  # the tenant's scripted faults, per tenant
+            sim.add_flaws(cfg.simulator_flaws)
             yield sim, secret
 
     @contextmanager

@@ -151,6 +151,15 @@ class SimulatorServer:
             self._frames[collection] = frame.sort_values("sourcedId", ignore_index=True)
             self._ordered = {k: v for k, v in self._ordered.items() if k[0] != collection}
 
+    def add_flaws(self, flaws: dict[str, int]) -> None:
+        """Sends ``n`` records of each collection broken: a role no OneRoster list has. Users
+        broken are guardians (no enrollment refers to them), so only they are quarantined."""
+        for collection, n in flaws.items():
+            frame = self.frames[collection].copy()
+            pool = frame[frame["role"] == "guardian"] if collection == "users" else frame
+            frame.loc[pool.index[:n], "role"] = "wizard"
+            self.mutate(collection, frame)
+
     def expire_tokens(self) -> None:
         self.auth.expire_tokens()
 
