@@ -294,3 +294,4 @@ def test_no_bundle_for_the_night_is_a_clear_failure(workspace, tmp_path):
     outcome = run_tenant_night(instance, "csv-a", date(2026, 9, 1), select="key:oneroster/orgs")
     assert not outcome.success
     assert "no bundle for night 2026-09-01" in " ".join(outcome.errors)
+    assert "tenant 'csv-a', orgs, night 2026-09-01" in " ".join(outcome.errors)

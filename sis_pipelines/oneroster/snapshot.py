@@ -26,7 +26,7 @@ from ..storage import parquet_rows, read_frame, write_frame
 from ..tenants import Tenant
 from .client import FetchResult
 from .collections import Collection
-from .csv_bundle import FILE_NAMES, Bundle, CsvRead, line_of, read_collection
+from .csv_bundle import FILE_NAMES, Bundle, BundleError, CsvRead, line_of, read_collection
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
@@ -97,7 +97,10 @@ def take_snapshot(
     started = time.monotonic()
     bundle = None
     if r.tenant.oneroster.source == "csv":
-        located = services.csv_bundle(r.tenant_id, r.tenant, r.night)
+        try:
+            located = services.csv_bundle(r.tenant_id, r.tenant, r.night)
+        except BundleError as exc:
+            raise BundleError(f"tenant {r.tenant_id!r}, {name}, night {r.night}: {exc}") from None
         bundle = located.bundle
         fetched: FetchResult = _read_csv(lake, bundle, r)
         origin: Figures = {
