@@ -13,7 +13,7 @@ DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
 
 SIZE ?= small
 
-.PHONY: setup demo test ui bench lint clean
+.PHONY: setup demo test ui screenshots bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -40,6 +40,10 @@ ui: setup
 	@mkdir -p .dagster_home
 	@test -f .dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > .dagster_home/dagster.yaml
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+# The UI pages a data engineer looks at, as PNGs in screenshots/ (after make demo).
+screenshots: setup
+	$(DEMO_ENV) $(BIN)/python -m sis_pipelines.demo.screenshots
 
 bench: setup
 	$(BIN)/python -m bench.run --size $(SIZE)
