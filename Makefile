@@ -38,7 +38,7 @@ test: setup
 
 ui: setup
 	@mkdir -p .dagster_home
-	@test -f .dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > .dagster_home/dagster.yaml
+	@test -f .dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\npython_logs:\n  managed_python_loggers: [sis_pipelines]\n' > .dagster_home/dagster.yaml
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 
 # The UI pages a data engineer looks at, as PNGs in screenshots/ (after make demo).
