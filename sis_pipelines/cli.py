@@ -141,8 +141,8 @@ def run_tenant_night(
     ``progress`` hears a line per step as it ends."""
     from .definitions import defs
     from .defs.partitions import add_tenants, partition_key, registered
-    from .defs.runs import create_run, run_and_follow
     from .defs.tags import FORCE_REFETCH, tenant_tags
+    from .runs import create_run, run_and_follow
 
     tenants = load_tenants().tenants
     if tenant not in tenants:
