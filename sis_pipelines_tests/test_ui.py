@@ -4,11 +4,6 @@ the UI can re-execute them."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import httpx
 import pytest
 
 from sis_pipelines.cli import main
+from sis_pipelines.demo.screenshots import webserver as running_webserver
 from sis_pipelines.nights import latest_complete_night
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +22,6 @@ tenants:
     vendor: genesis
     oneroster: {version: "1.1", source: simulator, students: 60, seed: 2}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -50,31 +40,8 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def webserver(home) -> Iterator[httpx.Client]:
     """``dagster-webserver`` on the instance and this repository's workspace.yaml."""
-    port = _free_port()
-    command = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
-    process = subprocess.Popen(
-        [*command, "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.get("/server_info").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "webserver down"
-            time.sleep(0.5)
+    with running_webserver() as client:
         yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def graphql(client: httpx.Client, query: str, **variables: object) -> dict:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -60,46 +62,54 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def main(out: Path = ROOT / "screenshots") -> int:
-    browser = chromium()
+@contextmanager
+def webserver() -> Iterator[httpx.Client]:
+    """``dagster-webserver`` on the instance in DAGSTER_HOME and this repository's workspace,
+    on a free loopback port, until the block ends; a client on it."""
     port = _port()
-    base = f"http://127.0.0.1:{port}"
-    webserver = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(
-        [*webserver, "-w", str(ROOT / "workspace.yaml")],
+        [*command, "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/server_info").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("make screenshots: the webserver did not start")
-                time.sleep(0.5)
-            # The first-visit "join the community" dialog would cover every page.
-            client.post("/graphql", json={"query": "mutation { setNuxSeen }"})
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if client.get("/server_info").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Dagster webserver did not start")
+            time.sleep(0.5)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main(out: Path = ROOT / "screenshots") -> int:
+    browser = chromium()
+    with webserver() as client:
+        # The first-visit "join the community" dialog would cover every page.
+        client.post("/graphql", json={"query": "mutation { setNuxSeen }"})
         out.mkdir(exist_ok=True)
         for name, path in PAGES.items():
             with tempfile.TemporaryDirectory() as profile:
                 shot = [f"--user-data-dir={profile}", f"--screenshot={out / f'{name}.png'}"]
                 subprocess.run(
-                    [browser, *CHROMIUM_FLAGS, *shot, base + path],
+                    [browser, *CHROMIUM_FLAGS, *shot, str(client.base_url) + path],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     timeout=120,
                     check=False,
                 )
             print(f"{out / f'{name}.png'}  {path}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return 0
 
 
