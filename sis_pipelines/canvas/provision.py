@@ -138,7 +138,7 @@ def import_night(
     zip_path = lake.sis_import_zip(night, tenant_id)
     if night_s in applied and not force:
         return {"outcome": "already imported", "import_id": str(applied[night_s].get("import_id"))}
-    later = log.after(night)
+    later = sorted(n for n in applied if n > night_s)
     if later and not force:
         return {"outcome": f"not uploaded: a later night ({later[-1]}) is already applied"}
     if cfg.dry_run:

@@ -35,9 +35,9 @@ REQUEST_META = ("key", "kind", "class", "line_item_key")
 
 def graded_since(lake: Lake, tenant_id: str, night: date) -> str | None:
     """Where the night's gradebook read starts: the end of the last complete pass before it."""
-    passes = lake.gpb_passes(tenant_id)
-    earlier = passes.before(night)
-    return passes.read()[earlier[-1]]["graded_until"] if earlier else None
+    passes = lake.gpb_passes(tenant_id).read()
+    earlier = sorted(n for n in passes if n < str(night))
+    return passes[earlier[-1]]["graded_until"] if earlier else None
 
 
 def store_gradebook(
