@@ -34,7 +34,11 @@ class ParquetIO(dg.UPathIOManager):
         release_memory()
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        if not path.exists():
+        release_memory()
+        metadata = context.definition_metadata or {}
+        try:
+            return read_frame(path, metadata.get("columns"), metadata.get("dictionary"))
+        except FileNotFoundError:
             # A step of a night whose upstream was never stored (a backfill of nights the
             # nightly job never ran): say which and what to run, not a missing file.
             key, group = "/".join(context.asset_key.path), context.asset_key.path[0]
@@ -42,10 +46,7 @@ class ParquetIO(dg.UPathIOManager):
             raise StoredStateError(
                 f"tenant {tenant!r}, night {night}: no {key} snapshot stored; materialize it "
                 f"first: sis-pipelines run --tenant {tenant} --night {night} --select group:{group}"
-            )
-        release_memory()
-        metadata = context.definition_metadata or {}
-        return read_frame(path, metadata.get("columns"), metadata.get("dictionary"))
+            ) from None
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
