@@ -127,6 +127,22 @@ def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
     return new, disabled
 
 
+def _known_tenant(instance, tenant: str) -> dict:
+    """The tenants of the tenants file, which has ``tenant``, now with its partition."""
+    from .defs.partitions import add_tenants, registered
+
+    tenants = load_tenants().tenants
+    if tenant not in tenants:
+        raise UsageError(
+            f"tenant {tenant!r} is not in the tenants file {tenants_path()} "
+            f"(it has {', '.join(sorted(tenants)) or 'none'})"
+        )
+    if tenant not in registered(instance):
+        # A disabled tenant can still be run by hand: it gets its partition for this run.
+        add_tenants(instance, [tenant])
+    return tenants
+
+
 def run_tenant_night(
     instance,
     tenant: str,
@@ -140,21 +156,13 @@ def run_tenant_night(
     """A run of the nightly job (or the selection) for the tenant-night, as the UI makes it;
     ``progress`` hears a line per step as it ends."""
     from .definitions import defs
-    from .defs.partitions import add_tenants, partition_key, registered
+    from .defs.partitions import partition_key
     from .defs.tags import FORCE_REFETCH, tenant_tags
     from .runs import create_run, run_and_follow
 
-    tenants = load_tenants().tenants
-    if tenant not in tenants:
-        raise UsageError(
-            f"tenant {tenant!r} is not in the tenants file {tenants_path()} "
-            f"(it has {', '.join(sorted(tenants)) or 'none'})"
-        )
+    tenants = _known_tenant(instance, tenant)
     check_night(night)
     selection = _selection(select) if select else None
-    if tenant not in registered(instance):
-        # A disabled tenant can still be run by hand: it gets its partition for this run.
-        add_tenants(instance, [tenant])
     job = defs.resolve_job_def("nightly")
     level = "INFO" if verbose else os.environ.get("SIS_PIPELINES_LOG_LEVEL", "CRITICAL")
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
@@ -250,12 +258,16 @@ def _parser() -> argparse.ArgumentParser:
     for flag, (_, help_text) in DELIBERATE.items():
         run.add_argument(flag, action="store_true", help=help_text)
     backfill = sub.add_parser(
-        "backfill", help="one tenant over a range of nights, from stored snapshots"
+        "backfill",
+        help="one tenant over a range of nights, from stored snapshots, as a Dagster backfill",
     )
-    backfill.add_argument("--tenant", required=True)
-    backfill.add_argument("--from", dest="first", required=True)
-    backfill.add_argument("--to", dest="last", required=True)
-    backfill.add_argument("--select")
+    backfill.add_argument("--tenant")
+    backfill.add_argument("--from", dest="first", help="the first night, YYYY-MM-DD")
+    backfill.add_argument("--to", dest="last", help="the last night, YYYY-MM-DD or latest")
+    backfill.add_argument("--select", help="Dagster asset selection, e.g. group:canvas")
+    backfill.add_argument(
+        "--resume", metavar="ID", help="carry on a cancelled or interrupted backfill"
+    )
     backfill.add_argument("--force-push", action="store_true", help=DELIBERATE["--force-push"][1])
     return parser
 
@@ -307,28 +319,73 @@ def _command(args: argparse.Namespace) -> int:
         )
         _report(outcome)
         return 0 if outcome.success else 1
-    first, last = check_night(parse_night(args.first)), check_night(parse_night(args.last))
-    if last < first:
-        raise UsageError("--to is before --from")
-    failed = 0
-    night = first
-    while night <= last:
+    return backfill(instance, args)
+
+
+def backfill(instance, args: argparse.Namespace) -> int:
+    """A Dagster backfill of the tenant's nights (the Backfills page lists it), followed to
+    its end; ``--resume ID`` carries on one that was cancelled or interrupted."""
+    from . import backfills
+    from .defs.partitions import partition_key, split_key
+
+    if args.resume:
+        try:
+            record = backfills.resumable(instance, args.resume)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        names = list(record.partition_names or [])
+        tenant = split_key(names[0])[1] if names else ""
+        select = (
+            " or ".join(f"key:{k.to_user_string()}" for k in record.asset_selection or []) or None
+        )
+        force_push = on(FORCE_PUSH).items() <= record.tags.items()
+    else:
+        if not (args.tenant and args.first and args.last):
+            raise UsageError("backfill needs --tenant, --from and --to (or --resume ID)")
+        first, last = check_night(parse_night(args.first)), check_night(parse_night(args.last))
+        if last < first:
+            raise UsageError("--to is before --from")
+        tenant, select, force_push = args.tenant, args.select, args.force_push
+        selection = _selection(select) if select else None
+        _known_tenant(instance, tenant)
+        nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        record = backfills.create_backfill(
+            instance,
+            "nightly",
+            [str(partition_key(tenant, n)) for n in nights],
+            {BACKFILL: f"{first}..{last}", **(on(FORCE_PUSH) if force_push else {})},
+            selection,
+            title=f"{tenant} {first}..{last}",
+        )
+    total = len(record.partition_names or [])
+    print(f"backfill {record.backfill_id} of {tenant}: {total} nights (the UI's Backfills page)")
+
+    def run_night(name: str, tags: dict[str, str]) -> bool:
         outcome = run_tenant_night(
             instance,
-            args.tenant,
-            night,
-            args.select,
-            extra_tags={
-                BACKFILL: f"{first}..{last}",
-                **(on(FORCE_PUSH) if args.force_push else {}),
-            },
+            tenant,
+            date.fromisoformat(split_key(name)[0]),
+            select,
+            extra_tags=tags,
             verbose=args.verbose,
             progress=print,
         )
         _report(outcome)
-        failed += not outcome.success
-        night += timedelta(days=1)
-    return 1 if failed else 0
+        return outcome.success
+
+    def on_run(run) -> None:
+        print(
+            f"{run.tags.get('dagster/partition', run.run_id)}: {run.status.value} (run {run.run_id})"
+        )
+
+    end = backfills.carry_out(instance, record, run_night, on_run)
+    print(
+        f"backfill {end.backfill_id}: {end.status.lower().replace('_', ' ')}, "
+        f"{end.launched} of {end.nights} nights launched"
+    )
+    if end.status == "CANCELED" and end.launched < end.nights:
+        print(f"  resume it: sis-pipelines backfill --resume {end.backfill_id}")
+    return 0 if end.status == "COMPLETED_SUCCESS" else 1
 
 
 if __name__ == "__main__":

@@ -43,11 +43,16 @@ class StepEnd:
     error: object | None  # Dagster's SerializableErrorInfo of a failure
 
 
-def _origins(job_name: str):
+def repository_origin() -> RemoteRepositoryOrigin:
+    """The repository as the UI's code location (workspace.yaml) loads it."""
     [location] = ModuleTarget(
         module_name=MODULE, attribute=None, working_directory=os.getcwd(), location_name=LOCATION
     ).create_origins()
-    remote = RemoteRepositoryOrigin(location, REPOSITORY).get_job_origin(job_name)
+    return RemoteRepositoryOrigin(location, REPOSITORY)
+
+
+def _origins(job_name: str):
+    remote = repository_origin().get_job_origin(job_name)
     recon = ReconstructableRepository.for_module(MODULE, "defs", os.getcwd())
     return remote, recon.get_reconstructable_job(job_name)
 
@@ -77,12 +82,17 @@ def create_run(
     return run, recon
 
 
+def daemon_beats(instance: dg.DagsterInstance, daemon: str) -> bool:
+    """Whether the instance's daemon of that kind beat lately (so it is running)."""
+    beat = instance.get_daemon_heartbeats().get(daemon)
+    return beat is not None and time.time() - beat.timestamp < HEARTBEAT_FRESH_S
+
+
 def daemon_launches(instance: dg.DagsterInstance) -> bool:
     """Whether a queued run would be launched: a run queue whose daemon beat lately."""
-    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
-        return False
-    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
-    return beat is not None and time.time() - beat.timestamp < HEARTBEAT_FRESH_S
+    return isinstance(instance.run_coordinator, QueuedRunCoordinator) and daemon_beats(
+        instance, QUEUE_DAEMON
+    )
 
 
 def run_and_follow(

@@ -5,8 +5,10 @@ the UI can re-execute them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 
@@ -84,3 +86,93 @@ def test_a_cli_run_is_a_run_of_the_job_and_the_ui_can_reexecute_it(webserver, ca
     again = graphql(webserver, REEXECUTE, parent=run_id)["launchPipelineReexecution"]
     assert again["__typename"] == "LaunchRunSuccess", again
     assert again["run"]["rootRunId"] == run_id
+
+
+BACKFILLS = """
+{
+  partitionBackfillsOrError {
+    ... on PartitionBackfills {
+      results {
+        id status title isAssetBackfill partitionSetName partitionNames numPartitions
+        hasCancelPermission hasResumePermission
+        runs(limit: 10) { status tags { key value } }
+        partitionStatuses { results { partitionName runStatus } }
+      }
+    }
+  }
+}
+"""
+CANCEL = """
+mutation ($id: String!) { cancelPartitionBackfill(backfillId: $id) { __typename } }
+"""
+
+
+def _backfills(client: httpx.Client) -> dict[str, dict]:
+    answer = graphql(client, BACKFILLS)["partitionBackfillsOrError"]["results"]
+    return {b["id"]: b for b in answer}
+
+
+def _nights(count: int) -> list[str]:
+    last = latest_complete_night()
+    return [str(last - timedelta(days=count - 1 - i)) for i in range(count)]
+
+
+def test_a_cli_backfill_is_a_backfill_the_backfills_page_lists(webserver, capsys):
+    first, last = _nights(2)
+    assert main(["backfill", "--tenant", "ui-a", "--from", first, "--to", last]) == 0
+    out = capsys.readouterr().out
+    backfill_id = out.splitlines()[0].split()[1]
+    backfill = _backfills(webserver)[backfill_id]
+    assert backfill["status"] == "COMPLETED_SUCCESS" and not backfill["isAssetBackfill"]
+    assert backfill["partitionSetName"] == "nightly_partition_set"
+    assert backfill["partitionNames"] == [f"{first}|ui-a", f"{last}|ui-a"]
+    assert backfill["title"] == f"ui-a {first}..{last}"
+    assert [r["status"] for r in backfill["runs"]] == ["SUCCESS", "SUCCESS"]
+    statuses = {
+        p["partitionName"]: p["runStatus"] for p in backfill["partitionStatuses"]["results"]
+    }
+    assert statuses == {f"{first}|ui-a": "SUCCESS", f"{last}|ui-a": "SUCCESS"}
+    assert f"backfill {backfill_id}: completed success, 2 of 2 nights launched" in out
+
+
+def test_a_backfill_cancelled_in_the_ui_stops_and_resumes_from_the_cli(webserver, capsys):
+    from sis_pipelines.backfills import carry_out, create_backfill
+    from sis_pipelines.cli import _instance, run_tenant_night
+
+    instance = _instance()
+    main(["tenants", "sync"])
+    nights = _nights(3)
+    record = create_backfill(
+        instance,
+        "nightly",
+        [f"{n}|ui-a" for n in nights],
+        {},
+        [dg.AssetKey(["oneroster", "orgs"])],
+        title="ui-a term change",
+    )
+    ran: list[str] = []
+
+    def run_night(name: str, tags: dict[str, str]) -> bool:
+        night = date.fromisoformat(name.split("|")[0])
+        outcome = run_tenant_night(instance, "ui-a", night, "key:oneroster/orgs", extra_tags=tags)
+        ran.append(name)
+        # The operator cancels in the UI while the first night runs.
+        graphql(webserver, CANCEL, id=record.backfill_id)
+        return outcome.success
+
+    end = carry_out(instance, record, run_night, on_run=print)
+    assert (end.status, end.launched, ran) == ("CANCELED", 1, [f"{nights[0]}|ui-a"])
+    backfill = _backfills(webserver)[record.backfill_id]
+    assert backfill["status"] == "CANCELED" and backfill["hasResumePermission"]
+
+    assert main(["backfill", "--resume", record.backfill_id]) == 0
+    backfill = _backfills(webserver)[record.backfill_id]
+    assert backfill["status"] == "COMPLETED_SUCCESS"
+    assert sorted(
+        next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition")
+        for r in backfill["runs"]
+    ) == [f"{n}|ui-a" for n in nights]
+    assert "completed success, 3 of 3 nights launched" in capsys.readouterr().out
+    # A finished backfill cannot be resumed again: one line, exit 2.
+    assert main(["backfill", "--resume", record.backfill_id]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
