@@ -164,7 +164,6 @@ def run_tenant_night(
     check_night(night)
     selection = _selection(select) if select else None
     job = defs.resolve_job_def("nightly")
-    level = "INFO" if verbose else os.environ.get("SIS_PIPELINES_LOG_LEVEL", "CRITICAL")
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:
         tags |= on(FORCE_REFETCH)
@@ -174,7 +173,7 @@ def run_tenant_night(
         str(partition_key(tenant, night)),
         tags,
         selection,
-        {"loggers": {"console": {"config": {"log_level": level}}}},
+        console(verbose),
     )
     failed: dict[str, list[str]] = {}  # message -> steps: a missing secret fails every fetch
 
@@ -194,6 +193,40 @@ def _report(outcome: RunOutcome) -> None:
     print(f"{outcome.tenant} {outcome.night}: {status} (run {outcome.run_id})")
     for error in outcome.errors:
         print(f"  {error}", file=sys.stderr)
+
+
+def console(verbose: bool) -> dict:
+    """The run config of a run made here: Dagster's console log only with --verbose."""
+    level = "INFO" if verbose else os.environ.get("SIS_PIPELINES_LOG_LEVEL", "CRITICAL")
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
+def check_freshness(instance, verbose: bool = False, out=print) -> bool:
+    """A run of the tenant_freshness job (as its schedule makes it): a line per tenant; whether
+    every tenant's night arrived."""
+    import dagster as dg
+
+    from .definitions import defs
+    from .runs import create_run, run_and_follow
+
+    try:
+        job = defs.resolve_job_def("tenant_freshness")
+    except dg.DagsterInvariantViolationError:
+        raise UsageError(f"the tenants file {tenants_path()} has no tenant to check") from None
+    run, recon = create_run(instance, job, None, {}, None, console(verbose))
+    run_and_follow(instance, run, recon, on_step=lambda end: None)
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    fresh = True
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        late = evaluation.severity == dg.AssetCheckSeverity.WARN
+        status = "ok" if evaluation.passed else "late" if late else "STOPPED"
+        out(f"  {status:<8} {evaluation.description}")
+        fresh &= evaluation.passed
+    out(f"freshness checked (run {run.run_id})")
+    return fresh
 
 
 def list_tenants(instance, out=print) -> None:
@@ -243,6 +276,10 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="show Dagster's log and tracebacks as well"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "freshness",
+        help="whether each tenant's nights arrive (the tenant_freshness job, a line per tenant)",
+    )
     tenants = sub.add_parser("tenants", help="the tenants file and the tenant partitions")
     tenants.add_argument("action", choices=["sync", "list", "retire"])
     tenants.add_argument("tenant", nargs="?", help="retire: the tenant whose partition goes")
@@ -299,6 +336,8 @@ def _command(args: argparse.Namespace) -> int:
         new, disabled = sync_tenants(instance)
         print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
         return 0
+    if args.command == "freshness":
+        return 0 if check_freshness(instance, args.verbose) else 1
     if args.command == "run":
         deliberate = on(
             *(

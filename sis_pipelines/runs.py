@@ -60,17 +60,20 @@ def _origins(job_name: str):
 def create_run(
     instance: dg.DagsterInstance,
     job: dg.JobDefinition,
-    partition_key: str,
+    partition_key: str | None,
     tags: dict[str, str],
     asset_selection: list[dg.AssetKey] | None,
     run_config: dict,
 ):
-    """A run of ``job`` for the partition, with the code location's origin."""
+    """A run of ``job`` (for the partition, if it is partitioned), with the code location's
+    origin."""
     remote, recon = _origins(job.name)
-    with dg.partition_loading_context(dynamic_partitions_store=instance):
-        partition_tags = job.get_tags_for_partition_key(
-            partition_key, selected_asset_keys=asset_selection
-        )
+    partition_tags = {}
+    if partition_key is not None:
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            partition_tags = job.get_tags_for_partition_key(
+                partition_key, selected_asset_keys=asset_selection
+            )
     run = instance.create_run_for_job(
         job_def=job,
         run_config=run_config,

@@ -68,6 +68,8 @@ def test_the_guard_blocks_and_an_operator_can_let_one_run_through(workspace):
     latest = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
     evaluation = latest.event.dagster_event.event_specific_data
     assert not evaluation.passed
+    # Each tenant-night has its own status: another tenant's success cannot hide this one.
+    assert latest.partition == evaluation.partition == f"{night2}|canvas-a"
     assert "Removals" in evaluation.metadata["what_would_be_removed"].value
     allowed = run_tenant_night(
         instance, "canvas-a", night2, extra_tags={"sis_pipelines/allow_mass_removal": "true"}

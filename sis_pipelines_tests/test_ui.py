@@ -23,6 +23,9 @@ tenants:
   ui-a:
     vendor: genesis
     oneroster: {version: "1.1", source: simulator, students: 60, seed: 2}
+  ui-b:
+    vendor: focus
+    oneroster: {version: "1.1", source: simulator, students: 60, seed: 3}
 """
 
 
@@ -48,7 +51,7 @@ def webserver(home) -> Iterator[httpx.Client]:
 
 def graphql(client: httpx.Client, query: str, **variables: object) -> dict:
     answer = client.post("/graphql", json={"query": query, "variables": variables})
-    answer.raise_for_status()
+    assert answer.status_code == 200, answer.text
     body = answer.json()
     assert "errors" not in body, body
     return body["data"]
@@ -176,3 +179,61 @@ def test_a_backfill_cancelled_in_the_ui_stops_and_resumes_from_the_cli(webserver
     # A finished backfill cannot be resumed again: one line, exit 2.
     assert main(["backfill", "--resume", record.backfill_id]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+TENANT_PAGE = """
+query ($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    ... on AssetNode {
+      groupName
+      assetChecksOrError {
+        ... on AssetChecks { checks { name } }
+      }
+    }
+  }
+  assetCheckExecutions(assetKey: {path: $path}, checkName: "night_arrived", limit: 1) {
+    status evaluation { severity description }
+  }
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset { assetObservations(limit: 50) { partition runId metadataEntries { label } } }
+  }
+}
+"""
+
+
+def test_a_stopped_tenant_fails_its_own_freshness_while_another_stays_green(webserver, capsys):
+    import importlib
+
+    import sis_pipelines.definitions
+
+    # This process may have loaded the definitions for another tenants file; the webserver and
+    # a new sis-pipelines process load them for this one.
+    importlib.reload(sis_pipelines.definitions)
+    latest = latest_complete_night()
+    orgs = ["--select", "group:oneroster"]
+    assert main(["run", "--tenant", "ui-a", "--night", str(latest), *orgs]) == 0
+    stopped = latest - timedelta(days=3)  # ui-b's SIS went quiet three nights ago
+    assert main(["run", "--tenant", "ui-b", "--night", str(stopped), *orgs]) == 0
+    capsys.readouterr()
+    assert main(["freshness"]) == 1
+    out = capsys.readouterr().out
+    assert f"ok       tenant 'ui-a': night {latest} arrived" in out
+    assert f"STOPPED  tenant 'ui-b': last night arrived {stopped}, 3 night(s) behind" in out
+
+    def page(tenant: str) -> tuple[dict, list]:
+        data = graphql(webserver, TENANT_PAGE, path=["tenants", tenant])
+        node = data["assetNodeOrError"]
+        assert node["groupName"] == "tenants"
+        assert [c["name"] for c in node["assetChecksOrError"]["checks"]] == ["night_arrived"]
+        return data["assetCheckExecutions"][0], data["assetOrError"]["assetObservations"]
+
+    green, a_trend = page("ui-a")
+    red, b_trend = page("ui-b")
+    assert green["status"] == "SUCCEEDED"
+    assert red["status"] == "FAILED" and red["evaluation"]["severity"] == "ERROR"
+    assert f"last night arrived {stopped}" in red["evaluation"]["description"]
+    # Each tenant's page holds its own nights' trends, and only its own.
+    assert {o["partition"] for o in a_trend} == {str(latest)}
+    assert {o["partition"] for o in b_trend} == {str(stopped)}
+    labels = {e["label"] for o in a_trend for e in o["metadataEntries"]}
+    assert {"users_rows", "users_quarantined", "enrollments_rows"} <= labels

@@ -18,12 +18,19 @@ from ..errors import SisPipelinesError
 from ..figures import Figures, Markdown
 from ..lake import Lake
 from ..oneroster.errors import OneRosterError
+from ..tenant_health import trend
 from ..tenants import Tenant
 from .partitions import tenant_and_night
 from .resources import DataLake, TenantsResource
 from .tags import RunFlags
 
 OWNERS = ["team:data-engineering"]
+TENANT_PAGES = "tenants"
+
+
+def tenant_key(tenant_id: str) -> dg.AssetKey:
+    """The tenant's own page (``defs/tenants``): its trends and its freshness."""
+    return dg.AssetKey([TENANT_PAGES, tenant_id])
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,22 @@ def metadata(figures: Figures) -> dict[str, Any]:
     return out
 
 
+def observe(context: dg.AssetExecutionContext, step: Step, figures: Figures) -> None:
+    """Puts the step's headline figures on its tenant's page, for the night."""
+    values = trend(context.asset_key.to_user_string(), figures)
+    if values:
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=tenant_key(step.tenant_id), partition=str(step.night), metadata=values
+            )
+        )
+
+
 @contextmanager
 def explained(
-    context: dg.AssetExecutionContext | None = None, tenant: Tenant | None = None
+    context: dg.AssetExecutionContext | None = None,
+    tenant: Tenant | None = None,
+    observed: Step | None = None,
 ) -> Iterator[None]:
     """Domain errors become a step failure with their one line (no traceback in the UI).
 
@@ -101,6 +121,8 @@ def explained(
                 context.log.warning(f"{exc}; retrying the step in {wait:.0f}s")
                 raise dg.RetryRequested(max_retries=retries, seconds_to_wait=wait) from None
         figures = getattr(exc, "figures", None)
+        if figures and context and observed:  # a failed push's figures are a night's trend too
+            observe(context, observed, figures)
         raise dg.Failure(
             description=str(exc),
             metadata=metadata(figures) if figures else None,

@@ -1,13 +1,15 @@
 """The jobs: every asset of a tenant-night, and the Canvas re-derivation after a term change."""
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ..canvas.assets import DELTA, MAPPING
 from ..partitions import tenant_night
 
 nightly_job = dg.define_asset_job(
     "nightly",
-    selection=dg.AssetSelection.all(),
+    # The tenants' pages are observed by these steps, not materialized.
+    selection=dg.AssetSelection.groups("oneroster", "canvas", "gpb"),
     partitions_def=tenant_night,
     # One process per tenant-night: steps are short and a subprocess per step costs seconds.
     executor_def=dg.in_process_executor,
@@ -22,3 +24,12 @@ term_change_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Canvas mapping and delta of a tenant re-derived from stored snapshots after a term change.",
 )
+
+
+def tenant_freshness_job(checks: dg.AssetChecksDefinition) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        "tenant_freshness",
+        selection=dg.AssetSelection.checks(checks),
+        executor_def=dg.in_process_executor,
+        description="Each tenant's night_arrived check: whether its nights keep arriving.",
+    )

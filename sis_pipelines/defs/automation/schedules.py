@@ -4,6 +4,7 @@ import os
 from datetime import timedelta
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ...nights import deployment_timezone
 from ...tenants import TenantsFileError, load_tenants
@@ -40,4 +41,18 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
     ]
     return requests or dg.SkipReason(
         "no enabled tenant is registered; run `sis-pipelines tenants sync`"
+    )
+
+
+def tenant_freshness_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="tenant_freshness_schedule",
+        job=job,
+        cron_schedule=os.environ.get("SIS_PIPELINES_FRESHNESS_CRON", "0 7 * * *"),
+        execution_timezone=deployment_timezone(),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Every morning (SIS_PIPELINES_FRESHNESS_CRON, 07:00 by default), each tenant's "
+            "night_arrived check: a district whose night did not arrive is flagged on its own page."
+        ),
     )

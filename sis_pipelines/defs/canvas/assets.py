@@ -8,7 +8,7 @@ from ...canvas.provision import GuardVerdict, delta_night, import_night, map_nig
 from ...memory import release_memory
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import OWNERS, Step, explained, metadata, step_for
+from ..steps import OWNERS, Step, explained, metadata, observe, step_for
 from ..tags import ALLOW_MASS_REMOVAL
 
 GUARD_CHECK = "deletion_guard"
@@ -101,6 +101,7 @@ def _guard_check(verdict: GuardVerdict, run_id: str) -> dg.AssetCheckResult:
             GUARD_CHECK,
             asset=DELTA,
             blocking=True,
+            partitions_def=tenant_night,  # each tenant-night has its own status
             description="Blocks the upload when a night would remove more than the tenant's max_removal_share of active users, courses, sections or enrollments",
         )
     ],
@@ -122,6 +123,7 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
         context.log.warning(
             f"tenant {step.tenant_id!r}, night {step.night}: mass removal allowed by the {ALLOW_MASS_REMOVAL} tag of run {context.run_id}"
         )
+    observe(context, step, figures)
     yield dg.MaterializeResult(
         metadata=metadata(figures), check_results=[_guard_check(verdict, context.run_id)]
     )

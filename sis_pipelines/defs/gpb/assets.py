@@ -7,7 +7,7 @@ from ...gpb.passback import compute_payloads, passes_back, push_night, read_canv
 from ..canvas.assets import MAPPING, SIS_IMPORT
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import OWNERS, Step, explained, metadata, step_for
+from ..steps import OWNERS, Step, explained, metadata, observe, step_for
 
 GRADEBOOK = dg.AssetKey(["gpb", "canvas_gradebook"])
 PAYLOADS = dg.AssetKey(["gpb", "payloads"])
@@ -102,7 +102,7 @@ def gpb_push(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: 
     step = _passing_back(context, tenants, lake)
     if step is None:
         return
-    with explained():
+    with explained(context, observed=step):
         figures = push_night(
             step.lake,
             step.services,
@@ -112,6 +112,7 @@ def gpb_push(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: 
             force=step.flags.force_push,
             backfill=step.flags.backfill,
         )
+    observe(context, step, figures)
     yield dg.MaterializeResult(metadata=metadata(figures))
 
 

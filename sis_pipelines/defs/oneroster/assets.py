@@ -12,7 +12,7 @@ from ...oneroster.snapshot import Snapshot, SnapshotRequest, take_snapshot
 from ...tenants import Tenant
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import OWNERS, explained, metadata, step_of
+from ..steps import OWNERS, explained, metadata, observe, step_of
 
 QUARANTINE_CHECK = "quarantine"
 
@@ -85,6 +85,7 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
                 QUARANTINE_CHECK,
                 asset=key,
                 blocking=True,
+                partitions_def=tenant_night,  # each tenant-night has its own status
                 description="WARN when records are quarantined; ERROR (blocking) above the tenant's max_quarantined_share",
             )
         ],
@@ -106,10 +107,9 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             context.log.info(line)
         for line in snapshot.warnings:
             context.log.warning(line)
-        yield dg.Output(
-            snapshot.frame,
-            metadata={"dagster/row_count": len(snapshot.frame), **metadata(snapshot.figures)},
-        )
+        figures = {"dagster/row_count": len(snapshot.frame), **snapshot.figures}
+        observe(context, step, figures)
+        yield dg.Output(snapshot.frame, metadata=metadata(figures))
         yield quarantine_check(step.tenant, snapshot, key)
 
     return _asset

@@ -1,0 +1,1 @@
+"""Each tenant on its own: its page (trends over nights) and its freshness check."""
