@@ -35,7 +35,8 @@ def _environment() -> None:
 
 def main() -> int:
     _environment()
-    from ..cli import _instance, run_tenant_night, sync_tenants
+    from ..cli import _instance, check_freshness, run_tenant_night, sync_tenants
+    from ..cli import main as cli
     from ..lake import Lake
     from ..nights import latest_complete_night
     from ..oneroster.collections import COLLECTIONS
@@ -52,6 +53,15 @@ def main() -> int:
         for tenant in load_tenants().tenants:
             print(f"Materializing {tenant} for {night} …", flush=True)
             outcomes.append(run_tenant_night(instance, tenant, night))
+    # A term change re-derives Canvas from stored nights: a Dagster backfill (Backfills page).
+    print()
+    print("Backfilling demo-progressbook's Canvas mapping and delta over the demo's nights:")
+    select = "key:canvas/mapping or key:canvas/delta"
+    span = ["--from", str(nights[0]), "--to", str(latest)]
+    cli(["backfill", "--tenant", "demo-progressbook", *span, "--select", select])
+    print()
+    print("Whether each tenant's nights arrive (tenants/<tenant>: night_arrived):")
+    check_freshness(instance)
     lake = Lake.at()
     root = lake.root
     print()

@@ -29,7 +29,12 @@ PAGES = {
     "asset-canvas-delta": "/assets/canvas/delta",
     "lineage": "/asset-groups",
     "backfills": "/runs/b",
+    "tenant-page": "/assets/tenants/demo-genesis",
+    "tenant-page-plots": "/assets/tenants/demo-genesis?view=plots",
+    "tenant-page-checks": "/assets/tenants/demo-genesis?view=checks",
+    "tenants-lineage": "/asset-groups/tenants@sis_pipelines:__repository__",
 }
+LATEST_BACKFILL = "{ partitionBackfillsOrError(limit: 1) { ... on PartitionBackfills { results { id } } } }"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -99,7 +104,11 @@ def main(out: Path = ROOT / "screenshots") -> int:
         # The first-visit "join the community" dialog would cover every page.
         client.post("/graphql", json={"query": "mutation { setNuxSeen }"})
         out.mkdir(exist_ok=True)
-        for name, path in PAGES.items():
+        pages = dict(PAGES)
+        answer = client.post("/graphql", json={"query": LATEST_BACKFILL}).json()
+        for backfill in answer["data"]["partitionBackfillsOrError"].get("results", []):
+            pages["backfill"] = f"/runs/b/{backfill['id']}"
+        for name, path in pages.items():
             with tempfile.TemporaryDirectory() as profile:
                 shot = [f"--user-data-dir={profile}", f"--screenshot={out / f'{name}.png'}"]
                 subprocess.run(
