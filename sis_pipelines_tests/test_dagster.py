@@ -51,6 +51,12 @@ def materializations(instance, name: str, tenant: str) -> list[dg.AssetMateriali
     return [r.asset_materialization for r in records if tenant in (r.partition_key or "")]
 
 
+def fetched_run(instance, name: str, tenant: str) -> str:
+    """The run of the oldest materialization of the collection for the tenant."""
+    records = instance.fetch_materializations(dg.AssetKey(["oneroster", name]), limit=100).records
+    return [r.run_id for r in records if tenant in (r.partition_key or "")][-1]
+
+
 def check_results(instance, name: str) -> list:
     key = dg.AssetCheckKey(dg.AssetKey(["oneroster", name]), "quarantine")
     return instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
@@ -93,8 +99,12 @@ def test_a_stored_night_is_reused_and_a_forced_refetch_is_recorded(workspace):
         instance, "sim-a", night, select="key:oneroster/users+ or key:oneroster/orgs"
     ).success
     assert pq.read_table(path).equals(first)
-    latest = materializations(instance, "users", "sim-a")[0].metadata
+    fetched, latest = (m.metadata for m in materializations(instance, "users", "sim-a")[1::-1])
     assert latest["origin"].value == "stored snapshot"
+    # The re-run keeps the night's fetch figures on view, with the run that fetched them.
+    for figure in ("pages", "requests", "retries", "fetch_seconds", "page_size_served"):
+        assert latest[figure] == fetched[figure], figure
+    assert latest["fetched_in_run"].value == fetched_run(instance, "users", "sim-a")
     assert run_tenant_night(
         instance,
         "sim-a",

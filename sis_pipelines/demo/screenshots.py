@@ -34,7 +34,9 @@ PAGES = {
     "tenant-page-checks": "/assets/tenants/demo-genesis?view=checks",
     "tenants-lineage": "/asset-groups/tenants@sis_pipelines:__repository__",
 }
-LATEST_BACKFILL = "{ partitionBackfillsOrError(limit: 1) { ... on PartitionBackfills { results { id } } } }"
+LATEST_BACKFILL = (
+    "{ partitionBackfillsOrError(limit: 1) { ... on PartitionBackfills { results { id } } } }"
+)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -46,6 +46,8 @@ REST_ONLY = (
     "duplicates_dropped",
 )
 
+STORED = "stored snapshot"  # the origin of a night taken again from its stored snapshot
+
 
 @dataclass
 class Snapshot:
@@ -186,7 +188,7 @@ def _stored(lake: Lake, r: SnapshotRequest) -> Snapshot:
     quarantined = parquet_rows(quarantine_path) if quarantine_path.exists() else 0
     figures: Figures = {
         "quarantined": quarantined,
-        "origin": "stored snapshot",
+        "origin": STORED,
         "oneroster_version": r.tenant.oneroster.version,
     }
     note = f"{r.tenant_id} {name} {r.night}: reusing the stored snapshot"

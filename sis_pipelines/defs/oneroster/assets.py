@@ -8,7 +8,7 @@ from ...oneroster.collections import COLLECTIONS, Collection
 from ...oneroster.descriptions import column_description
 from ...oneroster.normalise import arrow_schema
 from ...oneroster.schemas import referenced_collections
-from ...oneroster.snapshot import Snapshot, SnapshotRequest, take_snapshot
+from ...oneroster.snapshot import STORED, Snapshot, SnapshotRequest, take_snapshot
 from ...tenants import Tenant
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
@@ -64,6 +64,20 @@ def _description(collection: Collection, refs: list[str]) -> str:
     )
 
 
+def _as_fetched(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
+    """When the night's stored snapshot is reused, the figures of the run that fetched it
+    (pages, requests, retries, fetch time…), so a re-run does not hide them."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=20
+    ).records
+    for record in records:
+        entries = record.asset_materialization.metadata if record.asset_materialization else {}
+        origin = entries.get("origin")
+        if origin is not None and origin.value != STORED:
+            return {**entries, "fetched_in_run": dg.MetadataValue.dagster_run(record.run_id)}
+    return {}
+
+
 def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
     key = dg.AssetKey(["oneroster", collection.name])
     refs = sorted(referenced_collections(collection.name))
@@ -109,7 +123,10 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             context.log.warning(line)
         figures = {"dagster/row_count": len(snapshot.frame), **snapshot.figures}
         observe(context, step, figures)
-        yield dg.Output(snapshot.frame, metadata=metadata(figures))
+        yield dg.Output(
+            snapshot.frame,
+            metadata={**_as_fetched(context, key), **metadata(figures)},
+        )
         yield quarantine_check(step.tenant, snapshot, key)
 
     return _asset
