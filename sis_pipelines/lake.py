@@ -33,6 +33,7 @@ _NAME = re.compile(r"^[a-z_]+$")
 # Areas of per-night files: <area>/<kind>/<night>/<tenant><suffix>.
 SNAPSHOTS = "oneroster"
 QUARANTINE = "quarantine"
+REPAIRS = "repairs"
 CANVAS_MAPPING = "canvas_mapping"
 CANVAS = "canvas"
 GRADEBOOK = "gpb/canvas_gradebook"
@@ -101,6 +102,10 @@ class Lake:
 
     def quarantine(self, collection: str, night: date | str, tenant: str) -> UPath:
         return self.file(QUARANTINE, collection, night, tenant)
+
+    def repairs(self, collection: str, night: date | str, tenant: str) -> UPath:
+        """The fields repaired in kept records: sourcedId, field, the SIS's value, reason."""
+        return self.file(REPAIRS, collection, night, tenant)
 
     def canvas_file(self, name: str, night: date | str, tenant: str) -> UPath:
         """One Canvas SIS CSV (accounts, terms, …) of the full state a night implies."""

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .collections import Collection, Field, Kind
+from .repair import Repairs
 
 STRING_LIST = pa.list_(pa.string())
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -45,11 +46,13 @@ def arrow_schema(collection: Collection) -> pa.Schema:
 
 @dataclass
 class Rejects:
-    """Records refused during normalisation: reason and raw JSON for each."""
+    """Records refused during normalisation: reason and raw JSON for each; and the fields of
+    kept records that were repaired (an optional field that could not be read)."""
 
     sourced_ids: list[str | None] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)
+    repairs: Repairs = field(default_factory=Repairs)
 
     def add(self, sourced_id: Any, reason: str, record: Any) -> None:
         self.sourced_ids.append(sourced_id if isinstance(sourced_id, str) else None)
@@ -60,6 +63,7 @@ class Rejects:
         self.sourced_ids += other.sourced_ids
         self.reasons += other.reasons
         self.records += other.records
+        self.repairs.extend(other.repairs)
 
     def __len__(self) -> int:
         return len(self.reasons)
@@ -355,8 +359,26 @@ def normalise_page(
             columns[f.column] = raw
             continue
         converted = converter(raw)
-        for i in np.flatnonzero(converted_badly(raw, converted) & ~bad):
-            _flag(bad, reasons, int(i), f"{f.column}: invalid {f.kind.value} {values[i]!r}")
+        unreadable = converted_badly(raw, converted) & ~bad
+        for i in np.flatnonzero(unreadable):
+            reason = f"{f.column}: invalid {f.kind.value} {values[i]!r}"
+            if f.required:
+                _flag(bad, reasons, int(i), reason)
+            else:
+                record = records[i]
+                where = (
+                    f"{record['__file__']} line {record['__line__']}: "
+                    if "__line__" in record
+                    else ""
+                )
+                rejects.repairs.add(
+                    record.get("sourcedId"),
+                    f.column,
+                    values[i],
+                    f"{where}{reason}; emptied (optional in OneRoster)",
+                )
+        if unreadable.any():
+            converted = pc.if_else(pa.array(unreadable), pa.scalar(None, converted.type), converted)
         columns[f.column] = converted
     table = pa.table(columns, schema=arrow_schema(collection))
     ids = table["sourcedId"]

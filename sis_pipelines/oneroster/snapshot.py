@@ -58,6 +58,8 @@ class Snapshot:
     figures: Figures
     warnings: list[str] = field(default_factory=list)  # lines for the run's log
     notes: list[str] = field(default_factory=list)
+    quarantine: pd.DataFrame | None = None  # sourcedId, reason, record (when taken tonight)
+    repairs: pd.DataFrame | None = None  # sourcedId, field, value, reason (when taken tonight)
 
     @property
     def records(self) -> int:
@@ -116,24 +118,47 @@ def take_snapshot(
         source = r.tenant.oneroster.source  # the tenants file's name for it
         origin = {"origin": "sis" if source == "rest" else source}
     fetch_s = time.monotonic() - started
+    notes: list[str] = []
+    unchecked = _first_night_absent(lake, bundle, r, references) if bundle is not None else []
+    for ref in unchecked:
+        notes.append(
+            f"tenant {r.tenant_id!r}, {name}, night {r.night}: its references to {ref} are not "
+            f"checked: {ref} is absent from the bundle and no earlier night has it"
+        )
+    checked = {k: v for k, v in references.items() if k not in unchecked}
+    quarantined = {
+        ref: read_frame(path)
+        for ref in checked
+        if (path := lake.quarantine(ref, r.night, r.tenant_id)).exists()
+    }
     try:
-        result = validate(r.collection, fetched.table, references, fetched.rejects)
+        result = validate(r.collection, fetched.table, checked, fetched.rejects, quarantined)
     except ValueError as exc:
         raise SisPipelinesError(f"tenant {r.tenant_id!r}: {exc}") from None
-    quarantine = result.quarantine
-    if bundle is not None and len(quarantine):
+    quarantine, repairs = result.quarantine, result.repairs
+    if bundle is not None:
         quarantine = _with_lines(quarantine, bundle, name)
+        repairs = _with_lines(repairs, bundle, name)
     quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
     write_frame(quarantine, quarantine_path)
+    repairs_path = lake.repairs(name, r.night, r.tenant_id)
+    write_frame(repairs, repairs_path)
     warnings = [
         f"tenant {r.tenant_id!r}, {name}, record {sid}: {reason}"
         for sid, reason in zip(
             quarantine["sourcedId"].head(5), quarantine["reason"].head(5), strict=True
         )
     ]
+    if isinstance(fetched, CsvRead) and fetched.mode == "absent" and not len(fetched.table):
+        warnings.append(
+            f"tenant {r.tenant_id!r}, {name}, night {r.night}: absent from the bundle (its "
+            "manifest says so) and no earlier night has it: no records tonight"
+        )
     figures: Figures = {
         "quarantined": len(quarantine),
         "quarantine_file": quarantine_path,
+        "repaired": len(repairs),
+        "repairs_file": repairs_path,
         **origin,
         "oneroster_version": r.tenant.oneroster.version,
         **_fetch_figures(fetched.stats),
@@ -156,7 +181,28 @@ def take_snapshot(
                 f"tenant {r.tenant_id!r}, {name}: the SIS reported {stats.totals_reported[-1]} records, "
                 f"{stats.records_received - stats.duplicates} were received"
             )
-    return Snapshot(result.frame, len(quarantine), figures, warnings)
+    return Snapshot(
+        result.frame,
+        len(quarantine),
+        figures,
+        warnings,
+        notes,
+        quarantine=quarantine,
+        repairs=repairs,
+    )
+
+
+def _first_night_absent(
+    lake: Lake, bundle: Bundle, r: SnapshotRequest, references: Mapping[str, pa.Array]
+) -> list[str]:
+    """Referenced collections the bundle marks absent with no earlier night to take them from:
+    references to them cannot be checked tonight, so they are not held against a record."""
+    return [
+        ref
+        for ref in references
+        if bundle.mode(ref) == "absent"
+        and not any(n < str(r.night) for n in lake.snapshot_nights(ref, r.tenant_id))
+    ]
 
 
 def _fetch_figures(stats: FetchStats) -> Figures:
@@ -186,8 +232,10 @@ def _stored(lake: Lake, r: SnapshotRequest) -> Snapshot:
     frame = read_frame(lake.snapshot(name, r.night, r.tenant_id))
     quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
     quarantined = parquet_rows(quarantine_path) if quarantine_path.exists() else 0
+    repairs_path = lake.repairs(name, r.night, r.tenant_id)
     figures: Figures = {
         "quarantined": quarantined,
+        "repaired": parquet_rows(repairs_path) if repairs_path.exists() else 0,
         "origin": STORED,
         "oneroster_version": r.tenant.oneroster.version,
     }
@@ -224,7 +272,9 @@ def privacy_hook(
 
 
 def _with_lines(quarantine: pd.DataFrame, bundle: Bundle, collection: str) -> pd.DataFrame:
-    """Validation rejects of a CSV bundle, placed at their file and line."""
+    """Validation rejects (or repairs) of a CSV bundle, placed at their file and line."""
+    if not len(quarantine):
+        return quarantine
     lines = line_of(bundle, collection)
     filename = f"{FILE_NAMES[collection]}.csv"
     reasons = [

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 
 from .collections import Collection
 from .normalise import Rejects, arrow_schema
-from .schemas import REFERENCES, schema_for
+from .repair import Repairs, repair
+from .schemas import ENUMS, REFERENCES, STATUS, schema_for
 
 # The same record failing many checks needs only a few reasons to be understood.
 MAX_REASONS_PER_RECORD = 5
@@ -24,6 +25,7 @@ MAX_REASONS_PER_RECORD = 5
 class Validated:
     frame: pd.DataFrame  # valid records, Arrow-backed dtypes
     quarantine: pd.DataFrame  # sourcedId, reason, record
+    repairs: pd.DataFrame  # sourcedId, field, value (the SIS's), reason: of kept records
 
     @property
     def quarantined_share(self) -> float:
@@ -98,20 +100,27 @@ def validate(
     table: pyarrow_.Table,
     references: Mapping[str, pyarrow_.Array],
     rejects: Rejects | None = None,
+    quarantined: Mapping[str, pd.DataFrame] | None = None,
 ) -> Validated:
-    """Split a normalised collection into valid records and quarantined ones.
+    """Split a normalised collection into kept records (some repaired, see ``repair.py``)
+    and quarantined ones.
 
     ``references`` holds the sourcedIds of the collections this one refers to (its own
-    ids are added here for self-references such as org parents).
+    ids are added here for self-references such as org parents); a collection left out of it
+    is not checked (absent tonight). ``quarantined`` holds those collections' quarantine, so
+    a record that needs a quarantined one names it and its reason (the root) rather than
+    "not found".
     """
     table = _legacy_status(table.cast(arrow_schema(collection)))
+    columns = {c: t for (source, c), t in REFERENCES.items() if source == collection.name}
     refs = dict(references)
-    if any(
-        target == collection.name
-        for (source, _), target in REFERENCES.items()
-        if source == collection.name
-    ):
+    if collection.name in columns.values():
         refs[collection.name] = pc.unique(table["sourcedId"].combine_chunks().drop_null())
+    repairs = Repairs()
+    if rejects is not None:
+        repairs.extend(rejects.repairs)
+    enums = {c: v for (n, c), v in ENUMS.items() if n == collection.name} | {"status": STATUS}
+    table = repair(collection, table, refs, enums, columns, repairs)
     frame = to_frame(table)
     schema = schema_for(collection, refs)
     bad: dict[int, list[str]] = {}
@@ -119,6 +128,8 @@ def validate(
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         bad = _reasons(collection, errors, frame)
+        if quarantined:
+            _name_roots(bad, frame, columns, quarantined)
     quarantined = [] if rejects is None else [rejects.to_table().to_pandas()]
     if bad:
         rows = np.array(sorted(bad), dtype=np.int64)
@@ -152,7 +163,45 @@ def validate(
             "record": pd.ArrowDtype(pyarrow_.string()),
         }
     )
-    return Validated(frame, quarantine)
+    kept = pyarrow_.array(frame["sourcedId"].astype(object).dropna().to_numpy(), pyarrow_.string())
+    return Validated(frame, quarantine, repairs.to_frame(kept=kept))
+
+
+ROOT = "root: "
+
+
+def _name_roots(
+    bad: dict[int, list[str]],
+    frame: pd.DataFrame,
+    columns: Mapping[str, str],
+    quarantined: Mapping[str, pd.DataFrame],
+) -> None:
+    """ "not found in T" becomes "quarantined in T (root: …)" when the record it needs was
+    itself quarantined: the reason then leads to the record that caused it (only the failing
+    records are looked at)."""
+    for column, target in columns.items():
+        q = quarantined.get(target)
+        if q is None or not len(q):
+            continue
+        why = dict(zip(q["sourcedId"].astype(object), q["reason"].astype(object), strict=True))
+        for index, reasons in bad.items():
+            for k, reason in enumerate(reasons):
+                if not (
+                    reason.startswith(f"{column} ") and reason.endswith(f"not found in {target}")
+                ):
+                    continue
+                value = frame.at[index, column]
+                values = list(value) if isinstance(value, list | np.ndarray) else [value]
+                hit = next((v for v in values if v in why), None)
+                if hit is None:
+                    continue
+                root = why[hit]
+                root = (
+                    root.split(ROOT, 1)[1].rstrip(")")
+                    if ROOT in root
+                    else f"{target} {hit!r}: {root}"
+                )
+                reasons[k] = f"{column} {hit!r}: quarantined in {target} ({ROOT}{root})"
 
 
 def _plain_records(frame: pd.DataFrame) -> list[dict]:

@@ -7,6 +7,7 @@ import pyarrow as pa
 from ...oneroster.collections import COLLECTIONS, Collection
 from ...oneroster.descriptions import column_description
 from ...oneroster.normalise import arrow_schema
+from ...oneroster.reasons import markdown
 from ...oneroster.schemas import referenced_collections
 from ...oneroster.snapshot import STORED, Snapshot, SnapshotRequest, take_snapshot
 from ...tenants import Tenant
@@ -15,6 +16,7 @@ from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS, explained, metadata, observe, step_of
 
 QUARANTINE_CHECK = "quarantine"
+REPAIRS_CHECK = "repairs"
 
 
 def column_schema(collection: Collection) -> dg.TableSchema:
@@ -46,6 +48,7 @@ def quarantine_check(tenant: Tenant, snapshot: Snapshot, key: dg.AssetKey) -> dg
             "records": total,
             "quarantined_share": round(share, 6),
             "max_quarantined_share": limit,
+            **_grouped("top_reasons", snapshot.quarantine),
         },
         description=(
             f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%})"
@@ -55,12 +58,34 @@ def quarantine_check(tenant: Tenant, snapshot: Snapshot, key: dg.AssetKey) -> dg
     )
 
 
+def _grouped(key: str, frame: pd.DataFrame | None) -> dict:
+    return {} if frame is None or not len(frame) else {key: dg.MetadataValue.md(markdown(frame))}
+
+
+def repairs_check(snapshot: Snapshot, key: dg.AssetKey) -> dg.AssetCheckResult:
+    repaired = int(snapshot.figures.get("repaired", 0))  # type: ignore[arg-type]
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=REPAIRS_CHECK,
+        passed=repaired == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"repaired": repaired, **_grouped("top_reasons", snapshot.repairs)},
+        description=(
+            f"{repaired} fields repaired in kept records (the SIS's values are in the repairs file)"
+            if repaired
+            else "no repair"
+        ),
+    )
+
+
 def _description(collection: Collection, refs: list[str]) -> str:
     against = f"(against {', '.join(refs)}) " if refs else ""
     return (
         f"The validated OneRoster `{collection.endpoint}` snapshot of a tenant for a night. "
-        f"Records failing the schema or referential integrity {against}go to "
-        f"`quarantine/{collection.name}/<night>/<tenant>.parquet` with a reason."
+        f"Records that cannot be used (no sourcedId, a required field or reference missing {against}) "
+        f"go to `quarantine/{collection.name}/<night>/<tenant>.parquet` with a reason; fields "
+        "repaired in kept records (an optional field unreadable, an optional reference to no "
+        f"record) go to `repairs/{collection.name}/<night>/<tenant>.parquet` with the SIS's value."
     )
 
 
@@ -101,7 +126,13 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
                 blocking=True,
                 partitions_def=tenant_night,  # each tenant-night has its own status
                 description="WARN when records are quarantined; ERROR (blocking) above the tenant's max_quarantined_share",
-            )
+            ),
+            dg.AssetCheckSpec(
+                REPAIRS_CHECK,
+                asset=key,
+                partitions_def=tenant_night,
+                description="WARN when fields of kept records were repaired (an optional field unreadable, an optional reference to no record): counts per reason",
+            ),
         ],
     )
     def _asset(
@@ -128,6 +159,7 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             metadata={**_as_fetched(context, key), **metadata(figures)},
         )
         yield quarantine_check(step.tenant, snapshot, key)
+        yield repairs_check(snapshot, key)
 
     return _asset
 
