@@ -96,7 +96,10 @@ def step_error(error) -> str:
         error = error.cause
     if error is None:
         return "failed"
-    message = _first_line(error.message)
+    lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+    message = lines[0] if lines else "failed"
+    if message.endswith(":") and len(lines) > 1:  # "1 blocking asset check failed …:" + which
+        message = f"{message} {'; '.join(lines[1:4])}"
     head, sep, rest = message.partition(": ")
     # "package.module.Error: what happened": the class is not the operator's business.
     return rest if sep and " " not in head else message

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import asyncssh
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,15 +66,21 @@ def test_every_real_bundle_is_accounted_for_row_by_row(path):
         assert result.quarantine["reason"].str.len().gt(0).all()
 
 
-def test_the_defects_of_the_moodle_bundle_are_quarantined_with_file_and_line():
+def test_the_defects_of_the_moodle_bundle_are_explained_with_file_and_line():
     bundle = load_bundle(REALDATA / "moodle-enrol_oneroster-csv" / "v1p2_full_dataset.zip")
     read = read_collection(bundle, COLLECTIONS["users"], None)
     reasons = read.rejects.reasons
-    assert "users.csv line 2: dateLastModified: invalid datetime '1/05/2023'" in reasons
+    repaired = set(read.rejects.repairs.to_frame()["reason"].astype(str))
+    assert (
+        "users.csv line 2: dateLastModified: invalid datetime '1/05/2023'; "
+        "emptied (optional in OneRoster)"
+    ) in repaired
     assert any(r.startswith("userProfiles.csv line 2: not a userProfiles file") for r in reasons)
-    users = read.table.to_pylist()
-    assert users[0]["preferredFirstName"] == "MJ"  # from the misspelt prefferedGivenName
-    assert users[0]["role"] == "student"  # from roles.csv
+    users = {u["sourcedId"]: u for u in read.table.to_pylist()}
+    mary = users["usr-222-66778899"]
+    assert mary["preferredFirstName"] == "MJ"  # from the misspelt prefferedGivenName
+    assert mary["role"] == "student"  # from roles.csv
+    assert len(users) == 6  # every user of the file, the three with '1/05/2023' repaired
     assert "Password1" not in str(users) and "Password1" not in str(read.rejects.records)
 
 
@@ -135,8 +142,17 @@ def test_header_case_crlf_bom_quoted_lists_and_dates(tmp_path):
     )
     assert rows["c1"]["metadata"] == '{"vendor.room":"R12"}'
     assert rows["c2"]["dateLastModified"].hour == 10
-    assert read.rejects.reasons == [
-        "classes.csv line 4: dateLastModified: invalid datetime 'yesterday'"
+    # An unreadable optional field is emptied, the record kept, the SIS's value recorded.
+    assert read.rejects.reasons == [] and rows["c3"]["dateLastModified"] is None
+    repairs = read.rejects.repairs.to_frame().astype(str).to_dict("records")
+    assert repairs == [
+        {
+            "sourcedId": "c3",
+            "field": "dateLastModified",
+            "value": "yesterday",
+            "reason": "classes.csv line 4: dateLastModified: invalid datetime 'yesterday'; "
+            "emptied (optional in OneRoster)",
+        }
     ]
 
 
@@ -295,3 +311,63 @@ def test_no_bundle_for_the_night_is_a_clear_failure(workspace, tmp_path):
     assert not outcome.success
     assert "no bundle for night 2026-09-01" in " ".join(outcome.errors)
     assert "tenant 'csv-a', orgs, night 2026-09-01" in " ".join(outcome.errors)
+
+
+# What each real bundle keeps: every record with its sourcedId and its required references
+# (orgs, sessions, classes, users, enrollments, demographics; courses are absent from the Moodle
+# bundles' manifests).
+KEPT = {
+    "Test_full_data_set.zip": {"orgs": 1, "academic_sessions": 5, "classes": 2, "users": 6, "enrollments": 6},
+    "Test_minimal_data_set.zip": {"orgs": 1, "academic_sessions": 5, "classes": 2, "users": 6, "enrollments": 6},
+    "oneroster_test_data.zip": dict.fromkeys(ORDER, 1),
+    "v1p2_full_dataset.zip": {"orgs": 1, "academic_sessions": 5, "classes": 2, "users": 6, "enrollments": 6},
+    "edfi-lms-toolkit-oneroster-v1p1": {
+        "orgs": 2, "academic_sessions": 3, "courses": 2, "classes": 2, "users": 10,
+        "enrollments": 24, "demographics": 8,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", BUNDLES, ids=lambda p: p.name)
+def test_every_real_bundle_keeps_every_usable_record(workspace, path):
+    instance, data, tenants = workspace
+    version = "1.2" if "v1p2" in path.name else "1.1"
+    tenants.write_text(
+        f"""
+tenants:
+  csv-a:
+    vendor: generic
+    oneroster: {{version: "{version}", source: csv, path: "{path}"}}
+    privacy: {{demographics: true}}
+"""
+    )
+    night = latest_complete_night()
+    outcome = run_tenant_night(instance, "csv-a", night, select="group:oneroster")
+    assert outcome.success, outcome.errors
+    kept = {
+        name: pq.read_table(data / "oneroster" / name / str(night) / "csv-a.parquet").num_rows
+        for name in ORDER
+    }
+    assert kept == {name: KEPT[path.name].get(name, 0) for name in ORDER}
+    repairs = {
+        name: pq.read_table(data / "repairs" / name / str(night) / "csv-a.parquet").to_pylist()
+        for name in ORDER
+    }
+    for name, rows in repairs.items():
+        for row in rows:  # every repair names its record, field, the SIS's value and why
+            assert row["sourcedId"] and row["field"] and row["reason"], (name, row)
+    if path.name == "v1p2_full_dataset.zip":
+        dates = [r for r in repairs["users"] if r["field"] == "dateLastModified"]
+        assert {r["value"] for r in dates} == {"1/05/2023", "15/06/2023"}  # d/m/Y, as sent
+        assert all(r["reason"].startswith("users.csv line ") for r in dates)
+        [parent] = repairs["orgs"]
+        assert (parent["field"], parent["value"]) == ("parentSourcedId", "org-sch-222-3456")
+        [scheduled] = repairs["classes"]
+        assert (scheduled["field"], scheduled["value"]) == ("classType", "Scheduled")
+        classes = pq.read_table(data / "oneroster" / "classes" / str(night) / "csv-a.parquet")
+        assert set(classes["classType"].to_pylist()) == {"scheduled", "homeroom"}
+        key = dg.AssetCheckKey(dg.AssetKey(["oneroster", "users"]), "repairs")
+        [check] = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+        evaluation = check.event.dagster_event.event_specific_data
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert "dateLastModified: invalid datetime '…'" in evaluation.metadata["top_reasons"].value

@@ -120,9 +120,20 @@ def test_class_terms_are_checked_element_by_element():
         refs,
     )
     reasons = dict(zip(result.quarantine["sourcedId"], result.quarantine["reason"], strict=True))
-    assert list(result.frame["sourcedId"]) == ["c1"]
-    assert "termSourcedIds" in reasons["c2"] and "academic_sessions" in reasons["c2"]
+    # c2 has one term that resolves: kept with it, the other left out and recorded.
+    assert list(result.frame["sourcedId"]) == ["c1", "c2"]
+    assert list(result.frame["termSourcedIds"][1]) == ["t1"]
+    [repair] = result.repairs.astype(str).to_dict("records")
+    assert repair["sourcedId"] == "c2" and repair["field"] == "termSourcedIds"
+    assert repair["value"] == "t9" and "not found in academic_sessions; left out" in repair["reason"]
     assert "termSourcedIds: required but missing" in reasons["c3"]
+    # A class none of whose terms resolves cannot be placed: quarantined.
+    none = validate(
+        COLLECTIONS["classes"],
+        table("classes", [row | {"sourcedId": "c4", "termSourcedIds": ["t8", "t9"]}]),
+        refs,
+    )
+    assert len(none.frame) == 0 and "not found in academic_sessions" in none.quarantine["reason"][0]
 
 
 def test_org_parent_cycles_and_unknown_parents():
@@ -159,9 +170,16 @@ def test_org_parent_cycles_and_unknown_parents():
     ]
     result = validate(COLLECTIONS["orgs"], table("orgs", rows), {})
     reasons = dict(zip(result.quarantine["sourcedId"], result.quarantine["reason"], strict=True))
-    assert sorted(result.frame["sourcedId"]) == ["d", "s"]
+    # An unknown parent is optional in OneRoster: emptied, recorded, the org kept.
+    assert sorted(result.frame["sourcedId"]) == ["d", "o", "s"]
     assert "loops back" in reasons["a"] and "loops back" in reasons["b"]
-    assert "'missing': not found in orgs" in reasons["o"]
+    [repair] = result.repairs.astype(str).to_dict("records")
+    assert repair == {
+        "sourcedId": "o",
+        "field": "parentSourcedId",
+        "value": "missing",
+        "reason": "parentSourcedId 'missing': not found in orgs; emptied (optional in OneRoster)",
+    }
 
 
 def test_quarantined_share():

@@ -144,6 +144,19 @@ def _string_lists(
     return pa.array(out, STRING_LIST)
 
 
+def _repaired(rejects: Rejects, record: dict, column: str, value: Any, reason: str) -> None:
+    """An optional field that could not be read: emptied, recorded with the SIS's value."""
+    where = f"{record['__file__']} line {record['__line__']}: " if "__line__" in record else ""
+    shown = (
+        value
+        if value is None or isinstance(value, str)
+        else orjson.dumps(value, default=str).decode()
+    )
+    rejects.repairs.add(
+        record.get("sourcedId"), column, shown, f"{where}{reason}; emptied (optional in OneRoster)"
+    )
+
+
 def _flag(bad: np.ndarray, reasons: list[str | None], i: int, reason: str) -> None:
     if not bad[i]:
         bad[i] = True
@@ -344,42 +357,34 @@ def normalise_page(
                 pa.string(),
             )
             continue
+        # What this field cannot read: the record goes if the field is required, else the
+        # field is emptied and the repair recorded.
+        unread = np.zeros(n, dtype=bool)
+        why: list[str | None] = [None] * n
         if f.kind in (Kind.REFS, Kind.STRINGS):
-            columns[f.column] = _string_lists(values, bad, reasons, f.column)
-            continue
-        if f.kind is Kind.BOOL:
-            try:
-                raw = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                raw = _strings(values, bad, reasons, f.column)
+            column = _string_lists(values, unread, why, f.column)
         else:
-            raw = _strings(values, bad, reasons, f.column)
-        converter = CONVERTERS.get(f.kind)
-        if converter is None:
-            columns[f.column] = raw
-            continue
-        converted = converter(raw)
-        unreadable = converted_badly(raw, converted) & ~bad
-        for i in np.flatnonzero(unreadable):
-            reason = f"{f.column}: invalid {f.kind.value} {values[i]!r}"
+            raw = None
+            if f.kind is Kind.BOOL:
+                try:
+                    raw = pa.array(values)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    raw = None
+            if raw is None:
+                raw = _strings(values, unread, why, f.column)
+            converter = CONVERTERS.get(f.kind)
+            column = raw if converter is None else converter(raw)
+            if converter is not None:
+                for i in np.flatnonzero(converted_badly(raw, column) & ~unread):
+                    _flag(unread, why, int(i), f"{f.column}: invalid {f.kind.value} {values[i]!r}")
+        for i in np.flatnonzero(unread & ~bad):
             if f.required:
-                _flag(bad, reasons, int(i), reason)
+                _flag(bad, reasons, int(i), str(why[i]))
             else:
-                record = records[i]
-                where = (
-                    f"{record['__file__']} line {record['__line__']}: "
-                    if "__line__" in record
-                    else ""
-                )
-                rejects.repairs.add(
-                    record.get("sourcedId"),
-                    f.column,
-                    values[i],
-                    f"{where}{reason}; emptied (optional in OneRoster)",
-                )
-        if unreadable.any():
-            converted = pc.if_else(pa.array(unreadable), pa.scalar(None, converted.type), converted)
-        columns[f.column] = converted
+                _repaired(rejects, records[i], f.column, values[i], str(why[i]))
+        if unread.any():
+            column = pc.if_else(pa.array(unread), pa.scalar(None, column.type), column)
+        columns[f.column] = column
     table = pa.table(columns, schema=arrow_schema(collection))
     ids = table["sourcedId"]
     missing_id = (

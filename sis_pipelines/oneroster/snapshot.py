@@ -59,11 +59,17 @@ class Snapshot:
     warnings: list[str] = field(default_factory=list)  # lines for the run's log
     notes: list[str] = field(default_factory=list)
     quarantine: pd.DataFrame | None = None  # sourcedId, reason, record (when taken tonight)
+    other_files: int = 0  # quarantined rows of a bundle's side files (roles.csv…): not records
     repairs: pd.DataFrame | None = None  # sourcedId, field, value, reason (when taken tonight)
 
     @property
     def records(self) -> int:
-        return len(self.frame) + self.quarantined
+        """Records of the collection (kept and quarantined), side-file rows aside."""
+        return len(self.frame) + self.quarantined - self.other_files
+
+    @property
+    def quarantined_records(self) -> int:
+        return self.quarantined - self.other_files
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,9 @@ def take_snapshot(
                 f"tenant {r.tenant_id!r}, {name}: the SIS reported {stats.totals_reported[-1]} records, "
                 f"{stats.records_received - stats.duplicates} were received"
             )
+    other = _other_files(quarantine, name) if bundle is not None else 0
+    if other:
+        figures["quarantined_rows_of_other_files"] = other
     return Snapshot(
         result.frame,
         len(quarantine),
@@ -189,7 +198,15 @@ def take_snapshot(
         notes,
         quarantine=quarantine,
         repairs=repairs,
+        other_files=other,
     )
+
+
+def _other_files(quarantine: pd.DataFrame, name: str) -> int:
+    """Quarantined rows of a bundle's other files (a 1.2 bundle's roles.csv, userProfiles.csv)."""
+    reasons = quarantine["reason"].astype(str)
+    placed = reasons.str.contains(r"^\S+\.csv line \d+: ", regex=True)
+    return int((placed & ~reasons.str.startswith(f"{FILE_NAMES[name]}.csv line ")).sum())
 
 
 def _first_night_absent(

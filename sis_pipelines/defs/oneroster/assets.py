@@ -34,17 +34,18 @@ def column_schema(collection: Collection) -> dg.TableSchema:
 
 
 def quarantine_check(tenant: Tenant, snapshot: Snapshot, key: dg.AssetKey) -> dg.AssetCheckResult:
-    quarantined, total = snapshot.quarantined, snapshot.records
+    quarantined, total = snapshot.quarantined_records, snapshot.records
     share = quarantined / total if total else 0.0
     limit = tenant.validation.max_quarantined_share
     severity = dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=QUARANTINE_CHECK,
-        passed=quarantined == 0,
+        passed=snapshot.quarantined == 0,  # a bad row of a side file warns as well
         severity=severity,
         metadata={
             "quarantined": quarantined,
+            "quarantined_rows_of_other_files": snapshot.other_files,
             "records": total,
             "quarantined_share": round(share, 6),
             "max_quarantined_share": limit,
@@ -52,7 +53,8 @@ def quarantine_check(tenant: Tenant, snapshot: Snapshot, key: dg.AssetKey) -> dg
         },
         description=(
             f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%})"
-            if quarantined
+            + (f", and {snapshot.other_files} rows of other files" if snapshot.other_files else "")
+            if snapshot.quarantined
             else "every record valid"
         ),
     )
