@@ -78,9 +78,10 @@ class OneRoster(_Strict):
     # source: simulator
     students: int = Field(2000, ge=1)
     seed: int = 1
-    # source: simulator: records the simulated SIS sends broken, per collection (a role no
-    # OneRoster role list has), as a real SIS sends some: {users: 2}.
-    simulator_flaws: dict[Literal["users", "enrollments"], int] = {}
+    # source: simulator: records the simulated SIS sends flawed, per collection, as a real SIS
+    # sends some: users and enrollments with a role no OneRoster list has (quarantined),
+    # classes with classType "Scheduled" (repaired): {users: 2, classes: 3}.
+    simulator_flaws: dict[Literal["users", "enrollments", "classes"], int] = {}
     # source: simulator: scripted failures (see sis_pipelines.simulator.faults.Fault), e.g.
     # [{path: /users, status: 503, times: 2}] or [{path: /users, kind: drop}].
     simulator_faults: list[dict[str, Any]] = []

@@ -65,17 +65,27 @@ def main() -> int:
     lake = Lake.at()
     root = lake.root
     print()
-    print(f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'quarantined':>11}")
+    print(
+        f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'repaired':>9} {'quarantined':>11}"
+    )
     for outcome in outcomes:
         for name in COLLECTIONS:
-            snapshot = lake.snapshot(name, outcome.night, outcome.tenant)
-            quarantine = lake.quarantine(name, outcome.night, outcome.tenant)
-            rows = parquet_rows(snapshot) if snapshot.exists() else "-"
-            bad = parquet_rows(quarantine) if quarantine.exists() else "-"
-            print(f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows!s:>8} {bad!s:>11}")
-    example = _quarantined_example(lake, outcomes, list(COLLECTIONS))
-    if example:
-        print(f"Quarantined, for example: {example}")
+            counts = [
+                parquet_rows(path) if path.exists() else "-"
+                for path in (
+                    lake.snapshot(name, outcome.night, outcome.tenant),
+                    lake.repairs(name, outcome.night, outcome.tenant),
+                    lake.quarantine(name, outcome.night, outcome.tenant),
+                )
+            ]
+            rows, fixed, bad = (str(c) for c in counts)
+            print(
+                f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows:>8} {fixed:>9} {bad:>11}"
+            )
+    for kind, path_of in (("Quarantined", lake.quarantine), ("Repaired", lake.repairs)):
+        example = _example(path_of, outcomes, list(COLLECTIONS))
+        if example:
+            print(f"{kind}, for example: {example}")
     print()
     print(
         f"{'tenant':<22} {'night':<11} {'canvas changes':>14}  {'by action':<44} {'canvas import':<24} {'gpb requests sent / unchanged / failed+skipped'}"
@@ -116,13 +126,14 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def _quarantined_example(lake, outcomes, collections: list[str]) -> str | None:
-    """One record the nights quarantined, and why: what a data engineer would look at first."""
+def _example(path_of, outcomes, collections: list[str]) -> str | None:
+    """One record the nights quarantined (or repaired), and why: what a data engineer would
+    look at first."""
     from ..storage import read_frame
 
     for outcome in outcomes:
         for name in collections:
-            path = lake.quarantine(name, outcome.night, outcome.tenant)
+            path = path_of(name, outcome.night, outcome.tenant)
             if path.exists() and len(frame := read_frame(path)):
                 row = frame.iloc[0]
                 return f"{outcome.tenant} {name} {row['sourcedId']}: {row['reason']} ({path})"

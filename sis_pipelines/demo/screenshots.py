@@ -28,9 +28,9 @@ PAGES = {
     "asset-users-checks": "/assets/oneroster/users?view=checks",
     "asset-canvas-delta": "/assets/canvas/delta",
     "lineage": "/asset-groups",
-    "backfills": "/runs/b",
+    "runs-and-backfills": "/runs",
     "tenant-page": "/assets/tenants/demo-genesis",
-    "tenant-page-plots": "/assets/tenants/demo-genesis?view=plots",
+    "tenant-page-events": "/assets/tenants/demo-genesis?view=events",
     "tenant-page-checks": "/assets/tenants/demo-genesis?view=checks",
     "tenants-lineage": "/asset-groups/tenants@sis_pipelines:__repository__",
 }

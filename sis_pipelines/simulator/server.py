@@ -152,12 +152,18 @@ class SimulatorServer:
             self._ordered = {k: v for k, v in self._ordered.items() if k[0] != collection}
 
     def add_flaws(self, flaws: dict[str, int]) -> None:
-        """Sends ``n`` records of each collection broken: a role no OneRoster list has. Users
-        broken are guardians (no enrollment refers to them), so only they are quarantined."""
+        """Sends ``n`` records of each collection flawed, as real SIS exports are. Users and
+        enrollments: a role no OneRoster list has (quarantined; users broken are guardians, to
+        which no enrollment refers, so only they go). Classes: a classType written in another
+        case, ``Scheduled`` (repaired)."""
         for collection, n in flaws.items():
             frame = self.frames[collection].copy()
-            pool = frame[frame["role"] == "guardian"] if collection == "users" else frame
-            frame.loc[pool.index[:n], "role"] = "wizard"
+            if collection == "classes":
+                scheduled = frame.index[frame["classType"] == "scheduled"][:n]
+                frame.loc[scheduled, "classType"] = "Scheduled"
+            else:
+                pool = frame[frame["role"] == "guardian"] if collection == "users" else frame
+                frame.loc[pool.index[:n], "role"] = "wizard"
             self.mutate(collection, frame)
 
     def expire_tokens(self) -> None:
