@@ -194,6 +194,7 @@ tenants:
       auth: {{type: oauth2, token_url: "{token_url}", client_id_env: BENCH_ID, client_secret_env: BENCH_SECRET}}
       page_size: {PAGE}
       max_concurrency: 1
+    privacy: {{demographics: true}}  # the benchmark measures every collection
 """
     return parse_tenants(text).tenants[TENANT]
 

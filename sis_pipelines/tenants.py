@@ -25,6 +25,13 @@ from .errors import ConfigurationError, MissingSecretError
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
 Vendor = Literal["genesis", "focus", "progressbook", "infinite_campus", "generic"]
+# The OneRoster version each vendor's SIS serves (reference/oneroster.md, vendor quirks).
+VENDOR_VERSION = {
+    "genesis": "1.1",
+    "focus": "1.1",
+    "progressbook": "1.1",
+    "infinite_campus": "1.2",
+}
 
 
 class _Strict(BaseModel):
@@ -194,7 +201,9 @@ class Validation(_Strict):
 class Privacy(_Strict):
     """Data minimisation, applied to every record before anything is written."""
 
-    demographics: bool = True  # false: the demographics collection is never fetched
+    # Birth dates, race and ethnicity never go to Canvas: fetched only when a tenant asks
+    # (true), and only then is the demographics scope requested.
+    demographics: bool = False
     contact_fields: Literal["keep", "drop", "hash"] = "keep"  # users' email, sms and phone
     hash_salt_env: str | None = None  # hash: a secret salt, so hashes cannot be looked up
 
@@ -213,6 +222,28 @@ class Tenant(_Strict):
     gpb: Gpb = Gpb()
     validation: Validation = Validation()
     privacy: Privacy = Privacy()
+
+    @model_validator(mode="after")
+    def _vendor_facts(self) -> Tenant:
+        """What a vendor's SIS is known to speak; ``vendor: generic`` is free of it."""
+        speaks = VENDOR_VERSION.get(self.vendor)
+        if speaks is not None and self.oneroster.version != speaks:
+            raise ValueError(
+                f"oneroster.version: {self.vendor} speaks OneRoster {speaks}, not "
+                f"{self.oneroster.version} (vendor: generic for a SIS that differs)"
+            )
+        if self.vendor == "infinite_campus" and self.oneroster.source == "rest":
+            auth = self.oneroster.auth
+            if auth is not None and auth.type != "oauth2":
+                raise ValueError(
+                    f"oneroster.auth.type: Infinite Campus accepts OAuth 2.0 only, not {auth.type}"
+                )
+            if self.gpb.endpoints != "off" and not self.gpb.vendor_key_env:
+                raise ValueError(
+                    "gpb.vendor_key_env: Infinite Campus gradebook calls need the "
+                    "x-vendor-authorization key and secret (gpb.vendor_key_env, gpb.vendor_secret_env)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _gpb_needs(self) -> Tenant:
@@ -273,6 +304,9 @@ def _describe(error: ValidationError) -> str:
             if p not in ("function-after",) and not str(p).startswith("function-")
         )
         message = e["msg"].removeprefix("Value error, ")
+        if not key and where:  # a tenant-wide rule names its key itself
+            lines.append(f"{where}: {message}")
+            continue
         lines.append(f"{where + ': ' if where else ''}{key or '(root)'}: {message}")
     return "\n".join(lines)
 

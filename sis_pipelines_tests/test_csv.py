@@ -371,3 +371,26 @@ tenants:
         evaluation = check.event.dagster_event.event_specific_data
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
         assert "dateLastModified: invalid datetime '…'" in evaluation.metadata["top_reasons"].value
+
+
+def test_a_first_night_without_courses_still_provisions_its_classes(workspace):
+    """The Moodle 1.2 bundle marks courses absent: in course_mode class a Canvas course is a
+    class, so the active class, its section and its enrollments reach Canvas."""
+    instance, data, tenants = workspace
+    path = REALDATA / "moodle-enrol_oneroster-csv" / "v1p2_full_dataset.zip"
+    tenants.write_text(
+        f"""
+tenants:
+  csv-a:
+    vendor: generic
+    oneroster: {{version: "1.2", source: csv, path: "{path}"}}
+    canvas: {{source: simulator, account_id: 1, course_mode: class}}
+"""
+    )
+    night = latest_complete_night()
+    outcome = run_tenant_night(instance, "csv-a", night, select="group:oneroster or group:canvas")
+    assert outcome.success, outcome.errors
+    changes = pq.read_table(data / "canvas" / "changes" / str(night) / "csv-a.parquet").to_pandas()
+    added = changes[changes["action"] == "add"].groupby("file")["sis_id"].apply(set).to_dict()
+    assert added["courses"] == added["sections"] == {"cls-222-123456"}
+    assert len(added["enrollments"]) == 3 and len(added["users"]) == 6

@@ -26,6 +26,7 @@ tenants:
   sim-a:
     vendor: genesis
     oneroster: {version: "1.1", source: simulator, students: 250, seed: 3}
+    privacy: {demographics: true}
   sim-b:
     vendor: infinite_campus
     enabled: false

@@ -38,8 +38,10 @@ tenants:
   calm:
     vendor: {vendor}
     oneroster: {{version: "{version}", source: simulator, students: 200, seed: 5, page_size: 300}}
+    privacy: {{demographics: true}}
   stormy:
     vendor: {vendor}
+    privacy: {{demographics: true}}
     oneroster:
       version: "{version}"
       source: simulator

@@ -20,7 +20,7 @@ tenants:
       base_url: https://sis.example.org/campus/api/ims/oneroster/rostering/v1p2
       auth: {type: oauth2, token_url: "https://sis.example.org/campus/oauth2/token?appName=x", client_id_env: A_ID, client_secret_env: A_SECRET}
     canvas: {base_url: https://canvas.example.edu, account_id: 1, token_env: CANVAS_TOKEN, sis_id_prefix: ""}
-    gpb: {endpoints: standard}
+    gpb: {endpoints: standard, vendor_key_env: A_VENDOR_KEY, vendor_secret_env: A_VENDOR_SECRET}
 """
 
 
@@ -75,6 +75,21 @@ def test_a_rest_tenant_loads():
             ),
             "oneroster.pagesize: Extra inputs are not permitted",
         ),
+        # A tenant that contradicts what its vendor's SIS is known to speak.
+        (
+            REST.replace("vendor: infinite_campus", "vendor: genesis"),
+            "tenant 'district-a': oneroster.version: genesis speaks OneRoster 1.1, not 1.2",
+        ),
+        (
+            REST.replace(", vendor_key_env: A_VENDOR_KEY, vendor_secret_env: A_VENDOR_SECRET", ""),
+            "tenant 'district-a': gpb.vendor_key_env: Infinite Campus gradebook calls need",
+        ),
+        (
+            REST.replace('version: "1.2"', 'version: "1.1"').replace(
+                "type: oauth2", "type: oauth1"
+            ),
+            "tenant 'district-a': oneroster.version: infinite_campus speaks OneRoster 1.2",
+        ),
         ("tenants: [1, 2]", "must be a mapping with a 'tenants' mapping"),
         ("tenants: {a: [", "not valid YAML"),
     ],
@@ -88,3 +103,39 @@ def test_bad_files_are_explained(text, expected):
 def test_a_missing_file_is_explained(tmp_path):
     with pytest.raises(TenantsFileError, match="cannot read tenants file"):
         load_tenants(tmp_path / "nope.yaml")
+
+
+def test_a_generic_vendor_is_free_of_vendor_facts():
+    text = REST.replace("vendor: infinite_campus", "vendor: generic").replace(
+        ", vendor_key_env: A_VENDOR_KEY, vendor_secret_env: A_VENDOR_SECRET", ""
+    )
+    assert parse_tenants(text).tenants["district-a"].vendor == "generic"
+
+
+def test_infinite_campus_accepts_oauth2_only():
+    text = REST.replace(
+        'auth: {type: oauth2, token_url: "https://sis.example.org/campus/oauth2/token?appName=x", '
+        "client_id_env: A_ID, client_secret_env: A_SECRET}",
+        "auth: {type: bearer, token_env: A_TOKEN}",
+    )
+    with pytest.raises(
+        TenantsFileError, match="Infinite Campus accepts OAuth 2.0 only, not bearer"
+    ):
+        parse_tenants(text)
+
+
+def test_demographics_are_left_out_unless_a_tenant_asks_and_so_is_their_scope():
+    from sis_pipelines.oneroster.source import build_auth
+
+    env = {"A_ID": "id", "A_SECRET": "secret"}
+    minimal = parse_tenants(REST).tenants["district-a"]
+    assert minimal.privacy.demographics is False
+    scope = build_auth("district-a", minimal, env)._scope  # the scope the token request asks
+    assert scope == "https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly"
+    asking = parse_tenants(
+        REST.replace("    gpb:", "    privacy: {demographics: true}\n    gpb:")
+    ).tenants["district-a"]
+    assert build_auth("district-a", asking, env)._scope.split() == [
+        "https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly",
+        "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-demographics.readonly",
+    ]

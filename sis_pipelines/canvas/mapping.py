@@ -244,8 +244,9 @@ def map_snapshot(
         },
         index=_s(courses_src["sourcedId"]).to_numpy(),
     )
-    cls = cls[cls["course"].isin(course_info.index)]
     if cfg.course_mode == "class":
+        # A Canvas course per class: the class needs no course record (a bundle's first night
+        # may have none, its manifest marking courses absent).
         cls["course_id"] = cls["class"]
         courses = pd.DataFrame(
             {
@@ -258,6 +259,9 @@ def map_snapshot(
             }
         )
     else:
+        # A Canvas course per OneRoster course and term: a class whose course is unknown has
+        # nowhere to go.
+        cls = cls[cls["course"].isin(course_info.index)]
         cls["course_id"] = cls["course"] + "-" + cls["term"].fillna("no-term")
         first = cls.drop_duplicates("course_id")
         info = course_info.reindex(first["course"])

@@ -113,6 +113,7 @@ def main() -> int:
     print()
     print(f"Snapshots:  {root}/oneroster/<collection>/<night>/<tenant>.parquet")
     print(f"Quarantine: {root}/quarantine/<collection>/<night>/<tenant>.parquet")
+    print(f"Repairs:    {root}/repairs/<collection>/<night>/<tenant>.parquet")
     print(
         f"Canvas:     {root}/canvas/changes/<night>/<tenant>.parquet and canvas/sis_import/<night>/<tenant>.zip"
     )

@@ -32,12 +32,15 @@ SCOPE_PREFIX = {
     "1.1": "https://purl.imsglobal.org/spec/or/v1p1/scope/",
     "1.2": "https://purl.imsglobal.org/spec/or/v1p2/scope/",
 }
-ROSTER_SCOPES = ("roster.readonly", "roster-demographics.readonly")
+ROSTER_SCOPE = "roster.readonly"
+DEMOGRAPHICS_SCOPE = "roster-demographics.readonly"
 
 
-def default_scope(version: str) -> str:
-    """Rostering read scopes of a OneRoster version, space-separated."""
-    return " ".join(SCOPE_PREFIX[version] + s for s in ROSTER_SCOPES)
+def default_scope(version: str, demographics: bool = False) -> str:
+    """Rostering read scopes of a OneRoster version, space-separated: demographics only for a
+    tenant that asks for them (data minimisation)."""
+    scopes = (ROSTER_SCOPE, DEMOGRAPHICS_SCOPE) if demographics else (ROSTER_SCOPE,)
+    return " ".join(SCOPE_PREFIX[version] + s for s in scopes)
 
 
 def hmac_sha256_signature(base_string: str, client_secret: str, token_secret: str = "") -> str:

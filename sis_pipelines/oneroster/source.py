@@ -33,7 +33,7 @@ def build_auth(
         auth.token_url,
         client_id,
         client_secret,
-        scope or auth.scope or default_scope(cfg.version),
+        scope or auth.scope or default_scope(cfg.version, tenant.privacy.demographics),
     )
 
 

@@ -84,7 +84,7 @@ class Simulators:
     @contextmanager
     def rostering(self, tenant_id: str, tenant: Tenant, night: date) -> Iterator[OneRosterClient]:
         with self._sis(tenant_id, tenant, night) as (sim, secret):
-            scope = default_scope(tenant.oneroster.version)
+            scope = default_scope(tenant.oneroster.version, tenant.privacy.demographics)
             auth = simulator_auth(sim, tenant_id, secret, scope)
             with rest_client(tenant_id, tenant, auth, sim.base_url) as client:
                 yield client
