@@ -119,7 +119,7 @@ def test_infinite_campus_accepts_oauth2_only():
         "auth: {type: bearer, token_env: A_TOKEN}",
     )
     with pytest.raises(
-        TenantsFileError, match="Infinite Campus accepts OAuth 2.0 only, not bearer"
+        TenantsFileError, match=r"Infinite Campus accepts OAuth 2\.0 only, not bearer"
     ):
         parse_tenants(text)
 
