@@ -125,7 +125,9 @@ def test_class_terms_are_checked_element_by_element():
     assert list(result.frame["termSourcedIds"][1]) == ["t1"]
     [repair] = result.repairs.astype(str).to_dict("records")
     assert repair["sourcedId"] == "c2" and repair["field"] == "termSourcedIds"
-    assert repair["value"] == "t9" and "not found in academic_sessions; left out" in repair["reason"]
+    assert (
+        repair["value"] == "t9" and "not found in academic_sessions; left out" in repair["reason"]
+    )
     assert "termSourcedIds: required but missing" in reasons["c3"]
     # A class none of whose terms resolves cannot be placed: quarantined.
     none = validate(
