@@ -416,9 +416,16 @@ def backfill(instance, args: argparse.Namespace) -> int:
         return outcome.success
 
     def on_run(run) -> None:
-        print(
-            f"{run.tags.get('dagster/partition', run.run_id)}: {run.status.value} (run {run.run_id})"
-        )
+        """A run the daemon launched, once it ended, with its failed steps' one-line errors."""
+        from .runs import failed_steps
+
+        night = run.tags.get("dagster/partition", run.run_id)
+        print(f"{night}: {run.status.value} (run {run.run_id})")
+        failed: dict[str, list[str]] = {}
+        for end in failed_steps(instance, run.run_id):
+            failed.setdefault(step_error(end.error), []).append(end.step)
+        for message, steps in failed.items():
+            print(f"  {', '.join(steps)}: {message}", file=sys.stderr)
 
     end = backfills.carry_out(instance, record, run_night, on_run)
     print(

@@ -149,3 +149,13 @@ def _follow_queued(
             noticed = True
         if not records.has_more:
             time.sleep(0.5)
+
+
+def failed_steps(instance: dg.DagsterInstance, run_id: str) -> list[StepEnd]:
+    """The steps of a finished run that failed, with their errors (a run launched elsewhere)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    return [
+        StepEnd(str(event.step_key), "FAILED", getattr(event.event_specific_data, "error", None))
+        for record in records
+        if (event := record.event_log_entry.dagster_event) is not None
+    ]
