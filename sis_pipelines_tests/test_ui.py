@@ -235,5 +235,7 @@ def test_a_stopped_tenant_fails_its_own_freshness_while_another_stays_green(webs
     # Each tenant's page holds its own nights' trends, and only its own.
     assert {o["partition"] for o in a_trend} == {str(latest)}
     assert {o["partition"] for o in b_trend} == {str(stopped)}
-    labels = {e["label"] for o in a_trend for e in o["metadataEntries"]}
-    assert {"users_rows", "users_quarantined", "enrollments_rows"} <= labels
+    # The night's latest observation holds the whole night: every collection and its checks.
+    labels = {e["label"] for e in a_trend[0]["metadataEntries"]}
+    assert {"orgs_rows", "users_rows", "users_quarantined", "enrollments_rows"} <= labels
+    assert {"users_quarantine", "users_repairs", "enrollments_quarantine"} <= labels

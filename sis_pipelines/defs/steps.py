@@ -89,15 +89,28 @@ def metadata(figures: Figures) -> dict[str, Any]:
     return out
 
 
-def observe(context: dg.AssetExecutionContext, step: Step, figures: Figures) -> None:
-    """Puts the step's headline figures on its tenant's page, for the night."""
-    values = trend(context.asset_key.to_user_string(), figures)
-    if values:
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=tenant_key(step.tenant_id), partition=str(step.night), metadata=values
-            )
-        )
+def observe(
+    context: dg.AssetExecutionContext,
+    step: Step,
+    figures: Figures,
+    checks: list[dg.AssetCheckResult] | None = None,
+) -> None:
+    """Puts the step's headline figures and its checks' outcomes on its tenant's page, for the
+    night. Each observation of a run carries the night so far (the run's previous one merged
+    in), so the page's latest event for a night is the whole night."""
+    values: dict[str, Any] = dict(trend(context.asset_key.to_user_string(), figures))
+    for check in checks or []:
+        outcome = "passed" if check.passed else str(check.severity.value)
+        values[f"{context.asset_key.path[-1]}_{check.check_name}"] = outcome
+    if not values:
+        return
+    key, night = tenant_key(step.tenant_id), str(step.night)
+    latest = context.instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[night]), limit=1
+    ).records
+    if latest and latest[0].run_id == context.run_id and latest[0].asset_observation:
+        values = {**latest[0].asset_observation.metadata, **values}
+    context.log_event(dg.AssetObservation(asset_key=key, partition=night, metadata=values))
 
 
 @contextmanager

@@ -123,10 +123,9 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
         context.log.warning(
             f"tenant {step.tenant_id!r}, night {step.night}: mass removal allowed by the {ALLOW_MASS_REMOVAL} tag of run {context.run_id}"
         )
-    observe(context, step, figures)
-    yield dg.MaterializeResult(
-        metadata=metadata(figures), check_results=[_guard_check(verdict, context.run_id)]
-    )
+    guard = _guard_check(verdict, context.run_id)
+    observe(context, step, figures, [guard])
+    yield dg.MaterializeResult(metadata=metadata(figures), check_results=[guard])
 
 
 @dg.asset(

@@ -155,13 +155,13 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         for line in snapshot.warnings:
             context.log.warning(line)
         figures = {"dagster/row_count": len(snapshot.frame), **snapshot.figures}
-        observe(context, step, figures)
+        checks = [quarantine_check(step.tenant, snapshot, key), repairs_check(snapshot, key)]
+        observe(context, step, figures, checks)
         yield dg.Output(
             snapshot.frame,
             metadata={**_as_fetched(context, key), **metadata(figures)},
         )
-        yield quarantine_check(step.tenant, snapshot, key)
-        yield repairs_check(snapshot, key)
+        yield from checks
 
     return _asset
 
