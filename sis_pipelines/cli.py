@@ -232,6 +232,29 @@ def check_freshness(instance, verbose: bool = False, out=print) -> bool:
     return fresh
 
 
+def check_connections(only: str | None = None, out=print) -> bool:
+    """Each tenant's services, a line per check (OK or FAIL and why); whether all are OK.
+    Nothing is written but the simulators' own state."""
+    from .connect import Services
+    from .connection_check import check_tenant
+    from .lake import Lake
+    from .nights import latest_complete_night
+
+    tenants = load_tenants().tenants
+    if only is not None and only not in tenants:
+        raise UsageError(
+            f"tenant {only!r} is not in the tenants file {tenants_path()} "
+            f"(it has {', '.join(sorted(tenants)) or 'none'})"
+        )
+    services, night, ok = Services(Lake.at()), latest_complete_night(), True
+    for tenant_id in [only] if only else sorted(tenants):
+        for line in check_tenant(services, tenant_id, tenants[tenant_id], night):
+            status = "OK" if line.ok else "FAIL"
+            out(f"  {tenant_id:<24} {line.what:<32} {status:<5} {line.detail}")
+            ok &= line.ok
+    return ok
+
+
 def list_tenants(instance, out=print) -> None:
     """Each tenant of the tenants file (and each partition no longer in it): vendor, source,
     whether it is enabled and registered, and the last night stored."""
@@ -284,8 +307,12 @@ def _parser() -> argparse.ArgumentParser:
         help="whether each tenant's nights arrive (the tenant_freshness job, a line per tenant)",
     )
     tenants = sub.add_parser("tenants", help="the tenants file and the tenant partitions")
-    tenants.add_argument("action", choices=["sync", "list", "retire"])
-    tenants.add_argument("tenant", nargs="?", help="retire: the tenant whose partition goes")
+    tenants.add_argument("action", choices=["sync", "list", "retire", "check"])
+    tenants.add_argument(
+        "tenant",
+        nargs="?",
+        help="retire: the tenant whose partition goes; check: only this tenant",
+    )
     run = sub.add_parser("run", help="materialize one tenant-night")
     run.add_argument("--tenant", required=True)
     run.add_argument("--night", required=True, help="YYYY-MM-DD or latest")
@@ -325,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command == "tenants" and args.action == "check":  # needs no Dagster instance
+        return 0 if check_connections(args.tenant) else 1
     instance = _instance()
     if args.command == "tenants":
         if args.action == "list":

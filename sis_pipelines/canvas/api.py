@@ -134,6 +134,10 @@ class CanvasClient:
             response.status_code,
         )
 
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One Canvas object (or page), decoded."""
+        return self._send("GET", path, params=params)
+
     def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every item of a paginated Canvas list, following its Link ``next`` on this host only."""
         items: list[dict[str, Any]] = []

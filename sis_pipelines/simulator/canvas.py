@@ -25,6 +25,8 @@ PROGRESSION = ("created", "importing")
 class CanvasSimulator:
     def __init__(self, token: str | None = None, state_file: Path | None = None, port: int = 0):
         self.token = token or secrets.token_urlsafe(16)
+        # Whether the token's user may post SIS imports (Canvas answers 401 otherwise).
+        self.may_import = True
         self.state_file = state_file
         # file -> key -> row (with status), as Canvas holds SIS data.
         self.state: dict[str, dict[str, dict[str, str]]] = {name: {} for name in FILES}
@@ -279,6 +281,15 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             if parts[:3] != ["api", "v1", "accounts"] or parts[4:] != ["sis_imports"]:
                 self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
                 return
+            if not sim.may_import:
+                self._send(
+                    401,
+                    {
+                        "status": "unauthorized",
+                        "errors": [{"message": "user not authorized to perform that action"}],
+                    },
+                )
+                return
             params = {k: v[0] for k, v in parse_qs(split.query).items()}
             try:
                 self._send(200, sim.create_import(body, params))
@@ -332,6 +343,23 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 if found is not None:
                     self._send(200, found)
                     return
+            if parts[:3] == ["api", "v1", "accounts"] and len(parts) == 4:
+                self._send(
+                    200, {"id": parts[3], "name": "Simulated district", "workflow_state": "active"}
+                )
+                return
+            if parts[:3] == ["api", "v1", "accounts"] and parts[4:] == ["sis_imports"]:
+                if not sim.may_import:
+                    self._send(
+                        401,
+                        {
+                            "status": "unauthorized",
+                            "errors": [{"message": "user not authorized to perform that action"}],
+                        },
+                    )
+                    return
+                self._send(200, {"sis_imports": sim.imports[-1:]})
+                return
             self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
 
     return Handler
