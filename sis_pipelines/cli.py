@@ -232,9 +232,13 @@ def check_freshness(instance, verbose: bool = False, out=print) -> bool:
     return fresh
 
 
-def check_connections(only: str | None = None, out=print) -> bool:
+def check_connections(only: str | None = None, verbose: bool = False, out=print) -> bool:
     """Each tenant's services, a line per check (OK or FAIL and why); whether all are OK.
     Nothing is written but the simulators' own state."""
+    import logging
+
+    if not verbose:  # the clients' retry warnings: the FAIL line says what they came to
+        logging.getLogger("sis_pipelines").setLevel(logging.ERROR)
     from .connect import Services
     from .connection_check import check_tenant
     from .lake import Lake
@@ -353,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     if args.command == "tenants" and args.action == "check":  # needs no Dagster instance
-        return 0 if check_connections(args.tenant) else 1
+        return 0 if check_connections(args.tenant, args.verbose) else 1
     instance = _instance()
     if args.command == "tenants":
         if args.action == "list":

@@ -1,7 +1,8 @@
 """Whether a tenant's services answer, in seconds and without writing anything: the SIS
 (host, credentials, each collection's first page: the count it reports, the page size it
 really serves, whether it sorts, how long it takes), a CSV drop (reachable, a bundle for the
-night), and Canvas (the account, and whether the token may post SIS imports).
+night), the SIS gradebook when grades pass back (with Infinite Campus's vendor header), and
+Canvas (the account, and whether the token may post SIS imports).
 
 Each line is OK or FAIL with the reason in the service's own words; no secret is ever in it
 (the errors it quotes are the clients' own, which never carry one).
@@ -13,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
+from .canvas.api import Polling
 from .connect import Services
 from .errors import SisPipelinesError
 from .oneroster.collections import COLLECTIONS
@@ -28,16 +30,38 @@ class Line:
     detail: str
 
 
+# A check answers in seconds: few retries, short timeouts (a night's run keeps the tenant's own).
+QUICK = {"retry_attempts": 2, "retry_backoff_s": 0.2, "timeout_s": 15.0}
+QUICK_CANVAS = Polling(throttle_retries=1)
+
+
 def check_tenant(services: Services, tenant_id: str, tenant: Tenant, night: date) -> list[Line]:
     """Every check of the tenant, a line each."""
+    quick = {k: min(v, getattr(tenant.oneroster, k)) for k, v in QUICK.items()}
+    tenant = tenant.model_copy(update={"oneroster": tenant.oneroster.model_copy(update=quick)})
     lines = (
         _csv_drop(services, tenant_id, tenant, night)
         if tenant.oneroster.source == "csv"
         else _rostering(services, tenant_id, tenant, night)
     )
+    if tenant.gpb.endpoints != "off":  # grades go back over REST, also for a CSV tenant
+        lines += _gradebook(services, tenant_id, tenant, night)
     if tenant.canvas is not None:
         lines += _canvas(services, tenant_id, tenant)
     return lines
+
+
+def _gradebook(services: Services, tenant_id: str, tenant: Tenant, night: date) -> list[Line]:
+    """The SIS gradebook answers (with Infinite Campus's vendor header, when it needs one)."""
+    what = "gradebook categories"
+    started = time.monotonic()
+    try:
+        with services.gradebook(tenant_id, tenant, night) as sis:
+            found = sis.categories()
+    except SisPipelinesError as exc:
+        return [Line(tenant_id, what, False, str(exc))]
+    took = (time.monotonic() - started) * 1000
+    return [Line(tenant_id, what, True, f"{len(found)} categories; {took:.0f} ms")]
 
 
 def _rostering(services: Services, tenant_id: str, tenant: Tenant, night: date) -> list[Line]:
@@ -103,7 +127,7 @@ def _canvas(services: Services, tenant_id: str, tenant: Tenant) -> list[Line]:
     account = tenant.canvas.account_id
     lines: list[Line] = []
     try:
-        with services.canvas(tenant_id, tenant) as api:
+        with services.canvas(tenant_id, tenant, polling=QUICK_CANVAS) as api:
             try:
                 found = api.get(f"/api/v1/accounts/{account}")
                 name = found.get("name", "") if isinstance(found, dict) else ""

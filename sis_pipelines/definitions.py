@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .defs.automation.connection_check import connection_check_job
 from .defs.automation.jobs import nightly_job, tenant_freshness_job, term_change_job
 from .defs.automation.schedules import nightly_schedule, tenant_freshness_schedule
 from .defs.automation.sensors import tenant_onboarding_sensor, term_change_sensor
@@ -20,7 +21,7 @@ freshness_job = [tenant_freshness_job(freshness)] if freshness else []
 defs = dg.Definitions(
     assets=[*oneroster_assets, *canvas_assets, *gpb_assets, *pages],
     asset_checks=[freshness] if freshness else [],
-    jobs=[nightly_job, term_change_job, *freshness_job],
+    jobs=[nightly_job, term_change_job, connection_check_job, *freshness_job],
     schedules=[nightly_schedule, *map(tenant_freshness_schedule, freshness_job)],
     sensors=[tenant_onboarding_sensor, term_change_sensor],
     resources=default_resources(),

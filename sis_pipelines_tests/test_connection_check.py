@@ -120,3 +120,47 @@ def test_an_unknown_tenant_is_one_line(tenants_file, sis, capsys):
     assert main(["tenants", "check", "nobody"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "tenant 'nobody' is not in the tenants file" in err
+
+
+def test_infinite_campus_gradebook_needs_its_vendor_header(
+    tenants_file, small_district, capsys, monkeypatch
+):
+    from sis_pipelines.simulator.server import SimulatorServer
+    from sis_pipelines.simulator.sis_gradebook import SisGradebook
+
+    book = SisGradebook("1.2", vendor_authorization="gb-key:gb-secret")
+    with (
+        SimulatorServer(
+            "infinite_campus",
+            district=small_district,
+            client_id="district-id",
+            client_secret=SECRET,
+            gradebook=book,
+        ) as sis,
+        CanvasSimulator(token=CANVAS_TOKEN) as canvas,
+    ):
+        tenants_file.write_text(
+            f"""
+tenants:
+  ic-a:
+    vendor: infinite_campus
+    oneroster:
+      version: "1.2"
+      source: rest
+      base_url: {sis.base_url}
+      auth: {{type: oauth2, token_url: "{sis.token_url}", client_id_env: REST_A_ID, client_secret_env: REST_A_SECRET}}
+      retry_attempts: 1
+    canvas: {{base_url: {canvas.base_url}, token_env: CANVAS_A_TOKEN}}
+    gpb: {{endpoints: standard, base_url: "{sis.base_url.replace("rostering", "gradebook")}", vendor_key_env: GB_KEY, vendor_secret_env: GB_SECRET}}
+"""
+        )
+        monkeypatch.setenv("GB_KEY", "gb-key")
+        monkeypatch.setenv("GB_SECRET", "wrong")
+        code, lines = _check(capsys)
+        [gradebook] = [line for line in lines if "gradebook" in line]
+        assert code == 1 and "FAIL" in gradebook
+        assert "gradebook calls need x-vendor-authorization" in gradebook
+        monkeypatch.setenv("GB_SECRET", "gb-secret")
+        _, lines = _check(capsys)
+        [gradebook] = [line for line in lines if "gradebook" in line]
+        assert " OK " in gradebook and "categories" in gradebook

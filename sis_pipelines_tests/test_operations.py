@@ -37,6 +37,19 @@ tenants:
     )
     [request] = result.dynamic_partitions_requests
     assert list(request.partition_keys) == ["alpha"]
+    # The new tenant's connections are checked at once, in a run of connection_check.
+    [check] = result.run_requests
+    assert check.job_name == "connection_check" and check.tags["tenant"] == "alpha"
+    ran = defs.resolve_job_def("connection_check").execute_in_process(
+        run_config=check.run_config, instance=instance
+    )
+    assert ran.success
+    table = ran.output_for_node("check_connections") is None and next(
+        e.event_specific_data.metadata["checks"].value
+        for e in ran.all_events
+        if e.event_type_value == "STEP_OUTPUT"
+    )
+    assert "| alpha | oneroster users | OK |" in table and "beta" not in table
     instance.add_dynamic_partitions("tenant", ["alpha"])
     again = sensor.evaluate_tick(
         dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())

@@ -9,15 +9,17 @@ from ...lake import Lake
 from ...tenants import TenantsFileError, load_tenants
 from ..partitions import partition_key, registration_request, split_key
 from ..tags import BACKFILL, tenant_tags
+from .connection_check import check_request, connection_check_job
 from .jobs import term_change_job
 
 SESSIONS = dg.AssetKey(["oneroster", "academic_sessions"])
 
 
 @dg.sensor(
+    jobs=[connection_check_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Keeps the `tenant` partitions in step with the tenants file.",
+    description="Keeps the `tenant` partitions in step with the tenants file, and checks each new tenant's connections (connection_check).",
 )
 def tenant_onboarding_sensor(
     context: dg.SensorEvaluationContext,
@@ -31,7 +33,10 @@ def tenant_onboarding_sensor(
     if request is None:
         return dg.SkipReason("every enabled tenant is registered")
     context.log.info(f"registering tenants: {', '.join(request.partition_keys)}")
-    return dg.SensorResult(dynamic_partitions_requests=[request])
+    checks = [
+        check_request(t, tenant_tags(t, tenants.tenants[t].vendor)) for t in request.partition_keys
+    ]
+    return dg.SensorResult(dynamic_partitions_requests=[request], run_requests=checks)
 
 
 @dg.sensor(
