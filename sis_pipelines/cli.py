@@ -259,6 +259,24 @@ def check_connections(only: str | None = None, verbose: bool = False, out=print)
     return ok
 
 
+def evaluate_tenant(instance, tenant_id: str, night: date, out=print) -> int:
+    """The evaluation of a tenant's night against Canvas as it stands: its summary, and where
+    the changes are."""
+    from .canvas.evaluate import evaluate_night
+    from .connect import Services
+    from .lake import Lake
+
+    tenant = _known_tenant(instance, tenant_id)[tenant_id]
+    check_night(night)
+    if tenant.canvas is None:
+        raise UsageError(f"tenant {tenant_id!r} has no canvas section: nothing to evaluate")
+    lake = Lake.at()
+    figures = evaluate_night(lake, Services(lake), tenant_id, tenant, night)
+    out(str(figures["evaluation"]).rstrip())
+    out(f"changes: {figures['changes_file']}")
+    return 0
+
+
 def list_tenants(instance, out=print) -> None:
     """Each tenant of the tenants file (and each partition no longer in it): vendor, source,
     whether it is enabled and registered, and the last night stored."""
@@ -328,6 +346,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     for flag, (_, help_text) in DELIBERATE.items():
         run.add_argument(flag, action="store_true", help=help_text)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="what a night would change in Canvas as it stands now (read from Canvas); uploads nothing",
+    )
+    evaluate.add_argument("--tenant", required=True)
+    evaluate.add_argument("--night", default="latest", help="YYYY-MM-DD or latest (default)")
     backfill = sub.add_parser(
         "backfill",
         help="one tenant over a range of nights, from stored snapshots, as a Dagster backfill",
@@ -372,6 +396,8 @@ def _command(args: argparse.Namespace) -> int:
         new, disabled = sync_tenants(instance)
         print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
         return 0
+    if args.command == "evaluate":
+        return evaluate_tenant(instance, args.tenant, parse_night(args.night))
     if args.command == "freshness":
         return 0 if check_freshness(instance, args.verbose) else 1
     if args.command == "run":

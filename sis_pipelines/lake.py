@@ -34,6 +34,7 @@ _NAME = re.compile(r"^[a-z_]+$")
 SNAPSHOTS = "oneroster"
 QUARANTINE = "quarantine"
 REPAIRS = "repairs"
+EVALUATE = "evaluate"
 CANVAS_MAPPING = "canvas_mapping"
 CANVAS = "canvas"
 GRADEBOOK = "gpb/canvas_gradebook"
@@ -106,6 +107,14 @@ class Lake:
     def repairs(self, collection: str, night: date | str, tenant: str) -> UPath:
         """The fields repaired in kept records: sourcedId, field, the SIS's value, reason."""
         return self.file(REPAIRS, collection, night, tenant)
+
+    def evaluation(self, night: date | str, tenant: str) -> UPath:
+        """What a night would change in Canvas as it stands: file, sis_id, action, reason."""
+        return self.file(EVALUATE, "changes", night, tenant)
+
+    def evaluation_report(self, night: date | str, tenant: str) -> UPath:
+        """The same, summed up per Canvas file with examples (Markdown)."""
+        return self.file(EVALUATE, "report", night, tenant, suffix=".md")
 
     def canvas_file(self, name: str, night: date | str, tenant: str) -> UPath:
         """One Canvas SIS CSV (accounts, terms, …) of the full state a night implies."""

@@ -106,3 +106,60 @@ def test_a_failed_canvas_import_fails_the_asset_with_canvas_messages(workspace):
     # Once Canvas is healthy again, the same night goes through.
     assert run_tenant_night(instance, "canvas-a", night).success
     assert ledger(data)[str(night)]["workflow_state"] == "imported"
+
+
+def test_evaluate_shows_what_a_night_would_change_in_canvas_as_it_stands(
+    workspace, monkeypatch, capsys
+):
+    """Canvas holds an earlier night; the evaluation of a later one, read from Canvas's own SIS
+    export, counts exactly what an import would create and remove (counted here by hand from
+    the two nights' Canvas files), and uploads nothing."""
+    from sis_pipelines.cli import main
+
+    instance, data, tenants = workspace
+    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    tenants.write_text(TENANTS.format(share=1.0, dry="false"))
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=20)
+    assert run_tenant_night(instance, "canvas-a", night1).success  # Canvas now holds night1
+    select = "group:oneroster or key:canvas/mapping"
+    assert run_tenant_night(instance, "canvas-a", night2, select=select).success
+    before = ledger(data)
+    assert main(["evaluate", "--tenant", "canvas-a", "--night", str(night2)]) == 0
+    out = capsys.readouterr().out
+    assert ledger(data) == before  # nothing uploaded
+    changes = pq.read_table(data / "evaluate" / "changes" / str(night2) / "canvas-a.parquet")
+    changes = changes.to_pandas()
+
+    def ids(night, name, key):
+        frame = pq.read_table(data / "canvas_mapping" / name / str(night) / "canvas-a.parquet")
+        frame = frame.to_pandas()
+        return set(frame.loc[frame["status"] == "active", key])
+
+    differ = False
+    for name, key in (("users", "user_id"), ("courses", "course_id"), ("sections", "section_id")):
+        old, new = ids(night1, name, key), ids(night2, name, key)
+        differ |= old != new
+        mine = changes[changes["file"] == name]
+        assert set(mine.loc[mine["action"] == "add", "sis_id"]) == new - old, name
+        removed = mine.loc[~mine["action"].isin(["add", "update"]), "sis_id"]
+        assert set(removed) == old - new, name
+        assert f"| {name} | {len(new)} |" in out
+    assert differ  # the nights differ: the comparison is not vacuous
+    assert f"changes: {data}/evaluate/changes/{night2}/canvas-a.parquet" in out
+    # Then the night's own run links the evaluation from its deletion guard.
+    assert run_tenant_night(instance, "canvas-a", night2).success
+    key = dg.AssetCheckKey(dg.AssetKey(["canvas", "delta"]), "deletion_guard")
+    latest = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+    metadata = latest.event.dagster_event.event_specific_data.metadata
+    assert metadata["evaluation"].value.endswith(f"evaluate/report/{night2}/canvas-a.md")
+
+
+def test_evaluate_reads_only_the_tenants_rows_of_a_shared_canvas():
+    import pandas as pd
+
+    from sis_pipelines.canvas.evaluate import tenants_rows
+
+    users = pd.DataFrame({"user_id": ["a-1", "b-1", "a-2", None], "status": ["active"] * 4})
+    assert list(tenants_rows(users, "users", "a-")["user_id"]) == ["a-1", "a-2"]
+    assert len(tenants_rows(users, "users", "")) == 4

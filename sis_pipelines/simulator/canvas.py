@@ -4,9 +4,12 @@ gradebook REST endpoints of the courses it holds (see canvas_gradebook)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import secrets
 import threading
+import zipfile
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +30,7 @@ class CanvasSimulator:
         self.token = token or secrets.token_urlsafe(16)
         # Whether the token's user may post SIS imports (Canvas answers 401 otherwise).
         self.may_import = True
+        self.reports: list[tuple[dict[str, Any], bytes]] = []  # SIS export reports and files
         self.state_file = state_file
         # file -> key -> row (with status), as Canvas holds SIS data.
         self.state: dict[str, dict[str, dict[str, str]]] = {name: {} for name in FILES}
@@ -87,6 +91,19 @@ class CanvasSimulator:
         tmp.replace(self.state_file)
 
     # ------------------------------------------------------------ imports
+
+    def sis_export(self) -> bytes:
+        """The SIS data this Canvas holds, as its SIS export report: a zip, a CSV per file."""
+        with self._lock:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as z:
+                for name, spec in FILES.items():
+                    text = io.StringIO()
+                    writer = csv.DictWriter(text, list(spec.columns), extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(self.state[name].values())
+                    z.writestr(f"{name}.csv", text.getvalue())
+            return buffer.getvalue()
 
     def create_import(self, data: bytes, params: dict[str, str]) -> dict[str, Any]:
         with self._lock:
@@ -278,6 +295,25 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 return
             split = urlsplit(self.path)
             parts = split.path.strip("/").split("/")
+            if parts[:3] == ["api", "v1", "accounts"] and parts[4:] == [
+                "reports",
+                "sis_export_csv",
+            ]:
+                # The report runs at once here; Canvas queues it and the client polls.
+                host = self.headers.get("Host", "127.0.0.1")
+                report_id = len(sim.reports) + 1
+                url = f"http://{host}/files/sis-export-{report_id}.zip"
+                report = {
+                    "id": report_id,
+                    "report": "sis_export_csv",
+                    "status": "complete",
+                    "progress": 100,
+                    "file_url": url,
+                    "attachment": {"url": url, "filename": f"sis_export_{report_id}.zip"},
+                }
+                sim.reports.append((report, sim.sis_export()))
+                self._send(200, report)
+                return
             if parts[:3] != ["api", "v1", "accounts"] or parts[4:] != ["sis_imports"]:
                 self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
                 return
@@ -342,6 +378,20 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 found = sim.get_import(int(parts[5]))
                 if found is not None:
                     self._send(200, found)
+                    return
+            if (
+                parts[:3] == ["api", "v1", "accounts"]
+                and parts[4:6] == ["reports", "sis_export_csv"]
+                and len(parts) == 7
+                and parts[6].isdigit()
+                and 1 <= int(parts[6]) <= len(sim.reports)
+            ):
+                self._send(200, sim.reports[int(parts[6]) - 1][0])
+                return
+            if len(parts) == 2 and parts[0] == "files" and parts[1].startswith("sis-export-"):
+                number = parts[1].removeprefix("sis-export-").removesuffix(".zip")
+                if number.isdigit() and 1 <= int(number) <= len(sim.reports):
+                    self._send(200, sim.reports[int(number) - 1][1])
                     return
             if parts[:3] == ["api", "v1", "accounts"] and len(parts) == 4:
                 self._send(

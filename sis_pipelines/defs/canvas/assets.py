@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+from upath import UPath
 
 from ...canvas.mapping import MAPPED_AS_DICTIONARY, MAPPED_COLUMNS
 from ...canvas.provision import GuardVerdict, delta_night, import_night, map_night
@@ -61,7 +62,7 @@ def canvas_mapping(
     yield dg.MaterializeResult(metadata=metadata(figures))
 
 
-def _guard_check(verdict: GuardVerdict, run_id: str) -> dg.AssetCheckResult:
+def _guard_check(verdict: GuardVerdict, run_id: str, evaluation: UPath) -> dg.AssetCheckResult:
     if verdict.passed:
         description = "within the limit"
     elif verdict.overridden:
@@ -80,6 +81,12 @@ def _guard_check(verdict: GuardVerdict, run_id: str) -> dg.AssetCheckResult:
             "what_would_be_removed": dg.MetadataValue.md(verdict.table),
             "overridden": verdict.overridden,
             **verdict.shares(),
+            # The tenant's evaluation of the night (sis-pipelines evaluate), when there is one.
+            **(
+                {"evaluation": dg.MetadataValue.path(str(evaluation))}
+                if evaluation.exists()
+                else {}
+            ),
         },
     )
 
@@ -123,7 +130,9 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
         context.log.warning(
             f"tenant {step.tenant_id!r}, night {step.night}: mass removal allowed by the {ALLOW_MASS_REMOVAL} tag of run {context.run_id}"
         )
-    guard = _guard_check(verdict, context.run_id)
+    guard = _guard_check(
+        verdict, context.run_id, step.lake.evaluation_report(step.night, step.tenant_id)
+    )
     observe(context, step, figures, [guard])
     yield dg.MaterializeResult(metadata=metadata(figures), check_results=[guard])
 
