@@ -130,16 +130,22 @@ def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
     return new, disabled
 
 
+def _in_tenants_file(tenant_id: str) -> dict:
+    """The tenants of the tenants file, which has ``tenant_id`` (else one line saying so)."""
+    tenants = load_tenants().tenants
+    if tenant_id not in tenants:
+        raise UsageError(
+            f"tenant {tenant_id!r} is not in the tenants file {tenants_path()} "
+            f"(it has {', '.join(sorted(tenants)) or 'none'})"
+        )
+    return tenants
+
+
 def _known_tenant(instance, tenant: str) -> dict:
     """The tenants of the tenants file, which has ``tenant``, now with its partition."""
     from .defs.partitions import add_tenants, registered
 
-    tenants = load_tenants().tenants
-    if tenant not in tenants:
-        raise UsageError(
-            f"tenant {tenant!r} is not in the tenants file {tenants_path()} "
-            f"(it has {', '.join(sorted(tenants)) or 'none'})"
-        )
+    tenants = _in_tenants_file(tenant)
     if tenant not in registered(instance):
         # A disabled tenant can still be run by hand: it gets its partition for this run.
         add_tenants(instance, [tenant])
@@ -244,12 +250,7 @@ def check_connections(only: str | None = None, verbose: bool = False, out=print)
     from .lake import Lake
     from .nights import latest_complete_night
 
-    tenants = load_tenants().tenants
-    if only is not None and only not in tenants:
-        raise UsageError(
-            f"tenant {only!r} is not in the tenants file {tenants_path()} "
-            f"(it has {', '.join(sorted(tenants)) or 'none'})"
-        )
+    tenants = _in_tenants_file(only) if only is not None else load_tenants().tenants
     services, night, ok = Services(Lake.at()), latest_complete_night(), True
     for tenant_id in [only] if only else sorted(tenants):
         for line in check_tenant(services, tenant_id, tenants[tenant_id], night):
@@ -259,14 +260,14 @@ def check_connections(only: str | None = None, verbose: bool = False, out=print)
     return ok
 
 
-def evaluate_tenant(instance, tenant_id: str, night: date, out=print) -> int:
+def evaluate_tenant(tenant_id: str, night: date, out=print) -> int:
     """The evaluation of a tenant's night against Canvas as it stands: its summary, and where
-    the changes are."""
+    the changes are. Reads the lake and Canvas only (no Dagster instance)."""
     from .canvas.evaluate import evaluate_night
     from .connect import Services
     from .lake import Lake
 
-    tenant = _known_tenant(instance, tenant_id)[tenant_id]
+    tenant = _in_tenants_file(tenant_id)[tenant_id]
     check_night(night)
     if tenant.canvas is None:
         raise UsageError(f"tenant {tenant_id!r} has no canvas section: nothing to evaluate")
@@ -382,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> int:
     if args.command == "tenants" and args.action == "check":  # needs no Dagster instance
         return 0 if check_connections(args.tenant, args.verbose) else 1
+    if args.command == "evaluate":  # needs no Dagster instance either
+        return evaluate_tenant(args.tenant, parse_night(args.night))
     instance = _instance()
     if args.command == "tenants":
         if args.action == "list":
@@ -396,8 +399,6 @@ def _command(args: argparse.Namespace) -> int:
         new, disabled = sync_tenants(instance)
         print(f"tenants synced: {len(new)} added, {len(disabled)} disabled")
         return 0
-    if args.command == "evaluate":
-        return evaluate_tenant(instance, args.tenant, parse_night(args.night))
     if args.command == "freshness":
         return 0 if check_freshness(instance, args.verbose) else 1
     if args.command == "run":
