@@ -331,3 +331,39 @@ def _table(name: str, rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(
         [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
     )
+
+
+def test_a_root_reason_that_ends_in_parentheses_is_kept_whole_two_levels_down():
+    orgs = validate(
+        COLLECTIONS["orgs"],
+        _table("orgs", [{"sourcedId": "o1", "status": "active", "name": "O", "type": "galaxy"}]),
+        {},
+    )
+    [org_reason] = orgs.quarantine["reason"]
+    assert org_reason.endswith("(nor ext:…)")
+    user = {"status": "active", "givenName": "A", "familyName": "B", "role": "student"}
+    users = validate(
+        COLLECTIONS["users"],
+        _table("users", [user | {"sourcedId": "u1", "orgSourcedIds": ["o1"]}]),
+        {"orgs": pa.array([], pa.string())},
+        quarantined={"orgs": orgs.quarantine},
+    )
+    enrollment = {
+        "sourcedId": "e1",
+        "status": "active",
+        "userSourcedId": "u1",
+        "classSourcedId": "c1",
+        "schoolSourcedId": "o2",
+        "role": "student",
+    }
+    enrollments = validate(
+        COLLECTIONS["enrollments"],
+        _table("enrollments", [enrollment]),
+        {"users": pa.array([], pa.string()), "classes": pa.array(["c1"]), "orgs": pa.array(["o2"])},
+        quarantined={"users": users.quarantine},
+    )
+    [reason] = enrollments.quarantine["reason"]
+    assert reason == f"userSourcedId 'u1': quarantined in users (root: orgs 'o1': {org_reason})"
+    assert grouped(enrollments.quarantine)["reason"][0] == (
+        f"needs a quarantined record: orgs 'o1': {org_reason}"
+    )

@@ -130,13 +130,13 @@ def validate(
         bad = _reasons(collection, errors, frame)
         if quarantined:
             _name_roots(bad, frame, columns, quarantined)
-    quarantined = [] if rejects is None else [rejects.to_table().to_pandas()]
+    parts = [] if rejects is None else [rejects.to_table().to_pandas()]
     if bad:
         rows = np.array(sorted(bad), dtype=np.int64)
         positions = frame.index.get_indexer(rows)
         failing = frame.iloc[positions]
         records = [orjson.dumps(r, default=str).decode() for r in _plain_records(failing)]
-        quarantined.append(
+        parts.append(
             pd.DataFrame(
                 {
                     "sourcedId": failing["sourcedId"]
@@ -152,8 +152,8 @@ def validate(
         keep[positions] = False
         frame = frame[keep].reset_index(drop=True)
     quarantine = (
-        pd.concat(quarantined, ignore_index=True)
-        if quarantined
+        pd.concat(parts, ignore_index=True)
+        if parts
         else pd.DataFrame({"sourcedId": [], "reason": [], "record": []})
     )
     quarantine = quarantine.astype(
@@ -196,8 +196,9 @@ def _name_roots(
                 if hit is None:
                     continue
                 root = why[hit]
+                # A cascade's own root ends its reason, in one pair of parentheses.
                 root = (
-                    root.split(ROOT, 1)[1].rstrip(")")
+                    root.split(ROOT, 1)[1].removesuffix(")")
                     if ROOT in root
                     else f"{target} {hit!r}: {root}"
                 )
