@@ -106,14 +106,15 @@ def _unfinished_runs(instance: dg.DagsterInstance, backfill_id: str) -> bool:
 def carry_out(
     instance: dg.DagsterInstance,
     backfill: PartitionBackfill,
-    run_night: Callable[[str, dict[str, str]], bool],
+    run_night: Callable[[str, dict[str, str]], object],
     on_run: Callable[[dg.DagsterRun], None],
     on_notice: Callable[[str], None] = print,
 ) -> BackfillEnd:
     """Launches the backfill's runs (or, with a daemon, follows the daemon's) to its end.
 
-    ``run_night(partition_name, tags)`` runs one night in this process and says whether it
-    succeeded; ``on_run`` hears of each finished run when the daemon launches them."""
+    ``run_night(partition_name, tags)`` runs one night in this process (the backfill's
+    outcome is read from its runs); ``on_run`` hears of each finished run when the daemon
+    launches them."""
     if daemon_beats(instance, BACKFILL_DAEMON):
         return _follow(instance, backfill.backfill_id, on_run, on_notice)
     names = list(backfill.partition_names or [])
@@ -166,7 +167,9 @@ def _end(
     launched: int,
     nights: int,
 ) -> BackfillEnd:
-    instance.update_backfill(backfill.with_status(status).with_end_timestamp(time.time()))
+    instance.update_backfill(
+        backfill.with_status(status).with_end_timestamp(get_current_timestamp())
+    )
     return BackfillEnd(backfill.backfill_id, status.value, launched, nights)
 
 

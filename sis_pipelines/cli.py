@@ -105,6 +105,16 @@ def step_error(error) -> str:
     return rest if sep and " " not in head else message
 
 
+def step_errors(ends) -> list[str]:
+    """One line per distinct error of the failed steps among ``ends``, naming the steps it
+    stopped (a missing secret fails every fetch: said once)."""
+    failed: dict[str, list[str]] = {}
+    for end in ends:
+        if end.outcome == "FAILED":
+            failed.setdefault(step_error(end.error), []).append(end.step)
+    return [f"{', '.join(steps)}: {message}" for message, steps in failed.items()]
+
+
 def sync_tenants(instance, out=print) -> tuple[list[str], list[str]]:
     """Register enabled tenants as `tenant` partitions; disabled ones keep theirs (and data).
 
@@ -184,17 +194,15 @@ def run_tenant_night(
         selection,
         console(verbose),
     )
-    failed: dict[str, list[str]] = {}  # message -> steps: a missing secret fails every fetch
+    ends = []
 
     def on_step(end) -> None:
-        if end.outcome == "FAILED":
-            failed.setdefault(step_error(end.error), []).append(end.step)
+        ends.append(end)
         if progress is not None:
             progress(f"  {end.step:<40} {end.outcome}")
 
     finished = run_and_follow(instance, run, recon, on_step, on_notice=progress or print)
-    errors = [f"{', '.join(steps)}: {message}" for message, steps in failed.items()]
-    return RunOutcome(tenant, night, finished.is_success, run.run_id, errors)
+    return RunOutcome(tenant, night, finished.is_success, run.run_id, step_errors(ends))
 
 
 def _report(outcome: RunOutcome) -> None:
@@ -462,7 +470,7 @@ def backfill(instance, args: argparse.Namespace) -> int:
     total = len(record.partition_names or [])
     print(f"backfill {record.backfill_id} of {tenant}: {total} nights (the UI's Backfills page)")
 
-    def run_night(name: str, tags: dict[str, str]) -> bool:
+    def run_night(name: str, tags: dict[str, str]) -> None:
         outcome = run_tenant_night(
             instance,
             tenant,
@@ -473,7 +481,6 @@ def backfill(instance, args: argparse.Namespace) -> int:
             progress=print,
         )
         _report(outcome)
-        return outcome.success
 
     def on_run(run) -> None:
         """A run the daemon launched, once it ended, with its failed steps' one-line errors."""
@@ -481,11 +488,8 @@ def backfill(instance, args: argparse.Namespace) -> int:
 
         night = run.tags.get("dagster/partition", run.run_id)
         print(f"{night}: {run.status.value} (run {run.run_id})")
-        failed: dict[str, list[str]] = {}
-        for end in failed_steps(instance, run.run_id):
-            failed.setdefault(step_error(end.error), []).append(end.step)
-        for message, steps in failed.items():
-            print(f"  {', '.join(steps)}: {message}", file=sys.stderr)
+        for line in step_errors(failed_steps(instance, run.run_id)):
+            print(f"  {line}", file=sys.stderr)
 
     end = backfills.carry_out(instance, record, run_night, on_run)
     print(

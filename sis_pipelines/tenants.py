@@ -207,6 +207,10 @@ class Privacy(_Strict):
     contact_fields: Literal["keep", "drop", "hash"] = "keep"  # users' email, sms and phone
     hash_salt_env: str | None = None  # hash: a secret salt, so hashes cannot be looked up
 
+    def leaves_out(self, collection: str) -> bool:
+        """Whether the tenant's minimisation never fetches this collection."""
+        return collection == "demographics" and not self.demographics
+
     @model_validator(mode="after")
     def _salt(self) -> Privacy:
         if self.contact_fields == "hash" and not self.hash_salt_env:

@@ -263,6 +263,10 @@ class CsvRead(FetchResult):
         return sum(1 for r in self.rejects.reasons if r.startswith(f"{filename} "))
 
 
+# The prefix a bundle's reasons carry: ``<file>.csv line <n>: ``.
+PLACED = r"^[^:]*\.csv line \d+: "
+
+
 def read_collection(
     bundle: Bundle,
     collection: Collection,

@@ -144,6 +144,15 @@ def _string_lists(
     return pa.array(out, STRING_LIST)
 
 
+def _as_arrow(values: list[Any]) -> pa.Array | None:
+    """The values as Arrow reads them (JSON booleans, or text such as ``"true"``), or None
+    when they mix types: then they are read as text, value by value."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
 def _repaired(rejects: Rejects, record: dict, column: str, value: Any, reason: str) -> None:
     """An optional field that could not be read: emptied, recorded with the SIS's value."""
     where = f"{record['__file__']} line {record['__line__']}: " if "__line__" in record else ""
@@ -364,12 +373,7 @@ def normalise_page(
         if f.kind in (Kind.REFS, Kind.STRINGS):
             column = _string_lists(values, unread, why, f.column)
         else:
-            raw = None
-            if f.kind is Kind.BOOL:
-                try:
-                    raw = pa.array(values)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    raw = None
+            raw = _as_arrow(values) if f.kind is Kind.BOOL else None
             if raw is None:
                 raw = _strings(values, unread, why, f.column)
             converter = CONVERTERS.get(f.kind)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .csv_bundle import PLACED
 from .validate import ROOT
 
-LINE = r"^[^:]*\.csv line \d+: "  # where in a CSV bundle: not part of the reason
 VALUE = r"'[^']*'"
 
 
@@ -22,7 +22,7 @@ def grouped(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
         return pd.DataFrame({"reason": [], "records": [], "example": []})
     reasons = frame["reason"].astype(str)
     roots = reasons.str.extract(f"\\({ROOT}(.*)\\)$", expand=False)
-    general = reasons.str.replace(LINE, "", regex=True).str.replace(VALUE, "'…'", regex=True)
+    general = reasons.str.replace(PLACED, "", regex=True).str.replace(VALUE, "'…'", regex=True)
     group = ("needs a quarantined record: " + roots).where(roots.notna(), general)
     table = (
         pd.DataFrame({"group": group, "example": frame["sourcedId"].astype(str)})

@@ -119,7 +119,6 @@ def repair_enums(table: pa.Table, column: str, allowed: set[str], repairs: Repai
 
 
 def repair_optional_reference(
-    collection: Collection,
     table: pa.Table,
     column: str,
     target: str,
@@ -196,7 +195,7 @@ def repair(
             continue  # not checked tonight (the referenced collection is absent)
         ids = references[target]
         if (collection.name, column) in OPTIONAL_REFERENCES:
-            table = repair_optional_reference(collection, table, column, target, ids, repairs)
+            table = repair_optional_reference(table, column, target, ids, repairs)
         elif pa.types.is_list(table.schema.field(column).type):
             table = repair_reference_list(table, column, target, ids, repairs)
     return table

@@ -26,7 +26,15 @@ from ..storage import parquet_rows, read_frame, write_frame
 from ..tenants import Tenant
 from .client import FetchResult
 from .collections import Collection
-from .csv_bundle import FILE_NAMES, Bundle, BundleError, CsvRead, line_of, read_collection
+from .csv_bundle import (
+    FILE_NAMES,
+    PLACED,
+    Bundle,
+    BundleError,
+    CsvRead,
+    line_of,
+    read_collection,
+)
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
@@ -94,7 +102,7 @@ def take_snapshot(
     one refers to, tonight."""
     r = request
     name = r.collection.name
-    if name == "demographics" and not r.tenant.privacy.demographics:
+    if r.tenant.privacy.leaves_out(name):
         return _left_out(lake, r)
     snapshot_path = lake.snapshot(name, r.night, r.tenant_id)
     if snapshot_path.exists() and not r.force_refetch:
@@ -205,7 +213,7 @@ def take_snapshot(
 def _other_files(quarantine: pd.DataFrame, name: str) -> int:
     """Quarantined rows of a bundle's other files (a 1.2 bundle's roles.csv, userProfiles.csv)."""
     reasons = quarantine["reason"].astype(str)
-    placed = reasons.str.contains(r"^\S+\.csv line \d+: ", regex=True)
+    placed = reasons.str.contains(PLACED, regex=True)
     return int((placed & ~reasons.str.startswith(f"{FILE_NAMES[name]}.csv line ")).sum())
 
 

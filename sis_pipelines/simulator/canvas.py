@@ -278,6 +278,19 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(raw)
 
+        def _may_import(self) -> bool:
+            """Whether the token's user may import; Canvas's own refusal when not."""
+            if sim.may_import:
+                return True
+            self._send(
+                401,
+                {
+                    "status": "unauthorized",
+                    "errors": [{"message": "user not authorized to perform that action"}],
+                },
+            )
+            return False
+
         def _gate(self) -> bool:
             sim.requests.append((self.command, self.path))
             if sim.throttle_next > 0:
@@ -317,14 +330,7 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             if parts[:3] != ["api", "v1", "accounts"] or parts[4:] != ["sis_imports"]:
                 self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
                 return
-            if not sim.may_import:
-                self._send(
-                    401,
-                    {
-                        "status": "unauthorized",
-                        "errors": [{"message": "user not authorized to perform that action"}],
-                    },
-                )
+            if not self._may_import():
                 return
             params = {k: v[0] for k, v in parse_qs(split.query).items()}
             try:
@@ -399,16 +405,8 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             if parts[:3] == ["api", "v1", "accounts"] and parts[4:] == ["sis_imports"]:
-                if not sim.may_import:
-                    self._send(
-                        401,
-                        {
-                            "status": "unauthorized",
-                            "errors": [{"message": "user not authorized to perform that action"}],
-                        },
-                    )
-                    return
-                self._send(200, {"sis_imports": sim.imports[-1:]})
+                if self._may_import():
+                    self._send(200, {"sis_imports": sim.imports[-1:]})
                 return
             self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
 
