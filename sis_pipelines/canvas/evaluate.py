@@ -58,19 +58,11 @@ def evaluate_night(
     if "enrollments" in in_canvas:
         in_canvas["enrollments"] = _with_term_end(in_canvas)
     delta = compute_delta(in_canvas, current, tenant.canvas, night)
-    changes = delta.changes
-    write_frame(changes, lake.evaluation(night, tenant_id))
-    table = _summary(changes, current, in_canvas)
-    report = _markdown(tenant_id, night, table, changes)
+    changes, changes_file = delta.changes, lake.evaluation(night, tenant_id)
+    write_frame(changes, changes_file)
+    report = _markdown(tenant_id, night, _summary(changes, current, in_canvas), changes)
     atomic_write_bytes(report.encode(), lake.evaluation_report(night, tenant_id))
-    figures: Figures = {
-        "evaluation": Markdown(report),
-        "changes_file": lake.evaluation(night, tenant_id),
-    }
-    for row in table.itertuples():
-        figures[f"{row.file}_to_create"] = int(row.to_create)
-        figures[f"{row.file}_absent_from_sis"] = int(row.absent_from_sis)
-    return figures
+    return {"evaluation": Markdown(report), "changes_file": changes_file}
 
 
 def _with_term_end(held: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -25,13 +25,15 @@ def check_connections_op(
     tenants: TenantsResource,
     lake: DataLake,
 ) -> dg.Output[None]:
-    every = tenants.load().tenants
-    chosen = [config.tenant] if config.tenant else sorted(every)
+    # The file is read once (a tenant named in the config and not in it fails in one line).
+    chosen = (
+        {config.tenant: tenants.tenant(config.tenant)} if config.tenant else tenants.load().tenants
+    )
     services, night = Services(lake.lake()), latest_complete_night()
     lines = [
         line
-        for tenant_id in chosen
-        for line in check_tenant(services, tenant_id, tenants.tenant(tenant_id), night)
+        for tenant_id, tenant in sorted(chosen.items())
+        for line in check_tenant(services, tenant_id, tenant, night)
     ]
     rows = [
         f"| {line.tenant} | {line.what} | {'OK' if line.ok else 'FAIL'} | "

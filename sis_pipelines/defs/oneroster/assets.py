@@ -92,8 +92,8 @@ def _description(collection: Collection, refs: list[str]) -> str:
 
 
 def _as_fetched(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
-    """When the night's stored snapshot is reused, the figures of the run that fetched it
-    (pages, requests, retries, fetch time…), so a re-run does not hide them."""
+    """The figures of the run that fetched the night's stored snapshot (pages, requests,
+    retries, fetch time…), so a re-run that reuses it does not hide them."""
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=20
     ).records
@@ -159,7 +159,10 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         observe(context, step, figures, checks)
         yield dg.Output(
             snapshot.frame,
-            metadata={**_as_fetched(context, key), **metadata(figures)},
+            metadata={
+                **(_as_fetched(context, key) if figures.get("origin") == STORED else {}),
+                **metadata(figures),
+            },
         )
         yield from checks
 
