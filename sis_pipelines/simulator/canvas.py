@@ -14,13 +14,15 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from ..canvas.files import FILES
 from ..canvas.package import CanvasCsvError, check_zip, read_zip
-from .canvas_gradebook import GRADEBOOK_SHARE, course_gradebook, uses_gradebook
+from . import canvas_gradebook_api as gradebook_api
+from .canvas_edits import TeacherEdits, stamp
+from .canvas_gradebook import GRADEBOOK_SHARE, canvas_id, course_gradebook, uses_gradebook
 
 PROGRESSION = ("created", "importing")
 
@@ -42,15 +44,33 @@ class CanvasSimulator:
         # The moment the gradebooks show; None: now. The pipeline sets it to the night it runs.
         self.clock: datetime | None = None
         self.gradebook_share = GRADEBOOK_SHARE
-        self._gradebooks: dict[tuple[str, datetime], dict[str, list[dict[str, Any]]]] = {}
+        # False: courses hold only what teachers create through the API (tests).
+        self.generated_gradebooks = True
+        # Teachers' edits, shared with other processes serving this tenant's Canvas.
+        self.edits = TeacherEdits(
+            state_file.with_suffix(".edits.jsonl") if state_file is not None else None
+        )
+        # When the next teacher's edit happens; None: now (a demo places edits in a night).
+        self.edit_clock: datetime | None = None
+        self._gradebooks: dict[tuple[str, datetime, int], dict[str, list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
-        if state_file is not None and state_file.exists():
-            saved = json.loads(state_file.read_text())
-            self.state.update(saved["state"])
-            self.imports = saved["imports"]
-            self.diff_baselines = saved.get("diff_baselines", {})
+        self._loaded = -1.0
+        self._load()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._httpd.daemon_threads = True
+
+    def _load(self) -> None:
+        """The SIS data as the state file holds it (another process may have imported)."""
+        if self.state_file is None or not self.state_file.exists():
+            return
+        mtime = self.state_file.stat().st_mtime
+        if mtime == self._loaded:
+            return
+        saved = json.loads(self.state_file.read_text())
+        self.state.update(saved["state"])
+        self.imports = saved["imports"]
+        self.diff_baselines = saved.get("diff_baselines", {})
+        self._loaded = mtime
 
     @property
     def base_url(self) -> str:
@@ -89,6 +109,7 @@ class CanvasSimulator:
             )
         )
         tmp.replace(self.state_file)
+        self._loaded = self.state_file.stat().st_mtime
 
     # ------------------------------------------------------------ imports
 
@@ -203,19 +224,23 @@ class CanvasSimulator:
     def gradebook(self, course_id: str) -> dict[str, list[dict[str, Any]]] | None:
         """The gradebook of a course Canvas holds, as it stands at the clock."""
         clock = self.clock or datetime.now(UTC)
+        edits = self.edits.for_course(course_id)
         with self._lock:
+            if self.clock is None:
+                self._load()  # a standalone Canvas follows the pipeline's imports
             course = self.state["courses"].get(course_id)
             if course is None or course.get("status") == "deleted":
                 return None
-            cached = self._gradebooks.get((course_id, clock))
+            cached = self._gradebooks.get((course_id, clock, len(edits)))
             if cached is not None:
                 return cached
-            if not uses_gradebook(course_id, self.gradebook_share):
+            if not edits and not uses_gradebook(course_id, self.gradebook_share):
                 book: dict[str, list[dict[str, Any]]] = {
                     "assignment_groups": [],
                     "assignments": [],
                     "submissions": [],
                     "enrollments": [],
+                    "events": [],
                 }
             else:
                 students = {
@@ -232,28 +257,46 @@ class CanvasSimulator:
                     term.get("start_date"),
                     term.get("end_date"),
                     clock,
+                    edits,
+                    generated=self.generated_gradebooks
+                    and uses_gradebook(course_id, self.gradebook_share),
                 )
-            self._gradebooks[(course_id, clock)] = book
+            self._gradebooks[(course_id, clock, len(edits))] = book
             return book
 
+    def teacher_edit(self, course_id: str, op: str, **fields: Any) -> dict[str, Any]:
+        """Record what a teacher did in a course, at the edit clock (or now)."""
+        at = stamp(self.edit_clock or datetime.now(UTC))
+        return self.edits.record({"at": at, "course": course_id, "op": op, **fields})
 
-def _page(
-    url: str, items: list[dict[str, Any]], query: dict[str, list[str]]
-) -> tuple[list[dict[str, Any]], str]:
-    """Canvas pagination: ``per_page`` (at most 100) and ``page``, with a Link header."""
-    per_page = min(100, max(1, int((query.get("per_page") or ["10"])[0])))
-    page = max(1, int((query.get("page") or ["1"])[0]))
-    chunk = items[(page - 1) * per_page : page * per_page]
+    def student_of(self, course_id: str, user_ref: str) -> str | None:
+        """The SIS user id of a course's student, from ``sis_user_id:X`` or a Canvas user id."""
+        with self._lock:
+            students = {
+                row["user_id"]
+                for row in self.state["enrollments"].values()
+                if row.get("course_id") == course_id and row.get("role") == "student"
+            }
+        if user_ref.startswith("sis_user_id:"):
+            found = user_ref.removeprefix("sis_user_id:")
+            return found if found in students else None
+        return next((s for s in students if str(canvas_id("user", s)) == user_ref), None)
 
-    def link(n: int, rel: str) -> str:
-        params = {k: v for k, v in query.items() if k not in ("page", "per_page")}
-        params |= {"page": [str(n)], "per_page": [str(per_page)]}
-        return f'<{url}?{urlencode(params, doseq=True)}>; rel="{rel}"'
 
-    links = [link(page, "current"), link(1, "first")]
-    if page * per_page < len(items):
-        links.append(link(page + 1, "next"))
-    return chunk, ",".join(links)
+def _flatten(body: Any, prefix: str = "") -> dict[str, str]:
+    """``{"submission": {"posted_grade": 9}}`` as the form field ``submission[posted_grade]``."""
+    if not isinstance(body, dict):
+        return {
+            prefix: ""
+            if body is None
+            else str(body).lower()
+            if isinstance(body, bool)
+            else str(body)
+        }
+    out: dict[str, str] = {}
+    for key, value in body.items():
+        out |= _flatten(value, f"{prefix}[{key}]" if prefix else str(key))
+    return out
 
 
 def _public(sis_import: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +318,9 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(raw)))
             if link:
                 self.send_header("Link", link)
+            # Canvas's throttling headers: the leaky bucket's room for this token.
+            self.send_header("X-Request-Cost", "0.05")
+            self.send_header("X-Rate-Limit-Remaining", "700.0" if status != 403 else "0.0")
             self.end_headers()
             self.wfile.write(raw)
 
@@ -303,11 +349,14 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             return True
 
         def do_POST(self) -> None:
+            split = urlsplit(self.path)
+            parts = split.path.strip("/").split("/")
+            if parts[:3] == ["api", "v1", "courses"]:
+                self._edit("POST")
+                return
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if not self._gate():
                 return
-            split = urlsplit(self.path)
-            parts = split.path.strip("/").split("/")
             if parts[:3] == ["api", "v1", "accounts"] and parts[4:] == [
                 "reports",
                 "sis_export_csv",
@@ -338,42 +387,40 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             except CanvasCsvError as exc:
                 self._send(400, {"errors": [{"message": str(exc)}]})
 
-        def _gradebook(self, parts: list[str], query: dict[str, list[str]]) -> bool:
-            if parts[:3] != ["api", "v1", "courses"] or len(parts) < 5:
-                return False
-            ref = unquote(parts[3])
-            if not ref.startswith("sis_course_id:"):
-                return False
-            book = sim.gradebook(ref.removeprefix("sis_course_id:"))
-            if book is None:
-                return False
-            rest = "/".join(parts[4:])
-            if rest == "assignment_groups":
-                items = book["assignment_groups"]
-            elif rest == "assignments":
-                items = book["assignments"]
-            elif rest == "students/submissions":
-                since = (query.get("graded_since") or [None])[0]
-                items = [
-                    {k: v for k, v in s.items() if not k.startswith("_")}
-                    for s in book["submissions"]
-                    if since is None or (s["graded_at"] is not None and s["graded_at"] >= since)
-                ]
-            elif rest == "enrollments":
-                items = book["enrollments"]
-            else:
-                return False
-            host = self.headers.get("Host", "127.0.0.1")
-            chunk, link = _page(f"http://{host}/{'/'.join(parts)}", items, query)
-            self._send(200, chunk, link)
-            return True
+        def _form(self, raw: bytes) -> dict[str, str]:
+            """Canvas takes form fields (``submission[posted_grade]``) or the same as JSON."""
+            if "json" in (self.headers.get("Content-Type") or ""):
+                try:
+                    return _flatten(orjson.loads(raw or b"{}"))
+                except orjson.JSONDecodeError:
+                    return {}
+            return {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+
+        def _edit(self, method: str) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not self._gate():
+                return
+            parts = urlsplit(self.path).path.strip("/").split("/")
+            answer = gradebook_api.write(sim, method, parts, self._form(raw))
+            self._send(*(answer or gradebook_api.NOT_FOUND))
+
+        def do_PUT(self) -> None:
+            self._edit("PUT")
+
+        def do_DELETE(self) -> None:
+            self._edit("DELETE")
 
         def do_GET(self) -> None:
             if not self._gate():
                 return
             split = urlsplit(self.path)
             parts = split.path.strip("/").split("/")
-            if self._gradebook(parts, parse_qs(split.query)):
+            host = self.headers.get("Host", "127.0.0.1")
+            answer = gradebook_api.read(
+                sim, parts, parse_qs(split.query), f"http://{host}/{'/'.join(parts)}"
+            )
+            if answer is not None:
+                self._send(*answer)
                 return
             if (
                 parts[:3] == ["api", "v1", "accounts"]

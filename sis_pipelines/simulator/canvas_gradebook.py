@@ -197,47 +197,287 @@ def course_gradebook(
     term_start: str | None,
     term_end: str | None,
     clock: datetime,
+    edits: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    generated: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``students``: sis_user_id -> sis_section_id of the course's active student enrollments."""
-    work = assignments(course_id, term_start, term_end, clock)
+    """``students``: sis_user_id -> sis_section_id of the course's active student enrollments;
+    ``edits``: what teachers did through the API (see ``canvas_edits``), applied up to ``clock``."""
+    groups = assignment_groups(course_id)
+    work = assignments(course_id, term_start, term_end, clock) if generated else []
     submissions = []
-    totals: dict[str, list[float]] = {s: [0.0, 0.0] for s in students}
     for assignment in work:
         for student in students:
             sub = submission(assignment, student, clock)
-            if sub is None:
+            if sub is not None:
+                submissions.append(sub | {"_sis_user_id": student})
+    book = {"assignment_groups": groups, "assignments": work, "submissions": submissions}
+    applied = [e for e in edits if e["at"] <= _iso(clock)]
+    events = grade_change_events(book, course_id, applied)
+    weighted = apply_edits(book, course_id, students, applied)
+    book["events"] = events
+    scores = course_scores(book, students, weighted)
+    book["enrollments"] = [
+        {
+            "id": canvas_id("enrollment", f"{course_id}|{student}"),
+            "course_id": canvas_id("course", course_id),
+            "user_id": canvas_id("user", student),
+            "sis_user_id": student,
+            "sis_course_id": course_id,
+            "sis_section_id": section,
+            "course_section_id": canvas_id("section", section),
+            "type": "StudentEnrollment",
+            "role": "StudentEnrollment",
+            "enrollment_state": "active",
+            "grades": {
+                "current_score": scores[student][0],
+                "final_score": scores[student][1],
+                "current_grade": None,
+                "final_grade": None,
+            },
+        }
+        for student, section in students.items()
+    ]
+    return book
+
+
+def apply_edits(
+    book: dict[str, list[dict[str, Any]]],
+    course_id: str,
+    students: dict[str, str],
+    edits: list[dict[str, Any]],
+) -> bool:
+    """Teachers' edits in order: assignments created, changed, unpublished or deleted, grades
+    entered, cleared or excused, group weights. Whether the course weights its groups."""
+    weighted = False
+    by_id = {a["id"]: a for a in book["assignments"]}
+    subs = {(s["assignment_id"], s["_sis_user_id"]): s for s in book["submissions"]}
+    groups = {g["id"]: g for g in book["assignment_groups"]}
+    for edit in edits:
+        op = edit["op"]
+        if op == "assignment":
+            aid = edit["assignment_id"]
+            current = by_id.get(aid) or new_assignment(course_id, aid, edit["at"])
+            current.update(edit["fields"])
+            current["updated_at"] = edit["at"]
+            current["published"] = current.get("workflow_state", "published") == "published"
+            by_id[aid] = current
+        elif op == "grade":
+            key = (edit["assignment_id"], edit["student"])
+            if edit["assignment_id"] not in by_id or edit["student"] not in students:
                 continue
-            submissions.append(sub | {"_sis_user_id": student})
-            if sub["score"] is not None:
-                totals[student][0] += sub["score"]
-                totals[student][1] += assignment["points_possible"]
-    enrollments = []
-    for student, section in students.items():
-        got, possible = totals[student]
-        current = round(100 * got / possible, 2) if possible else None
-        enrollments.append(
-            {
-                "id": canvas_id("enrollment", f"{course_id}|{student}"),
-                "course_id": canvas_id("course", course_id),
-                "user_id": canvas_id("user", student),
-                "sis_user_id": student,
-                "sis_course_id": course_id,
-                "sis_section_id": section,
-                "course_section_id": canvas_id("section", section),
-                "type": "StudentEnrollment",
-                "role": "StudentEnrollment",
-                "enrollment_state": "active",
-                "grades": {
-                    "current_score": current,
-                    "final_score": round(100 * got / possible, 2) if possible else 0.0,
-                    "current_grade": None,
-                    "final_grade": None,
-                },
-            }
-        )
+            subs[key] = graded(subs.get(key), edit, students)
+        elif op == "group" and edit["group_id"] in groups:
+            groups[edit["group_id"]]["group_weight"] = edit["group_weight"]
+        elif op == "course":
+            weighted = bool(edit["apply_assignment_group_weights"])
+    live = {aid: a for aid, a in by_id.items() if a.get("workflow_state") != "deleted"}
+    book["assignments"] = sorted(live.values(), key=lambda a: a["id"])
+    book["submissions"] = [s for (aid, _), s in sorted(subs.items()) if aid in live]
+    return weighted
+
+
+def new_assignment(course_id: str, assignment_id: int, at: str) -> dict[str, Any]:
+    """An assignment a teacher creates through the API, before its own fields are applied."""
     return {
-        "assignment_groups": assignment_groups(course_id),
-        "assignments": work,
-        "submissions": submissions,
-        "enrollments": enrollments,
+        "id": assignment_id,
+        "course_id": canvas_id("course", course_id),
+        "name": f"Assignment {assignment_id}",
+        "description": None,
+        "points_possible": 10.0,
+        "due_at": None,
+        "unlock_at": None,
+        "created_at": at,
+        "updated_at": at,
+        "assignment_group_id": assignment_groups(course_id)[0]["id"],
+        "grading_type": "points",
+        "submission_types": ["online_upload"],
+        "published": True,
+        "workflow_state": "published",
+        "omit_from_final_grade": False,
+        "hide_in_gradebook": False,
+        "post_to_sis": True,
+        "is_quiz_assignment": False,
+        "sis_assignment_id": None,
+        "integration_id": None,
+    }
+
+
+def graded(
+    before: dict[str, Any] | None, edit: dict[str, Any], students: dict[str, str]
+) -> dict[str, Any]:
+    """A submission after a teacher's grading edit: a score, a cleared grade (score None),
+    excused, or a missing/late mark."""
+    student = edit["student"]
+    sub = (
+        dict(before)
+        if before
+        else {
+            "assignment_id": edit["assignment_id"],
+            "user_id": canvas_id("user", student),
+            "id": canvas_id("submission", f"{edit['assignment_id']}|{student}"),
+            "attempt": None,
+            "late": False,
+            "missing": False,
+            "excused": False,
+            "late_policy_status": None,
+            "grade_matches_current_submission": True,
+            "submitted_at": None,
+            "submission_comments": [],
+            "_sis_user_id": student,
+        }
+    )
+    if "score" in edit:
+        score = edit["score"]
+        sub |= {
+            "score": score,
+            "grade": None if score is None else f"{score:g}",
+            "entered_score": score,
+            "excused": False,
+            "workflow_state": "graded"
+            if score is not None
+            else ("submitted" if sub.get("submitted_at") else "unsubmitted"),
+            "graded_at": edit["at"] if score is not None else sub.get("graded_at"),
+            "posted_at": edit["at"] if score is not None else None,
+            "grader_id": edit.get("grader_id"),
+        }
+    if edit.get("excused") is not None:
+        excused = bool(edit["excused"])
+        sub |= {"excused": excused, "grader_id": edit.get("grader_id")}
+        if excused:
+            sub |= {
+                "score": None,
+                "grade": None,
+                "workflow_state": "graded",
+                "graded_at": edit["at"],
+            }
+    for mark in ("missing", "late"):
+        if edit.get(mark) is not None:
+            sub[mark] = bool(edit[mark])
+            sub["late_policy_status"] = mark if edit[mark] else None
+    return sub
+
+
+def counts(assignment: dict[str, Any]) -> bool:
+    return (
+        assignment.get("published", True)
+        and not assignment.get("omit_from_final_grade")
+        and (assignment.get("points_possible") or 0) > 0
+    )
+
+
+def course_scores(
+    book: dict[str, list[dict[str, Any]]], students: dict[str, str], weighted: bool
+) -> dict[str, tuple[float | None, float]]:
+    """Canvas's current score (graded work only) and final score (ungraded as zero), per
+    student: by assignment group weights when the course applies them."""
+    work = {a["id"]: a for a in book["assignments"] if counts(a)}
+    weights = {g["id"]: g.get("group_weight") or 0.0 for g in book["assignment_groups"]}
+    by_student: dict[str, dict[Any, list[float]]] = {s: {} for s in students}
+    for sub in book["submissions"]:
+        a = work.get(sub["assignment_id"])
+        if a is None or sub.get("excused") or sub["_sis_user_id"] not in by_student:
+            continue
+        cell = by_student[sub["_sis_user_id"]].setdefault(a["assignment_group_id"], [0.0, 0.0])
+        if sub.get("score") is not None:
+            cell[0] += sub["score"]
+            cell[1] += a["points_possible"]
+    possible_all: dict[Any, float] = {}
+    for a in work.values():
+        possible_all[a["assignment_group_id"]] = (
+            possible_all.get(a["assignment_group_id"], 0.0) + a["points_possible"]
+        )
+    out: dict[str, tuple[float | None, float]] = {}
+    for student, cells in by_student.items():
+        current = _combine(
+            {g: (got, possible) for g, (got, possible) in cells.items()}, weights, weighted
+        )
+        final = _combine(
+            {g: (cells.get(g, [0.0, 0.0])[0], p) for g, p in possible_all.items()},
+            weights,
+            weighted,
+        )
+        out[student] = (current, final if final is not None else 0.0)
+    return out
+
+
+def _combine(
+    cells: dict[Any, tuple[float, float]], weights: dict[Any, float], weighted: bool
+) -> float | None:
+    cells = {g: c for g, c in cells.items() if c[1] > 0}
+    if not cells:
+        return None
+    if not weighted:
+        return round(100 * sum(c[0] for c in cells.values()) / sum(c[1] for c in cells.values()), 2)
+    total = sum(weights.get(g, 0.0) for g in cells)
+    if total <= 0:
+        return None
+    return round(sum(weights.get(g, 0.0) * c[0] / c[1] for g, c in cells.items()) * 100 / total, 2)
+
+
+def grade_change_events(
+    book: dict[str, list[dict[str, Any]]], course_id: str, edits: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The course's Grade Change Log, oldest first: a grading event per graded submission of
+    the generated gradebook (before the edits), and one per teacher's grading edit."""
+    events = []
+    course_num = canvas_id("course", course_id)
+    for sub in book["submissions"]:
+        if sub.get("graded_at") and sub.get("score") is not None:
+            events.append(
+                _event(
+                    course_num,
+                    sub["assignment_id"],
+                    sub["user_id"],
+                    sub["graded_at"],
+                    None,
+                    sub["grade"],
+                    False,
+                )
+            )
+    for edit in edits:
+        if edit["op"] == "grade" and ("score" in edit or edit.get("excused") is not None):
+            score = edit.get("score")
+            events.append(
+                _event(
+                    course_num,
+                    edit["assignment_id"],
+                    canvas_id("user", edit["student"]),
+                    edit["at"],
+                    edit.get("grade_before"),
+                    None if score is None else f"{score:g}",
+                    bool(edit.get("excused")),
+                    edit.get("grader_id"),
+                )
+            )
+    return sorted(events, key=lambda e: (e["created_at"], e["id"]))
+
+
+def _event(
+    course: int,
+    assignment: int,
+    student: int,
+    at: str,
+    before: str | None,
+    after: str | None,
+    excused: bool,
+    grader: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": str(stable("event", assignment, student, at)),
+        "created_at": at,
+        "event_type": "grade_change",
+        "excused_before": False,
+        "excused_after": excused,
+        "grade_before": before,
+        "grade_after": after,
+        "graded_anonymously": False,
+        "version_number": 1,
+        "request_id": str(stable("request", assignment, student, at)),
+        "links": {
+            "assignment": assignment,
+            "course": course,
+            "student": student,
+            "grader": grader,
+            "page_view": None,
+        },
     }
