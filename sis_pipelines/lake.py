@@ -178,10 +178,18 @@ class Lake:
         path = self.gpb_ledger_file(tenant)
         if not path.exists():
             return empty
-        return read_frame(path).astype(dict(empty.dtypes.items()))
+        frame = read_frame(path)
+        # A ledger written by an earlier release lacks later columns: empty, filled by its reader.
+        for column in empty.columns.difference(frame.columns):
+            frame[column] = pd.NA
+        return frame[list(empty.columns)].astype(dict(empty.dtypes.items()))
 
     def write_gpb_ledger(self, tenant: str, ledger: pd.DataFrame) -> None:
         write_frame(ledger, self.gpb_ledger_file(tenant))
+
+    def gpb_sync(self, tenant: str, stamp: str, name: str, suffix: str = ".parquet") -> UPath:
+        """What an intraday grade sync sent (``requests.jsonl``) and how it went."""
+        return self._tenant_file("gpb/syncs", tenant, "") / stamp / f"{name}{suffix}"
 
     def simulator_state(self, service: str) -> Path:
         """A local folder where the bundled simulators keep their state across runs."""

@@ -180,6 +180,18 @@ class Gpb(_Strict):
     # "overwrite" sends ours anyway (and reports it).
     on_sis_change: Literal["keep_sis", "overwrite"] = "keep_sis"
     max_concurrency: int = Field(2, ge=1, le=16)
+    # How a lineItem or result of ours that Canvas no longer implies leaves the SIS: "delete"
+    # (DELETE), or "tobedeleted" (the record PUT back with status tobedeleted) for SIS and
+    # configurations that take only PUT. Default: see ``removal_method``.
+    removal: Literal["delete", "tobedeleted"] | None = None
+    # The removal guard: a pass that would remove more than this share of our lineItems or
+    # results in the courses it read (and more than removal_guard_floor of them) stops with a
+    # blocking check; --allow-mass-removal lets one run through.
+    max_removal_share: float = Field(0.10, ge=0, le=1)
+    removal_guard_floor: int = Field(10, ge=0)
+    # Intraday grade sync: how often (seconds) the tenant's grade_sync sensor reads Canvas's
+    # Grade Change Log and sends what changed; 0 turns it off.
+    sync_interval_s: int = Field(300, ge=0)
     # Infinite Campus: gradebook calls carry x-vendor-authorization: <key>:<secret>.
     vendor_key_env: str | None = None
     vendor_secret_env: str | None = None
@@ -191,6 +203,20 @@ class Gpb(_Strict):
         if self.base_url is not None and not self.base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must be an http(s) URL")
         return self
+
+
+# SIS whose gradebook takes no DELETE: a removal is a PUT with status tobedeleted.
+PUT_ONLY_VENDORS = frozenset({"focus", "progressbook"})
+
+
+def removal_method(tenant: Tenant) -> str:
+    """The tenant's choice, or: PUT tobedeleted for the Modified configuration (its SIS
+    takes PUT) and for vendors without DELETE, DELETE otherwise."""
+    if tenant.gpb.removal is not None:
+        return tenant.gpb.removal
+    if tenant.gpb.endpoints == "modified" or tenant.vendor in PUT_ONLY_VENDORS:
+        return "tobedeleted"
+    return "delete"
 
 
 class Validation(_Strict):

@@ -60,7 +60,10 @@ def test_two_nights_then_the_same_night_sends_nothing(workspace):
     meta = latest_meta(instance, "gpb/push")
     assert meta["sent"] == 0 and meta["failed"] == 0 and meta["unchanged"] > 0
     gradebook = latest_meta(instance, "gpb/canvas_gradebook")
-    assert gradebook["graded_since"] == f"{night1}T23:59:59Z"
+    assert gradebook["read_as_at"].startswith(str(night2)) or gradebook["read_as_at"] > str(night2)
+    assert gradebook["courses_read"] == gradebook["courses"] - gradebook["courses_not_in_canvas"]
+    payloads = latest_meta(instance, "gpb/payloads")
+    assert payloads["removal_guard"] == "passed" and payloads["lineItem_removals"] == 0
     # An older night, once a newer one went, is computed but not pushed.
     before = (data / "gpb" / "outcomes" / str(night1) / "gpb-a.parquet").stat().st_mtime_ns
     assert run_tenant_night(instance, "gpb-a", night1).success

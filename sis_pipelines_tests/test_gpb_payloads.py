@@ -291,26 +291,24 @@ def test_one_point_two_bodies_satisfy_the_official_schema_strictly():
     }
 
 
-def test_incremental_snapshot_sends_only_what_moved():
-    full = canvas_book(NIGHT)
-    later = canvas_book(date(2026, 11, 28), graded_since="2026-11-21T23:59:59Z")
+def test_a_course_grade_goes_for_every_student_canvas_scores():
+    """Whatever moved the score (a grade, a re-weighting, an excused assignment), the course
+    grade result follows Canvas's current score; unchanged ones are left to the ledger's hash."""
+    book = canvas_book(date(2026, 11, 28))
     t = tenant(default_category="Homework")
-    nightly = build(
-        later, CLASSES, SESSIONS, SisState(categories=GLOBAL), {}, settings(t), date(2026, 11, 28)
+    payloads = build(
+        book, CLASSES, SESSIONS, SisState(categories=GLOBAL), {}, settings(t), date(2026, 11, 28)
     )
-    first = build(full, CLASSES, SESSIONS, SisState(categories=GLOBAL), {}, settings(t), NIGHT)
-    assert 0 < len(by_kind(nightly.requests, "result")) < len(by_kind(first.requests, "result"))
-    moved = {
-        r["body"]["result"]["student"]["sourcedId"]
-        for r in by_kind(nightly.requests, "result")
-        if r["key"].startswith("r:a:")
-    }
     graded = {
-        r["body"]["result"]["student"]["sourcedId"]
-        for r in by_kind(nightly.requests, "result")
+        r["body"]["result"]["student"]["sourcedId"]: r["body"]["result"]["score"]
+        for r in by_kind(payloads.requests, "result")
         if r["key"].startswith("r:cg:")
     }
-    assert graded == moved  # a course grade goes only for students whose grades moved
+    scored = book.students.dropna(subset=["current_score"])
+    expected = dict(
+        zip(scored["sis_user_id"].str.removeprefix("p-"), scored["current_score"], strict=True)
+    )
+    assert graded == expected and len(graded) == 5
 
 
 def _recording(name: str) -> list[dict]:

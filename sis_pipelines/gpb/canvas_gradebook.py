@@ -1,15 +1,17 @@
 """The Canvas gradebook of the courses we provisioned, read into columns.
 
-Per course: assignment groups, assignments, the students' enrollments (which carry the SIS
-user and section ids and the course grades) and the submissions graded since the last
-successful pass (Canvas's ``graded_since``), one course at a time: Canvas throttles per
-token and a sequential client is "unlikely to be throttled".
+Per course, whole: assignment groups, assignments, the students' enrollments (which carry the
+SIS user and section ids and the course grades) and every submission, one course at a time:
+Canvas throttles per token and a sequential client is "unlikely to be throttled". A whole read
+is what lets grade passback converge: a grade cleared, an assignment deleted or a course score
+moved by a re-weighting leaves no trace in ``graded_since``; it shows only as a difference
+between the whole gradebook and what we sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -65,6 +67,8 @@ class CanvasGradebook:
     submissions: pd.DataFrame
     students: pd.DataFrame
     missing_courses: list[str]
+    # The courses whose gradebook was read whole: what this pass may converge (and remove).
+    courses: list[str] = field(default_factory=list)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -161,12 +165,11 @@ def assemble(rows: Iterable[tuple[list[dict], list[dict], list[dict]]]) -> Canva
     )
 
 
-def read_gradebook(
-    canvas: CanvasClient, course_ids: Iterable[str], graded_since: str | None
-) -> CanvasGradebook:
+def read_gradebook(canvas: CanvasClient, course_ids: Iterable[str]) -> CanvasGradebook:
     """Every provisioned course's gradebook; a course Canvas does not know is listed, not fatal."""
     rows = []
     missing = []
+    read = []
     for course_id in course_ids:
         base = f"/api/v1/courses/{quote('sis_course_id:' + course_id, safe=':')}"
         try:
@@ -176,12 +179,11 @@ def read_gradebook(
                 missing.append(course_id)
                 continue
             raise
+        read.append(course_id)
         assignments = canvas.get_all(f"{base}/assignments") if groups else []
         if not assignments:
-            continue
+            continue  # nothing to pass back; what we sent before converges to nothing
         params: dict[str, Any] = {"student_ids[]": "all", "include[]": "submission_comments"}
-        if graded_since:
-            params["graded_since"] = graded_since
         submissions = canvas.get_all(f"{base}/students/submissions", params)
         enrollments = canvas.get_all(
             f"{base}/enrollments", {"type[]": "StudentEnrollment", "state[]": "active"}
@@ -189,4 +191,5 @@ def read_gradebook(
         rows.append(course_rows(course_id, groups, assignments, submissions, enrollments))
     book = assemble(rows)
     book.missing_courses = missing
+    book.courses = read
     return book

@@ -1,11 +1,13 @@
 """Grade passback, night by night: read the Canvas gradebook of the courses we provisioned,
-turn it into the night's OneRoster requests, and send them to the SIS gradebook.
+turn it into the night's OneRoster requests (what the gradebook implies, and the removals
+that make the SIS converge to it), and send them to the SIS gradebook.
 
 Each step reads and writes through the lake; the Dagster assets call them one each.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -14,13 +16,15 @@ import pandas as pd
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
+from ..nights import end_of_night, utc_stamp
 from ..storage import read_frame, write_frame
-from ..tenants import Tenant
-from .canvas_gradebook import read_gradebook
+from ..tenants import Tenant, removal_method
+from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .payloads import Payloads, Settings, SisState, build, students_by_class
 from .push import PushResult, push
+from .removals import RemovalPlan, complete_ledger, plan_removals
+from .sis import SisGradebook
 from .state import (
-    graded_since,
     load_gradebook,
     read_ledger,
     read_requests,
@@ -47,10 +51,8 @@ def passes_back(tenant: Tenant) -> bool:
     return tenant.gpb.endpoints != "off" and tenant.canvas is not None
 
 
-def read_canvas_gradebook(
-    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
-) -> Figures:
-    """The gradebook of every active course the night provisioned, graded since the last pass."""
+def provisioned_courses(lake: Lake, tenant_id: str, night: date | str) -> list[str]:
+    """The active Canvas courses the night provisioned (SIS course ids)."""
     courses_path = lake.canvas_file("courses", night, tenant_id)
     if not courses_path.exists():
         raise StoredStateError(
@@ -58,25 +60,122 @@ def read_canvas_gradebook(
         )
     courses = read_frame(courses_path)
     active = courses["status"].astype("string") == "active"
-    course_ids = sorted(courses.loc[active, "course_id"].astype(str))
-    since = graded_since(lake, tenant_id, night)
+    return sorted(courses.loc[active, "course_id"].astype(str))
+
+
+def read_canvas_gradebook(
+    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
+) -> Figures:
+    """The whole gradebook of every active course the night provisioned."""
+    course_ids = provisioned_courses(lake, tenant_id, night)
     until = services.canvas_now(tenant, night)
     with services.canvas(tenant_id, tenant, night) as canvas:
-        book = read_gradebook(canvas, course_ids, since)
+        book = read_gradebook(canvas, course_ids)
         requests, throttled = canvas.requests, canvas.throttled
-    window = store_gradebook(lake, tenant_id, night, book, since, until)
+    window = store_gradebook(lake, tenant_id, night, book, until)
     return {
-        "courses": len(course_ids),
+        **_book_figures(book, len(course_ids)),
+        "read_as_at": window["graded_until"],
+        "canvas_requests": requests,
+        "canvas_throttled": throttled,
+    }
+
+
+def _book_figures(book: CanvasGradebook, courses: int) -> Figures:
+    return {
+        "courses": courses,
+        "courses_read": len(book.courses),
         "courses_with_assignments": int(book.assignments["course_id"].nunique()),
         "courses_not_in_canvas": len(book.missing_courses),
         "assignments": len(book.assignments),
         "submissions": len(book.submissions),
         "students": len(book.students),
-        "graded_since": since or "beginning (first pass)",
-        "graded_until": window["graded_until"],
-        "canvas_requests": requests,
-        "canvas_throttled": throttled,
     }
+
+
+@dataclass
+class Plan:
+    """A pass's requests and the removal guard's verdict on its removals."""
+
+    payloads: Payloads
+    removals: RemovalPlan
+    guard_passed: bool
+    overridden: bool
+    sis_reads: int
+
+    def figures(self, tenant: Tenant) -> Figures:
+        payloads = self.payloads
+        return {
+            **_payload_counts(payloads),
+            **self.removals.figures(),
+            "removal": removal_method(tenant),
+            "removal_guard": "passed"
+            if self.guard_passed
+            else (
+                "over the limit, allowed on purpose"
+                if self.overridden
+                else "over the limit: removals held"
+            ),
+            "not_sent": len(payloads.report),
+            "endpoints": tenant.gpb.endpoints,
+            "sis_reads": self.sis_reads,
+            **_not_sent_why(payloads.report),
+        }
+
+
+def plan(
+    book: CanvasGradebook,
+    classes: pd.DataFrame,
+    academic_sessions: pd.DataFrame,
+    sis: SisGradebook,
+    ledger: pd.DataFrame,
+    tenant: Tenant,
+    night: date,
+    allow_mass_removal: bool = False,
+) -> Plan:
+    """What the gradebook implies for the SIS, from what it holds now: the requests that add
+    and update, and the removals of ours that it no longer implies (held back when the guard
+    stops them and the run does not allow it)."""
+    base = sis.client.base_url
+    settings = Settings.of(tenant, _rostering_base(tenant, base), base)
+    ledger = complete_ledger(ledger)
+    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
+    involved = students_by_class(book, settings.prefix)
+    involved = involved[involved["course_id"].isin(book.assignments["course_id"])]
+    ours = ledger[ledger["course"].isin(book.courses) | ledger["class"].isin(involved["class"])]
+    state = SisState(categories=sis.categories())
+    for class_id in sorted(set(involved["class"]) | set(ours["class"].dropna())):
+        state.line_items[class_id] = sis.class_line_items(class_id)
+        state.results[class_id] = sis.class_results(class_id)
+    payloads = build(book, classes, academic_sessions, state, known_ids, settings, night)
+    wanted = {r["key"] for r in payloads.requests}
+    removals = plan_removals(
+        ledger,
+        wanted,
+        book,
+        state,
+        settings.prefix,
+        removal_method(tenant),
+        utc_stamp(end_of_night(night)),
+    )
+    passed = not removals.over(tenant.gpb.max_removal_share, tenant.gpb.removal_guard_floor)
+    if passed or allow_mass_removal:
+        payloads.requests.extend(removals.requests)
+    else:
+        held = pd.DataFrame(
+            [
+                {
+                    "kind": r["kind"],
+                    "key": r["key"],
+                    "class": r["class"],
+                    "reason": f"removal held by the removal guard ({r['reason']})",
+                }
+                for r in removals.requests
+            ],
+            columns=["kind", "key", "class", "reason"],
+        ).astype("string")
+        payloads.report = pd.concat([payloads.report, held], ignore_index=True)
+    return Plan(payloads, removals, passed, not passed and allow_mass_removal, sis.reads)
 
 
 def compute_payloads(
@@ -87,37 +186,26 @@ def compute_payloads(
     night: date,
     classes: pd.DataFrame,
     academic_sessions: pd.DataFrame,
-) -> Figures:
+    allow_mass_removal: bool = False,
+) -> tuple[Figures, Plan]:
     """The night's requests file, from the gradebook snapshot and what the SIS holds now."""
     book = load_gradebook(lake, tenant_id, night)
     ledger = read_ledger(lake, tenant_id)
-    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     with services.gradebook(tenant_id, tenant, night) as sis:
-        base = sis.client.base_url
-        settings = Settings.of(tenant, _rostering_base(tenant, base), base)
-        involved = students_by_class(book, settings.prefix)
-        involved = involved[involved["course_id"].isin(book.assignments["course_id"])]
-        state = SisState(categories=sis.categories())
-        for class_id in sorted(involved["class"].unique()):
-            state.line_items[class_id] = sis.class_line_items(class_id)
-            state.results[class_id] = sis.class_results(class_id)
-        reads = sis.reads
-    payloads = build(book, classes, academic_sessions, state, known_ids, settings, night)
+        night_plan = plan(
+            book, classes, academic_sessions, sis, ledger, tenant, night, allow_mass_removal
+        )
     requests_file = lake.gpb_requests(night, tenant_id)
-    write_requests(payloads, requests_file)
-    write_frame(payloads.report, lake.gpb_report(night, tenant_id))
-    return {
-        **_payload_counts(payloads),
-        "not_sent": len(payloads.report),
-        "endpoints": tenant.gpb.endpoints,
-        "requests_file": requests_file,
-        "sis_reads": reads,
-        **_not_sent_why(payloads.report),
-    }
+    write_requests(night_plan.payloads, requests_file)
+    write_frame(night_plan.payloads.report, lake.gpb_report(night, tenant_id))
+    return {**night_plan.figures(tenant), "requests_file": requests_file}, night_plan
 
 
 def _payload_counts(payloads: Payloads) -> Figures:
-    counts = payloads.counts()
+    counts: dict[str, int] = {}
+    for r in payloads.requests:
+        if not r.get("removal"):
+            counts[r["kind"]] = counts.get(r["kind"], 0) + 1
     return {
         "requests": len(payloads.requests),
         **{f"{kind}_requests": counts.get(kind, 0) for kind in ("category", "lineItem", "result")},
@@ -204,7 +292,10 @@ def push_night(
 def _push_figures(result: PushResult, requests: int, tenant: Tenant, force: bool) -> Figures:
     figures: Figures = {
         "requests": requests,
-        **{status: result.count(status) for status in ("sent", "unchanged", "failed", "skipped")},
+        **{
+            status: result.count(status)
+            for status in ("sent", "unchanged", "removed", "gone", "failed", "skipped")
+        },
         "sis_changed_grades": len(result.conflicts),
         "on_sis_change": tenant.gpb.on_sis_change,
         "forced": force,

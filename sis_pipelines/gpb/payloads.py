@@ -9,7 +9,11 @@ results, in send order, following Instructure's Grade Sync Process.
   course. Standard: we choose the sourcedId, or reuse the SIS lineItem of the same class,
   title and due date. Modified: a new lineItem goes without a sourcedId and results name it
   by a placeholder ``{{lineItem:<key>}}`` that the push replaces with the SIS's answer.
-- Submissions become results; course grades become a lineItem per class (and grading period).
+- Submissions become results; course grades become a lineItem per class (and grading period)
+  with a result for every student Canvas gives a current score, so any change of that score
+  (a re-weighting, an excused or dropped assignment) reaches the SIS.
+- Each request names the Canvas course it comes from (``course``): the ledger keeps it, and a
+  pass converges (removes) only within the courses it read (``removals``).
 - Bodies take the strict OneRoster 1.2 form (status, dateLastModified, full GUIDRefs, scoreDate
   as a date), which 1.1 providers accept too; 1.2 adds ``school``, ``class`` and the flags.
 """
@@ -363,7 +367,10 @@ class _Pass:
                 del record["description"]
             line_item_ids[key] = sis_id
             self.line_items.append(
-                (row["class"], _line_item_request(key, sis_id, record, row["class"]))
+                (
+                    row["class"],
+                    _line_item_request(key, sis_id, record, row["class"], row["course_id"]),
+                )
             )
         return line_item_ids
 
@@ -389,7 +396,12 @@ class _Pass:
             )
             self.results.setdefault(row["class"], []).append(
                 _result_request(
-                    f"r:{row['key']}:{row['student']}", row["key"], result_id, record, row["class"]
+                    f"r:{row['key']}:{row['student']}",
+                    row["key"],
+                    result_id,
+                    record,
+                    row["class"],
+                    row["course_id"],
                 )
             )
         return subs
@@ -397,11 +409,12 @@ class _Pass:
     def course_grades(
         self,
         students: pd.DataFrame,
-        subs: pd.DataFrame,
+        book: CanvasGradebook,
         roster: pd.DataFrame,
         sessions: pd.DataFrame,
     ) -> None:
-        """A course grade lineItem per class, and a result per student whose grades moved."""
+        """A course grade lineItem per class, and a result per student with a current score,
+        dated by the student's latest grading in the course."""
         s, ref, strict = self.s, self.ref, self.strict
         category = _global_category(self.sis.categories, s.course_grade_title) or self.default_id
         if category is None and strict:
@@ -413,8 +426,10 @@ class _Pass:
             )
             return
         spans = _session_spans(sessions)
-        moved = subs.groupby(["course_id", "user_id"], as_index=False)["graded_at"].max()
-        grades = students.merge(moved, on=["course_id", "user_id"], how="inner")
+        latest = book.submissions.groupby(["course_id", "user_id"], as_index=False)[
+            "graded_at"
+        ].max()
+        grades = students.merge(latest, on=["course_id", "user_id"], how="left")
         grades = grades[grades["current_score"].notna()]
         for class_id, group in grades.groupby("class", sort=True):
             info = roster[roster["class"] == class_id].iloc[0]
@@ -443,7 +458,10 @@ class _Pass:
                 record["school"] = ref("org", info["school"])
             if period:
                 record["gradingPeriod"] = ref("academicSession", period)
-            self.line_items.append((class_id, _line_item_request(key, sis_id, record, class_id)))
+            course_id = str(group["course_id"].iloc[0])
+            self.line_items.append(
+                (class_id, _line_item_request(key, sis_id, record, class_id, course_id))
+            )
             for row in group.sort_values("student").to_dict("records"):
                 self._course_grade_result(row, class_id, key, sis_id)
 
@@ -466,7 +484,9 @@ class _Pass:
             f"cnv-{key.replace(':', '-')}-{row['student']}"
         )
         self.results.setdefault(class_id, []).append(
-            _result_request(f"r:{key}:{row['student']}", key, result_id, result, class_id)
+            _result_request(
+                f"r:{key}:{row['student']}", key, result_id, result, class_id, row["course_id"]
+            )
         )
 
     def payloads(self) -> Payloads:
@@ -495,9 +515,9 @@ def build(
     students, roster = night_pass.students(book, classes)
     items = night_pass.assignment_items(book, students, sessions)
     line_item_ids = night_pass.assignment_line_items(items)
-    subs = night_pass.assignment_results(book, students, line_item_ids)
+    night_pass.assignment_results(book, students, line_item_ids)
     if s.course_grades:
-        night_pass.course_grades(students, subs, roster, sessions)
+        night_pass.course_grades(students, book, roster, sessions)
     return night_pass.payloads()
 
 
@@ -526,29 +546,26 @@ def _text(value: Any) -> str | None:
 
 
 def _line_item_request(
-    key: str, sis_id: str | None, record: dict[str, Any], class_id: str
+    key: str, sis_id: str | None, record: dict[str, Any], class_id: str, course_id: str
 ) -> dict[str, Any]:
+    meta = {"key": key, "kind": "lineItem", "class": class_id, "course": course_id}
     if sis_id is None:  # Modified: the SIS allocates the sourcedId
-        return {
-            "method": "PUT",
-            "path": "/lineItems",
-            "body": {"lineItem": record},
-            "key": key,
-            "kind": "lineItem",
-            "class": class_id,
-        }
+        return {"method": "PUT", "path": "/lineItems", "body": {"lineItem": record}, **meta}
     return {
         "method": "PUT",
         "path": f"/lineItems/{sis_id}",
         "body": {"lineItem": {"sourcedId": sis_id, **record}},
-        "key": key,
-        "kind": "lineItem",
-        "class": class_id,
+        **meta,
     }
 
 
 def _result_request(
-    key: str, line_item_key: str, result_id: str, record: dict[str, Any], class_id: str
+    key: str,
+    line_item_key: str,
+    result_id: str,
+    record: dict[str, Any],
+    class_id: str,
+    course_id: str,
 ) -> dict[str, Any]:
     return {
         "method": "PUT",
@@ -557,7 +574,9 @@ def _result_request(
         "key": key,
         "kind": "result",
         "class": class_id,
+        "course": course_id,
         "line_item_key": line_item_key,
+        "student": record["student"]["sourcedId"],
     }
 
 

@@ -1,6 +1,10 @@
 """Send a night's gradebook requests to the SIS: in order, bounded, idempotent, and never
 over a grade the SIS changed since we last sent it unless the tenant says so.
 
+Order: categories, lineItems, results, then the removals (results before their lineItems).
+A removal of a result the SIS changed since we sent it is not made under ``keep_sis``, nor
+of a lineItem that still holds such a result or one the SIS owns.
+
 The ledger remembers, per request key, the hash of the body last accepted by the SIS, the
 sourcedId the SIS knows it by, and the score and status we sent. A request whose hash is in
 the ledger is not sent again; a re-run after a partial failure sends only what failed or
@@ -20,28 +24,19 @@ import pandas as pd
 
 from ..oneroster.errors import OneRosterError
 from .payloads import PLACEHOLDER, body_hash
+from .removals import LEDGER_COLUMNS, complete_ledger, empty_ledger
 from .sis import SisGradebook
 
-LEDGER_COLUMNS = {
-    "key": "string",
-    "sis_id": "string",
-    "body_hash": "string",
-    "score": "Float64",
-    "score_status": "string",
-    "night": "string",
-}
+__all__ = ["LEDGER_COLUMNS", "PushResult", "empty_ledger", "push"]
 OUTCOME_COLUMNS = {
     "path": "string",
-    "status": "string",  # sent | unchanged | failed | skipped
+    # sent | unchanged | failed | skipped | removed | gone (already absent from the SIS)
+    "status": "string",
     "http_status": "Int64",
     "error": "string",
     "key": "string",
     "kind": "string",
 }
-
-
-def empty_ledger() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LEDGER_COLUMNS.items()})
 
 
 @dataclass
@@ -75,10 +70,12 @@ def push(
     on_progress: Callable[[str], None] | None = None,
     max_failure_streak: int = 10,
 ) -> PushResult:
+    ledger = complete_ledger(ledger)
     known = {
         r["key"]: r for r in ledger.astype(object).where(ledger.notna(), None).to_dict("records")
     }
     updates: dict[str, dict[str, Any]] = {}
+    removed: set[str] = set()
     outcomes: list[_Outcome] = []
     conflicts: list[dict[str, Any]] = []
     ids: dict[str, str] = {k: r["sis_id"] for k, r in known.items() if r.get("sis_id")}
@@ -129,6 +126,11 @@ def push(
             "score": record.get("score"),
             "score_status": record.get("scoreStatus"),
             "night": night,
+            "kind": request["kind"],
+            "class": request.get("class"),
+            "course": request.get("course"),
+            "line_item_key": request.get("line_item_key"),
+            "student": request.get("student"),
         }
         return _Outcome(request["path"], "sent", http_status, None, request["key"], request["kind"])
 
@@ -141,8 +143,10 @@ def push(
             outcomes.extend(pool.map(lambda pair: send(*pair), batch))
 
     phases = {"category": [], "lineItem": [], "result": []}  # type: dict[str, list[dict[str, Any]]]
+    removals = [r for r in requests if r.get("removal")]
     for request in requests:
-        phases[request["kind"]].append(request)
+        if not request.get("removal"):
+            phases[request["kind"]].append(request)
 
     for kind in ("category", "lineItem"):
         batch = []
@@ -206,7 +210,24 @@ def push(
         batch.append((request, digest))
     run(batch)
 
-    kept = ledger[~ledger["key"].isin(updates)].astype(LEDGER_COLUMNS)
+    if removals:
+        outcomes.extend(
+            _remove(
+                sis,
+                removals,
+                known,
+                on_sis_change,
+                removed,
+                conflicts,
+                lambda batch: _pooled(batch, max_concurrency),
+            )
+        )
+        if on_progress:
+            on_progress(f"removals: {len(removals)} tried")
+
+    kept = ledger[~ledger["key"].isin(updates) & ~ledger["key"].isin(removed)].astype(
+        LEDGER_COLUMNS
+    )
     fresh = pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)).astype(
         LEDGER_COLUMNS
     )
@@ -219,6 +240,112 @@ def push(
         OUTCOME_COLUMNS
     )
     return PushResult(frame, merged.sort_values("key", ignore_index=True), conflicts)
+
+
+def _pooled(calls: list[Callable[[], _Outcome]], max_concurrency: int) -> list[_Outcome]:
+    with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def _remove(
+    sis: SisGradebook,
+    removals: list[dict[str, Any]],
+    known: dict[str, dict[str, Any]],
+    on_sis_change: str,
+    removed: set[str],
+    conflicts: list[dict[str, Any]],
+    run: Callable[[list[Callable[[], _Outcome]]], list[_Outcome]],
+) -> list[_Outcome]:
+    """Results first, then lineItems; never a grade the SIS changed (``keep_sis``) nor a
+    lineItem that holds a result that is not ours as we sent it."""
+    current = _all_current_results(sis, {r["class"] for r in removals if r.get("class")})
+    ours = {e["sis_id"] for e in known.values() if e.get("kind") == "result"}
+    held_items: set[str] = set()
+    out: list[_Outcome] = []
+
+    def hold(request: dict[str, Any], why: str) -> None:
+        out.append(_Outcome(request["path"], "skipped", None, why, request["key"], request["kind"]))
+
+    def call(request: dict[str, Any]) -> Callable[[], _Outcome]:
+        def send() -> _Outcome:
+            if request["method"] != "FORGET":
+                try:
+                    if request["method"] == "DELETE":
+                        status = sis.delete(request["path"])
+                    else:
+                        status, _ = sis.put(request["path"], request["body"])
+                except OneRosterError as exc:
+                    return _Outcome(
+                        request["path"],
+                        "failed",
+                        exc.status,
+                        str(exc),
+                        request["key"],
+                        request["kind"],
+                    )
+            else:
+                status = None
+            removed.add(request["key"])
+            gone = request["method"] == "FORGET" or status == 404
+            return _Outcome(
+                request["path"],
+                "gone" if gone else "removed",
+                status,
+                None,
+                request["key"],
+                request["kind"],
+            )
+
+        return send
+
+    results, items = [], []
+    for request in removals:
+        if request["kind"] == "result":
+            entry = known.get(request["key"]) or {}
+            found = current.get(entry.get("sis_id"))
+            changed = _conflict(found, entry, {}) if found is not None else None
+            if changed is not None and on_sis_change != "overwrite":
+                conflicts.append({"key": request["key"], "path": request["path"], **changed})
+                held_items.add(request["line_item_key"])
+                hold(
+                    request,
+                    "not removed: the SIS changed this grade after our last push; kept the SIS's "
+                    "(gpb.on_sis_change: keep_sis)",
+                )
+                continue
+            results.append(call(request))
+        else:
+            items.append(request)
+    out += run(results)
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for r in current.values():
+        by_item.setdefault((r.get("lineItem") or {}).get("sourcedId"), []).append(r)
+    calls = []
+    for request in items:
+        sis_id = (known.get(request["key"]) or {}).get("sis_id")
+        foreign = [
+            r
+            for r in by_item.get(sis_id, [])
+            if r["sourcedId"] not in ours and r.get("score") is not None
+        ]
+        if request["key"] in held_items or (foreign and on_sis_change != "overwrite"):
+            hold(
+                request,
+                "not removed: the lineItem holds grades the SIS owns or changed; kept (gpb.on_sis_change: keep_sis)",
+            )
+            continue
+        calls.append(call(request))
+    return out + run(calls)
+
+
+def _all_current_results(sis: SisGradebook, classes: set[str]) -> dict[str, dict[str, Any]]:
+    """The SIS's active results of the classes, by sourcedId."""
+    return {
+        r["sourcedId"]: r
+        for class_id in sorted(classes)
+        for r in sis.class_results(class_id)
+        if r.get("status", "active") == "active"
+    }
 
 
 def _resolve(request: dict[str, Any], line_item_id: str) -> dict[str, Any]:

@@ -19,13 +19,15 @@ from ..oneroster.client import OneRosterClient, RetryPolicy
 from ..oneroster.errors import OneRosterError
 from ..oneroster.paging import total_count
 from ..oneroster.source import build_auth
-from ..tenants import Tenant, read_secret
+from ..tenants import Tenant, read_secret, removal_method
 
 SCOPES = ("gradebook.readonly", "gradebook.createput")
 
 
-def gradebook_scope(version: str) -> str:
-    return " ".join(SCOPE_PREFIX[version] + s for s in SCOPES)
+def gradebook_scope(version: str, deletes: bool = False) -> str:
+    """The gradebook scopes; ``gradebook.delete`` too when removals are DELETEs."""
+    scopes = SCOPES + (("gradebook.delete",) if deletes else ())
+    return " ".join(SCOPE_PREFIX[version] + s for s in scopes)
 
 
 def gradebook_base(tenant: Tenant) -> str:
@@ -71,6 +73,17 @@ class SisGradebook:
 
     def class_results(self, class_id: str) -> list[dict[str, Any]]:
         return self._list(f"/classes/{_seg(class_id)}/results", "results")
+
+    def delete(self, path: str) -> int:
+        """DELETE a record of ours; 404 (already gone) is an answer, not a failure."""
+        self.puts += 1
+        try:
+            _, _, status = self.client.request_json("DELETE", path)
+        except OneRosterError as exc:
+            if exc.status == 404:
+                return 404
+            raise
+        return status
 
     def put(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """PUT a record; the HTTP status and the SIS's answer (Modified: it holds the sourcedId)."""
@@ -123,7 +136,8 @@ def open_gradebook(
     transport: httpx.BaseTransport | None = None,
 ) -> Iterator[SisGradebook]:
     """The tenant's SIS gradebook, with the gradebook scopes (and vendor header)."""
-    auth = build_auth(tenant_id, tenant, env, scope=gradebook_scope(tenant.oneroster.version))
+    scope = gradebook_scope(tenant.oneroster.version, removal_method(tenant) == "delete")
+    auth = build_auth(tenant_id, tenant, env, scope=scope)
     headers = vendor_header(tenant_id, tenant, env)
     base = gradebook_base(tenant)
     with gradebook_client(tenant_id, tenant, auth, base, headers, transport) as client:

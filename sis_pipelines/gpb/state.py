@@ -30,28 +30,26 @@ GRADEBOOK_FRAMES = {
     "students": STUDENT_COLUMNS,
 }
 # Which request fields the requests file keeps beside method, path and body.
-REQUEST_META = ("key", "kind", "class", "line_item_key")
-
-
-def graded_since(lake: Lake, tenant_id: str, night: date) -> str | None:
-    """Where the night's gradebook read starts: the end of the last complete pass before it."""
-    passes = lake.gpb_passes(tenant_id).read()
-    earlier = sorted(n for n in passes if n < str(night))
-    return passes[earlier[-1]]["graded_until"] if earlier else None
+REQUEST_META = (
+    "key",
+    "kind",
+    "class",
+    "course",
+    "line_item_key",
+    "student",
+    "removal",
+    "reason",
+)
 
 
 def store_gradebook(
-    lake: Lake,
-    tenant_id: str,
-    night: date,
-    book: CanvasGradebook,
-    since: str | None,
-    until: Any,
-) -> dict[str, str | None]:
-    """The night's gradebook frames and the window they cover (``until`` an aware datetime)."""
+    lake: Lake, tenant_id: str, night: date, book: CanvasGradebook, until: Any
+) -> dict[str, Any]:
+    """The night's gradebook frames, the moment they show (``until`` an aware datetime) and
+    the courses read whole."""
     for name, frame in book.frames().items():
         write_frame(frame, lake.gradebook_frame(name, night, tenant_id))
-    window = {"graded_since": since, "graded_until": utc_stamp(until)}
+    window = {"graded_until": utc_stamp(until), "courses": book.courses}
     atomic_write_bytes(json.dumps(window).encode(), lake.gradebook_window(night, tenant_id))
     return window
 
@@ -65,7 +63,15 @@ def load_gradebook(lake: Lake, tenant_id: str, night: date) -> CanvasGradebook:
                 f"tenant {tenant_id!r}, night {night}: no Canvas gradebook snapshot; materialize gpb/canvas_gradebook first"
             )
         frames[name] = read_frame(path).astype(columns)
-    return CanvasGradebook(frames["assignments"], frames["submissions"], frames["students"], [])
+    window = json.loads(lake.gradebook_window(night, tenant_id).read_text())
+    return CanvasGradebook(
+        frames["assignments"],
+        frames["submissions"],
+        frames["students"],
+        [],
+        # Before passes read whole courses, the courses of the assignments read.
+        window.get("courses", sorted(frames["assignments"]["course_id"].dropna().unique())),
+    )
 
 
 def record_pass(lake: Lake, tenant_id: str, night: date) -> None:

@@ -140,4 +140,26 @@ def handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             status, body = sim.gradebook.put(parts, raw)
             self._send(status, body)
 
+        def do_DELETE(self) -> None:
+            if not self._gate("DELETE"):
+                return
+            parts = sim.gradebook_parts(urlsplit(self.path).path)
+            if parts is None or sim.gradebook is None:
+                self._send(404, imsx("failure", "unknownobject", "not found"))
+                return
+            if not self._vendor_authorised():
+                return
+            if not sim.profile.gradebook_deletes:
+                self._send(
+                    405,
+                    imsx(
+                        "unsupported",
+                        "unsupported",
+                        f"{sim.profile.name.title()} SIS: DELETE is not supported; PUT the record with status tobedeleted",
+                    ),
+                )
+                return
+            status, body = sim.gradebook.delete(parts)
+            self._send(status, body)
+
     return Handler

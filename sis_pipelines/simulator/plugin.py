@@ -24,7 +24,7 @@ from ..nights import end_of_night
 from ..oneroster.auth import ClientCredentials, OAuth1HmacSha256, default_scope
 from ..oneroster.client import OneRosterClient
 from ..oneroster.source import rest_client
-from ..tenants import Tenant
+from ..tenants import Tenant, removal_method
 from .canvas import CanvasSimulator
 from .district import District
 from .server import SimulatorServer
@@ -101,7 +101,8 @@ class Simulators:
             vendor_authorization=vendor,
         )
         with self._sis(tenant_id, tenant, night, gradebook=store) as (sim, secret):
-            auth = simulator_auth(sim, tenant_id, secret, gradebook_scope(version))
+            scope = gradebook_scope(version, removal_method(tenant) == "delete")
+            auth = simulator_auth(sim, tenant_id, secret, scope)
             headers = {"x-vendor-authorization": vendor} if vendor else {}
             with gradebook_client(tenant_id, tenant, auth, sim.gradebook_url, headers) as client:
                 yield GradebookClient(client)
@@ -115,8 +116,8 @@ class Simulators:
         assert cfg is not None
         sim = canvas_simulator(tenant_id, self.state("canvas"))
         sim.gradebook_share = cfg.gradebook_share
-        if night is not None:
-            sim.clock = end_of_night(night)
+        # A night's pass sees Canvas as at the end of the night; an intraday sync, now.
+        sim.clock = end_of_night(night) if night is not None else None
         with CanvasClient(
             tenant_id,
             sim.base_url,

@@ -70,6 +70,7 @@ class SisGradebook:
         self.vendor_authorization = vendor_authorization
         self.store: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in ENVELOPES}
         self.puts: list[tuple[str, dict[str, Any]]] = []  # (path, body) as received
+        self.deletes: list[str] = []  # paths DELETEd
         self.fail_puts: dict[str, int] = {}  # path fragment -> how many PUTs to refuse with 500
         self._allocated = 0
         self._writes = 0
@@ -205,6 +206,23 @@ class SisGradebook:
         if writes % 500 == 0:
             self.save()
         return (201 if created else 200), orjson.dumps({ENVELOPES[kind]: stored})
+
+    def delete(self, parts: list[str]) -> tuple[int, bytes]:
+        """``DELETE /{kind}/{id}``: gone (a lineItem's results with it); 404 if unknown."""
+        if len(parts) != 2 or parts[0] not in ENVELOPES:
+            return 404, imsx_error("unknownobject", f"no gradebook route {'/'.join(parts)}")
+        kind, sourced_id = parts
+        with self._lock:
+            if self.store[kind].pop(sourced_id, None) is None:
+                return 404, imsx_error("unknownobject", f"{kind} {sourced_id} not found")
+            if kind == "lineItems":
+                for rid in [
+                    k for k, r in self.store["results"].items() if _ref(r, "lineItem") == sourced_id
+                ]:
+                    del self.store["results"][rid]
+            self._writes += 1
+        self.deletes.append("/" + "/".join(parts))
+        return 204, b""
 
     def _violations(self, kind: str, record: dict[str, Any]) -> list[str]:
         problems = []

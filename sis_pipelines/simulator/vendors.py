@@ -27,6 +27,9 @@ class VendorProfile:
     token_ttl_s: int = 3600
     html_throttle: bool = False  # 429 bodies are HTML pages, not imsx JSON
     token_query: str = ""  # Infinite Campus puts ?appName= on its token URL
+    # Whether the gradebook takes DELETE; otherwise a record is removed by a PUT with
+    # status tobedeleted.
+    gradebook_deletes: bool = True
 
     def with_(self, **changes: object) -> VendorProfile:
         return replace(self, **changes)
@@ -52,6 +55,7 @@ VENDORS: dict[str, VendorProfile] = {
         datetime_dates=True,
         lowercase_session_envelope=True,
         html_throttle=True,
+        gradebook_deletes=False,
     ),
     # ClassLink-style: OAuth 1.0a, x-count header, string booleans, sort ignored.
     "progressbook": VendorProfile(
@@ -63,6 +67,7 @@ VENDORS: dict[str, VendorProfile] = {
         string_booleans=True,
         honours_sort=False,
         natural_order_sorted=False,
+        gradebook_deletes=False,
     ),
     # Infinite Campus: OneRoster 1.2, limit up to 50K, appName on the token URL.
     "infinite_campus": VendorProfile(

@@ -3,15 +3,23 @@
 import dagster as dg
 import pandas as pd
 
-from ...gpb.passback import compute_payloads, passes_back, push_night, read_canvas_gradebook
+from ...gpb.passback import (
+    Plan,
+    compute_payloads,
+    passes_back,
+    push_night,
+    read_canvas_gradebook,
+)
 from ..canvas.assets import MAPPING, SIS_IMPORT
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS, Step, explained, metadata, observe, step_for
+from ..tags import ALLOW_MASS_REMOVAL
 
 GRADEBOOK = dg.AssetKey(["gpb", "canvas_gradebook"])
 PAYLOADS = dg.AssetKey(["gpb", "payloads"])
 PUSH = dg.AssetKey(["gpb", "push"])
+REMOVAL_GUARD = "removal_guard"
 
 
 def _passing_back(
@@ -29,8 +37,8 @@ def _passing_back(
     kinds={"canvas", "parquet"},
     owners=OWNERS,
     description=(
-        "The Canvas gradebook of every course this pipeline provisioned: assignments, students "
-        "(with course grades) and the submissions graded since the last complete pass."
+        "The whole Canvas gradebook of every course this pipeline provisioned: assignments, "
+        "students (with course grades) and every submission."
     ),
 )
 def canvas_gradebook(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
@@ -58,8 +66,18 @@ def canvas_gradebook(context: dg.AssetExecutionContext, tenants: TenantsResource
     owners=OWNERS,
     description=(
         "The night's OneRoster gradebook requests (categories, lineItems, results) in send order, "
+        "and the removals of ours the gradebook no longer implies, "
         "in `gpb/requests/<night>/<tenant>.jsonl`; what cannot be sent is in `gpb/report/<night>/<tenant>.parquet`."
     ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            REMOVAL_GUARD,
+            asset=PAYLOADS,
+            blocking=True,
+            partitions_def=tenant_night,
+            description="Stops the push when a night would remove more than the tenant's gpb.max_removal_share of our lineItems or results",
+        )
+    ],
 )
 def gpb_payloads(
     context: dg.AssetExecutionContext,
@@ -72,7 +90,7 @@ def gpb_payloads(
     if step is None:
         return
     with explained():
-        figures = compute_payloads(
+        figures, plan = compute_payloads(
             step.lake,
             step.services,
             step.tenant_id,
@@ -80,8 +98,33 @@ def gpb_payloads(
             step.night,
             classes,
             academic_sessions,
+            step.flags.allow_mass_removal,
         )
-    yield dg.MaterializeResult(metadata=metadata(figures))
+    guard = removal_guard(plan, context.run_id)
+    yield dg.MaterializeResult(metadata=metadata(figures), check_results=[guard])
+
+
+def removal_guard(plan: Plan, run_id: str) -> dg.AssetCheckResult:
+    if plan.guard_passed:
+        description = "within the limit"
+    elif plan.overridden:
+        description = f"over the limit, allowed on purpose by run {run_id} ({ALLOW_MASS_REMOVAL})"
+    else:
+        description = (
+            "over the limit: nothing will be pushed. Re-run with the tag "
+            f"{ALLOW_MASS_REMOVAL}=true (or --allow-mass-removal) to let it through."
+        )
+    return dg.AssetCheckResult(
+        check_name=REMOVAL_GUARD,
+        passed=plan.guard_passed or plan.overridden,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "what_would_be_removed": dg.MetadataValue.md(plan.removals.table()),
+            "overridden": plan.overridden,
+            **plan.removals.figures(),
+        },
+    )
 
 
 @dg.asset(

@@ -1,0 +1,200 @@
+"""What grade passback takes back from the SIS so that it converges: the lineItems and results
+in our ledger that the latest Canvas gradebook no longer implies.
+
+Only objects of the ledger (ours) are ever removed, and only within the courses this pass read
+whole. A lineItem goes when its assignment was deleted, unpublished, omitted from the final
+grade, stopped counting or left the passback (``post_to_sis``); its results go first. A
+result goes when its grade was cleared (nothing to report) while the student is still in the
+class: a student who left keeps the results already in the SIS. Course grade lineItems stay
+(a closed grading period's grades are final); a student's course grade result goes when
+Canvas no longer gives a current score.
+
+A removal is ``DELETE /{results|lineItems}/{id}``, or, where the SIS or the endpoint
+configuration takes only PUT, the SIS's own record PUT back with ``status: tobedeleted``.
+The removal guard counts them against our objects in scope, like Canvas's deletion guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..figures import Figures, Markdown
+from .canvas_gradebook import CanvasGradebook
+from .payloads import SisState, students_by_class
+
+LEDGER_COLUMNS = {
+    "key": "string",
+    "sis_id": "string",
+    "body_hash": "string",
+    "score": "Float64",
+    "score_status": "string",
+    "night": "string",
+    "kind": "string",
+    "class": "string",
+    "course": "string",
+    "line_item_key": "string",
+    "student": "string",
+}
+PLURAL = {"lineItem": "lineItems", "result": "results"}
+
+
+def empty_ledger() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LEDGER_COLUMNS.items()})
+
+
+def complete_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
+    """A ledger with every column; rows written before the ledger kept kind, class, lineItem
+    and student have them read back from their keys (``a:<assignment>:<class>``,
+    ``cg:<class>[:<period>]``, ``r:<lineItem key>:<student>``, ``c:<title>``)."""
+    out = ledger.copy()
+    for column, dtype in LEDGER_COLUMNS.items():
+        if column not in out:
+            out[column] = pd.Series(pd.NA, index=out.index, dtype=dtype)
+    key = out["key"].astype("string")
+    prefix = key.str.split(":", n=1).str[0]
+    kind = prefix.map({"c": "category", "a": "lineItem", "cg": "lineItem", "r": "result"})
+    out["kind"] = out["kind"].fillna(kind.astype("string"))
+    result = prefix == "r"
+    line_item_key = key.str.slice(2).str.rsplit(":", n=1).str[0]
+    out["line_item_key"] = out["line_item_key"].mask(
+        result & out["line_item_key"].isna(), line_item_key
+    )
+    out["student"] = out["student"].mask(
+        result & out["student"].isna(), key.str.rsplit(":", n=1).str[-1]
+    )
+    item_key = key.where(~result, out["line_item_key"])
+    class_of = (
+        item_key.str.split(":", n=2)
+        .str[2]
+        .where(item_key.str.startswith("a:"), item_key.str.split(":").str[1])
+    )
+    out["class"] = out["class"].fillna(class_of.astype("string"))
+    return out.astype(LEDGER_COLUMNS)
+
+
+@dataclass
+class RemovalPlan:
+    requests: list[dict[str, Any]]  # results first, then lineItems
+    ours: dict[str, int]  # our lineItems and results in the pass's courses
+    removing: dict[str, int]
+
+    def share(self, kind: str) -> float:
+        return self.removing[kind] / self.ours[kind] if self.ours[kind] else 0.0
+
+    def over(self, max_share: float, floor: int) -> bool:
+        """Whether the guard stops it: more than ``floor`` and more than ``max_share`` of ours."""
+        return any(
+            self.removing[k] > floor and self.share(k) > max_share for k in ("lineItem", "result")
+        )
+
+    def figures(self) -> Figures:
+        out: Figures = {}
+        for kind in ("lineItem", "result"):
+            out[f"{kind}_removals"] = self.removing[kind]
+            out[f"{kind}_removal_share"] = round(self.share(kind), 6)
+        return out
+
+    def table(self, sample: int = 50) -> Markdown:
+        if not self.requests:
+            return Markdown("nothing to remove")
+        rows = [
+            f"| {r['kind']} | `{r['key']}` | {r['class']} | {r['reason']} |"
+            for r in self.requests[:sample]
+        ]
+        more = len(self.requests) - sample
+        return Markdown(
+            "| kind | our key | class | why |\n|---|---|---|---|\n"
+            + "\n".join(rows)
+            + (f"\n\n… and {more} more" if more > 0 else "")
+        )
+
+
+def plan_removals(
+    ledger: pd.DataFrame,
+    wanted: set[str],
+    book: CanvasGradebook,
+    sis: SisState,
+    prefix: str,
+    method: str,
+    night_end: str,
+) -> RemovalPlan:
+    """Our objects in the courses read that the gradebook no longer implies, as requests."""
+    led = complete_ledger(ledger)
+    students = students_by_class(book, prefix)
+    course_of_class = dict(zip(students["class"], students["course_id"], strict=False))
+    led["course"] = led["course"].fillna(led["class"].map(course_of_class).astype("string"))
+    scope = led[led["course"].isin(book.courses) & led["kind"].isin(list(PLURAL))]
+    unwanted = ~scope["key"].isin(wanted)
+    items = scope[(scope["kind"] == "lineItem") & unwanted & scope["key"].str.startswith("a:")]
+    enrolled = set(zip(students["class"], students["student"], strict=True))
+    results = scope[scope["kind"] == "result"]
+    in_class = pd.Series(
+        [(c, s) in enrolled for c, s in zip(results["class"], results["student"], strict=True)],
+        index=results.index,
+        dtype=bool,
+    )
+    of_removed_item = results["line_item_key"].isin(items["key"])
+    cleared = results["line_item_key"].isin(wanted) & in_class
+    gone = results[~results["key"].isin(wanted) & (of_removed_item | cleared)]
+    records = _sis_records(sis)
+    removed_items = set(items["key"])
+    requests = [
+        _removal(
+            row,
+            records,
+            method,
+            night_end,
+            "its lineItem is removed"
+            if row["line_item_key"] in removed_items
+            else "the grade was cleared in Canvas",
+        )
+        for row in gone.to_dict("records")
+    ] + [
+        _removal(row, records, method, night_end, "its assignment no longer passes back")
+        for row in items.to_dict("records")
+    ]
+    return RemovalPlan(
+        requests,
+        ours={k: int((scope["kind"] == k).sum()) for k in PLURAL},
+        removing={"lineItem": len(items), "result": len(gone)},
+    )
+
+
+def _sis_records(sis: SisState) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for records in sis.line_items.values():
+        out |= {("lineItem", r["sourcedId"]): r for r in records}
+    for records in sis.results.values():
+        out |= {("result", r["sourcedId"]): r for r in records}
+    return out
+
+
+def _removal(
+    row: dict[str, Any],
+    records: dict[tuple[str, str], dict[str, Any]],
+    method: str,
+    night_end: str,
+    reason: str,
+) -> dict[str, Any]:
+    kind, sis_id = row["kind"], row["sis_id"]
+    meta = {
+        "key": row["key"],
+        "kind": kind,
+        "class": row["class"],
+        "course": row["course"],
+        "removal": True,
+        "reason": reason,
+        **({"line_item_key": row["line_item_key"]} if kind == "result" else {}),
+    }
+    path = f"/{PLURAL[kind]}/{sis_id}"
+    current = records.get((kind, sis_id))
+    if current is None or current.get("status", "active") != "active":
+        # Not in the SIS any more (or already marked): nothing to send, the ledger forgets it.
+        return {"method": "FORGET", "path": path, "body": None, **meta}
+    if method == "delete":
+        return {"method": "DELETE", "path": path, "body": None, **meta}
+    marked = {**current, "status": "tobedeleted", "dateLastModified": night_end}
+    return {"method": "PUT", "path": path, "body": {kind: marked}, **meta}
