@@ -10,7 +10,7 @@ between the whole gradebook and what we sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -165,8 +165,12 @@ def assemble(rows: Iterable[tuple[list[dict], list[dict], list[dict]]]) -> Canva
     )
 
 
-def read_gradebook(canvas: CanvasClient, course_ids: Iterable[str]) -> CanvasGradebook:
-    """Every provisioned course's gradebook; a course Canvas does not know is listed, not fatal."""
+def read_gradebook(
+    canvas: CanvasClient, course_ids: Iterable[str], passed_back: Collection[str] = ()
+) -> CanvasGradebook:
+    """Every provisioned course's gradebook; a course Canvas does not know is listed, not fatal.
+    A course without assignments costs one request, unless we passed grades back from it
+    (``passed_back``): then its students are read, so that what we sent can converge."""
     rows = []
     missing = []
     read = []
@@ -181,10 +185,10 @@ def read_gradebook(canvas: CanvasClient, course_ids: Iterable[str]) -> CanvasGra
             raise
         read.append(course_id)
         assignments = canvas.get_all(f"{base}/assignments") if groups else []
-        if not assignments:
-            continue  # nothing to pass back; what we sent before converges to nothing
+        if not assignments and course_id not in passed_back:
+            continue
         params: dict[str, Any] = {"student_ids[]": "all", "include[]": "submission_comments"}
-        submissions = canvas.get_all(f"{base}/students/submissions", params)
+        submissions = canvas.get_all(f"{base}/students/submissions", params) if assignments else []
         enrollments = canvas.get_all(
             f"{base}/enrollments", {"type[]": "StudentEnrollment", "state[]": "active"}
         )

@@ -69,8 +69,9 @@ def read_canvas_gradebook(
     """The whole gradebook of every active course the night provisioned."""
     course_ids = provisioned_courses(lake, tenant_id, night)
     until = services.canvas_now(tenant, night)
+    passed_back = set(complete_ledger(read_ledger(lake, tenant_id))["course"].dropna())
     with services.canvas(tenant_id, tenant, night) as canvas:
-        book = read_gradebook(canvas, course_ids)
+        book = read_gradebook(canvas, course_ids, passed_back)
         requests, throttled = canvas.requests, canvas.throttled
     window = store_gradebook(lake, tenant_id, night, book, until)
     return {

@@ -429,14 +429,18 @@ class _Pass:
         latest = book.submissions.groupby(["course_id", "user_id"], as_index=False)[
             "graded_at"
         ].max()
+        # A class gets its course grade lineItem once a student has a score, and keeps it:
+        # a student whose score Canvas takes away then loses the result from it.
         grades = students.merge(latest, on=["course_id", "user_id"], how="left")
-        grades = grades[grades["current_score"].notna()]
         for class_id, group in grades.groupby("class", sort=True):
             info = roster[roster["class"] == class_id].iloc[0]
             period, assign_date, due_date = _course_grade_span(
                 info["term"], spans, self.night.isoformat(), s.grading_periods
             )
             key = f"cg:{class_id}" + (f":{period}" if period else "")
+            scored = group[group["current_score"].notna()]
+            if scored.empty and key not in self.known_ids:
+                continue
             sis_id = self.existing.get(
                 (class_id, s.course_grade_title, due_date[:10])
             ) or self.known_ids.get(key)
@@ -462,7 +466,7 @@ class _Pass:
             self.line_items.append(
                 (class_id, _line_item_request(key, sis_id, record, class_id, course_id))
             )
-            for row in group.sort_values("student").to_dict("records"):
+            for row in scored.sort_values("student").to_dict("records"):
                 self._course_grade_result(row, class_id, key, sis_id)
 
     def _course_grade_result(

@@ -25,6 +25,7 @@ from .canvas_edits import TeacherEdits, stamp
 from .canvas_gradebook import GRADEBOOK_SHARE, canvas_id, course_gradebook, uses_gradebook
 
 PROGRESSION = ("created", "importing")
+POLL_S = 0.05  # how soon a stopped server stops (serve_forever checks this often)
 
 
 class CanvasSimulator:
@@ -77,7 +78,9 @@ class CanvasSimulator:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def start(self) -> CanvasSimulator:
-        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="canvas-sim").start()
+        threading.Thread(
+            target=self._httpd.serve_forever, args=(POLL_S,), daemon=True, name="canvas-sim"
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -221,12 +224,14 @@ class CanvasSimulator:
 
     # ------------------------------------------------------------ gradebook
 
-    def gradebook(self, course_id: str) -> dict[str, list[dict[str, Any]]] | None:
-        """The gradebook of a course Canvas holds, as it stands at the clock."""
-        clock = self.clock or datetime.now(UTC)
+    def gradebook(
+        self, course_id: str, at: datetime | None = None
+    ) -> dict[str, list[dict[str, Any]]] | None:
+        """The gradebook of a course Canvas holds, as it stands at the clock (or ``at``)."""
+        clock = at or self.clock or datetime.now(UTC)
         edits = self.edits.for_course(course_id)
         with self._lock:
-            if self.clock is None:
+            if at is None and self.clock is None:
                 self._load()  # a standalone Canvas follows the pipeline's imports
             course = self.state["courses"].get(course_id)
             if course is None or course.get("status") == "deleted":
@@ -264,9 +269,13 @@ class CanvasSimulator:
             self._gradebooks[(course_id, clock, len(edits))] = book
             return book
 
+    def edit_moment(self) -> datetime:
+        """When a teacher's edit happens: the edit clock, or now."""
+        return self.edit_clock or datetime.now(UTC)
+
     def teacher_edit(self, course_id: str, op: str, **fields: Any) -> dict[str, Any]:
-        """Record what a teacher did in a course, at the edit clock (or now)."""
-        at = stamp(self.edit_clock or datetime.now(UTC))
+        """Record what a teacher did in a course, at the edit moment."""
+        at = stamp(self.edit_moment())
         return self.edits.record({"at": at, "course": course_id, "op": op, **fields})
 
     def student_of(self, course_id: str, user_ref: str) -> str | None:

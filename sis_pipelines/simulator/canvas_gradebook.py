@@ -323,6 +323,11 @@ def graded(
             "grade_matches_current_submission": True,
             "submitted_at": None,
             "submission_comments": [],
+            "workflow_state": "unsubmitted",
+            "score": None,
+            "grade": None,
+            "graded_at": None,
+            "posted_at": None,
             "_sis_user_id": student,
         }
     )

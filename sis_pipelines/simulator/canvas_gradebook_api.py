@@ -131,7 +131,7 @@ def write(
     if parts[:3] != ["api", "v1", "courses"] or len(parts) < 4:
         return None
     course_id = _course(parts, 3)
-    if course_id is None or sim.gradebook(course_id) is None:
+    if course_id is None or sim.gradebook(course_id, sim.edit_moment()) is None:
         return NOT_FOUND
     rest = parts[4:]
     if method == "PUT" and not rest:
@@ -158,7 +158,7 @@ def write(
     if len(rest) < 2 or not rest[1].isdigit():
         return NOT_FOUND
     assignment_id = int(rest[1])
-    book = sim.gradebook(course_id) or {}
+    book = sim.gradebook(course_id, sim.edit_moment()) or {}
     if not any(a["id"] == assignment_id for a in book.get("assignments", [])):
         return NOT_FOUND
     if method == "DELETE" and len(rest) == 2:
@@ -200,7 +200,7 @@ def _assignment_edit(
     sim.teacher_edit(
         course_id, "assignment", assignment_id=assignment_id, fields=fields, created=created
     )
-    book = sim.gradebook(course_id) or {}
+    book = sim.gradebook(course_id, sim.edit_moment()) or {}
     found = next((a for a in book.get("assignments", []) if a["id"] == assignment_id), None)
     return (201 if created else 200), found or {"id": assignment_id, **fields}, None
 
@@ -213,7 +213,7 @@ def grade(
     student = sim.student_of(course_id, user_ref)
     if student is None:
         return NOT_FOUND
-    book = sim.gradebook(course_id) or {}
+    book = sim.gradebook(course_id, sim.edit_moment()) or {}
     assignment = next(a for a in book["assignments"] if a["id"] == assignment_id)
     before = next(
         (
@@ -243,7 +243,7 @@ def grade(
             "nothing to change: give submission[posted_grade], [excuse] or [late_policy_status]"
         )
     sim.teacher_edit(course_id, "grade", **edit)
-    book = sim.gradebook(course_id) or {}
+    book = sim.gradebook(course_id, sim.edit_moment()) or {}
     after = next(
         s
         for s in book["submissions"]

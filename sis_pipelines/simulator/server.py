@@ -30,6 +30,7 @@ from .vendors import VENDORS, VendorProfile
 BASE_1P1 = "/ims/oneroster/v1p1"
 BASE_1P2 = "/ims/oneroster/rostering/v1p2"
 GRADEBOOK_1P2 = "/ims/oneroster/gradebook/v1p2"
+POLL_S = 0.05  # how soon a stopped server stops (serve_forever checks this often)
 ENDPOINTS = {c.endpoint: c.name for c in COLLECTIONS.values()}
 # Filtered views of a collection: endpoint -> (collection, column, allowed values)
 VIEWS = {
@@ -115,7 +116,10 @@ class SimulatorServer:
 
     def start(self) -> SimulatorServer:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"oneroster-sim-{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            args=(POLL_S,),
+            name=f"oneroster-sim-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
