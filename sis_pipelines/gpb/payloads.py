@@ -239,6 +239,7 @@ class _Pass:
         self.ref = _Refs(self.s)
         self.strict = self.s.version == "1.2"
         self.night_end = utc_stamp(end_of_night(self.night))
+        self.ours = set(self.known_ids.values())
         # Existing SIS lineItems: reuse by class, title and due date (Grade Sync Process step 4).
         self.existing = {
             (class_id, str(li.get("title")), _date_part(li.get("dueDate"))): li["sourcedId"]
@@ -254,6 +255,15 @@ class _Pass:
             for rs in self.sis.results.values()
             for r in rs
         }
+
+    def line_item_id(self, key: str, match: tuple[str, str, str]) -> str | None:
+        """Ours by the ledger first; else a SIS lineItem of the same class, title and due
+        date that is not already another of ours (two assignments never share one)."""
+        known = self.known_ids.get(key)
+        if known is not None:
+            return known
+        found = self.existing.get(match)
+        return found if found is not None and found not in self.ours else None
 
     def not_sent(self, kind: str, key: str, class_id: str | None, reason: str) -> None:
         self.report.append({"kind": kind, "key": key, "class": class_id, "reason": reason})
@@ -340,9 +350,7 @@ class _Pass:
         line_item_ids: dict[str, str | None] = {}
         for row in items.sort_values(["class", "due_at", "assignment_id"]).to_dict("records"):
             key = row["key"]
-            sis_id = self.existing.get(
-                (row["class"], row["name"], _date_part(row["due_at"]))
-            ) or self.known_ids.get(key)
+            sis_id = self.line_item_id(key, (row["class"], row["name"], _date_part(row["due_at"])))
             if sis_id is None and self.s.endpoints == "standard":
                 sis_id = f"cnv-a{row['assignment_id']}-{row['class']}"
             opened = _iso(row["unlock_at"], _iso(row["created_at"], night_end))
@@ -441,9 +449,7 @@ class _Pass:
             scored = group[group["current_score"].notna()]
             if scored.empty and key not in self.known_ids:
                 continue
-            sis_id = self.existing.get(
-                (class_id, s.course_grade_title, due_date[:10])
-            ) or self.known_ids.get(key)
+            sis_id = self.line_item_id(key, (class_id, s.course_grade_title, due_date[:10]))
             if sis_id is None and s.endpoints == "standard":
                 sis_id = "cnv-cg-" + key[3:].replace(":", "-")
             record: dict[str, Any] = {
