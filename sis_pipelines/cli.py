@@ -246,6 +246,56 @@ def check_freshness(instance, verbose: bool = False, out=print) -> bool:
     return fresh
 
 
+def sync_grades(
+    instance,
+    tenant: str,
+    courses: list[str],
+    allow_mass_removal: bool = False,
+    verbose: bool = False,
+    out=print,
+) -> bool:
+    """A run of the grade_sync job for the tenant's courses (all provisioned if none), as the
+    sensor launches it; a line of what went to the SIS. Whether it succeeded."""
+    from .definitions import defs
+    from .defs.gpb.sync import sync_request
+    from .defs.tags import ALLOW_MASS_REMOVAL
+    from .runs import create_run, run_and_follow
+
+    tenants = _in_tenants_file(tenant)
+    request = sync_request(tenant, tenants[tenant], courses, "operator")
+    tags = {**request.tags, **(on(ALLOW_MASS_REMOVAL) if allow_mass_removal else {})}
+    job = defs.resolve_job_def("grade_sync")
+    run, recon = create_run(
+        instance, job, None, tags, None, {**console(verbose), **request.run_config}
+    )
+    ends = []
+    finished = run_and_follow(instance, run, recon, on_step=ends.append)
+    if not finished.is_success:
+        for error in step_errors(ends):
+            out(f"  {error}")
+        out(f"{tenant}: grade sync FAILED (run {run.run_id})")
+        return False
+    meta = _op_metadata(instance, run.run_id)
+    out(
+        f"{tenant}: grade sync of {meta.get('courses', '?')} courses: "
+        + ", ".join(f"{meta.get(k, 0)} {k}" for k in ("sent", "unchanged", "removed", "skipped"))
+        + f" (run {run.run_id})"
+    )
+    return True
+
+
+def _op_metadata(instance, run_id: str) -> dict:
+    import dagster as dg
+
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT).records
+    if not records:
+        return {}
+    data = records[-1].event_log_entry.dagster_event.event_specific_data
+    return {e.label: e.value for e in getattr(data, "metadata_entries", [])} or {
+        k: getattr(v, "value", v) for k, v in (getattr(data, "metadata", None) or {}).items()
+    }
+
+
 def check_connections(only: str | None = None, verbose: bool = False, out=print) -> bool:
     """Each tenant's services, a line per check (OK or FAIL and why); whether all are OK.
     Nothing is written but the simulators' own state."""
@@ -361,6 +411,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--tenant", required=True)
     evaluate.add_argument("--night", default="latest", help="YYYY-MM-DD or latest (default)")
+    sync = sub.add_parser(
+        "sync-grades",
+        help="send a tenant's grades to the SIS now (the grade_sync job), not waiting for the night",
+    )
+    sync.add_argument("--tenant", required=True)
+    sync.add_argument(
+        "--course",
+        action="append",
+        default=[],
+        metavar="SIS_COURSE_ID",
+        help="only this course (repeatable); default: every course the last night provisioned",
+    )
+    sync.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="let this sync's removals through the removal guard",
+    )
     backfill = sub.add_parser(
         "backfill",
         help="one tenant over a range of nights, from stored snapshots, as a Dagster backfill",
@@ -409,6 +476,9 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "freshness":
         return 0 if check_freshness(instance, args.verbose) else 1
+    if args.command == "sync-grades":
+        ok = sync_grades(instance, args.tenant, args.course, args.allow_mass_removal, args.verbose)
+        return 0 if ok else 1
     if args.command == "run":
         deliberate = on(
             *(

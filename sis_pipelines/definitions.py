@@ -8,6 +8,7 @@ from .defs.automation.schedules import nightly_schedule, tenant_freshness_schedu
 from .defs.automation.sensors import tenant_onboarding_sensor, term_change_sensor
 from .defs.canvas.assets import canvas_assets
 from .defs.gpb.assets import gpb_assets
+from .defs.gpb.sync import grade_sync_job, grade_sync_sensors
 from .defs.oneroster.assets import oneroster_assets
 from .defs.resources import default_resources
 from .defs.tenants.assets import tenant_pages
@@ -21,9 +22,9 @@ freshness_job = [tenant_freshness_job(freshness)] if freshness else []
 defs = dg.Definitions(
     assets=[*oneroster_assets, *canvas_assets, *gpb_assets, *pages],
     asset_checks=[freshness] if freshness else [],
-    jobs=[nightly_job, term_change_job, connection_check_job, *freshness_job],
+    jobs=[nightly_job, term_change_job, connection_check_job, grade_sync_job, *freshness_job],
     schedules=[nightly_schedule, *map(tenant_freshness_schedule, freshness_job)],
-    sensors=[tenant_onboarding_sensor, term_change_sensor],
+    sensors=[tenant_onboarding_sensor, term_change_sensor, *grade_sync_sensors()],
     resources=default_resources(),
 )
 

@@ -141,8 +141,11 @@ class CanvasClient:
         """One Canvas object (or page), decoded."""
         return self._send("GET", path, params=params)
 
-    def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every item of a paginated Canvas list, following its Link ``next`` on this host only."""
+    def get_all(
+        self, path: str, params: dict[str, Any] | None = None, envelope: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a paginated Canvas list, following its Link ``next`` on this host only;
+        ``envelope``: the list is that key of each page (a compound document's ``events``)."""
         items: list[dict[str, Any]] = []
         url: str | None = path
         query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
@@ -151,6 +154,8 @@ class CanvasClient:
             response = self._request("GET", url, params=query)
             page = orjson.loads(response.content)
             release_response(response)  # links and headers stay readable
+            if envelope is not None and isinstance(page, dict):
+                page = page.get(envelope)
             if not isinstance(page, list):
                 raise CanvasError(self.tenant, path, "expected a list")
             items.extend(page)

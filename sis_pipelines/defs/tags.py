@@ -17,6 +17,9 @@ FORCE_UPLOAD = "sis_pipelines/force_upload"
 FORCE_PUSH = "sis_pipelines/force_push"
 BACKFILL = "sis_pipelines/backfill"
 DAGSTER_BACKFILL = "dagster/backfill"
+# The tenant dimension's partition tag: the run queue holds one run per tenant by it.
+TENANT_PARTITION = "dagster/partition/tenant"
+GRADE_SYNC_TRIGGER = "sis_pipelines/grade_sync"  # what launched a sync: grade_change_log | operator
 
 # Overrides an operator gives on purpose, one run at a time: CLI flag -> (tag, what it does).
 DELIBERATE = {

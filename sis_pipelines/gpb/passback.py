@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from upath import UPath
 
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
@@ -259,18 +260,43 @@ def push_night(
             f"tenant {tenant_id!r}, night {night}: no payloads; materialize gpb/payloads first"
         )
     requests = read_requests(path)
-    ledger = read_ledger(lake, tenant_id)
     with services.gradebook(tenant_id, tenant, night) as sis:
-        result = push(
+        figures = send(
+            lake,
             sis,
+            tenant_id,
+            tenant,
             requests,
-            ledger,
             str(night),
-            on_sis_change=tenant.gpb.on_sis_change,
-            force=force,
-            max_concurrency=tenant.gpb.max_concurrency,
+            force,
+            lake.gpb_outcomes(night, tenant_id),
         )
-    write_frame(result.outcomes, lake.gpb_outcomes(night, tenant_id))
+    record_pass(lake, tenant_id, night)
+    return figures
+
+
+def send(
+    lake: Lake,
+    sis: SisGradebook,
+    tenant_id: str,
+    tenant: Tenant,
+    requests: list[dict[str, Any]],
+    label: str,
+    force: bool,
+    outcomes_path: UPath,
+) -> Figures:
+    """Sends requests through the ledger (a night's or an intraday sync's, ``label``): the
+    outcomes and the ledger stored, ``GradesNotSent`` when some failed."""
+    result = push(
+        sis,
+        requests,
+        read_ledger(lake, tenant_id),
+        label,
+        on_sis_change=tenant.gpb.on_sis_change,
+        force=force,
+        max_concurrency=tenant.gpb.max_concurrency,
+    )
+    write_frame(result.outcomes, outcomes_path)
     lake.write_gpb_ledger(tenant_id, result.ledger)
     figures = _push_figures(result, len(requests), tenant, force)
     failed = result.count("failed")
@@ -280,13 +306,12 @@ def push_night(
             result.outcomes["error"].str.contains("in a row", regex=False).fillna(False).sum()
         )
         raise GradesNotSent(
-            f"tenant {tenant_id!r}, night {night}: {failed} of {len(requests)} gradebook requests failed"
+            f"tenant {tenant_id!r}, {'night ' if label[:1].isdigit() else ''}{label}: {failed} of {len(requests)} gradebook requests failed"
             f"{f' and {held} more were held back' if held else ''}; "
             "a re-run sends only those and what changed. First errors: "
             + "; ".join(map(str, errors)),
             figures,
         )
-    record_pass(lake, tenant_id, night)
     return figures
 
 

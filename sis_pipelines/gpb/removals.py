@@ -100,9 +100,11 @@ class RemovalPlan:
     def table(self, sample: int = 50) -> Markdown:
         if not self.requests:
             return Markdown("nothing to remove")
+        # LineItems first: they say what a teacher did; their results follow from them.
+        ordered = sorted(self.requests, key=lambda r: r["kind"] != "lineItem")
         rows = [
             f"| {r['kind']} | `{r['key']}` | {r['class']} | {r['reason']} |"
-            for r in self.requests[:sample]
+            for r in ordered[:sample]
         ]
         more = len(self.requests) - sample
         return Markdown(

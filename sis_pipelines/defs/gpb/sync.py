@@ -1,0 +1,151 @@
+"""Intraday grade sync in Dagster: the ``grade_sync`` job (one tenant, some courses) and a
+sensor per tenant that launches it when Canvas's Grade Change Log shows new grades."""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from ...connect import Services
+from ...errors import SisPipelinesError
+from ...gpb.sync import changed_courses, last_pass, sync_grades
+from ...lake import Lake
+from ...nights import utc_stamp
+from ...tenants import Tenant, TenantsFileError, load_tenants
+from ..resources import DataLake, TenantsResource
+from ..steps import OWNERS, explained, metadata
+from ..tags import ALLOW_MASS_REMOVAL, GRADE_SYNC_TRIGGER, TENANT_PARTITION, tenant_tags
+
+# Runs of a tenant that a sync waits for: its nightly pass reads and writes the same ledger.
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+class GradeSyncConfig(dg.Config):
+    tenant: str
+    courses: list[str] = []  # SIS course ids as Canvas has them; empty: every provisioned course
+
+
+@dg.op(
+    name="sync_grades",
+    description="Sends what the courses' Canvas gradebooks imply now to the SIS gradebook, "
+    "through the ledger (unchanged grades are not sent again), converging those courses only.",
+    tags={"owners": ",".join(OWNERS)},
+)
+def sync_grades_op(
+    context: dg.OpExecutionContext,
+    config: GradeSyncConfig,
+    tenants: TenantsResource,
+    lake: DataLake,
+) -> dg.Output[None]:
+    tenant = tenants.tenant(config.tenant)
+    allow = context.run.tags.get(ALLOW_MASS_REMOVAL, "").lower() == "true"
+    with explained():
+        figures = sync_grades(
+            lake.lake(), Services(lake.lake()), config.tenant, tenant, config.courses or None, allow
+        )
+    return dg.Output(None, metadata=metadata(figures))
+
+
+@dg.job(
+    name="grade_sync",
+    description="Intraday grade passback for one tenant (config: tenant, courses); launched by "
+    "the tenant's grade_sync sensor from Canvas's Grade Change Log, by sis-pipelines sync-grades, "
+    "or from the launchpad.",
+    executor_def=dg.in_process_executor,
+)
+def grade_sync_job():
+    sync_grades_op()
+
+
+def sync_request(
+    tenant_id: str, tenant: Tenant, courses: list[str], trigger: str, key: str | None = None
+) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=key,
+        job_name="grade_sync",
+        run_config={"ops": {"sync_grades": {"config": {"tenant": tenant_id, "courses": courses}}}},
+        tags={
+            **tenant_tags(tenant_id, tenant.vendor),
+            # The nightly run's per-tenant queue limit holds syncs too: one at a time per tenant.
+            TENANT_PARTITION: tenant_id,
+            GRADE_SYNC_TRIGGER: trigger,
+        },
+    )
+
+
+def _sensor(tenant_id: str, tenant: Tenant) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"grade_sync_{tenant_id.replace('-', '_')}",
+        job=grade_sync_job,
+        minimum_interval_seconds=tenant.gpb.sync_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Tenant {tenant_id}: reads Canvas's Grade Change Log of the courses it passes "
+        "grades back from and launches grade_sync for the courses whose grades changed "
+        "(cursor: the newest event seen).",
+    )
+    def grade_sync_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        return grade_sync_tick(context, tenant_id)
+
+    return grade_sync_sensor
+
+
+def grade_sync_tick(
+    context: dg.SensorEvaluationContext, tenant_id: str
+) -> dg.SensorResult | dg.SkipReason:
+    try:
+        tenant = load_tenants().tenants.get(tenant_id)
+    except TenantsFileError as exc:
+        return dg.SkipReason(str(exc))
+    if tenant is None or not tenant.enabled:
+        return dg.SkipReason(f"tenant {tenant_id!r} is not an enabled tenant of the tenants file")
+    running = context.instance.get_run_records(
+        dg.RunsFilter(statuses=ACTIVE, tags={TENANT_PARTITION: tenant_id}), limit=1
+    )
+    if running:
+        return dg.SkipReason(
+            f"a run of tenant {tenant_id} is queued or running ({running[0].dagster_run.job_name}); the next tick syncs"
+        )
+    lake = Lake.at()
+    try:
+        _, read_as_at = last_pass(lake, tenant_id)
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        after = max(cursor.get("after", read_as_at), read_as_at)
+        changes = changed_courses(lake, Services(lake), tenant_id, tenant, after)
+    except SisPipelinesError as exc:
+        return dg.SkipReason(str(exc))
+    if not changes.courses:
+        return dg.SensorResult(
+            skip_reason=f"no grade changes in Canvas since {after}",
+            cursor=json.dumps({"after": after}),
+        )
+    latest = changes.latest or utc_stamp(datetime.now(UTC))
+    context.log.info(
+        f"{changes.events} grade changes in {len(changes.courses)} courses since {after}"
+    )
+    return dg.SensorResult(
+        run_requests=[
+            sync_request(
+                tenant_id, tenant, changes.courses, "grade_change_log", f"{tenant_id}:{latest}"
+            )
+        ],
+        cursor=json.dumps({"after": latest}),
+    )
+
+
+def grade_sync_sensors() -> list[dg.SensorDefinition]:
+    """A sensor per tenant that passes grades back and syncs between nights (from the tenants
+    file; none without one)."""
+    try:
+        tenants = load_tenants().tenants
+    except TenantsFileError:
+        return []
+    return [
+        _sensor(t, cfg)
+        for t, cfg in sorted(tenants.items())
+        if cfg.gpb.endpoints != "off" and cfg.canvas is not None and cfg.gpb.sync_interval_s > 0
+    ]
