@@ -13,7 +13,7 @@ DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
 
 SIZE ?= small
 
-.PHONY: setup demo test ui screenshots bench lint clean
+.PHONY: setup demo test ui canvas screenshots bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -40,6 +40,12 @@ ui: setup
 	@mkdir -p .dagster_home
 	@test -f .dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\npython_logs:\n  managed_python_loggers: [sis_pipelines]\n' > .dagster_home/dagster.yaml
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+# A tenant's simulated Canvas on port 8790 (after make demo): grade through Canvas's own API
+# while make ui runs, and the tenant's grade_sync sensor sends the grade to the simulated SIS.
+TENANT ?= demo-genesis
+canvas: setup
+	$(BIN)/python -m sis_pipelines.simulator canvas --tenant $(TENANT) --data $${SIS_PIPELINES_DATA_DIR:-$(CURDIR)/data}
 
 # The UI pages a data engineer looks at, as PNGs in screenshots/ (after make demo).
 screenshots: setup

@@ -1,5 +1,5 @@
-"""Reading the Canvas gradebook: the simulator's endpoints, pagination, graded_since,
-throttling, and courses Canvas does not know."""
+"""Reading the Canvas gradebook: the simulator's endpoints, pagination, whole reads, the
+Grade Change Log, throttling, and courses Canvas does not know."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
 from sis_pipelines.gpb.canvas_gradebook import read_gradebook
+from sis_pipelines.gpb.grade_changes import grade_changes
 from sis_pipelines.simulator.canvas import CanvasSimulator
 
 from .gpb_world import NIGHT, end_of
@@ -119,3 +120,30 @@ def test_pagination_to_another_host_is_not_followed():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_grade_change_log_names_the_courses_graded_since_a_moment(canvas):
+    """Canvas's Grade Change Log in its own shape: events newest first, paged by Link headers
+    (more than a page here), the linked objects, and throttling waited out."""
+    sim, client = canvas
+    since = "2026-08-15T00:00:00Z"
+    sim.throttle_next = 1
+    changes = grade_changes(client, [*COURSES, "k-gone"], since, "2026-11-21T23:59:59Z")
+    assert changes.courses == list(COURSES) and changes.missing == ["k-gone"]
+    assert changes.events > 200 and changes.latest <= "2026-11-21T23:59:59Z"
+    assert client.throttled == 1
+    paged = [p for _, p in sim.requests if "audit/grade_change" in p and "page=2" in p]
+    assert paged
+    # The raw shape: a compound document, newest first.
+    raw = httpx.get(
+        f"{sim.base_url}/api/v1/audit/grade_change/courses/sis_course_id:k-c1",
+        params={"start_time": since, "per_page": 5},
+        headers={"Authorization": f"Bearer {sim.token}"},
+    )
+    body = raw.json()
+    stamps = [e["created_at"] for e in body["events"]]
+    assert stamps == sorted(stamps, reverse=True) and len(stamps) == 5
+    assert {"assignment", "course", "student", "grader"} <= set(body["events"][0]["links"])
+    assert body["linked"]["assignments"] and 'rel="next"' in raw.headers["link"]
+    # A moment after the last event: nothing changed; an event already seen is not seen again.
+    assert grade_changes(client, COURSES, changes.latest, "2026-11-21T23:59:59Z").courses == []

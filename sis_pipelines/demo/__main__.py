@@ -42,6 +42,7 @@ def main() -> int:
     from ..oneroster.collections import COLLECTIONS
     from ..storage import parquet_rows, read_frame
     from ..tenants import load_tenants
+    from . import grades
 
     instance = _instance()
     print("Registering the demo tenants:")
@@ -49,10 +50,17 @@ def main() -> int:
     latest = latest_complete_night()
     nights = [latest - timedelta(days=1), latest]
     outcomes = []
+    day = None
     for night in nights:
+        if night == latest:  # between the nights, a teacher changes a gradebook in Canvas
+            day = grades.teacher_day(Lake.at(), night)
         for tenant in load_tenants().tenants:
             print(f"Materializing {tenant} for {night} …", flush=True)
             outcomes.append(run_tenant_night(instance, tenant, night))
+    if day is not None:
+        grades.convergence(Lake.at(), latest, day)
+    print()
+    grades.within_minutes(instance, Lake.at())
     # A term change re-derives Canvas from stored nights: a Dagster backfill (Backfills page).
     print()
     print("Backfilling demo-progressbook's Canvas mapping and delta over the demo's nights:")

@@ -1,4 +1,4 @@
-"""``python -m sis_pipelines.simulator serve|export``."""
+"""``python -m sis_pipelines.simulator serve|export|canvas``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 from datetime import date
 from pathlib import Path
 
+from .canvas import CanvasSimulator
 from .district import District
 from .export import export_bundle
 from .server import SimulatorServer
@@ -38,7 +39,18 @@ def main(argv: list[str] | None = None) -> int:
         help="require this x-vendor-authorization value on gradebook calls (Infinite Campus)",
     )
     export.add_argument("--out", type=Path, required=True)
+    canvas = sub.add_parser(
+        "canvas",
+        help="serve a tenant's simulated Canvas (the state the pipeline's runs keep in the data "
+        "folder), so a teacher can grade through Canvas's API while the pipeline runs",
+    )
+    canvas.add_argument("--tenant", required=True)
+    canvas.add_argument("--data", type=Path, default=Path("data"), help="SIS_PIPELINES_DATA_DIR")
+    canvas.add_argument("--port", type=int, default=8790)
+    canvas.add_argument("--token", default="demo-canvas-token")
     args = parser.parse_args(argv)
+    if args.command == "canvas":
+        return serve_canvas(args.tenant, args.data, args.port, args.token)
     district = District(args.students, args.seed)
     if args.command == "export":
         print(export_bundle(district, args.night, args.out))
@@ -65,6 +77,27 @@ def main(argv: list[str] | None = None) -> int:
     if profile.auth == "oauth2":
         print(f"  token URL: {sim.token_url}")
     print(f"  client id: {args.client_id}   (Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    sim.stop()
+    return 0
+
+
+def serve_canvas(tenant: str, data: Path, port: int, token: str) -> int:
+    state = data / "simulator" / "canvas" / f"{tenant}.json"
+    if not state.exists():
+        print(f"no simulated Canvas for tenant {tenant!r} in {data}: run a night first (make demo)")
+        return 2
+    sim = CanvasSimulator(token=token, state_file=state, port=port).start()
+    print(f"Simulated Canvas of {tenant}: {sim.base_url}   token: {token}   (Ctrl-C stops)")
+    print(
+        "  grade: curl -X PUT -H 'Authorization: Bearer "
+        f"{token}' {sim.base_url}/api/v1/courses/sis_course_id:<course>/assignments/<id>"
+        "/submissions/sis_user_id:<student> -d 'submission[posted_grade]=9'",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
