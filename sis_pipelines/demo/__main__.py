@@ -35,7 +35,7 @@ def _environment() -> None:
 
 def main() -> int:
     _environment()
-    from ..cli import _instance, check_freshness, run_tenant_night, sync_tenants
+    from ..cli import _instance, check_freshness, quiet_dagster, run_tenant_night, sync_tenants
     from ..cli import main as cli
     from ..lake import Lake
     from ..nights import latest_complete_night
@@ -44,6 +44,7 @@ def main() -> int:
     from ..tenants import load_tenants
     from . import grades
 
+    quiet_dagster()
     instance = _instance()
     print("Registering the demo tenants:")
     sync_tenants(instance)

@@ -55,7 +55,7 @@ def convergence(lake: Lake, night: date, day: TeacherDay) -> None:
 
 def _kinds(frame: pd.DataFrame) -> str:
     counts = frame["kind"].value_counts()
-    return ", ".join(f"{n} {k}s" for k, n in counts.items()) or "none"
+    return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items()) or "none"
 
 
 def within_minutes(instance, lake: Lake) -> None:
@@ -63,6 +63,7 @@ def within_minutes(instance, lake: Lake) -> None:
     Grade Change Log, sent by the grade_sync run it asks for: how long until the SIS has it."""
     import dagster as dg
 
+    from ..cli import console
     from ..definitions import defs
     from ..defs.gpb.sync import grade_sync_tick
     from ..runs import create_run, run_and_follow
@@ -85,7 +86,7 @@ def within_minutes(instance, lake: Lake) -> None:
             None,
             request.tags,
             None,
-            request.run_config,
+            {**console(False), **request.run_config},
         )
         run_and_follow(instance, run, recon, on_step=lambda end: None)
     elapsed = time.monotonic() - started

@@ -204,10 +204,7 @@ def compute_payloads(
 
 
 def _payload_counts(payloads: Payloads) -> Figures:
-    counts: dict[str, int] = {}
-    for r in payloads.requests:
-        if not r.get("removal"):
-            counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    counts = payloads.counts()
     return {
         "requests": len(payloads.requests),
         **{f"{kind}_requests": counts.get(kind, 0) for kind in ("category", "lineItem", "result")},

@@ -87,9 +87,11 @@ class Payloads:
     report: pd.DataFrame  # kind, key, class, reason: what is not sent and why
 
     def counts(self) -> dict[str, int]:
+        """Requests that add or update, by kind (removals are counted by their plan)."""
         out: dict[str, int] = {}
         for r in self.requests:
-            out[r["kind"]] = out.get(r["kind"], 0) + 1
+            if not r.get("removal"):
+                out[r["kind"]] = out.get(r["kind"], 0) + 1
         return out
 
 
