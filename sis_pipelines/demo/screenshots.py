@@ -33,6 +33,11 @@ PAGES = {
     "tenant-page-events": "/assets/tenants/demo-genesis?view=events",
     "tenant-page-checks": "/assets/tenants/demo-genesis?view=checks",
     "tenants-lineage": "/asset-groups/tenants@sis_pipelines:__repository__",
+    "gpb-payloads-checks": "/assets/gpb/payloads?view=checks",
+    "gpb-push": "/assets/gpb/push",
+    "grade-sync-runs": "/locations/sis_pipelines/jobs/grade_sync/runs",
+    "grade-sync-launchpad": "/locations/sis_pipelines/jobs/grade_sync/playground",
+    "grade-sync-sensor": "/locations/sis_pipelines/sensors/grade_sync_demo_genesis",
 }
 LATEST_BACKFILL = (
     "{ partitionBackfillsOrError(limit: 1) { ... on PartitionBackfills { results { id } } } }"

@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from .canvas import CanvasSimulator
@@ -15,6 +15,7 @@ from .district import District
 from .export import export_bundle
 from .server import SimulatorServer
 from .sis_gradebook import SisGradebook
+from .teacher import a_course_with_grades
 from .vendors import VENDORS
 
 
@@ -92,10 +93,18 @@ def serve_canvas(tenant: str, data: Path, port: int, token: str) -> int:
         return 2
     sim = CanvasSimulator(token=token, state_file=state, port=port).start()
     print(f"Simulated Canvas of {tenant}: {sim.base_url}   token: {token}   (Ctrl-C stops)")
+    course = a_course_with_grades(sim, datetime.now(UTC))
+    book = sim.gradebook(course) if course else None
+    if book and book["enrollments"]:
+        path = (
+            f"/api/v1/courses/sis_course_id:{course}/assignments/{book['assignments'][-1]['id']}"
+            f"/submissions/sis_user_id:{book['enrollments'][0]['sis_user_id']}"
+        )
+    else:
+        path = "/api/v1/courses/sis_course_id:<course>/assignments/<id>/submissions/sis_user_id:<student>"
     print(
-        "  grade: curl -X PUT -H 'Authorization: Bearer "
-        f"{token}' {sim.base_url}/api/v1/courses/sis_course_id:<course>/assignments/<id>"
-        "/submissions/sis_user_id:<student> -d 'submission[posted_grade]=9'",
+        f"  grade a submission: curl -X PUT -H 'Authorization: Bearer {token}' "
+        f"{sim.base_url}{path} -d 'submission[posted_grade]=9'",
         flush=True,
     )
     stop = threading.Event()
