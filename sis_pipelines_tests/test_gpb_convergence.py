@@ -323,3 +323,33 @@ def test_the_sis_gradebook_converges_to_canvas(
     finally:
         world.http.close()
         world.sim.stop()
+
+
+def test_a_ledger_from_before_removals_reads_its_keys(tmp_path):
+    """A ledger written before it kept kind, class, lineItem and student: they are read back
+    from the keys, so its objects can converge too (course comes from the gradebook)."""
+    lake = Lake.at(str(tmp_path))
+    old = pd.DataFrame(
+        {
+            "key": [
+                "c:homework",
+                "a:17:cls-1",
+                "cg:cls-1:gp1",
+                "r:a:17:cls-1:stu-9",
+                "r:cg:cls-1:stu-9",
+            ],
+            "sis_id": ["cat-1", "li-1", "li-2", "r-1", "r-2"],
+            "body_hash": ["h"] * 5,
+            "score": [None, None, None, 7.0, 80.0],
+            "score_status": [None, None, None, "fully graded", "fully graded"],
+            "night": ["2026-09-01"] * 5,
+        }
+    )
+    write_frame(old, lake.gpb_ledger_file("t"))
+    from sis_pipelines.gpb.removals import complete_ledger, empty_ledger
+
+    ledger = complete_ledger(lake.read_gpb_ledger("t", empty_ledger()))
+    assert ledger["kind"].tolist() == ["category", "lineItem", "lineItem", "result", "result"]
+    assert pd.isna(ledger["class"][0]) and ledger["class"].tolist()[1:] == ["cls-1"] * 4
+    assert ledger["line_item_key"].tolist()[3:] == ["a:17:cls-1", "cg:cls-1"]
+    assert ledger["student"].tolist()[3:] == ["stu-9", "stu-9"]

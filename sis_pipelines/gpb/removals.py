@@ -71,6 +71,7 @@ def complete_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
         .str[2]
         .where(item_key.str.startswith("a:"), item_key.str.split(":").str[1])
     )
+    class_of = class_of.where(prefix != "c")  # a category belongs to no class
     out["class"] = out["class"].fillna(class_of.astype("string"))
     return out.astype(LEDGER_COLUMNS)
 
