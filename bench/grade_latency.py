@@ -158,21 +158,11 @@ def _active(instance) -> bool:
 def _in_sis(data: Path, title: str, enrollment: dict) -> float | None:
     from sis_pipelines.simulator.sis_gradebook import SisGradebook
 
-    class_id = enrollment["sis_section_id"].removeprefix("gen-")
-    student = enrollment["sis_user_id"].removeprefix("gen-")
     sis = SisGradebook("1.1", data / "simulator" / "oneroster" / f"{TENANT}.gradebook.json")
-    items = {
-        k
-        for k, r in sis.store["lineItems"].items()
-        if r["title"] == title and r["class"]["sourcedId"] == class_id
-    }
-    return next(
-        (
-            r.get("score")
-            for r in sis.store["results"].values()
-            if r["lineItem"]["sourcedId"] in items and r["student"]["sourcedId"] == student
-        ),
-        None,
+    return sis.score(
+        enrollment["sis_section_id"].removeprefix("gen-"),
+        title,
+        enrollment["sis_user_id"].removeprefix("gen-"),
     )
 
 

@@ -48,20 +48,14 @@ def _a_graded_assignment(sim, night) -> tuple[str, dict, dict]:
 
 def _sis_score(data, assignment_name: str, enrollment: dict) -> float | None:
     """The score the SIS holds for the Canvas student enrollment's class and assignment."""
-    class_id = enrollment["sis_section_id"].removeprefix("s-")
-    student = enrollment["sis_user_id"].removeprefix("s-")
     sis = SisGradebook(
         "1.1", Lake.at(str(data)).simulator_state("oneroster") / "gpb-s.gradebook.json"
     )
-    items = {
-        k
-        for k, r in sis.store["lineItems"].items()
-        if r["title"] == assignment_name and r["class"]["sourcedId"] == class_id
-    }
-    for r in sis.store["results"].values():
-        if r["lineItem"]["sourcedId"] in items and r["student"]["sourcedId"] == student:
-            return r.get("score")
-    return None
+    return sis.score(
+        enrollment["sis_section_id"].removeprefix("s-"),
+        assignment_name,
+        enrollment["sis_user_id"].removeprefix("s-"),
+    )
 
 
 def test_a_grade_entered_in_canvas_reaches_the_sis_between_nights(workspace, capsys):

@@ -99,20 +99,9 @@ def within_minutes(instance, lake: Lake) -> None:
 
 
 def _sis_score(lake: Lake, title: str, enrollment: dict) -> float | None:
-    prefix = "gen-"
-    class_id = enrollment["sis_section_id"].removeprefix(prefix)
-    student = enrollment["sis_user_id"].removeprefix(prefix)
     sis = SisGradebook("1.1", lake.simulator_state("oneroster") / f"{TENANT}.gradebook.json")
-    items = {
-        k
-        for k, r in sis.store["lineItems"].items()
-        if r["title"] == title and r["class"]["sourcedId"] == class_id
-    }
-    return next(
-        (
-            r.get("score")
-            for r in sis.store["results"].values()
-            if r["lineItem"]["sourcedId"] in items and r["student"]["sourcedId"] == student
-        ),
-        None,
+    return sis.score(
+        enrollment["sis_section_id"].removeprefix("gen-"),
+        title,
+        enrollment["sis_user_id"].removeprefix("gen-"),
     )

@@ -119,6 +119,22 @@ class SisGradebook:
             record = self.store["results"][result_id]
             record.update(score=score, scoreStatus="fully graded", dateLastModified=_now())
 
+    def score(self, class_id: str, title: str, student: str) -> float | None:
+        """The score the gradebook holds for a student on a class's lineItem of that title."""
+        items = {
+            k
+            for k, r in self.store["lineItems"].items()
+            if r.get("title") == title and _ref(r, "class") == class_id
+        }
+        return next(
+            (
+                r.get("score")
+                for r in self.store["results"].values()
+                if _ref(r, "lineItem") in items and _ref(r, "student") == student
+            ),
+            None,
+        )
+
     # ------------------------------------------------------------ HTTP
 
     def authorised(self, headers: dict[str, str]) -> bool:
