@@ -43,6 +43,20 @@ def sync_grades_op(
     lake: DataLake,
 ) -> dg.Output[None]:
     tenant = tenants.tenant(config.tenant)
+    # A run from the launchpad carries no tenant tag for the queue to hold it by: it looks.
+    busy = [
+        r.dagster_run
+        for r in context.instance.get_run_records(
+            dg.RunsFilter(statuses=ACTIVE, tags={TENANT_PARTITION: config.tenant}), limit=5
+        )
+        if r.dagster_run.run_id != context.run_id and r.dagster_run.job_name != "grade_sync"
+    ]
+    if busy:
+        raise dg.Failure(
+            description=f"tenant {config.tenant!r}: its {busy[0].job_name} run {busy[0].run_id} is "
+            "queued or running and writes the same ledger; sync again when it has finished",
+            allow_retries=False,
+        )
     allow = context.run.tags.get(ALLOW_MASS_REMOVAL, "").lower() == "true"
     with explained():
         figures = sync_grades(
