@@ -176,12 +176,13 @@ def run_tenant_night(
     ``progress`` hears a line per step as it ends."""
     from .definitions import defs
     from .defs.partitions import partition_key
+    from .defs.selection import tenant_selection
     from .defs.tags import FORCE_REFETCH, tenant_tags
     from .runs import create_run, run_and_follow
 
     tenants = _known_tenant(instance, tenant)
     check_night(night)
-    selection = _selection(select) if select else None
+    selection = _selection(select) if select else tenant_selection(tenants[tenant])
     job = defs.resolve_job_def("nightly")
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:
@@ -352,10 +353,14 @@ def list_tenants(instance, out=print) -> None:
         cfg = tenants.get(t)
         nights = lake.snapshot_nights("orgs", t)
         out(
-            f"  {t:<32} {cfg.vendor if cfg else '-':<16} {cfg.oneroster.source if cfg else '-':<10} "
+            f"  {t:<32} {cfg.vendor if cfg else '-':<16} {_source(cfg) if cfg else '-':<10} "
             f"{('yes' if cfg.enabled else 'no') if cfg else 'removed':<8} "
             f"{'yes' if t in known else 'no':<11} {nights[-1] if nights else '-'}"
         )
+
+
+def _source(tenant) -> str:
+    return "canvas_csv" if tenant.gateway else tenant.oneroster.source
 
 
 def retire_tenant(instance, tenant: str) -> None:
@@ -526,8 +531,10 @@ def backfill(instance, args: argparse.Namespace) -> int:
         if last < first:
             raise UsageError("--to is before --from")
         tenant, select, force_push = args.tenant, args.select, args.force_push
-        selection = _selection(select) if select else None
-        _known_tenant(instance, tenant)
+        from .defs.selection import tenant_selection
+
+        known = _known_tenant(instance, tenant)
+        selection = _selection(select) if select else tenant_selection(known[tenant])
         nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         record = backfills.create_backfill(
             instance,

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from .canvas.api import Polling
+from .canvas.gateway import load_drop
 from .connect import Services
 from .errors import SisPipelinesError
 from .oneroster.collections import COLLECTIONS
+from .oneroster.csv_source import locate_drop
 from .oneroster.paging import PageIds
 from .tenants import Tenant
 
@@ -37,6 +39,11 @@ QUICK_CANVAS = Polling(throttle_retries=1)
 
 def check_tenant(services: Services, tenant_id: str, tenant: Tenant, night: date) -> list[Line]:
     """Every check of the tenant, a line each."""
+    if tenant.gateway:
+        return _canvas_drop(services, tenant_id, tenant, night) + _canvas(
+            services, tenant_id, tenant
+        )
+    assert tenant.oneroster is not None
     quick = {k: min(v, getattr(tenant.oneroster, k)) for k, v in QUICK.items()}
     tenant = tenant.model_copy(update={"oneroster": tenant.oneroster.model_copy(update=quick)})
     lines = (
@@ -120,6 +127,17 @@ def _csv_drop(services: Services, tenant_id: str, tenant: Tenant, night: date) -
         return [Line(tenant_id, "csv drop", False, str(exc))]
     files = ", ".join(sorted(located.bundle.files)) or "no files"
     return [Line(tenant_id, "csv drop", True, f"{located.name} for {night} ({files})")]
+
+
+def _canvas_drop(services: Services, tenant_id: str, tenant: Tenant, night: date) -> list[Line]:
+    """The CSV Gateway drop's location answers and holds a drop for the night."""
+    assert tenant.canvas_csv is not None
+    try:
+        located = locate_drop(tenant_id, tenant.canvas_csv, night, load_drop, services.env)
+    except SisPipelinesError as exc:
+        return [Line(tenant_id, "canvas csv drop", False, str(exc))]
+    files = ", ".join(sorted(located.bundle.files))
+    return [Line(tenant_id, "canvas csv drop", True, f"{located.name} for {night} ({files})")]
 
 
 def _canvas(services: Services, tenant_id: str, tenant: Tenant) -> list[Line]:

@@ -187,6 +187,10 @@ class Lake:
     def write_gpb_ledger(self, tenant: str, ledger: pd.DataFrame) -> None:
         write_frame(ledger, self.gpb_ledger_file(tenant))
 
+    def gateway_rejects(self, night: date | str, tenant: str) -> UPath:
+        """A CSV Gateway drop's rows Canvas would refuse: file, line, column, reason, row."""
+        return self.file(QUARANTINE, "canvas_csv", night, tenant)
+
     def gpb_sync(self, tenant: str, stamp: str, name: str, suffix: str = ".parquet") -> UPath:
         """What an intraday grade sync sent (``requests.jsonl``) and how it went."""
         return self._tenant_file("gpb/syncs", tenant, "") / stamp / f"{name}{suffix}"

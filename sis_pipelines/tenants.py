@@ -244,18 +244,65 @@ class Privacy(_Strict):
         return self
 
 
+class CanvasCsv(_Strict):
+    """Instructure's CSV Gateway: a district with no OneRoster API drops Canvas-format SIS CSV
+    files (accounts, terms, courses, sections, users, enrollments, user_observers) each night,
+    a zip or a folder per night, in a local folder or on SFTP (the rules of OneRoster drops)."""
+
+    path: str  # a folder of nightly drops, one zip, or sftp://user@host[:port]/dir
+    sftp_password_env: str | None = None
+    sftp_key_env: str | None = None
+    sftp_host_key: str | None = None
+
+    @model_validator(mode="after")
+    def _sftp_needs(self) -> CanvasCsv:
+        if self.path.startswith("sftp://"):
+            if not (self.sftp_password_env or self.sftp_key_env):
+                raise ValueError("an sftp:// path needs sftp_password_env or sftp_key_env")
+            if not self.sftp_host_key:
+                raise ValueError(
+                    "an sftp:// path needs sftp_host_key (the server's public key, "
+                    "as `ssh-keyscan` prints it): credentials go only to that server"
+                )
+        return self
+
+
 class Tenant(_Strict):
     vendor: Vendor
     enabled: bool = True
-    oneroster: OneRoster
+    # A district's roster: its OneRoster SIS, or (CSV Gateway) Canvas-format drops.
+    oneroster: OneRoster | None = None
+    canvas_csv: CanvasCsv | None = None
     canvas: Canvas | None = None
     gpb: Gpb = Gpb()
     validation: Validation = Validation()
     privacy: Privacy = Privacy()
 
+    @property
+    def gateway(self) -> bool:
+        """A CSV Gateway tenant: Canvas-format drops, no OneRoster."""
+        return self.canvas_csv is not None
+
+    @model_validator(mode="after")
+    def _one_roster_source(self) -> Tenant:
+        if (self.oneroster is None) == (self.canvas_csv is None):
+            raise ValueError(
+                "give either oneroster (the SIS's OneRoster) or canvas_csv (Canvas-format drops, "
+                "the CSV Gateway), not both or neither"
+            )
+        if self.canvas_csv is not None and self.canvas is None:
+            raise ValueError("canvas_csv needs a canvas section: its rows are imported into Canvas")
+        if self.canvas_csv is not None and self.gpb.endpoints != "off":
+            raise ValueError(
+                "gpb: a canvas_csv tenant has no OneRoster gradebook to pass grades back to"
+            )
+        return self
+
     @model_validator(mode="after")
     def _vendor_facts(self) -> Tenant:
         """What a vendor's SIS is known to speak; ``vendor: generic`` is free of it."""
+        if self.oneroster is None:
+            return self
         speaks = VENDOR_VERSION.get(self.vendor)
         if speaks is not None and self.oneroster.version != speaks:
             raise ValueError(
@@ -281,8 +328,10 @@ class Tenant(_Strict):
             return self
         if self.canvas is None:
             raise ValueError("gpb needs a canvas section: grades are read from Canvas")
-        if self.oneroster.source == "csv" and (
-            self.gpb.base_url is None or self.oneroster.auth is None
+        if (
+            self.oneroster is not None
+            and self.oneroster.source == "csv"
+            and (self.gpb.base_url is None or self.oneroster.auth is None)
         ):
             raise ValueError(
                 "gpb with a csv source needs gpb.base_url and oneroster.auth: grades go to the SIS over REST"

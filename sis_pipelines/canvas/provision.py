@@ -21,7 +21,7 @@ from ..tenants import Canvas, Tenant
 from .api import FAILED, import_messages
 from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
 from .files import ORDER
-from .mapping import INTERNAL, map_snapshot, term_signature
+from .mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, map_snapshot, term_signature
 from .package import CanvasCsvError, build_zip
 
 if TYPE_CHECKING:
@@ -34,11 +34,24 @@ class SisImportFailed(SourceError):
     """Canvas took the zip and ended the import in a failed state: retrying sends the same."""
 
 
-def map_night(
-    lake: Lake, tenant_id: str, cfg: Canvas, night: date, snapshot: dict[str, pd.DataFrame]
-) -> Figures:
+def stored_snapshot(lake: Lake, tenant_id: str, night: date) -> dict[str, pd.DataFrame]:
+    """The night's OneRoster collections the mapping reads, only the columns it reads."""
+    out = {}
+    for name, columns in MAPPED_COLUMNS.items():
+        path = lake.snapshot(name, night, tenant_id)
+        if not path.exists():
+            raise StoredStateError(
+                f"tenant {tenant_id!r}, night {night}: no oneroster/{name} snapshot stored; "
+                f"materialize it first: sis-pipelines run --tenant {tenant_id} --night {night} "
+                "--select group:oneroster"
+            )
+        out[name] = read_frame(path, columns, MAPPED_AS_DICTIONARY.get(name))
+    return out
+
+
+def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
-    files = map_snapshot(snapshot, cfg, night)
+    files = map_snapshot(stored_snapshot(lake, tenant_id, night), cfg, night)
     for name, frame in files.items():
         write_frame(frame, lake.canvas_file(name, night, tenant_id))
     figures: Figures = {f"{name}_rows": len(frame) for name, frame in files.items()}

@@ -1,5 +1,6 @@
-"""Where a tenant's nightly OneRoster CSV bundle is: a local folder of bundles, one zip, or an
-SFTP folder. Picks the bundle for the night and says which file it used."""
+"""Where a tenant's nightly drop is: a local folder of drops, one zip, or an SFTP folder.
+Picks the drop for the night and says which file it used. A OneRoster CSV bundle by default;
+the CSV Gateway's Canvas-format drops through ``locate_drop`` with their own loader."""
 
 from __future__ import annotations
 
@@ -7,21 +8,41 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from ..tenants import OneRoster
-from .csv_bundle import Bundle, BundleError, load_bundle
+from .csv_bundle import BundleError, load_bundle
+
+
+class DropConfig(Protocol):
+    """Where a tenant's drops are (the tenants file's oneroster or canvas_csv section)."""
+
+    path: str | None
+    sftp_password_env: str | None
+    sftp_key_env: str | None
+    sftp_host_key: str | None
 
 
 @dataclass(frozen=True)
 class Located:
     name: str  # the file or folder used, as the operator sees it
     sha256: str
-    bundle: Bundle
+    bundle: Any  # a OneRoster Bundle, or what the drop's loader made of it
+
+
+Loader = Callable[..., Any]  # (path, data=None) -> the drop read
+
+
+def _bundle_folder(p: Path) -> bool:
+    return (p / "manifest.csv").exists()
+
+
+def _csv_folder(p: Path) -> bool:
+    return p.is_dir() and any(f.suffix.lower() == ".csv" for f in p.iterdir())
 
 
 def _night_patterns(night: date) -> tuple[str, str]:
@@ -43,32 +64,39 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def locate_local(path: str, night: date) -> Located:
+def locate_local(
+    path: str,
+    night: date,
+    loader: Loader = load_bundle,
+    is_drop: Callable[[Path], bool] = _bundle_folder,
+) -> Located:
     p = Path(path)
-    if p.is_file() or (p / "manifest.csv").exists():
+    if p.is_file() or is_drop(p):
         # One bundle for every night: a single drop that is replaced in place.
         data = (
             p.read_bytes()
             if p.is_file()
             else b"".join(f.read_bytes() for f in sorted(p.glob("*.csv")))
         )
-        return Located(str(p), _digest(data), load_bundle(p))
+        return Located(str(p), _digest(data), loader(p))
     if not p.is_dir():
         raise BundleError(f"{path}: no such file or folder")
-    entries = [
-        e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or (e / "manifest.csv").exists()
-    ]
+    entries = [e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or is_drop(e)]
     chosen = p / pick(entries, night, path)
     data = (
         chosen.read_bytes()
         if chosen.is_file()
         else b"".join(f.read_bytes() for f in sorted(chosen.glob("*.csv")))
     )
-    return Located(str(chosen), _digest(data), load_bundle(chosen))
+    return Located(str(chosen), _digest(data), loader(chosen))
 
 
 def locate_sftp(
-    cfg: OneRoster, night: date, env: Mapping[str, str] = os.environ, tenant: str = ""
+    cfg: DropConfig,
+    night: date,
+    env: Mapping[str, str] = os.environ,
+    tenant: str = "",
+    loader: Loader = load_bundle,
 ) -> Located:
     import paramiko
 
@@ -130,13 +158,23 @@ def locate_sftp(
     return Located(
         f"sftp://{url.username}@{url.hostname}{folder.rstrip('/')}/{chosen}",
         _digest(data),
-        load_bundle(chosen, data=data),
+        loader(chosen, data=data),
     )
 
 
 def locate(
-    tenant: str, cfg: OneRoster, night: date, env: Mapping[str, str] = os.environ
+    tenant: str, cfg: DropConfig, night: date, env: Mapping[str, str] = os.environ
 ) -> Located:
+    """The night's OneRoster CSV bundle."""
     if (cfg.path or "").startswith("sftp://"):
         return locate_sftp(cfg, night, env, tenant)
     return locate_local(cfg.path or "", night)
+
+
+def locate_drop(
+    tenant: str, cfg: DropConfig, night: date, loader: Loader, env: Mapping[str, str] = os.environ
+) -> Located:
+    """The night's drop of CSV files (a folder of them, or a zip), read by ``loader``."""
+    if (cfg.path or "").startswith("sftp://"):
+        return locate_sftp(cfg, night, env, tenant, loader)
+    return locate_local(cfg.path or "", night, loader, _csv_folder)

@@ -9,6 +9,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from ...nights import deployment_timezone
 from ...tenants import TenantsFileError, load_tenants
 from ..partitions import partition_key, registered
+from ..selection import tenant_selection
 from ..tags import tenant_tags
 from .jobs import nightly_job
 
@@ -35,6 +36,7 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
             run_key=str(partition_key(tenant_id, night)),
             partition_key=partition_key(tenant_id, night),
             tags=tenant_tags(tenant_id, tenant.vendor),
+            asset_selection=tenant_selection(tenant),
         )
         for tenant_id, tenant in sorted(tenants.items())
         if tenant.enabled and tenant_id in known

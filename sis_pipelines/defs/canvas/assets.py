@@ -1,10 +1,10 @@
 """Canvas provisioning assets: mapping, guarded delta and package, upload and tracking."""
 
 import dagster as dg
-import pandas as pd
 from upath import UPath
 
-from ...canvas.mapping import MAPPED_AS_DICTIONARY, MAPPED_COLUMNS
+from ...canvas.gateway import gateway_night
+from ...canvas.mapping import MAPPED_COLUMNS
 from ...canvas.provision import GuardVerdict, delta_night, import_night, map_night
 from ...memory import release_memory
 from ..partitions import tenant_night
@@ -14,6 +14,8 @@ from ..tags import ALLOW_MASS_REMOVAL
 
 GUARD_CHECK = "deletion_guard"
 MAPPING = dg.AssetKey(["canvas", "mapping"])
+DROP = dg.AssetKey(["canvas_csv", "drop"])
+DROP_CHECK = "drop_rejects"
 DELTA = dg.AssetKey(["canvas", "delta"])
 SIS_IMPORT = dg.AssetKey(["canvas", "sis_import"])
 
@@ -30,36 +32,78 @@ def _provisioned(
     )
 
 
+# A CSV Gateway tenant's nightly Canvas-format drop: outside Dagster, observed by canvas/mapping.
+drop = dg.AssetSpec(
+    DROP,
+    group_name="canvas_csv",
+    partitions_def=tenant_night,
+    kinds={"csv"},
+    owners=OWNERS,
+    description=(
+        "A CSV Gateway tenant's nightly drop of Canvas-format SIS CSV files (a zip or a folder, "
+        "locally or on SFTP): canvas/mapping reads it, observes it here (the file and its "
+        "digest) and keeps its rejected rows in `quarantine/canvas_csv/<night>/<tenant>.parquet`."
+    ),
+)
+
+
 @dg.asset(
     key=MAPPING,
-    ins={
-        name: dg.AssetIn(
-            key=["oneroster", name],
-            metadata={"columns": columns, "dictionary": MAPPED_AS_DICTIONARY.get(name)},
-        )
-        for name, columns in MAPPED_COLUMNS.items()
-    },
+    # Read in the step (OneRoster tenants) or replaced by the drop (CSV Gateway tenants).
+    deps=[*(dg.AssetKey(["oneroster", name]) for name in MAPPED_COLUMNS), DROP],
     partitions_def=tenant_night,
     group_name="canvas",
     output_required=False,  # skipped for tenants without a canvas section
     kinds={"pandas", "parquet", "canvas"},
     owners=OWNERS,
-    description="The full Canvas state a night's OneRoster snapshot implies: accounts, terms, courses, sections, users, enrollments (and observers), with prefixed SIS ids.",
+    description=(
+        "The full Canvas state a night implies: accounts, terms, courses, sections, users, "
+        "enrollments (and observers), with prefixed SIS ids; mapped from the night's OneRoster "
+        "snapshot, or, for a CSV Gateway tenant (canvas_csv), its drop's usable rows."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            DROP_CHECK,
+            asset=MAPPING,
+            partitions_def=tenant_night,
+            description="CSV Gateway tenants: WARN when rows of the night's drop were rejected (file, line, column, reason)",
+        )
+    ],
 )
-def canvas_mapping(
-    context: dg.AssetExecutionContext,
-    tenants: TenantsResource,
-    lake: DataLake,
-    **snapshot: pd.DataFrame,
-):
+def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
     step = _provisioned(context, tenants, lake)
     if step is None:
         return
     assert step.tenant.canvas is not None
-    figures = map_night(step.lake, step.tenant_id, step.tenant.canvas, step.night, snapshot)
-    snapshot.clear()
+    with explained():
+        if step.tenant.gateway:
+            figures = gateway_night(
+                step.lake, step.services, step.tenant_id, step.tenant, step.night
+            )
+        else:
+            figures = map_night(step.lake, step.tenant_id, step.tenant.canvas, step.night)
     release_memory()  # written: the delta step that follows starts without them
-    yield dg.MaterializeResult(metadata=metadata(figures))
+    if not step.tenant.gateway:
+        yield dg.MaterializeResult(metadata=metadata(figures))
+        return
+    partition = context.partition_key
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=DROP,
+            partition=partition,
+            metadata={k: figures[k] for k in ("drop", "drop_sha256")},
+        )
+    )
+    rejected = int(figures["rejected_rows"])
+    check = dg.AssetCheckResult(
+        check_name=DROP_CHECK,
+        passed=rejected == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{rejected} rows of the drop rejected" if rejected else "every row usable",
+        metadata=metadata({k: v for k, v in figures.items() if k in ("rejected_rows", "rejected")}),
+    )
+    observe(context, step, figures, [check])
+    yield dg.MaterializeResult(metadata=metadata(figures), check_results=[check])
 
 
 def _guard_check(verdict: GuardVerdict, run_id: str, evaluation: UPath) -> dg.AssetCheckResult:
@@ -163,4 +207,4 @@ def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResourc
     yield dg.MaterializeResult(metadata=metadata(figures))
 
 
-canvas_assets = [canvas_mapping, canvas_delta, canvas_sis_import]
+canvas_assets = [canvas_mapping, canvas_delta, canvas_sis_import, drop]

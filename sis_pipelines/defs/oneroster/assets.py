@@ -13,6 +13,7 @@ from ...oneroster.snapshot import STORED, Snapshot, SnapshotRequest, take_snapsh
 from ...tenants import Tenant
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
+from ..selection import GATEWAY_SELECTION_TEXT
 from ..steps import OWNERS, explained, metadata, observe, step_of
 
 QUARANTINE_CHECK = "quarantine"
@@ -144,6 +145,13 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         **upstream: pd.DataFrame,
     ):
         step = step_of(context, tenants, lake)
+        if step.tenant.gateway:
+            raise dg.Failure(
+                description=f"tenant {step.tenant_id!r} is a CSV Gateway tenant (canvas_csv): it has "
+                f"no OneRoster collections; run its nights with sis-pipelines run --tenant "
+                f"{step.tenant_id} (or the schedule), which select {GATEWAY_SELECTION_TEXT}",
+                allow_retries=False,
+            )
         request = SnapshotRequest(
             step.tenant_id, step.tenant, step.night, collection, step.flags.force_refetch
         )

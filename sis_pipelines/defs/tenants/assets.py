@@ -20,10 +20,15 @@ from ..steps import OWNERS, TENANT_PAGES, tenant_key
 NIGHT_ARRIVED = "night_arrived"
 # A tenant's night has arrived when its whole roster is stored: enrollments come last.
 ARRIVED = dg.AssetKey(["oneroster", "enrollments"])
+MAPPING = dg.AssetKey(["canvas", "mapping"])
 
 
 def _page(tenant_id: str, tenant: Tenant) -> dg.AssetSpec:
-    source = tenant.oneroster.source
+    roster = (
+        "CSV Gateway: Canvas-format drops"
+        if tenant.oneroster is None
+        else f"OneRoster {tenant.oneroster.version} {tenant.oneroster.source}"
+    )
     return dg.AssetSpec(
         tenant_key(tenant_id),
         group_name=TENANT_PAGES,
@@ -31,8 +36,7 @@ def _page(tenant_id: str, tenant: Tenant) -> dg.AssetSpec:
         owners=OWNERS,
         kinds={tenant.vendor},
         description=(
-            f"Tenant `{tenant_id}` ({tenant.vendor}, OneRoster {tenant.oneroster.version} "
-            f"{source}): each night's rows, quarantined and repaired records, Canvas changes "
+            f"Tenant `{tenant_id}` ({tenant.vendor}, {roster}): each night's rows, quarantined and repaired records, Canvas changes "
             "and grades sent, as observations (see *Plots*), and whether its nights arrive."
         ),
         metadata={"vendor": tenant.vendor, "enabled": tenant.enabled},
@@ -69,7 +73,10 @@ def tenant_pages() -> tuple[list[dg.AssetSpec], dg.AssetChecksDefinition | None]
     )
     def tenant_freshness(context: dg.AssetCheckExecutionContext):
         selected = sorted(k.asset_key.path[-1] for k in context.selected_asset_check_keys)
-        arrived = context.instance.get_materialized_partitions(ARRIVED)
+        # A CSV Gateway tenant's night has arrived when its drop is mapped.
+        arrived = context.instance.get_materialized_partitions(
+            ARRIVED
+        ) | context.instance.get_materialized_partitions(MAPPING)
         for tenant_id, arrival in arrivals(selected, arrived, latest_complete_night()).items():
             yield dg.AssetCheckResult(
                 asset_key=tenant_key(tenant_id),

@@ -1,0 +1,182 @@
+"""The CSV Gateway: a district without a OneRoster API drops Canvas-format SIS CSV files on
+SFTP each night; they reach the simulated Canvas through the same delta, deletion guard,
+package, upload and tracking as a OneRoster tenant's night, rows Canvas would refuse kept with
+file, line, column and reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from datetime import timedelta
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from sis_pipelines.cli import check_connections, main, run_tenant_night
+from sis_pipelines.lake import Lake
+from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.simulator.plugin import canvas_simulator
+from sis_pipelines.tenants import TenantsFileError, parse_tenants
+
+from .sftp_server import SftpServer
+
+TENANT = """
+tenants:
+  gw:
+    vendor: generic
+    canvas_csv: {{path: "{path}", sftp_password_env: SFTP_PASSWORD, sftp_host_key: "{host_key}"}}
+    canvas: {{source: simulator, account_id: 1}}
+"""
+HEADERS = {
+    "accounts.csv": ["account_id", "parent_account_id", "name", "status"],
+    "terms.csv": ["term_id", "name", "status", "start_date", "end_date"],
+    "courses.csv": ["course_id", "short_name", "long_name", "account_id", "term_id", "status"],
+    "sections.csv": ["section_id", "course_id", "name", "status", "start_date", "end_date"],
+    "users.csv": ["user_id", "login_id", "first_name", "last_name", "email", "status"],
+    "enrollments.csv": ["course_id", "section_id", "user_id", "role", "status"],
+}
+
+
+def _drop(students: int, extra: dict[str, list[list[str]]] | None = None) -> dict[str, list]:
+    """A district's Canvas-format files: 10 courses, a teacher each, ``students`` students."""
+    rows: dict[str, list[list[str]]] = {
+        "accounts.csv": [["sch-1", "", "High School", "active"]],
+        "terms.csv": [
+            ["t-2026", "2026-27", "active", "2026-08-15T00:00:00Z", "2027-06-15T00:00:00Z"]
+        ],
+        "courses.csv": [
+            [f"c-{i}", f"C{i}", f"Course {i}", "sch-1", "t-2026", "active"] for i in range(10)
+        ],
+        "sections.csv": [[f"s-{i}", f"c-{i}", f"Section {i}", "active", "", ""] for i in range(10)],
+        "users.csv": [[f"tch-{i}", f"tch{i}", "T", f"Teacher{i}", "", "active"] for i in range(10)]
+        + [[f"stu-{n}", f"stu{n}", "S", f"Student{n}", "", "active"] for n in range(students)],
+        "enrollments.csv": [
+            [f"c-{i}", f"s-{i}", f"tch-{i}", "teacher", "active"] for i in range(10)
+        ]
+        + [
+            [f"c-{n % 10}", f"s-{n % 10}", f"stu-{n}", "student", "active"] for n in range(students)
+        ],
+    }
+    for name, more in (extra or {}).items():
+        rows[name] = rows[name] + more
+    return rows
+
+
+def _zip(files: dict[str, list[list[str]]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, rows in files.items():
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow(HEADERS[name])
+            writer.writerows(rows)
+            z.writestr(name, text.getvalue())
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def gateway(workspace, tmp_path, monkeypatch):
+    instance, data, tenants = workspace
+    root = tmp_path / "sftp-root"
+    (root / "outbox").mkdir(parents=True)
+    monkeypatch.setenv("SFTP_PASSWORD", "s3cret-sftp")
+    with SftpServer(root, "district", password="s3cret-sftp") as server:
+        tenants.write_text(
+            TENANT.format(
+                path=f"sftp://district@127.0.0.1:{server.port}/outbox",
+                host_key=server.host_key_line,
+            )
+        )
+        yield instance, data, root / "outbox", server
+
+
+def test_a_canvas_format_drop_over_sftp_reaches_canvas_through_the_guard(gateway, capsys):
+    instance, data, outbox, server = gateway
+    night2 = latest_complete_night()
+    night1, night3 = night2 - timedelta(days=2), night2 - timedelta(days=1)
+    (outbox / f"canvas-{night1}.zip").write_bytes(_zip(_drop(200)))
+    # The connection check sees the drop (and Canvas) before anything is stored.
+    assert check_connections("gw", out=lambda line: None) is False  # no drop for the latest night
+    first = run_tenant_night(instance, "gw", night1)
+    assert first.success, first.errors
+    assert server.logins
+    sim = canvas_simulator("gw", Lake.at(str(data)).simulator_state("canvas"))
+    assert len(sim.active("users")) == 210 and len(sim.active("enrollments")) == 210
+    # Night two: rows Canvas would refuse are kept aside with file, line, column and reason.
+    bad = {
+        "users.csv": [
+            ["stu-900", "", "No", "Login", "", "active"],  # line 213
+            ["stu-901", "stu901", "Bad", "Status", "", "enrolled"],  # line 214
+            ["stu-0", "stu0-again", "Twice", "Seen", "", "active"],  # line 215
+        ],
+        "sections.csv": [["s-x", "c-1", "Odd dates", "active", "15/09/2026", ""]],  # line 12
+    }
+    (outbox / f"canvas-{night3}.zip").write_bytes(_zip(_drop(201, bad)))
+    second = run_tenant_night(instance, "gw", night3)
+    assert second.success, second.errors
+    rejected = pq.read_table(data / "quarantine" / "canvas_csv" / str(night3) / "gw.parquet")
+    found = {(r["file"], r["line"], r["column"]) for r in rejected.to_pylist()}
+    assert found == {
+        ("users.csv", 213, "login_id"),
+        ("users.csv", 214, "status"),
+        ("users.csv", 215, "user_id"),
+        ("sections.csv", 12, "start_date"),
+    }
+    reasons = " ".join(r["reason"] for r in rejected.to_pylist())
+    assert 'Improper status "enrolled"' in reasons and "users.csv line 12" in reasons
+    assert len(sim.active("users")) == 211  # one student more, nothing refused imported
+    key = dg.AssetCheckKey(dg.AssetKey(["canvas", "mapping"]), "drop_rejects")
+    check = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+    evaluation = check.event.dagster_event.event_specific_data
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    # The drop is observed, and lineage knows where the rows came from.
+    observed = instance.fetch_observations(dg.AssetKey(["canvas_csv", "drop"]), limit=1).records
+    assert (
+        observed[0]
+        .event_log_entry.asset_observation.metadata["drop"]
+        .value.endswith(f"canvas-{night3}.zip")
+    )
+    # Night three: half the students gone; the deletion guard stops it, on purpose it goes.
+    (outbox / f"canvas-{night2}.zip").write_bytes(_zip(_drop(100)))
+    assert check_connections("gw", out=lambda line: None) is True
+    blocked = run_tenant_night(instance, "gw", night2)
+    assert not blocked.success
+    assert len(sim.active("users")) == 211
+    capsys.readouterr()
+    assert main(["run", "--tenant", "gw", "--night", str(night2), "--allow-mass-removal"]) == 0
+    assert len(sim.active("users")) == 110
+    # Its OneRoster assets do not apply: asked for, they say so in one line.
+    refused = run_tenant_night(instance, "gw", night2, select="key:oneroster/orgs")
+    assert not refused.success
+    assert "CSV Gateway tenant" in " ".join(refused.errors)
+
+
+def test_a_drop_file_left_out_stays_as_the_last_night_had_it(gateway):
+    instance, data, outbox, _ = gateway
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    (outbox / f"canvas-{night1}.zip").write_bytes(_zip(_drop(50)))
+    assert run_tenant_night(instance, "gw", night1).success
+    only_users = {k: v for k, v in _drop(51).items() if k == "users.csv"}
+    (outbox / f"canvas-{night2}.zip").write_bytes(_zip(only_users))
+    outcome = run_tenant_night(instance, "gw", night2)
+    assert outcome.success, outcome.errors
+    sim = canvas_simulator("gw", Lake.at(str(data)).simulator_state("canvas"))
+    assert len(sim.active("users")) == 61 and len(sim.active("enrollments")) == 60
+
+
+def test_the_tenants_file_takes_one_roster_source():
+    with pytest.raises(TenantsFileError, match=r"either oneroster .* or canvas_csv"):
+        parse_tenants("tenants:\n  t:\n    vendor: generic\n    canvas: {source: simulator}\n")
+    with pytest.raises(TenantsFileError, match="no OneRoster gradebook"):
+        parse_tenants(
+            "tenants:\n  t:\n    vendor: generic\n    canvas_csv: {path: /drops}\n"
+            "    canvas: {source: simulator}\n    gpb: {endpoints: standard}\n"
+        )
+    with pytest.raises(TenantsFileError, match="sftp_host_key"):
+        parse_tenants(
+            "tenants:\n  t:\n    vendor: generic\n"
+            "    canvas_csv: {path: 'sftp://u@h/d', sftp_password_env: P}\n    canvas: {source: simulator}\n"
+        )
