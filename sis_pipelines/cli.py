@@ -341,7 +341,7 @@ def list_tenants(instance, out=print) -> None:
     """Each tenant of the tenants file (and each partition no longer in it): vendor, source,
     whether it is enabled and registered, and the last night stored."""
     from .defs.partitions import registered
-    from .lake import Lake
+    from .lake import CANVAS_MAPPING, Lake
 
     tenants = load_tenants().tenants
     known = set(registered(instance))
@@ -351,7 +351,12 @@ def list_tenants(instance, out=print) -> None:
     )
     for t in sorted(set(tenants) | known):
         cfg = tenants.get(t)
-        nights = lake.snapshot_nights("orgs", t)
+        # A CSV Gateway tenant's nights are its mapped drops.
+        nights = (
+            lake.stored_nights(CANVAS_MAPPING, "users", t)
+            if cfg is not None and cfg.gateway
+            else lake.snapshot_nights("orgs", t)
+        )
         out(
             f"  {t:<32} {cfg.vendor if cfg else '-':<16} {_source(cfg) if cfg else '-':<10} "
             f"{('yes' if cfg.enabled else 'no') if cfg else 'removed':<8} "
