@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -180,3 +180,20 @@ def test_the_tenants_file_takes_one_roster_source():
             "tenants:\n  t:\n    vendor: generic\n"
             "    canvas_csv: {path: 'sftp://u@h/d', sftp_password_env: P}\n    canvas: {source: simulator}\n"
         )
+
+
+def test_the_schedule_runs_a_gateway_tenants_canvas_steps_only(gateway):
+    from sis_pipelines.defs.automation.schedules import nightly_schedule
+    from sis_pipelines.defs.selection import GATEWAY_SELECTION
+
+    instance, _, _, _ = gateway
+    assert main(["tenants", "sync"]) == 0
+    from sis_pipelines.definitions import defs
+
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime.now(UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    [request] = nightly_schedule.evaluate_tick(context).run_requests
+    assert list(request.asset_selection) == GATEWAY_SELECTION
