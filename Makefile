@@ -13,7 +13,7 @@ DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
 
 SIZE ?= small
 
-.PHONY: setup demo test ui canvas screenshots bench lint clean
+.PHONY: setup demo test ui canvas screenshots fleet bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -50,6 +50,12 @@ canvas: setup
 # The UI pages a data engineer looks at, as PNGs in screenshots/ (after make demo).
 screenshots: setup
 	$(DEMO_ENV) $(BIN)/python -m sis_pipelines.demo.screenshots
+
+# A fleet of N simulated districts on a real deployment on this machine: a fresh PostgreSQL
+# database, dagster-daemon and the webserver, the nightly schedule's tick, every run followed.
+N ?= 40
+fleet: setup
+	$(BIN)/python -m bench.fleet --tenants $(N)
 
 bench: setup
 	$(BIN)/python -m bench.run --size $(SIZE)

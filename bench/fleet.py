@@ -1,0 +1,347 @@
+"""A fleet of districts on a real deployment on this machine: `make fleet N=40`.
+
+A fresh PostgreSQL database for the instance (the top-level dagster.yaml: queued run
+coordinator, one run per tenant, at most two Infinite Campus runs, retries), `dagster-daemon run`
+and the webserver as processes of their own, N simulated districts of mixed vendors and sizes
+(a few large, many small; one whose SIS is down all night) registered by the onboarding sensor,
+the nightly schedule's tick for one night evaluated and its runs submitted to the queue, as the
+daemon's scheduler does, and every run followed to its end. The figures are read back from the
+instance's PostgreSQL run records.
+
+    python -m bench.fleet --tenants 40 [--night 2026-11-20]
+
+Results go to bench/results/fleet-<N>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "bench" / "results"
+VENDORS = ("genesis", "focus", "progressbook", "infinite_campus")
+DOWN = "fleet-sis-down"  # its SIS answers 503 to everything all night
+
+
+def fleet_tenants(n: int) -> str:
+    """N districts: every tenth large (6,000 students), the others small (300 to 1,500),
+    vendors in turn, grade passback for a third; the last one's SIS is down."""
+    lines = ["tenants:"]
+    for i in range(n):
+        vendor = VENDORS[i % len(VENDORS)]
+        version = "1.2" if vendor == "infinite_campus" else "1.1"
+        students = 6000 if i % 10 == 0 else 300 + (i * 137) % 1200
+        name = DOWN if i == n - 1 else f"fleet-{i:03d}"
+        faults = (
+            ', step_retries: 0, retry_attempts: 2, simulator_faults: [{path: "/", status: 503, times: 100000}]'
+            if name == DOWN
+            else ""
+        )
+        gpb = (
+            "\n    gpb: {endpoints: standard, default_category: Homework, sync_interval_s: 0}"
+            if i % 3 == 1
+            else ""
+        )
+        lines.append(
+            f"  {name}:\n    vendor: {vendor}\n"
+            f'    oneroster: {{version: "{version}", source: simulator, students: {students}, seed: {i + 1}{faults}}}\n'
+            f'    canvas: {{source: simulator, sis_id_prefix: "f{i}-"}}{gpb}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Deployment:
+    home: Path
+    data: Path
+    env: dict[str, str]
+    webserver: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def deployment(tenants_yaml: str, workdir: Path) -> Iterator[Deployment]:
+    """A fresh PostgreSQL database, the production dagster.yaml, the daemon and the webserver."""
+    import psycopg2
+
+    name = f"sis_fleet_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    home, data = workdir / "home", workdir / "data"
+    home.mkdir(parents=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    (workdir / "tenants.yaml").write_text(tenants_yaml)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": "5432",
+        "DAGSTER_PG_USER": "postgres",
+        "DAGSTER_PG_PASSWORD": "trust-auth",
+        "DAGSTER_PG_DB": name,
+        "SIS_PIPELINES_DATA_DIR": str(data),
+        "SIS_PIPELINES_TENANTS": str(workdir / "tenants.yaml"),
+        "SIS_PIPELINES_FIRST_NIGHT": os.environ.get("SIS_PIPELINES_FIRST_NIGHT", "2026-08-01"),
+    }
+    bin_dir = Path(sys.executable).parent
+    port = _free_port()
+    workspace = str(ROOT / "workspace.yaml")
+    processes = [
+        subprocess.Popen(
+            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+            env=env,
+            cwd=ROOT,
+            stdout=(workdir / "daemon.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [
+                str(bin_dir / "dagster-webserver"),
+                "-w",
+                workspace,
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=(workdir / "webserver.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    ]
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield Deployment(home, data, env, f"http://127.0.0.1:{port}")
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        os.environ.clear()
+        os.environ.update(saved)
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def wait_for(done, timeout: float, what: str, every: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def registered(instance) -> set[str]:
+    from sis_pipelines.defs.partitions import registered as known
+
+    return set(known(instance))
+
+
+def tick_nightly(instance, night: date) -> list[str]:
+    """The nightly schedule's tick for the night, its run requests submitted to the queue."""
+    import dagster as dg
+
+    from sis_pipelines.definitions import defs
+    from sis_pipelines.defs.automation.schedules import nightly_schedule
+    from sis_pipelines.runs import create_run
+
+    when = datetime.combine(night + timedelta(days=1), datetime.min.time(), UTC) + timedelta(
+        hours=2, minutes=30
+    )
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
+    job = defs.resolve_job_def("nightly")
+    run_ids = []
+    for request in nightly_schedule.evaluate_tick(context).run_requests or []:
+        run, _ = create_run(
+            instance,
+            job,
+            request.partition_key,
+            {**request.tags, "dagster/schedule_name": "nightly_schedule"},
+            list(request.asset_selection) if request.asset_selection else None,
+            {},
+        )
+        instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+        run_ids.append(run.run_id)
+    return run_ids
+
+
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def follow(instance, run_ids: list[str], timeout: float) -> list:
+    """Every run (and the retries the instance makes of failed ones) to its end."""
+    import dagster as dg
+
+    def records():
+        return instance.get_run_records(dg.RunsFilter(job_name="nightly"))
+
+    def ended() -> bool:
+        found = records()
+        return len(found) >= len(run_ids) and all(
+            r.dagster_run.status.value in FINISHED for r in found
+        )
+
+    wait_for(ended, timeout, f"{len(run_ids)} runs to end", every=2.0)
+    time.sleep(5)  # a retry of a failed run is queued a moment after the failure
+    wait_for(ended, timeout, "the retries to end", every=2.0)
+    return records()
+
+
+def most_in_flight(spans: list[tuple[float, float, str]]) -> dict[str, int]:
+    """The most runs in flight at once per key, from (start, end, key) spans."""
+    events = sorted(
+        [(s, 1, k) for s, _, k in spans] + [(e, -1, k) for _, e, k in spans],
+        key=lambda x: (x[0], x[1]),
+    )
+    now: dict[str, int] = {}
+    most: dict[str, int] = {}
+    for _, step, key in events:
+        now[key] = now.get(key, 0) + step
+        most[key] = max(most.get(key, 0), now[key])
+    return most
+
+
+@dataclass
+class FleetNight:
+    tenants: int
+    runs: int
+    succeeded: list[str]
+    failed: dict[str, str]  # tenant -> why (its last run's failure)
+    wall_s: float
+    runs_per_hour: float
+    in_flight: int
+    per_vendor: dict[str, int]
+    per_tenant: int
+
+
+def figures(instance, records) -> FleetNight:
+    """From the PostgreSQL run records: outcomes, wall time, rate, the most in flight."""
+    from sis_pipelines.runs import failed_steps
+
+    spans, vendor_spans, tenant_spans = [], [], []
+    final: dict[str, object] = {}
+    for r in sorted(records, key=lambda r: r.create_timestamp):
+        run = r.dagster_run
+        tenant = run.tags.get("tenant", "?")
+        final[tenant] = r
+        if r.start_time and r.end_time:
+            spans.append((r.start_time, r.end_time, "all"))
+            vendor_spans.append((r.start_time, r.end_time, run.tags.get("sis_vendor", "?")))
+            tenant_spans.append((r.start_time, r.end_time, tenant))
+    succeeded = sorted(t for t, r in final.items() if r.dagster_run.status.value == "SUCCESS")
+    failed = {}
+    for t, r in sorted(final.items()):
+        if r.dagster_run.status.value != "SUCCESS":
+            errors = [
+                str(getattr(s.error, "message", s.error)).strip().splitlines()[0]
+                for s in failed_steps(instance, r.dagster_run.run_id)
+                if s.error
+            ]
+            failed[t] = errors[0] if errors else r.dagster_run.status.value
+    start = min(s for s, _, _ in spans) if spans else 0.0
+    end = max(e for _, e, _ in spans) if spans else 0.0
+    wall = max(end - start, 1e-9)
+    return FleetNight(
+        tenants=len(final),
+        runs=len(records),
+        succeeded=succeeded,
+        failed=failed,
+        wall_s=wall,
+        runs_per_hour=len(records) / wall * 3600,
+        in_flight=most_in_flight(spans).get("all", 0),
+        per_vendor=most_in_flight(vendor_spans),
+        per_tenant=max(most_in_flight(tenant_spans).values(), default=0),
+    )
+
+
+def fleet_night(n: int, night: date, workdir: Path, timeout: float = 3600) -> FleetNight:
+    import dagster as dg
+
+    with deployment(fleet_tenants(n), workdir) as fleet:
+        instance = dg.DagsterInstance.get()
+        wait_for(lambda: len(registered(instance)) == n, 240, "the onboarding sensor", every=2.0)
+        run_ids = tick_nightly(instance, night)
+        assert len(run_ids) == n, f"the schedule asked for {len(run_ids)} runs, not {n}"
+        records = follow(instance, run_ids, timeout)
+        result = figures(instance, records)
+        print(f"webserver: {fleet.webserver} (stopped at the end)")
+        return result
+
+
+def report(n: int, night: date, result: FleetNight) -> str:
+    limits = "one run per tenant, at most 2 Infinite Campus runs, at most 8 runs"
+    lines = [
+        f"# A fleet night: {n} districts",
+        "",
+        f"`make fleet N={n}` ({datetime.now(UTC):%Y-%m-%d}, night {night}): PostgreSQL, "
+        "`dagster-daemon run` and the webserver as processes of their own, the top-level "
+        f"`dagster.yaml` ({limits}); 2 cores.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| runs succeeded / failed (tenants) | {len(result.succeeded)} / {len(result.failed)} |",
+        f"| runs, retries included | {result.runs} |",
+        f"| wall time of the night | {result.wall_s:.0f} s |",
+        f"| runs per hour | {result.runs_per_hour:.0f} |",
+        f"| most runs in flight | {result.in_flight} (limit 8) |",
+        "| most in flight per vendor | "
+        + ", ".join(f"{v} {k}" for k, v in sorted(result.per_vendor.items()))
+        + " (Infinite Campus limit 2) |",
+        f"| most in flight per tenant | {result.per_tenant} (limit 1) |",
+    ]
+    for tenant, why in result.failed.items():
+        lines.append(f"| failed: {tenant} | {why} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet")
+    parser.add_argument("--tenants", type=int, default=40)
+    parser.add_argument("--night", type=date.fromisoformat, default=None)
+    args = parser.parse_args()
+    from sis_pipelines.nights import latest_complete_night
+
+    night = args.night or latest_complete_night()
+    workdir = Path(tempfile.mkdtemp(prefix="sis-fleet-"))
+    result = fleet_night(args.tenants, night, workdir)
+    text = report(args.tenants, night, result)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"fleet-{args.tenants}.md").write_text(text)
+    print(text)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if set(result.failed) <= {DOWN} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
