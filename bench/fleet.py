@@ -247,6 +247,7 @@ class FleetNight:
 
 def figures(instance, records) -> FleetNight:
     """From the PostgreSQL run records: outcomes, wall time, rate, the most in flight."""
+    from sis_pipelines.cli import step_error
     from sis_pipelines.runs import failed_steps
 
     spans, vendor_spans, tenant_spans = [], [], []
@@ -264,9 +265,7 @@ def figures(instance, records) -> FleetNight:
     for t, r in sorted(final.items()):
         if r.dagster_run.status.value != "SUCCESS":
             errors = [
-                str(getattr(s.error, "message", s.error)).strip().splitlines()[0]
-                for s in failed_steps(instance, r.dagster_run.run_id)
-                if s.error
+                step_error(s.error) for s in failed_steps(instance, r.dagster_run.run_id) if s.error
             ]
             failed[t] = errors[0] if errors else r.dagster_run.status.value
     start = min(s for s, _, _ in spans) if spans else 0.0
