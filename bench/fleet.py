@@ -36,22 +36,25 @@ ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "bench" / "results"
 VENDORS = ("genesis", "focus", "progressbook", "infinite_campus")
 DOWN = "fleet-sis-down"  # its SIS answers 503 to everything all night
+BROKEN_CANVAS = "fleet-canvas-broken"  # its Canvas fails every SIS import
 
 
 def fleet_tenants(n: int) -> str:
     """N districts: every tenth large (6,000 students), the others small (300 to 1,500),
-    vendors in turn, grade passback for a third; the last one's SIS is down."""
+    vendors in turn, grade passback for a third; the last one's SIS is down, the one before
+    has a Canvas that fails every import."""
     lines = ["tenants:"]
     for i in range(n):
         vendor = VENDORS[i % len(VENDORS)]
         version = "1.2" if vendor == "infinite_campus" else "1.1"
         students = 6000 if i % 10 == 0 else 300 + (i * 137) % 1200
-        name = DOWN if i == n - 1 else f"fleet-{i:03d}"
+        name = {n - 1: DOWN, n - 2: BROKEN_CANVAS}.get(i, f"fleet-{i:03d}")
         faults = (
             ', step_retries: 0, retry_attempts: 2, simulator_faults: [{path: "/", status: 503, times: 100000}]'
             if name == DOWN
             else ""
         )
+        broken = ", simulator_fail_imports: true" if name == BROKEN_CANVAS else ""
         gpb = (
             "\n    gpb: {endpoints: standard, default_category: Homework, sync_interval_s: 0}"
             if i % 3 == 1
@@ -60,7 +63,7 @@ def fleet_tenants(n: int) -> str:
         lines.append(
             f"  {name}:\n    vendor: {vendor}\n"
             f'    oneroster: {{version: "{version}", source: simulator, students: {students}, seed: {i + 1}{faults}}}\n'
-            f'    canvas: {{source: simulator, sis_id_prefix: "f{i}-"}}{gpb}'
+            f'    canvas: {{source: simulator, sis_id_prefix: "f{i}-"{broken}}}{gpb}'
         )
     return "\n".join(lines) + "\n"
 
@@ -339,7 +342,7 @@ def main() -> int:
     (RESULTS / f"fleet-{args.tenants}.md").write_text(text)
     print(text)
     shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if set(result.failed) <= {DOWN} else 1
+    return 0 if set(result.failed) <= {DOWN, BROKEN_CANVAS} else 1
 
 
 if __name__ == "__main__":

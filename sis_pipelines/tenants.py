@@ -82,6 +82,8 @@ class OneRoster(_Strict):
     sftp_host_key: str | None = (
         None  # the server's public host key ("ssh-ed25519 AAAA…"): required for SFTP
     )
+    # csv: what a night's bundle may inflate to; a bigger one is refused before it is read.
+    max_drop_bytes: int = Field(40_000_000_000, ge=1)
     # source: simulator
     students: int = Field(2000, ge=1)
     seed: int = 1
@@ -145,6 +147,9 @@ class Canvas(_Strict):
     dry_run: bool = False  # build the zip, never upload
     # source simulator only: one course in this many has a gradebook that passes grades back.
     gradebook_share: int = Field(40, ge=1)
+    # source simulator only: every SIS import fails (failed_with_messages), as a Canvas whose
+    # importer is broken for the night (the fleet's isolation run).
+    simulator_fail_imports: bool = False
 
     @model_validator(mode="after")
     def _needs(self) -> Canvas:
@@ -253,6 +258,7 @@ class CanvasCsv(_Strict):
     sftp_password_env: str | None = None
     sftp_key_env: str | None = None
     sftp_host_key: str | None = None
+    max_drop_bytes: int = Field(40_000_000_000, ge=1)  # refused before reading beyond this
 
     @model_validator(mode="after")
     def _sftp_needs(self) -> CanvasCsv:

@@ -394,3 +394,33 @@ tenants:
     added = changes[changes["action"] == "add"].groupby("file")["sis_id"].apply(set).to_dict()
     assert added["courses"] == added["sections"] == {"cls-222-123456"}
     assert len(added["enrollments"]) == 3 and len(added["users"]) == 6
+
+
+def test_a_drop_that_would_inflate_too_far_is_refused_before_it_is_read(workspace, tmp_path):
+    """A zip bomb (a member compressing a thousand times) and a drop above the tenant's
+    max_drop_bytes are refused in one line, before a byte is inflated, and nothing is stored."""
+    import zipfile
+
+    instance, data, tenants = workspace
+    night = latest_complete_night()
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    bomb = drops / f"oneroster-{night}.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
+        z.writestr("users.csv", "sourcedId\n" + "a" * 30_000_000)
+    assert bomb.stat().st_size < 200_000
+    tenants.write_text(TENANT.format(path=drops, extra=""))
+    refused = run_tenant_night(instance, "csv-a", night, select="key:oneroster/orgs")
+    assert not refused.success
+    assert "users.csv would inflate" in " ".join(refused.errors)
+    assert "no real export does" in " ".join(refused.errors)
+    assert not (data / "oneroster" / "orgs" / str(night) / "csv-a.parquet").exists()
+    # A real bundle, above the tenant's own limit.
+    bomb.unlink()
+    export_bundle(District(120, 6), night, drops)
+    tenants.write_text(TENANT.format(path=drops, extra=", max_drop_bytes: 1000"))
+    refused = run_tenant_night(instance, "csv-a", night, select="key:oneroster/orgs")
+    assert not refused.success
+    assert "above the tenant's max_drop_bytes" in " ".join(refused.errors)
+    assert not (data / "oneroster" / "orgs" / str(night) / "csv-a.parquet").exists()

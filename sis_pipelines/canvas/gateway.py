@@ -13,7 +13,6 @@ changes, as with Canvas's own importer.
 from __future__ import annotations
 
 import io
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,7 +23,7 @@ import pandas as pd
 
 from ..figures import Figures, Markdown
 from ..lake import CANVAS_MAPPING, Lake
-from ..oneroster.csv_bundle import BundleError
+from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, zip_members
 from ..oneroster.csv_source import locate_drop
 from ..storage import read_frame, write_frame
 from .files import FILES, ORDER
@@ -45,22 +44,16 @@ class CanvasDrop:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-def load_drop(path: Path | str, data: bytes | None = None) -> CanvasDrop:
+def load_drop(
+    path: Path | str, data: bytes | None = None, max_bytes: int = MAX_DROP_BYTES
+) -> CanvasDrop:
     """A zip (or its bytes), or a folder holding the CSV files."""
     source = str(path)
     drop = CanvasDrop(source)
     if data is not None or Path(path).is_file():
-        try:
-            with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as z:
-                for info in z.infolist():
-                    if info.filename.lower().endswith(".csv") and not info.is_dir():
-                        drop.files[Path(info.filename).name] = z.read(info)
-        except zipfile.BadZipFile:
-            raise BundleError(f"{source}: not a zip file") from None
+        drop.files = zip_members(path, data, max_bytes)
     elif Path(path).is_dir():
-        for p in sorted(Path(path).iterdir()):
-            if p.suffix.lower() == ".csv":
-                drop.files[p.name] = p.read_bytes()
+        drop.files = folder_members(path, max_bytes)
     else:
         raise BundleError(f"{source}: no such drop")
     if not drop.files:

@@ -87,22 +87,69 @@ class Bundle:
             return data.decode("cp1252")
 
 
-def load_bundle(path: Path | str, data: bytes | None = None) -> Bundle:
+# What a drop may inflate to: 20 times the largest real district's export (2 GB of CSV).
+MAX_DROP_BYTES = 40_000_000_000
+# Real exports compress CSV some ten times; a large member far beyond that is no export.
+MAX_RATIO = 200
+RATIO_FROM_BYTES = 10_000_000
+
+
+def refuse_bombs(infos: list[zipfile.ZipInfo], source: str, max_bytes: int) -> None:
+    """Refuses, before reading anything, a zip whose files would inflate beyond ``max_bytes``
+    or whose large members compress as no real export does."""
+    total = sum(i.file_size for i in infos)
+    if total > max_bytes:
+        raise BundleError(
+            f"{source}: its files would inflate to {total / 1e9:.1f} GB, above the tenant's "
+            f"max_drop_bytes ({max_bytes / 1e9:.1f} GB); not read, nothing stored for the night"
+        )
+    for i in infos:
+        if i.file_size >= RATIO_FROM_BYTES and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise BundleError(
+                f"{source}: {i.filename} would inflate {i.file_size / max(i.compress_size, 1):.0f} "
+                f"times ({i.compress_size / 1e6:.1f} MB to {i.file_size / 1e6:.0f} MB), which no "
+                "real export does; not read, nothing stored for the night"
+            )
+
+
+def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> dict[str, bytes]:
+    """The CSV members of a zip (or its bytes) by file name, once it passed ``refuse_bombs``."""
+    files: dict[str, bytes] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as z:
+            infos = [
+                i for i in z.infolist() if i.filename.lower().endswith(".csv") and not i.is_dir()
+            ]
+            refuse_bombs(infos, str(path), max_bytes)
+            for info in infos:
+                files[Path(info.filename).name] = z.read(info)
+    except zipfile.BadZipFile:
+        raise BundleError(f"{path}: not a zip file") from None
+    return files
+
+
+def folder_members(path: Path | str, max_bytes: int) -> dict[str, bytes]:
+    """The CSV files of a folder by file name, refused beyond ``max_bytes`` before reading."""
+    found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() == ".csv")
+    total = sum(p.stat().st_size for p in found)
+    if total > max_bytes:
+        raise BundleError(
+            f"{path}: its files hold {total / 1e9:.1f} GB, above the tenant's max_drop_bytes "
+            f"({max_bytes / 1e9:.1f} GB); not read, nothing stored for the night"
+        )
+    return {p.name: p.read_bytes() for p in found}
+
+
+def load_bundle(
+    path: Path | str, data: bytes | None = None, max_bytes: int = MAX_DROP_BYTES
+) -> Bundle:
     """A zip file (or its bytes), or a folder holding the CSV files."""
     source = str(path)
     files: dict[str, bytes] = {}
     if data is not None or Path(path).is_file():
-        try:
-            with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as z:
-                for info in z.infolist():
-                    if info.filename.lower().endswith(".csv") and not info.is_dir():
-                        files[Path(info.filename).name.lower()] = z.read(info)
-        except zipfile.BadZipFile:
-            raise BundleError(f"{source}: not a zip file") from None
+        files = {name.lower(): body for name, body in zip_members(path, data, max_bytes).items()}
     elif Path(path).is_dir():
-        for p in Path(path).iterdir():
-            if p.suffix.lower() == ".csv":
-                files[p.name.lower()] = p.read_bytes()
+        files = {name.lower(): body for name, body in folder_members(path, max_bytes).items()}
     else:
         raise BundleError(f"{source}: no such bundle")
     if "manifest.csv" not in files:

@@ -4,6 +4,7 @@ the CSV Gateway's Canvas-format drops through ``locate_drop`` with their own loa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -25,6 +26,7 @@ class DropConfig(Protocol):
     sftp_password_env: str | None
     sftp_key_env: str | None
     sftp_host_key: str | None
+    max_drop_bytes: int
 
 
 @dataclass(frozen=True)
@@ -166,15 +168,20 @@ def locate(
     tenant: str, cfg: DropConfig, night: date, env: Mapping[str, str] = os.environ
 ) -> Located:
     """The night's OneRoster CSV bundle."""
-    if (cfg.path or "").startswith("sftp://"):
-        return locate_sftp(cfg, night, env, tenant)
-    return locate_local(cfg.path or "", night)
+    return locate_drop(tenant, cfg, night, load_bundle, env, _bundle_folder)
 
 
 def locate_drop(
-    tenant: str, cfg: DropConfig, night: date, loader: Loader, env: Mapping[str, str] = os.environ
+    tenant: str,
+    cfg: DropConfig,
+    night: date,
+    loader: Loader,
+    env: Mapping[str, str] = os.environ,
+    is_drop: Callable[[Path], bool] = _csv_folder,
 ) -> Located:
-    """The night's drop of CSV files (a folder of them, or a zip), read by ``loader``."""
+    """The night's drop of CSV files (a folder of them, or a zip), read by ``loader`` within
+    the tenant's ``max_drop_bytes``."""
+    bounded = functools.partial(loader, max_bytes=cfg.max_drop_bytes)
     if (cfg.path or "").startswith("sftp://"):
-        return locate_sftp(cfg, night, env, tenant, loader)
-    return locate_local(cfg.path or "", night, loader, _csv_folder)
+        return locate_sftp(cfg, night, env, tenant, bounded)
+    return locate_local(cfg.path or "", night, bounded, is_drop)

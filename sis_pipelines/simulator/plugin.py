@@ -116,6 +116,8 @@ class Simulators:
         assert cfg is not None
         sim = canvas_simulator(tenant_id, self.state("canvas"))
         sim.gradebook_share = cfg.gradebook_share
+        if cfg.simulator_fail_imports:
+            sim.fail_next = max(sim.fail_next, 1_000_000)
         # A night's pass sees Canvas as at the end of the night; an intraday sync, now.
         sim.clock = end_of_night(night) if night is not None else None
         with CanvasClient(
