@@ -288,6 +288,7 @@ def _night(world: World, night: date) -> None:
 @settings(
     max_examples=8,
     phases=[Phase.generate],
+    derandomize=True,  # the same examples on every run: CI never meets a new one by chance
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

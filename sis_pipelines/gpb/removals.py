@@ -132,12 +132,11 @@ def plan_removals(
     scope = led[led["course"].isin(book.courses) & led["kind"].isin(list(PLURAL))]
     unwanted = ~scope["key"].isin(wanted)
     items = scope[(scope["kind"] == "lineItem") & unwanted & scope["key"].str.startswith("a:")]
-    enrolled = set(zip(students["class"], students["student"], strict=True))
     results = scope[scope["kind"] == "result"]
+    enrolled = pd.MultiIndex.from_frame(students[["class", "student"]].astype("string"))
     in_class = pd.Series(
-        [(c, s) in enrolled for c, s in zip(results["class"], results["student"], strict=True)],
+        pd.MultiIndex.from_frame(results[["class", "student"]].astype("string")).isin(enrolled),
         index=results.index,
-        dtype=bool,
     )
     of_removed_item = results["line_item_key"].isin(items["key"])
     cleared = results["line_item_key"].isin(wanted) & in_class
