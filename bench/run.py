@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from sis_pipelines.canvas.delta import compute_delta, file_delta
-from sis_pipelines.canvas.mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS
+from sis_pipelines.canvas.mapping import INTERNAL
 from sis_pipelines.canvas.package import build_zip
 from sis_pipelines.canvas.provision import canvas_files, map_night
 from sis_pipelines.connect import Services
@@ -251,12 +251,8 @@ def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> di
         for s in ("http_fetch_decode", "columnar_decode_normalise", "normalisation")
     )
     with clock.stage("canvas_mapping"):
-        snapshot = {
-            n: read_frame(lake.snapshot(n, when, TENANT), c, MAPPED_AS_DICTIONARY.get(n))
-            for n, c in MAPPED_COLUMNS.items()
-        }
-        figures = map_night(lake, TENANT, BENCH_CANVAS, when, snapshot)
-        del snapshot
+        # Reads the stored snapshot's columns it maps, as the mapping step does.
+        figures = map_night(lake, TENANT, BENCH_CANVAS, when)
     counters["mapping"] = {
         k.removesuffix("_rows"): v for k, v in figures.items() if k.endswith("_rows")
     }

@@ -247,7 +247,7 @@ def test_operator_mistakes_are_one_line_and_a_non_zero_exit(workspace, sis, monk
     # A backfill of nights whose snapshots were never stored: which night, and what to run.
     old = str(latest_complete_night() - timedelta(days=5))
     backfill = ["backfill", "--tenant", "sim-a", "--from", old, "--to", old]
-    assert main([*backfill, "--select", "key:canvas/mapping"]) == 1
+    assert main([*backfill, "--select", "key:oneroster/enrollments"]) == 1
     out = capsys.readouterr()
     assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1, out.err
     assert f"night {old}: no oneroster/" in out.err
@@ -297,9 +297,10 @@ def test_lineage_of_the_assets():
     }
     assert parents["oneroster/demographics"] == {"oneroster/users"}
     assert parents["oneroster/orgs"] == set()
+    # The OneRoster snapshot, or a CSV Gateway tenant's drop.
     assert parents["canvas/mapping"] == {
         f"oneroster/{n}" for n in COLLECTIONS if n != "demographics"
-    }
+    } | {"canvas_csv/drop"}
     assert parents["canvas/delta"] == {"canvas/mapping"}
     assert parents["canvas/sis_import"] == {"canvas/delta"}
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}

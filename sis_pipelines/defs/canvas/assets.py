@@ -15,7 +15,6 @@ from ..tags import ALLOW_MASS_REMOVAL
 GUARD_CHECK = "deletion_guard"
 MAPPING = dg.AssetKey(["canvas", "mapping"])
 DROP = dg.AssetKey(["canvas_csv", "drop"])
-DROP_CHECK = "drop_rejects"
 DELTA = dg.AssetKey(["canvas", "delta"])
 SIS_IMPORT = dg.AssetKey(["canvas", "sis_import"])
 
@@ -61,14 +60,6 @@ drop = dg.AssetSpec(
         "enrollments (and observers), with prefixed SIS ids; mapped from the night's OneRoster "
         "snapshot, or, for a CSV Gateway tenant (canvas_csv), its drop's usable rows."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            DROP_CHECK,
-            asset=MAPPING,
-            partitions_def=tenant_night,
-            description="CSV Gateway tenants: WARN when rows of the night's drop were rejected (file, line, column, reason)",
-        )
-    ],
 )
 def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake):
     step = _provisioned(context, tenants, lake)
@@ -83,33 +74,23 @@ def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, 
         else:
             figures = map_night(step.lake, step.tenant_id, step.tenant.canvas, step.night)
     release_memory()  # written: the delta step that follows starts without them
-    if not step.tenant.gateway:
-        # A declared check answers every time: here there is no drop to reject rows of.
-        nothing = dg.AssetCheckResult(
-            check_name=DROP_CHECK,
-            passed=True,
-            description="no drop: mapped from the night's OneRoster snapshot",
+    if step.tenant.gateway:
+        # Lineage: the drop the rows came from, observed for this tenant-night.
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=DROP,
+                partition=context.partition_key,
+                metadata={k: figures[k] for k in ("drop", "drop_sha256")},
+            )
         )
-        yield dg.MaterializeResult(metadata=metadata(figures), check_results=[nothing])
-        return
-    partition = context.partition_key
-    context.log_event(
-        dg.AssetObservation(
-            asset_key=DROP,
-            partition=partition,
-            metadata={k: figures[k] for k in ("drop", "drop_sha256")},
-        )
-    )
-    rejected = int(figures["rejected_rows"])
-    check = dg.AssetCheckResult(
-        check_name=DROP_CHECK,
-        passed=rejected == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{rejected} rows of the drop rejected" if rejected else "every row usable",
-        metadata=metadata({k: v for k, v in figures.items() if k in ("rejected_rows", "rejected")}),
-    )
-    observe(context, step, figures, [check])
-    yield dg.MaterializeResult(metadata=metadata(figures), check_results=[check])
+        if figures["rejected_rows"]:
+            context.log.warning(
+                f"tenant {step.tenant_id!r}, night {step.night}: {figures['rejected_rows']} rows "
+                "of the drop rejected (file, line, column, reason in the metadata and in "
+                f"quarantine/canvas_csv/{step.night}/{step.tenant_id}.parquet)"
+            )
+        observe(context, step, figures)
+    yield dg.MaterializeResult(metadata=metadata(figures))
 
 
 def _guard_check(verdict: GuardVerdict, run_id: str, evaluation: UPath) -> dg.AssetCheckResult:
