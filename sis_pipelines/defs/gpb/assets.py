@@ -136,8 +136,10 @@ def removal_guard(plan: Plan, run_id: str) -> dg.AssetCheckResult:
     kinds={"oneroster"},
     owners=OWNERS,
     description=(
-        "Sends the night's requests to the SIS gradebook: lineItems before their results, bounded, "
-        "idempotent; never over a grade the SIS changed unless the tenant says so; backfills only when forced. "
+        "Sends the night's requests to the SIS gradebook: lineItems before their results, then the "
+        "removals (results before their lineItems; DELETE or PUT tobedeleted), bounded, idempotent; "
+        "never over a grade the SIS changed unless the tenant says so, never removing one; "
+        "backfills only when forced. "
         "Outcomes in `gpb/outcomes/<night>/<tenant>.parquet`."
     ),
 )
