@@ -14,7 +14,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from sis_pipelines.cli import check_connections, main, run_tenant_night
+from sis_pipelines.cli import check_connections, evaluate_tenant, main, run_tenant_night
 from sis_pipelines.lake import Lake
 from sis_pipelines.nights import latest_complete_night
 from sis_pipelines.simulator.plugin import canvas_simulator
@@ -157,6 +157,15 @@ def test_a_drop_file_left_out_stays_as_the_last_night_had_it(gateway):
     night2 = latest_complete_night()
     night1 = night2 - timedelta(days=1)
     (outbox / f"canvas-{night1}.zip").write_bytes(_zip(_drop(50)))
+    # Onboarding: the first night mapped, evaluated against an empty Canvas, then run.
+    assert (
+        main(["run", "--tenant", "gw", "--night", str(night1), "--select", "key:canvas/mapping"])
+        == 0
+    )
+    lines = []
+    assert evaluate_tenant("gw", night1, out=lines.append) == 0
+    assert "| users | 60 | 0 | 0 | 60 | 0 | 0 |" in lines[0]  # all to create, nothing to remove
+    assert (data / "evaluate" / "report" / str(night1) / "gw.md").exists()
     assert run_tenant_night(instance, "gw", night1).success
     only_users = {k: v for k, v in _drop(51).items() if k == "users.csv"}
     (outbox / f"canvas-{night2}.zip").write_bytes(_zip(only_users))
