@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from bench.decode_limit import decode_limit, sample_pages
 from sis_pipelines.canvas.delta import compute_delta, file_delta
 from sis_pipelines.canvas.mapping import INTERNAL
 from sis_pipelines.canvas.package import build_zip
@@ -47,6 +48,7 @@ from sis_pipelines.tenants import Canvas, parse_tenants
 SIZES = {"small": 10_000, "large": 100_000, "xl": 1_000_000}
 ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]
 PAGE = 50_000  # Infinite Campus allows up to 50K
+LIMIT_PAGES = 10  # enrollments pages decoded side by side with the plain decoders
 NIGHT2 = date(2026, 11, 21)
 NIGHT1 = NIGHT2 - timedelta(days=1)
 TENANT = "bench"
@@ -352,6 +354,11 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
             )
         )
         total_s = time.perf_counter() - started
+    # The limit, side by side: the same page bytes through the fastest plain decoders.
+    with simulator(students, NIGHT2, args.port + 2) as base_url:
+        pages = sample_pages(TENANT, bench_tenant(base_url), BENCH_ENV, PAGE, LIMIT_PAGES)
+    limit = decode_limit(pages)
+    del pages
     stages = {k: {m: round(v, 3) for m, v in s.items()} for k, s in clock.stages.items()}
     compute_after_http = sum(
         clock.stages[s]["wall_s"]
@@ -384,6 +391,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
             "write_vs_pyarrow": round(our_write_s / pyarrow_write_s, 2),
         },
         "duckdb_delta_counts": duck_counts,
+        "decode_limit": limit,
         "total_s": round(total_s, 1),
         "machine": {
             "python": platform.python_version(),
@@ -410,6 +418,12 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
     )
     print(
         f"{'write vs pyarrow':<28} {report['ratios']['write_vs_pyarrow']}x  ({our_write_s:.2f}s vs {pyarrow_write_s:.2f}s)"
+    )
+    print(
+        f"{'decode vs best plain':<28} {limit['ours_share_of_best_plain']:.0%}  "
+        f"({limit['ours_records_per_cpu_s']:,} vs orjson+from_pylist "
+        f"{limit['orjson_from_pylist_records_per_cpu_s']:,}, pyarrow.json "
+        f"{limit['pyarrow_json_ndjson_records_per_cpu_s']:,} records per CPU second)"
     )
     print(f"written to {args.out / f'{args.size}.json'}")
     return 0

@@ -46,5 +46,12 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     )  # no more requests than the page size requires
     assert {"duckdb_delta_s", "pyarrow_write_s"} <= set(report["baselines"])
     assert {"delta_vs_duckdb", "write_vs_pyarrow"} <= set(report["ratios"])
-    assert "delta vs duckdb" in capsys.readouterr().out
+    # The same enrollments pages through our decoder and the plain ones: every record each.
+    limit = report["decode_limit"]
+    assert limit["records"] > 0 and limit["ours_records_per_cpu_s"] > 0
+    assert limit["orjson_from_pylist_records_per_cpu_s"] > 0
+    assert limit["pyarrow_json_ndjson_records_per_cpu_s"] > 0
+    assert 0 < limit["ours_share_of_best_plain"]
+    out = capsys.readouterr().out
+    assert "delta vs duckdb" in out and "decode vs best plain" in out
     assert threading.active_count() == threads  # its memory sampler ends with it
