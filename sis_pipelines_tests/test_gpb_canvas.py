@@ -147,3 +147,23 @@ def test_the_grade_change_log_names_the_courses_graded_since_a_moment(canvas):
     assert body["linked"]["assignments"] and 'rel="next"' in raw.headers["link"]
     # A moment after the last event: nothing changed; an event already seen is not seen again.
     assert grade_changes(client, COURSES, changes.latest, "2026-11-21T23:59:59Z").courses == []
+
+
+def test_the_simulated_canvas_throttles_as_canvas_does(canvas):
+    """A leaky bucket per token: each request's cost fills it, it drains by the second, and a
+    request that would take it over the high-water mark gets Canvas's 403, with the room left
+    in X-Rate-Limit-Remaining; the client waits and tries again."""
+    from sis_pipelines.simulator.canvas_throttle import LeakyBucket
+
+    sim, client = canvas
+    sim.bucket = LeakyBucket(hwm=100.0, outflow=20.0, up_front=10.0, cost=40.0)
+    headers = {"Authorization": f"Bearer {sim.token}"}
+    answers = [httpx.get(f"{sim.base_url}/api/v1/accounts/1", headers=headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 403]
+    assert answers[3].text == "403 Forbidden (Rate Limit Exceeded)"
+    rooms = [float(a.headers["X-Rate-Limit-Remaining"]) for a in answers]
+    assert rooms[0] > rooms[1] > rooms[2] and rooms[3] < 10.0
+    assert float(answers[0].headers["X-Request-Cost"]) == 40.0
+    before = client.throttled
+    assert client.get("/api/v1/accounts/1")["id"] == "1"  # waited out, then answered
+    assert client.throttled > before and sim.throttled >= 2

@@ -23,6 +23,7 @@ from ..canvas.package import CanvasCsvError, check_zip, read_zip
 from . import canvas_gradebook_api as gradebook_api
 from .canvas_edits import TeacherEdits, stamp
 from .canvas_gradebook import GRADEBOOK_SHARE, canvas_id, course_gradebook, uses_gradebook
+from .canvas_throttle import LeakyBucket
 
 PROGRESSION = ("created", "importing")
 POLL_S = 0.05  # how soon a stopped server stops (serve_forever checks this often)
@@ -40,6 +41,8 @@ class CanvasSimulator:
         self.imports: list[dict[str, Any]] = []
         self.diff_baselines: dict[str, dict[str, list[dict[str, str]]]] = {}
         self.throttle_next = 0
+        self.bucket = LeakyBucket()  # the token's bucket (one token per simulated Canvas)
+        self.throttled = 0  # requests refused for the rate limit
         self.fail_next = 0
         self.requests: list[tuple[str, str]] = []
         # The moment the gradebooks show; None: now. The pipeline sets it to the night it runs.
@@ -327,9 +330,11 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(raw)))
             if link:
                 self.send_header("Link", link)
-            # Canvas's throttling headers: the leaky bucket's room for this token.
-            self.send_header("X-Request-Cost", "0.05")
-            self.send_header("X-Rate-Limit-Remaining", "700.0" if status != 403 else "0.0")
+            # Canvas's throttling headers: the request's cost, the bucket's room for the token.
+            admitted, self._admitted = getattr(self, "_admitted", False), False
+            room = sim.bucket.settle() if admitted else sim.bucket.remaining()
+            self.send_header("X-Request-Cost", f"{sim.bucket.cost if admitted else 0.0}")
+            self.send_header("X-Rate-Limit-Remaining", f"{max(room, 0.0):.1f}")
             self.end_headers()
             self.wfile.write(raw)
 
@@ -348,10 +353,12 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
 
         def _gate(self) -> bool:
             sim.requests.append((self.command, self.path))
-            if sim.throttle_next > 0:
-                sim.throttle_next -= 1
+            if sim.throttle_next > 0 or not sim.bucket.admit():
+                sim.throttle_next = max(0, sim.throttle_next - 1)
+                sim.throttled += 1
                 self._send(403, b"403 Forbidden (Rate Limit Exceeded)")
                 return False
+            self._admitted = True
             if self.headers.get("Authorization") != f"Bearer {sim.token}":
                 self._send(401, {"errors": [{"message": "Invalid access token."}]})
                 return False
