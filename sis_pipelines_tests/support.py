@@ -71,3 +71,11 @@ def enrollment_1p1(**fields) -> dict:
         "beginDate": "2025-08-14T22:00:00.000Z",  # midnight in a UTC+2 server
         "endDate": "2026-06-10",
     } | fields
+
+
+def latest_meta(instance, key: str) -> dict:
+    """The latest materialization's metadata of an asset (``"gpb/push"``), as plain values."""
+    import dagster as dg
+
+    record = instance.fetch_materializations(dg.AssetKey(key.split("/")), limit=1).records[0]
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import dagster as dg
 import pyarrow.parquet as pq
 
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.nights import latest_complete_night
+
+from .support import latest_meta
 
 TENANTS = """
 tenants:
@@ -30,11 +31,6 @@ def outcomes(data, night) -> dict[str, int]:
     table = pq.read_table(data / "gpb" / "outcomes" / str(night) / "gpb-a.parquet").to_pandas()
     assert set(table.columns) >= {"path", "status", "http_status", "error"}
     return table["status"].value_counts().to_dict()
-
-
-def latest_meta(instance, key: str) -> dict:
-    record = instance.fetch_materializations(dg.AssetKey(key.split("/")), limit=1).records[0]
-    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
 def test_two_nights_then_the_same_night_sends_nothing(workspace):

@@ -19,7 +19,7 @@ from sis_pipelines.runs import create_run, run_and_follow
 from sis_pipelines.simulator.plugin import canvas_simulator
 from sis_pipelines.simulator.sis_gradebook import SisGradebook
 
-from .test_gpb_dagster import latest_meta
+from .support import latest_meta
 
 TENANTS = """
 tenants:
