@@ -139,31 +139,18 @@ def _ticks(instance, sensor: str) -> int:
 def _active(instance) -> bool:
     import dagster as dg
 
+    from sis_pipelines.defs.gpb.sync import ACTIVE
+
     return bool(
-        instance.get_run_records(
-            dg.RunsFilter(
-                job_name="grade_sync",
-                statuses=[
-                    dg.DagsterRunStatus.QUEUED,
-                    dg.DagsterRunStatus.NOT_STARTED,
-                    dg.DagsterRunStatus.STARTING,
-                    dg.DagsterRunStatus.STARTED,
-                ],
-            ),
-            limit=1,
-        )
+        instance.get_run_records(dg.RunsFilter(job_name="grade_sync", statuses=ACTIVE), limit=1)
     )
 
 
 def _in_sis(data: Path, title: str, enrollment: dict) -> float | None:
-    from sis_pipelines.simulator.sis_gradebook import SisGradebook
+    from sis_pipelines.demo.grades import sis_score
+    from sis_pipelines.lake import Lake
 
-    sis = SisGradebook("1.1", data / "simulator" / "oneroster" / f"{TENANT}.gradebook.json")
-    return sis.score(
-        enrollment["sis_section_id"].removeprefix("gen-"),
-        title,
-        enrollment["sis_user_id"].removeprefix("gen-"),
-    )
+    return sis_score(Lake.at(str(data)), title, enrollment)
 
 
 def _wait(done, timeout: float, what: str) -> None:

@@ -257,20 +257,13 @@ def sync_grades(
 ) -> bool:
     """A run of the grade_sync job for the tenant's courses (all provisioned if none), as the
     sensor launches it; a line of what went to the SIS. Whether it succeeded."""
-    from .definitions import defs
     from .defs.gpb.sync import sync_request
     from .defs.tags import ALLOW_MASS_REMOVAL
-    from .runs import create_run, run_and_follow
 
     tenants = _in_tenants_file(tenant)
     request = sync_request(tenant, tenants[tenant], courses, "operator")
-    tags = {**request.tags, **(on(ALLOW_MASS_REMOVAL) if allow_mass_removal else {})}
-    job = defs.resolve_job_def("grade_sync")
-    run, recon = create_run(
-        instance, job, None, tags, None, {**console(verbose), **request.run_config}
-    )
-    ends = []
-    finished = run_and_follow(instance, run, recon, on_step=ends.append)
+    extra = on(ALLOW_MASS_REMOVAL) if allow_mass_removal else {}
+    run, finished, ends = run_request(instance, request, extra, verbose)
     if not finished.is_success:
         for error in step_errors(ends):
             out(f"  {error}")
@@ -283,6 +276,25 @@ def sync_grades(
         + f" (run {run.run_id})"
     )
     return True
+
+
+def run_request(instance, request, extra_tags: dict[str, str] | None = None, verbose: bool = False):
+    """A sensor's or an operator's RunRequest of a non-partitioned job, run as the daemon runs
+    it (queued when a daemon launches, here otherwise): the run, its end and its step ends."""
+    from .definitions import defs
+    from .runs import create_run, run_and_follow
+
+    run, recon = create_run(
+        instance,
+        defs.resolve_job_def(request.job_name),
+        None,
+        {**request.tags, **(extra_tags or {})},
+        None,
+        {**console(verbose), **request.run_config},
+    )
+    ends: list = []
+    finished = run_and_follow(instance, run, recon, on_step=ends.append)
+    return run, finished, ends
 
 
 def _op_metadata(instance, run_id: str) -> dict:

@@ -63,10 +63,8 @@ def within_minutes(instance, lake: Lake) -> None:
     Grade Change Log, sent by the grade_sync run it asks for: how long until the SIS has it."""
     import dagster as dg
 
-    from ..cli import console
-    from ..definitions import defs
+    from ..cli import run_request
     from ..defs.gpb.sync import grade_sync_tick
-    from ..runs import create_run, run_and_follow
 
     sim = _canvas(lake)
     sim.clock = None
@@ -80,17 +78,9 @@ def within_minutes(instance, lake: Lake) -> None:
     tick = grade_sync_tick(dg.build_sensor_context(instance=instance), TENANT)
     requests = getattr(tick, "run_requests", None) or []
     for request in requests:
-        run, recon = create_run(
-            instance,
-            defs.resolve_job_def("grade_sync"),
-            None,
-            request.tags,
-            None,
-            {**console(False), **request.run_config},
-        )
-        run_and_follow(instance, run, recon, on_step=lambda end: None)
+        run_request(instance, request)
     elapsed = time.monotonic() - started
-    held = _sis_score(lake, assignment["name"], student)
+    held = sis_score(lake, assignment["name"], student)
     print(
         f"A grade entered in Canvas now ({course}, {assignment['name']!r}, {student['sis_user_id']}: 7) "
         f"reached the SIS in {elapsed:.1f} s (sensor tick and grade_sync run; SIS holds {held}); "
@@ -98,7 +88,8 @@ def within_minutes(instance, lake: Lake) -> None:
     )
 
 
-def _sis_score(lake: Lake, title: str, enrollment: dict) -> float | None:
+def sis_score(lake: Lake, title: str, enrollment: dict) -> float | None:
+    """The score demo-genesis's simulated SIS holds for a Canvas enrollment on an assignment."""
     sis = SisGradebook("1.1", lake.simulator_state("oneroster") / f"{TENANT}.gradebook.json")
     return sis.score(
         enrollment["sis_section_id"].removeprefix("gen-"),

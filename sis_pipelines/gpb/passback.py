@@ -23,10 +23,11 @@ from ..tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .payloads import Payloads, Settings, SisState, build, students_by_class
 from .push import PushResult, push
-from .removals import RemovalPlan, complete_ledger, plan_removals
+from .removals import RemovalPlan, plan_removals
 from .sis import SisGradebook
 from .state import (
     load_gradebook,
+    passed_back,
     read_ledger,
     read_requests,
     record_pass,
@@ -70,9 +71,9 @@ def read_canvas_gradebook(
     """The whole gradebook of every active course the night provisioned."""
     course_ids = provisioned_courses(lake, tenant_id, night)
     until = services.canvas_now(tenant, night)
-    passed_back = set(complete_ledger(read_ledger(lake, tenant_id))["course"].dropna())
+    courses_passed_back = passed_back(read_ledger(lake, tenant_id))
     with services.canvas(tenant_id, tenant, night) as canvas:
-        book = read_gradebook(canvas, course_ids, passed_back)
+        book = read_gradebook(canvas, course_ids, courses_passed_back)
         requests, throttled = canvas.requests, canvas.throttled
     window = store_gradebook(lake, tenant_id, night, book, until)
     return {
@@ -140,7 +141,6 @@ def plan(
     stops them and the run does not allow it)."""
     base = sis.client.base_url
     settings = Settings.of(tenant, _rostering_base(tenant, base), base)
-    ledger = complete_ledger(ledger)
     known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     involved = students_by_class(book, settings.prefix)
     involved = involved[involved["course_id"].isin(book.assignments["course_id"])]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..oneroster.errors import OneRosterError
 from .payloads import PLACEHOLDER, body_hash
-from .removals import LEDGER_COLUMNS, complete_ledger, empty_ledger
+from .removals import LEDGER_COLUMNS, empty_ledger
 from .sis import SisGradebook
 
 __all__ = ["LEDGER_COLUMNS", "PushResult", "empty_ledger", "push"]
@@ -70,7 +70,6 @@ def push(
     on_progress: Callable[[str], None] | None = None,
     max_failure_streak: int = 10,
 ) -> PushResult:
-    ledger = complete_ledger(ledger)
     known = {
         r["key"]: r for r in ledger.astype(object).where(ledger.notna(), None).to_dict("records")
     }
@@ -185,7 +184,15 @@ def push(
             continue
         pending.append((_resolve(request, ids[parent]), digest))
 
-    current = _current_results(sis, {r["class"] for r, _ in pending if r.get("class")})
+    active = _active_results(
+        sis,
+        {r["class"] for r, _ in pending if r.get("class")}
+        | {r["class"] for r in removals if r.get("class")},
+    )
+    current = {
+        ((r.get("lineItem") or {}).get("sourcedId"), (r.get("student") or {}).get("sourcedId")): r
+        for r in active
+    }
     batch = []
     for request, digest in pending:
         record = request["body"]["result"]
@@ -215,6 +222,7 @@ def push(
             _remove(
                 sis,
                 removals,
+                {r["sourcedId"]: r for r in active},
                 known,
                 on_sis_change,
                 removed,
@@ -250,6 +258,7 @@ def _pooled(calls: list[Callable[[], _Outcome]], max_concurrency: int) -> list[_
 def _remove(
     sis: SisGradebook,
     removals: list[dict[str, Any]],
+    current: dict[str, dict[str, Any]],
     known: dict[str, dict[str, Any]],
     on_sis_change: str,
     removed: set[str],
@@ -257,8 +266,8 @@ def _remove(
     run: Callable[[list[Callable[[], _Outcome]]], list[_Outcome]],
 ) -> list[_Outcome]:
     """Results first, then lineItems; never a grade the SIS changed (``keep_sis``) nor a
-    lineItem that holds a result that is not ours as we sent it."""
-    current = _all_current_results(sis, {r["class"] for r in removals if r.get("class")})
+    lineItem that holds a result that is not ours as we sent it. ``current``: the SIS's
+    active results of their classes, by sourcedId."""
     ours = {e["sis_id"] for e in known.values() if e.get("kind") == "result"}
     held_items: set[str] = set()
     out: list[_Outcome] = []
@@ -338,16 +347,6 @@ def _remove(
     return out + run(calls)
 
 
-def _all_current_results(sis: SisGradebook, classes: set[str]) -> dict[str, dict[str, Any]]:
-    """The SIS's active results of the classes, by sourcedId."""
-    return {
-        r["sourcedId"]: r
-        for class_id in sorted(classes)
-        for r in sis.class_results(class_id)
-        if r.get("status", "active") == "active"
-    }
-
-
 def _resolve(request: dict[str, Any], line_item_id: str) -> dict[str, Any]:
     """A result whose lineItem the SIS named (Modified): its placeholder replaced."""
     ref = request["body"]["result"]["lineItem"]
@@ -360,15 +359,15 @@ def _resolve(request: dict[str, Any], line_item_id: str) -> dict[str, Any]:
     return resolved
 
 
-def _current_results(sis: SisGradebook, classes: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
-    out = {}
-    for class_id in sorted(classes):
-        for r in sis.class_results(class_id):
-            line_item = (r.get("lineItem") or {}).get("sourcedId")
-            student = (r.get("student") or {}).get("sourcedId")
-            if r.get("status", "active") == "active":
-                out[(line_item, student)] = r
-    return out
+def _active_results(sis: SisGradebook, classes: set[str]) -> list[dict[str, Any]]:
+    """The SIS's active results of the classes, read once for the conflict checks of the
+    results we send and of those we remove."""
+    return [
+        r
+        for class_id in sorted(classes)
+        for r in sis.class_results(class_id)
+        if r.get("status", "active") == "active"
+    ]
 
 
 def _same(a: Any, b: Any) -> bool:

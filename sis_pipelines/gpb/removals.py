@@ -124,11 +124,13 @@ def plan_removals(
     method: str,
     night_end: str,
 ) -> RemovalPlan:
-    """Our objects in the courses read that the gradebook no longer implies, as requests."""
-    led = complete_ledger(ledger)
+    """Our objects in the courses read that the gradebook no longer implies, as requests
+    (``ledger`` complete, as ``state.read_ledger`` gives it)."""
     students = students_by_class(book, prefix)
     course_of_class = dict(zip(students["class"], students["course_id"], strict=False))
-    led["course"] = led["course"].fillna(led["class"].map(course_of_class).astype("string"))
+    led = ledger.assign(
+        course=ledger["course"].fillna(ledger["class"].map(course_of_class).astype("string"))
+    )
     scope = led[led["course"].isin(book.courses) & led["kind"].isin(list(PLURAL))]
     unwanted = ~scope["key"].isin(wanted)
     items = scope[(scope["kind"] == "lineItem") & unwanted & scope["key"].str.startswith("a:")]

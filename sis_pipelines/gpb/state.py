@@ -22,7 +22,7 @@ from .canvas_gradebook import (
     CanvasGradebook,
 )
 from .payloads import Payloads
-from .push import empty_ledger
+from .removals import complete_ledger, empty_ledger
 
 GRADEBOOK_FRAMES = {
     "assignments": ASSIGNMENT_COLUMNS,
@@ -54,15 +54,26 @@ def store_gradebook(
     return window
 
 
+def _gradebook_frame(lake: Lake, tenant_id: str, night: date | str, name: str) -> UPath:
+    path = lake.gradebook_frame(name, night, tenant_id)
+    if not path.exists():
+        raise StoredStateError(
+            f"tenant {tenant_id!r}, night {night}: no Canvas gradebook snapshot; materialize gpb/canvas_gradebook first"
+        )
+    return path
+
+
+def courses_with_assignments(lake: Lake, tenant_id: str, night: date | str) -> set[str]:
+    """The courses of the night's gradebook snapshot that had assignments (one column read)."""
+    path = _gradebook_frame(lake, tenant_id, night, "assignments")
+    return set(read_frame(path, ["course_id"])["course_id"].dropna())
+
+
 def load_gradebook(lake: Lake, tenant_id: str, night: date) -> CanvasGradebook:
-    frames = {}
-    for name, columns in GRADEBOOK_FRAMES.items():
-        path = lake.gradebook_frame(name, night, tenant_id)
-        if not path.exists():
-            raise StoredStateError(
-                f"tenant {tenant_id!r}, night {night}: no Canvas gradebook snapshot; materialize gpb/canvas_gradebook first"
-            )
-        frames[name] = read_frame(path).astype(columns)
+    frames = {
+        name: read_frame(_gradebook_frame(lake, tenant_id, night, name)).astype(columns)
+        for name, columns in GRADEBOOK_FRAMES.items()
+    }
     window = json.loads(lake.gradebook_window(night, tenant_id).read_text())
     return CanvasGradebook(
         frames["assignments"],
@@ -81,7 +92,14 @@ def record_pass(lake: Lake, tenant_id: str, night: date) -> None:
 
 
 def read_ledger(lake: Lake, tenant_id: str) -> pd.DataFrame:
-    return lake.read_gpb_ledger(tenant_id, empty_ledger())
+    """The tenant's ledger, every column filled (rows of an earlier release read back from
+    their keys): the one place the stored ledger is read."""
+    return complete_ledger(lake.read_gpb_ledger(tenant_id, empty_ledger()))
+
+
+def passed_back(ledger: pd.DataFrame) -> set[str]:
+    """The Canvas courses we passed grades back from."""
+    return set(ledger["course"].dropna())
 
 
 def write_requests(payloads: Payloads, path: UPath) -> None:

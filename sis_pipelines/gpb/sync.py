@@ -22,8 +22,7 @@ from ..tenants import Tenant
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .grade_changes import GradeChanges, grade_changes
 from .passback import plan, provisioned_courses, send
-from .removals import complete_ledger
-from .state import load_gradebook, read_ledger, write_requests
+from .state import courses_with_assignments, passed_back, read_ledger, write_requests
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -44,9 +43,9 @@ def last_pass(lake: Lake, tenant_id: str) -> tuple[str, str]:
 def watched_courses(lake: Lake, tenant_id: str, night: str) -> list[str]:
     """The courses a grade change is looked for in: those with assignments at the last pass,
     and those we passed grades back from (a course's first assignment waits for the night)."""
-    book = load_gradebook(lake, tenant_id, night)
-    ours = complete_ledger(read_ledger(lake, tenant_id))["course"].dropna()
-    return sorted(set(book.assignments["course_id"].dropna()) | set(ours))
+    # A sensor tick reads one column of the snapshot, not the night's submissions.
+    with_work = courses_with_assignments(lake, tenant_id, night)
+    return sorted(with_work | passed_back(read_ledger(lake, tenant_id)))
 
 
 def changed_courses(
@@ -82,17 +81,17 @@ def sync_grades(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     classes = read_frame(lake.snapshot("classes", night, tenant_id))
     sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
-    passed_back = set(complete_ledger(read_ledger(lake, tenant_id))["course"].dropna())
+    ledger = read_ledger(lake, tenant_id)
     today = latest_complete_night() + timedelta(days=1)
     with services.canvas(tenant_id, tenant, None) as canvas:
-        book: CanvasGradebook = read_gradebook(canvas, chosen, passed_back)
+        book: CanvasGradebook = read_gradebook(canvas, chosen, passed_back(ledger))
     with services.gradebook(tenant_id, tenant, today) as sis:
         sync_plan = plan(
             book,
             classes,
             sessions,
             sis,
-            read_ledger(lake, tenant_id),
+            ledger,
             tenant,
             today,
             allow_mass_removal,

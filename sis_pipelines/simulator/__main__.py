@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     if profile.auth == "oauth2":
         print(f"  token URL: {sim.token_url}")
     print(f"  client id: {args.client_id}   (Ctrl-C stops)", flush=True)
+    return _serve_until_stopped(sim)
+
+
+def _serve_until_stopped(sim: SimulatorServer | CanvasSimulator) -> int:
+    """Serves until Ctrl-C or SIGTERM."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
@@ -107,12 +112,7 @@ def serve_canvas(tenant: str, data: Path, port: int, token: str) -> int:
         f"{sim.base_url}{path} -d 'submission[posted_grade]=9'",
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    sim.stop()
-    return 0
+    return _serve_until_stopped(sim)
 
 
 if __name__ == "__main__":

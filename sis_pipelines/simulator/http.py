@@ -127,28 +127,30 @@ def handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             )
             return False
 
-        def do_PUT(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if not self._gate("PUT"):
-                return
+        def _gradebook_write(self, method: str) -> list[str] | None:
+            """The gradebook route a PUT or DELETE may write to, or None (answered already)."""
+            if not self._gate(method):
+                return None
             parts = sim.gradebook_parts(urlsplit(self.path).path)
             if parts is None or sim.gradebook is None:
                 self._send(404, imsx("failure", "unknownobject", "not found"))
+                return None
+            return parts if self._vendor_authorised() else None
+
+        def do_PUT(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            parts = self._gradebook_write("PUT")
+            if parts is None:
                 return
-            if not self._vendor_authorised():
-                return
+            assert sim.gradebook is not None
             status, body = sim.gradebook.put(parts, raw)
             self._send(status, body)
 
         def do_DELETE(self) -> None:
-            if not self._gate("DELETE"):
+            parts = self._gradebook_write("DELETE")
+            if parts is None:
                 return
-            parts = sim.gradebook_parts(urlsplit(self.path).path)
-            if parts is None or sim.gradebook is None:
-                self._send(404, imsx("failure", "unknownobject", "not found"))
-                return
-            if not self._vendor_authorised():
-                return
+            assert sim.gradebook is not None
             if not sim.profile.gradebook_deletes:
                 self._send(
                     405,
