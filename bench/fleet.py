@@ -28,9 +28,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from bench.hosts import WorkerHosts, kill_host, worker_hosts
 
 ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -74,6 +76,7 @@ class Deployment:
     data: Path
     env: dict[str, str]
     webserver: str
+    hosts: WorkerHosts | None = None  # the Celery workers' hosts, if the steps run on Celery
 
 
 def _free_port() -> int:
@@ -82,15 +85,76 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv,
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 @contextmanager
-def deployment(tenants_yaml: str, workdir: Path) -> Iterator[Deployment]:
-    """A fresh PostgreSQL database, the production dagster.yaml, the daemon and the webserver."""
+def broker_vhost(name: str) -> Iterator[str]:
+    """A RabbitMQ virtual host of the deployment's own: its queue meets no other fleet's."""
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
+@contextmanager
+def celery_workers(env: dict[str, str], workdir: Path, count: int) -> Iterator[WorkerHosts]:
+    """Celery workers on hosts of their own (deploy/celery/worker.yaml), each with its own
+    DAGSTER_HOME, reaching PostgreSQL, the broker and Redis at the bridge's address."""
+    bin_dir = Path(sys.executable).parent
+    with worker_hosts(count) as hosts:
+        workers = []
+        for i in range(count):
+            home = workdir / f"worker-{i}"
+            home.mkdir()
+            shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+            worker_env = {
+                **env,
+                "DAGSTER_HOME": str(home),
+                "DAGSTER_PG_HOST": hosts.gateway,
+                "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+                **{
+                    k: env[k].replace("127.0.0.1", hosts.gateway)
+                    for k in ("DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL")
+                },
+            }
+            argv = [str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app"]
+            argv += ["-y", str(ROOT / "deploy" / "celery" / "worker.yaml"), "-n", f"host{i}"]
+            workers.append(_start(hosts.command(i, argv), worker_env, workdir / f"worker-{i}.log"))
+        try:
+            yield hosts
+        finally:
+            for ns in hosts.namespaces:
+                kill_host(ns)
+            for worker in workers:
+                worker.wait(30)
+
+
+@contextmanager
+def deployment(tenants_yaml: str, workdir: Path, celery_hosts: int = 0) -> Iterator[Deployment]:
+    """A fresh PostgreSQL database, the production dagster.yaml, the daemon and the webserver;
+    with ``celery_hosts``, the steps of every run execute on Celery workers on that many hosts."""
     import psycopg2
 
     name = f"sis_fleet_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    stack = contextlib.ExitStack()
     home, data = workdir / "home", workdir / "data"
     home.mkdir(parents=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -107,19 +171,23 @@ def deployment(tenants_yaml: str, workdir: Path) -> Iterator[Deployment]:
         "SIS_PIPELINES_TENANTS": str(workdir / "tenants.yaml"),
         "SIS_PIPELINES_FIRST_NIGHT": os.environ.get("SIS_PIPELINES_FIRST_NIGHT", "2026-08-01"),
     }
+    hosts = None
+    if celery_hosts:
+        vhost = stack.enter_context(broker_vhost(name))
+        env |= {
+            "SIS_PIPELINES_EXECUTOR": "celery",
+            "DAGSTER_CELERY_BROKER_URL": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
+            "DAGSTER_CELERY_BACKEND_URL": "redis://127.0.0.1:6379/0",
+        }
+        hosts = stack.enter_context(celery_workers(env, workdir, celery_hosts))
     bin_dir = Path(sys.executable).parent
     port = _free_port()
     workspace = str(ROOT / "workspace.yaml")
     processes = [
-        subprocess.Popen(
-            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
-            env=env,
-            cwd=ROOT,
-            stdout=(workdir / "daemon.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        _start(
+            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env, workdir / "daemon.log"
         ),
-        subprocess.Popen(
+        _start(
             [
                 str(bin_dir / "dagster-webserver"),
                 "-w",
@@ -129,17 +197,14 @@ def deployment(tenants_yaml: str, workdir: Path) -> Iterator[Deployment]:
                 "-h",
                 "127.0.0.1",
             ],
-            env=env,
-            cwd=ROOT,
-            stdout=(workdir / "webserver.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env,
+            workdir / "webserver.log",
         ),
     ]
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        yield Deployment(home, data, env, f"http://127.0.0.1:{port}")
+        yield Deployment(home, data, env, f"http://127.0.0.1:{port}", hosts)
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
@@ -151,6 +216,7 @@ def deployment(tenants_yaml: str, workdir: Path) -> Iterator[Deployment]:
                 os.killpg(process.pid, signal.SIGKILL)
         os.environ.clear()
         os.environ.update(saved)
+        stack.close()
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
 
@@ -203,21 +269,28 @@ FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 def follow(instance, run_ids: list[str], timeout: float) -> list:
-    """Every run (and the retries the instance makes of failed ones) to its end."""
+    """Every run, and the retry the instance makes of each failed one, to its end."""
     import dagster as dg
 
     def records():
         return instance.get_run_records(dg.RunsFilter(job_name="nightly"))
 
-    def ended() -> bool:
-        found = records()
-        return len(found) >= len(run_ids) and all(
-            r.dagster_run.status.value in FINISHED for r in found
+    def awaits_retry(run) -> bool:
+        return (
+            run.status.value == "FAILURE"
+            and int(run.tags.get("dagster/retry_number", 0)) < instance.run_retries_max_retries
         )
 
-    wait_for(ended, timeout, f"{len(run_ids)} runs to end", every=2.0)
-    time.sleep(5)  # a retry of a failed run is queued a moment after the failure
-    wait_for(ended, timeout, "the retries to end", every=2.0)
+    def ended() -> bool:
+        found = records()
+        parents = {r.dagster_run.tags.get("dagster/parent_run_id") for r in found}
+        return len(found) >= len(run_ids) and all(
+            r.dagster_run.status.value in FINISHED
+            and not (awaits_retry(r.dagster_run) and r.dagster_run.run_id not in parents)
+            for r in found
+        )
+
+    wait_for(ended, timeout, f"{len(run_ids)} runs and their retries to end", every=2.0)
     return records()
 
 
@@ -246,6 +319,9 @@ class FleetNight:
     in_flight: int
     per_vendor: dict[str, int]
     per_tenant: int
+    retried: list[str] = field(default_factory=list)  # tenants whose night ran more than once
+    steps_per_worker: dict[str, int] = field(default_factory=dict)  # Celery hosts only
+    killed_worker: str | None = None
 
 
 def figures(instance, records) -> FleetNight:
@@ -284,31 +360,91 @@ def figures(instance, records) -> FleetNight:
         in_flight=most_in_flight(spans).get("all", 0),
         per_vendor=most_in_flight(vendor_spans),
         per_tenant=max(most_in_flight(tenant_spans).values(), default=0),
+        retried=sorted(
+            {t for t in final if sum(r.dagster_run.tags.get("tenant") == t for r in records) > 1}
+        ),
     )
 
 
-def fleet_night(n: int, night: date, workdir: Path, timeout: float = 3600) -> FleetNight:
+def steps_per_worker(instance, records) -> dict[str, int]:
+    """How many steps each Celery worker host executed, from the runs' engine events."""
     import dagster as dg
 
-    with deployment(fleet_tenants(n), workdir) as fleet:
+    counts: dict[str, int] = {}
+    for r in records:
+        for entry in instance.all_logs(
+            r.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+        ):
+            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+            worker = data.metadata.get("Celery worker") if data else None
+            if worker is not None:
+                host = str(worker.value).split("@")[0]
+                counts[host] = counts.get(host, 0) + 1
+    return counts
+
+
+def kill_a_worker_mid_step(instance, hosts: WorkerHosts, timeout: float) -> str:
+    """Waits for worker host 0 to start a step, then kills every process on that host."""
+    import dagster as dg
+
+    def started() -> bool:
+        for r in instance.get_run_records(dg.RunsFilter(job_name="nightly")):
+            for entry in instance.all_logs(
+                r.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+            ):
+                data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+                worker = data.metadata.get("Celery worker") if data else None
+                if worker is not None and str(worker.value).startswith("host0@"):
+                    return True
+        return False
+
+    wait_for(started, timeout, "a step on worker host 0", every=0.5)
+    kill_host(hosts.namespaces[0])
+    return hosts.namespaces[0]
+
+
+def fleet_night(
+    n: int,
+    night: date,
+    workdir: Path,
+    timeout: float = 3600,
+    celery_hosts: int = 0,
+    kill_worker: bool = False,
+) -> FleetNight:
+    import dagster as dg
+
+    with deployment(fleet_tenants(n), workdir, celery_hosts) as fleet:
         instance = dg.DagsterInstance.get()
         wait_for(lambda: len(registered(instance)) == n, 240, "the onboarding sensor", every=2.0)
         run_ids = tick_nightly(instance, night)
         assert len(run_ids) == n, f"the schedule asked for {len(run_ids)} runs, not {n}"
+        killed = None
+        if kill_worker and fleet.hosts is not None:
+            killed = kill_a_worker_mid_step(instance, fleet.hosts, timeout)
         records = follow(instance, run_ids, timeout)
         result = figures(instance, records)
+        if fleet.hosts is not None:
+            result.steps_per_worker = steps_per_worker(instance, records)
+            result.killed_worker = killed
         print(f"webserver: {fleet.webserver} (stopped at the end)")
         return result
 
 
-def report(n: int, night: date, result: FleetNight) -> str:
+def report(n: int, night: date, result: FleetNight, celery_hosts: int = 0) -> str:
     limits = "one run per tenant, at most 2 Infinite Campus runs, at most 8 runs"
+    command = f"make fleet N={n}" + (f" CELERY_HOSTS={celery_hosts}" if celery_hosts else "")
+    where = (
+        f"every step on Celery workers on {celery_hosts} hosts of their own (network "
+        "namespaces; broker RabbitMQ, results Redis)"
+        if celery_hosts
+        else "each run's steps in the run's own process"
+    )
     lines = [
         f"# A fleet night: {n} districts",
         "",
-        f"`make fleet N={n}` ({datetime.now(UTC):%Y-%m-%d}, night {night}): PostgreSQL, "
+        f"`{command}` ({datetime.now(UTC):%Y-%m-%d}, night {night}): PostgreSQL, "
         "`dagster-daemon run` and the webserver as processes of their own, the top-level "
-        f"`dagster.yaml` ({limits}); 2 cores.",
+        f"`dagster.yaml` ({limits}), {where}; 2 cores.",
         "",
         "| | |",
         "|---|---|",
@@ -321,7 +457,15 @@ def report(n: int, night: date, result: FleetNight) -> str:
         + ", ".join(f"{v} {k}" for k, v in sorted(result.per_vendor.items()))
         + " (Infinite Campus limit 2) |",
         f"| most in flight per tenant | {result.per_tenant} (limit 1) |",
+        f"| nights run again by the run retry policy | {', '.join(result.retried) or 'none'} |",
     ]
+    if result.steps_per_worker:
+        lines.append(
+            "| steps per worker host | "
+            + ", ".join(f"{h} {c}" for h, c in sorted(result.steps_per_worker.items()))
+            + (f" (host0 killed mid-step: {result.killed_worker})" if result.killed_worker else "")
+            + " |"
+        )
     for tenant, why in result.failed.items():
         lines.append(f"| failed: {tenant} | {why} |")
     return "\n".join(lines) + "\n"
@@ -331,15 +475,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet")
     parser.add_argument("--tenants", type=int, default=40)
     parser.add_argument("--night", type=date.fromisoformat, default=None)
+    parser.add_argument(
+        "--celery-hosts",
+        type=int,
+        default=0,
+        help="run every step on Celery workers on this many hosts (network namespaces)",
+    )
+    parser.add_argument(
+        "--kill-a-worker", action="store_true", help="kill worker host 0 once it runs a step"
+    )
     args = parser.parse_args()
     from sis_pipelines.nights import latest_complete_night
 
     night = args.night or latest_complete_night()
     workdir = Path(tempfile.mkdtemp(prefix="sis-fleet-"))
-    result = fleet_night(args.tenants, night, workdir)
-    text = report(args.tenants, night, result)
+    result = fleet_night(
+        args.tenants, night, workdir, celery_hosts=args.celery_hosts, kill_worker=args.kill_a_worker
+    )
+    text = report(args.tenants, night, result, args.celery_hosts)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"fleet-{args.tenants}.md").write_text(text)
+    suffix = f"-celery-{args.celery_hosts}" if args.celery_hosts else ""
+    (RESULTS / f"fleet-{args.tenants}{suffix}.md").write_text(text)
     print(text)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if set(result.failed) <= {DOWN, BROKEN_CANVAS} else 1

@@ -22,6 +22,8 @@ def test_a_fleet_night_under_the_daemon(tmp_path):
     result = fleet_night(5, night, tmp_path, timeout=900)
     assert result.succeeded == ["fleet-000", "fleet-001", "fleet-002"]
     assert set(result.failed) == {DOWN, BROKEN_CANVAS}
+    # Each failed night was run once more by the instance's run retry policy, and only those.
+    assert result.retried == sorted([DOWN, BROKEN_CANVAS]) and result.runs == 7
     assert "503" in result.failed[DOWN] and DOWN in result.failed[DOWN]
     assert "failed_with_messages" in result.failed[BROKEN_CANVAS], result.failed
     assert result.per_tenant == 1 and result.per_vendor.get("infinite_campus", 0) <= 2

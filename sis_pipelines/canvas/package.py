@@ -27,6 +27,11 @@ def to_csv(name: str, frame: pd.DataFrame) -> bytes:
     )
 
 
+# Every entry carries the same time: a night's zip is the same bytes whenever and wherever it
+# is built (an in-process run, a Celery worker, a re-run), so a re-built zip can be compared.
+ENTRY_TIME = (1980, 1, 1, 0, 0, 0)
+
+
 def build_zip(files: Mapping[str, pd.DataFrame]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
@@ -34,7 +39,10 @@ def build_zip(files: Mapping[str, pd.DataFrame]) -> bytes:
             frame = files.get(name)
             if frame is None or frame.empty:
                 continue
-            bundle.writestr(f"{name}.csv", to_csv(name, frame))
+            entry = zipfile.ZipInfo(f"{name}.csv", date_time=ENTRY_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            bundle.writestr(entry, to_csv(name, frame))
     data = buffer.getvalue()
     problems = check_zip(data)
     if problems:

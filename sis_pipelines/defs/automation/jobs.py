@@ -4,6 +4,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ..canvas.assets import DELTA, MAPPING
+from ..executor import run_executor
 from ..partitions import tenant_night
 
 nightly_job = dg.define_asset_job(
@@ -11,8 +12,7 @@ nightly_job = dg.define_asset_job(
     # The tenants' pages are observed by these steps, not materialized.
     selection=dg.AssetSelection.groups("oneroster", "canvas", "gpb"),
     partitions_def=tenant_night,
-    # One process per tenant-night: steps are short and a subprocess per step costs seconds.
-    executor_def=dg.in_process_executor,
+    executor_def=run_executor(),
     description="Every asset of one tenant for one night.",
 )
 
@@ -21,7 +21,7 @@ term_change_job = dg.define_asset_job(
     "term_change_backfill",
     selection=dg.AssetSelection.assets(MAPPING, DELTA),
     partitions_def=tenant_night,
-    executor_def=dg.in_process_executor,
+    executor_def=run_executor(),
     description="Canvas mapping and delta of a tenant re-derived from stored snapshots after a term change.",
 )
 
