@@ -54,11 +54,12 @@ screenshots: setup
 # A fleet of N simulated districts on a real deployment on this machine: a fresh PostgreSQL
 # database, dagster-daemon and the webserver, the nightly schedule's tick, every run followed.
 # CELERY_HOSTS=2 runs every step on Celery workers on hosts of their own (network namespaces;
-# needs root, RabbitMQ and Redis); KILL_A_WORKER=1 kills one of them mid-step.
+# needs root, RabbitMQ and Redis); KILL_AFTER=25 kills the first host once it has started 25 steps.
 N ?= 40
 CELERY_HOSTS ?= 0
+KILL_AFTER ?= 0
 fleet: setup
-	$(BIN)/python -m bench.fleet --tenants $(N) --celery-hosts $(CELERY_HOSTS) $(if $(KILL_A_WORKER),--kill-a-worker)
+	$(BIN)/python -m bench.fleet --tenants $(N) --celery-hosts $(CELERY_HOSTS) --kill-a-worker-after $(KILL_AFTER)
 
 bench: setup
 	$(BIN)/python -m bench.run --size $(SIZE)

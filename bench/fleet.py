@@ -26,11 +26,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bench.hosts import WorkerHosts, kill_host, worker_hosts
 
@@ -145,9 +146,15 @@ def celery_workers(env: dict[str, str], workdir: Path, count: int) -> Iterator[W
 
 
 @contextmanager
-def deployment(tenants_yaml: str, workdir: Path, celery_hosts: int = 0) -> Iterator[Deployment]:
+def deployment(
+    tenants_yaml: str,
+    workdir: Path,
+    celery_hosts: int = 0,
+    prepare: Callable[[Any], None] | None = None,
+) -> Iterator[Deployment]:
     """A fresh PostgreSQL database, the production dagster.yaml, the daemon and the webserver;
-    with ``celery_hosts``, the steps of every run execute on Celery workers on that many hosts."""
+    with ``celery_hosts``, the steps of every run execute on Celery workers on that many hosts;
+    ``prepare`` is given the instance before the daemon starts."""
     import psycopg2
 
     name = f"sis_fleet_{uuid.uuid4().hex[:10]}"
@@ -180,6 +187,12 @@ def deployment(tenants_yaml: str, workdir: Path, celery_hosts: int = 0) -> Itera
             "DAGSTER_CELERY_BACKEND_URL": "redis://127.0.0.1:6379/0",
         }
         hosts = stack.enter_context(celery_workers(env, workdir, celery_hosts))
+    saved = dict(os.environ)
+    os.environ.update(env)
+    if prepare is not None:
+        import dagster as dg
+
+        prepare(dg.DagsterInstance.get())
     bin_dir = Path(sys.executable).parent
     port = _free_port()
     workspace = str(ROOT / "workspace.yaml")
@@ -201,8 +214,6 @@ def deployment(tenants_yaml: str, workdir: Path, celery_hosts: int = 0) -> Itera
             workdir / "webserver.log",
         ),
     ]
-    saved = dict(os.environ)
-    os.environ.update(env)
     try:
         yield Deployment(home, data, env, f"http://127.0.0.1:{port}", hosts)
     finally:
@@ -366,39 +377,47 @@ def figures(instance, records) -> FleetNight:
     )
 
 
-def steps_per_worker(instance, records) -> dict[str, int]:
-    """How many steps each Celery worker host executed, from the runs' engine events."""
-    import dagster as dg
+class WorkerSteps:
+    """Which Celery worker host started each step, read from the instance's engine events
+    (the worker's "Executing steps ... in celery worker" event) as they arrive."""
 
-    counts: dict[str, int] = {}
-    for r in records:
-        for entry in instance.all_logs(
-            r.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
-        ):
-            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
-            worker = data.metadata.get("Celery worker") if data else None
-            if worker is not None:
-                host = str(worker.value).split("@")[0]
-                counts[host] = counts.get(host, 0) + 1
-    return counts
+    def __init__(self, instance):
+        self.instance = instance
+        self.after: int | None = None  # the last event's storage id read
+        self.counts: dict[str, int] = {}
 
+    def read(self) -> dict[str, int]:
+        import dagster as dg
 
-def kill_a_worker_mid_step(instance, hosts: WorkerHosts, timeout: float) -> str:
-    """Waits for worker host 0 to start a step, then kills every process on that host."""
-    import dagster as dg
-
-    def started() -> bool:
-        for r in instance.get_run_records(dg.RunsFilter(job_name="nightly")):
-            for entry in instance.all_logs(
-                r.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
-            ):
-                data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+        while True:
+            # The storage's own query: engine events have no fetch_* of their own.
+            found = self.instance.event_log_storage.get_event_records(
+                dg.EventRecordsFilter(dg.DagsterEventType.ENGINE_EVENT, after_cursor=self.after),
+                limit=1000,
+                ascending=True,
+            )
+            for record in found:
+                event = record.event_log_entry.dagster_event
+                data = event.engine_event_data if event else None
                 worker = data.metadata.get("Celery worker") if data else None
-                if worker is not None and str(worker.value).startswith("host0@"):
-                    return True
-        return False
+                if worker is not None:
+                    host = str(worker.value).split("@")[0]
+                    self.counts[host] = self.counts.get(host, 0) + 1
+                self.after = record.storage_id
+            if len(found) < 1000:
+                return self.counts
 
-    wait_for(started, timeout, "a step on worker host 0", every=0.5)
+
+def kill_a_worker_mid_night(
+    steps: WorkerSteps, hosts: WorkerHosts, after_steps: int, timeout: float
+) -> str:
+    """Once worker host 0 has started ``after_steps`` steps, kills every process on it."""
+    wait_for(
+        lambda: steps.read().get("host0", 0) >= after_steps,
+        timeout,
+        f"{after_steps} steps on worker host 0",
+        every=0.5,
+    )
     kill_host(hosts.namespaces[0])
     return hosts.namespaces[0]
 
@@ -409,8 +428,10 @@ def fleet_night(
     workdir: Path,
     timeout: float = 3600,
     celery_hosts: int = 0,
-    kill_worker: bool = False,
+    kill_worker_after: int = 0,
 ) -> FleetNight:
+    """The night of ``n`` districts; with ``kill_worker_after``, Celery worker host 0 is killed
+    once it has started that many steps."""
     import dagster as dg
 
     with deployment(fleet_tenants(n), workdir, celery_hosts) as fleet:
@@ -418,13 +439,13 @@ def fleet_night(
         wait_for(lambda: len(registered(instance)) == n, 240, "the onboarding sensor", every=2.0)
         run_ids = tick_nightly(instance, night)
         assert len(run_ids) == n, f"the schedule asked for {len(run_ids)} runs, not {n}"
-        killed = None
-        if kill_worker and fleet.hosts is not None:
-            killed = kill_a_worker_mid_step(instance, fleet.hosts, timeout)
+        steps, killed = WorkerSteps(instance), None
+        if kill_worker_after and fleet.hosts is not None:
+            killed = kill_a_worker_mid_night(steps, fleet.hosts, kill_worker_after, timeout)
         records = follow(instance, run_ids, timeout)
         result = figures(instance, records)
         if fleet.hosts is not None:
-            result.steps_per_worker = steps_per_worker(instance, records)
+            result.steps_per_worker = dict(steps.read())
             result.killed_worker = killed
         print(f"webserver: {fleet.webserver} (stopped at the end)")
         return result
@@ -461,9 +482,14 @@ def report(n: int, night: date, result: FleetNight, celery_hosts: int = 0) -> st
     ]
     if result.steps_per_worker:
         lines.append(
-            "| steps per worker host | "
+            "| steps started per worker host | "
             + ", ".join(f"{h} {c}" for h, c in sorted(result.steps_per_worker.items()))
-            + (f" (host0 killed mid-step: {result.killed_worker})" if result.killed_worker else "")
+            + (
+                f" (host0, {result.killed_worker}, killed mid-night: every process on it at "
+                "once; the steps it held went back to the queue)"
+                if result.killed_worker
+                else ""
+            )
             + " |"
         )
     for tenant, why in result.failed.items():
@@ -482,7 +508,11 @@ def main() -> int:
         help="run every step on Celery workers on this many hosts (network namespaces)",
     )
     parser.add_argument(
-        "--kill-a-worker", action="store_true", help="kill worker host 0 once it runs a step"
+        "--kill-a-worker-after",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="kill Celery worker host 0 once it has started this many steps",
     )
     args = parser.parse_args()
     from sis_pipelines.nights import latest_complete_night
@@ -490,7 +520,11 @@ def main() -> int:
     night = args.night or latest_complete_night()
     workdir = Path(tempfile.mkdtemp(prefix="sis-fleet-"))
     result = fleet_night(
-        args.tenants, night, workdir, celery_hosts=args.celery_hosts, kill_worker=args.kill_a_worker
+        args.tenants,
+        night,
+        workdir,
+        celery_hosts=args.celery_hosts,
+        kill_worker_after=args.kill_a_worker_after,
     )
     text = report(args.tenants, night, result, args.celery_hosts)
     RESULTS.mkdir(exist_ok=True)

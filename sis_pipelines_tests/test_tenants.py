@@ -100,6 +100,19 @@ def test_bad_files_are_explained(text, expected):
     assert expected in str(caught.value)
 
 
+def test_the_file_is_parsed_once_per_content_and_an_edit_is_seen_at_once(tmp_path):
+    path = tmp_path / "tenants.yaml"
+    one = 'tenants:\n  a: {vendor: genesis, oneroster: {version: "1.1", source: simulator}}\n'
+    path.write_text(one)
+    first = load_tenants(path)
+    assert load_tenants(path) is first  # the same text: not parsed again
+    path.write_text(one + '  b: {vendor: focus, oneroster: {version: "1.1", source: simulator}}\n')
+    assert sorted(load_tenants(path).tenants) == ["a", "b"]
+    path.write_text("tenants: [")
+    with pytest.raises(TenantsFileError, match="not valid YAML"):
+        load_tenants(path)
+
+
 def test_a_missing_file_is_explained(tmp_path):
     with pytest.raises(TenantsFileError, match="cannot read tenants file"):
         load_tenants(tmp_path / "nope.yaml")
