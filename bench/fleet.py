@@ -221,10 +221,13 @@ def deployment(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(30)
-            except subprocess.TimeoutExpired:
+            # The code servers the daemon and the webserver started are in their groups, and
+            # one that ignores SIGTERM would outlive them.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         os.environ.clear()
         os.environ.update(saved)
         stack.close()
