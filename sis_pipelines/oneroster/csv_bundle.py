@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from ..errors import SourceError
 from .client import FetchResult
 from .collections import Collection, Kind
+from .csv_columnar import ALIASES, SECRET_COLUMNS, read_file
 from .normalise import Rejects, arrow_schema, normalise_page
 from .paging import FetchStats
 
@@ -35,19 +36,6 @@ FILE_NAMES = {
     "enrollments": "enrollments",
     "demographics": "demographics",
 }
-# Header spellings seen in real exports, to the canonical column.
-ALIASES = {
-    "preferredgivenname": "preferredFirstName",
-    "prefferedgivenname": "preferredFirstName",
-    "preferredmiddlename": "preferredMiddleName",
-    "prefferedmiddlename": "preferredMiddleName",
-    "preferredfamilyname": "preferredLastName",
-    "prefferedfamilyname": "preferredLastName",
-    "datalastmodified": "dateLastModified",
-    "metadata": "metadata",
-}
-# Never read, never stored: a password in a roster file is a leak, not data.
-SECRET_COLUMNS = {"password"}
 USER_ID = re.compile(r"\{([^:{}]*):([^{}]*)\}")
 CHUNK = 50_000
 
@@ -328,6 +316,13 @@ def read_collection(
     if mode == "absent":
         table = previous if previous is not None else empty
         return CsvRead(table, Rejects(), stats, mode=mode)
+    fast = _read_columnar(bundle, collection, mode, hook)
+    if fast is not None:
+        stats.records_received = fast.num_rows
+        rows = {f"{name}.csv": fast.num_rows}
+        return CsvRead(
+            _apply_delta(fast, previous, mode), Rejects(), stats, mode, rows, dict(rows)
+        )
     rejects = Rejects()
     records: list[dict] = []
     rows = {f"{name}.csv": 0}
@@ -362,11 +357,31 @@ def read_collection(
     table = pa.concat_tables(tables) if tables else empty
     stats.records_received = table.num_rows
     read = {f"{name}.csv": table.num_rows, **{f: n for f, n in attached.items() if f in rows}}
-    if mode == "delta" and previous is not None:
-        # Delta rows replace their sourcedId in the previous snapshot; the rest stays.
-        keep = pc.invert(pc.is_in(previous["sourcedId"], table["sourcedId"]))
-        table = pa.concat_tables([previous.filter(keep).cast(table.schema), table])
+    table = _apply_delta(table, previous, mode)
     return CsvRead(table, rejects, stats, mode=mode, rows_in_files=rows, rows_read=read)
+
+
+def _read_columnar(
+    bundle: Bundle, collection: Collection, mode: str, hook: Callable[[dict], None] | None
+) -> pa.Table | None:
+    """The columnar reading of the collection's file, where it applies: a data-minimisation
+    hook sees every record, and 1.2 users gather roles.csv and userProfiles.csv, row by row."""
+    if hook is not None:
+        return None
+    if collection.name == "users" and any(
+        f"{n}.csv" in bundle.files for n in ("roles", "userprofiles")
+    ):
+        return None
+    data = bundle.files.get(f"{FILE_NAMES[collection.name].lower()}.csv")
+    return read_file(collection, data, mode) if data else None
+
+
+def _apply_delta(table: pa.Table, previous: pa.Table | None, mode: str) -> pa.Table:
+    """Delta rows replace their sourcedId in the previous snapshot; the rest stays."""
+    if mode != "delta" or previous is None:
+        return table
+    keep = pc.invert(pc.is_in(previous["sourcedId"], table["sourcedId"]))
+    return pa.concat_tables([previous.filter(keep).cast(table.schema), table])
 
 
 def line_of(bundle: Bundle, collection: str) -> dict[str, int]:

@@ -1,0 +1,103 @@
+"""The columnar reading of OneRoster CSV files gives, for every file it takes, the table the
+row path gives; every file it cannot take exactly goes to the row path."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from sis_pipelines.oneroster.collections import COLLECTIONS
+from sis_pipelines.oneroster.csv_bundle import FILE_NAMES, Bundle, load_bundle, read_collection
+from sis_pipelines.oneroster.csv_columnar import read_file
+from sis_pipelines.simulator.district import District
+from sis_pipelines.simulator.export import export_bundle
+
+REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
+BUNDLES = [
+    *sorted((REALDATA / "moodle-enrol_oneroster-csv").glob("*.zip")),
+    REALDATA / "edfi-lms-toolkit-oneroster-v1p1",
+]
+
+
+def row_path(bundle: Bundle, name: str, previous: pa.Table | None = None):
+    # A data-minimisation hook sees every record, so it keeps the row path.
+    return read_collection(bundle, COLLECTIONS[name], previous, hook=lambda record: None)
+
+
+def same(a: pa.Table, b: pa.Table) -> None:
+    assert a.schema == b.schema
+    assert a.to_pylist() == b.to_pylist()
+
+
+def test_a_simulated_districts_export_is_read_columnar_and_as_the_row_path_reads_it(tmp_path):
+    path = export_bundle(District(300, 11), date(2026, 11, 20), tmp_path)
+    bundle = load_bundle(path)
+    taken = []
+    for name in COLLECTIONS:
+        data = bundle.files.get(f"{FILE_NAMES[name].lower()}.csv")
+        if data is None:
+            continue
+        fast = read_file(COLLECTIONS[name], data, bundle.mode(name))
+        if fast is not None:
+            taken.append(name)
+            same(fast, row_path(bundle, name).table)
+        same(read_collection(bundle, COLLECTIONS[name], None).table, row_path(bundle, name).table)
+    # The large files are the point: they must not fall back.
+    assert {"enrollments", "classes", "courses"} <= set(taken), taken
+
+
+@pytest.mark.parametrize("path", BUNDLES, ids=lambda p: p.name)
+def test_every_real_bundle_reads_the_same_whichever_path_takes_a_file(path):
+    bundle = load_bundle(path)
+    for name in COLLECTIONS:
+        fast = read_collection(bundle, COLLECTIONS[name], None)
+        slow = row_path(bundle, name)
+        same(fast.table, slow.table)
+        assert fast.rejects.reasons == slow.rejects.reasons
+        assert fast.rows_in_files == slow.rows_in_files
+
+
+CELL = st.one_of(
+    st.sampled_from(["", " ", "a", " b ", "x,y", " p , ,q ", "true", "FALSE", "2026-09-01"]),
+    st.sampled_from(["2026-09-01T08:00:00Z", "not a date", "tobedeleted", "active", "é ü"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6),
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    name=st.sampled_from(["classes", "enrollments", "users", "academic_sessions"]),
+    rows=st.lists(st.lists(CELL, min_size=0, max_size=4), max_size=6),
+    extra_header=st.sampled_from(["", "vendorCode", "password", "metadata.x"]),
+    mode=st.sampled_from(["bulk", "delta"]),
+)
+def test_any_file_the_columnar_reading_takes_reads_as_the_row_path_reads_it(
+    tmp_path_factory, name, rows, extra_header, mode
+):
+    collection = COLLECTIONS[name]
+    header = [f.column for f in collection.fields][:6] + ([extra_header] if extra_header else [])
+    lines = [",".join(header)]
+    for i, cells in enumerate(rows):
+        values = [f"id{i}", *cells][: len(header)]
+        values += [""] * (len(header) - len(values))
+        lines.append(",".join('"' + v.replace('"', '""') + '"' for v in values))
+    data = ("\n".join(lines) + "\n").encode()
+    fast = read_file(collection, data, mode)
+    event("row path" if fast is None else "columnar")
+    if fast is None:
+        return
+    path = tmp_path_factory.mktemp("bundle") / "b.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
+        z.writestr(f"{FILE_NAMES[name]}.csv", data)
+    bundle = load_bundle(path)
+    bundle.manifest[f"file.{FILE_NAMES[name].lower()}"] = mode
+    slow = row_path(bundle, name)
+    assert not slow.rejects.reasons, "the columnar reading took a file the row path rejects from"
+    same(fast, slow.table)
