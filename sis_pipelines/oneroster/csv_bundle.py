@@ -320,9 +320,7 @@ def read_collection(
     if fast is not None:
         stats.records_received = fast.num_rows
         rows = {f"{name}.csv": fast.num_rows}
-        return CsvRead(
-            _apply_delta(fast, previous, mode), Rejects(), stats, mode, rows, dict(rows)
-        )
+        return CsvRead(_apply_delta(fast, previous, mode), Rejects(), stats, mode, rows, dict(rows))
     rejects = Rejects()
     records: list[dict] = []
     rows = {f"{name}.csv": 0}

@@ -80,7 +80,7 @@ def _text(column: pa.ChunkedArray) -> pa.Array | None:
 
 
 def _split(text: pa.Array) -> pa.Array:
-    """"a, b,,c" -> ["a", "b", "c"], as the row path splits multi-valued cells."""
+    """ "a, b,,c" -> ["a", "b", "c"], as the row path splits multi-valued cells."""
     lists = pc.split_pattern(text, ",")
     items = pc.utf8_trim_whitespace(lists.flatten())
     keep = pc.not_equal(items, "")
