@@ -66,6 +66,9 @@ def test_every_real_bundle_reads_the_same_whichever_path_takes_a_file(path):
 CELL = st.one_of(
     st.sampled_from(["", " ", "a", " b ", "x,y", " p , ,q ", "true", "FALSE", "2026-09-01"]),
     st.sampled_from(["2026-09-01T08:00:00Z", "not a date", "tobedeleted", "active", "é ü"]),
+    # userIds as exports write them, and as they should not.
+    st.sampled_from(["{studentNumber:42}", "{ a : b:c }, {x:2}", "{a:1}{b:2}", "{a:1} junk"]),
+    st.sampled_from(['{q:"x\\y"}', "{:}", "{a}", "{a:1},"]),
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6),
 )
 
@@ -81,7 +84,10 @@ def test_any_file_the_columnar_reading_takes_reads_as_the_row_path_reads_it(
     tmp_path_factory, name, rows, extra_header, mode
 ):
     collection = COLLECTIONS[name]
-    header = [f.column for f in collection.fields][:6] + ([extra_header] if extra_header else [])
+    columns = [f.column for f in collection.fields]
+    if name == "users":
+        columns = ["sourcedId", "userIds", "status", "enabledUser", "grades", "orgSourcedIds"]
+    header = columns[:6] + ([extra_header] if extra_header else [])
     lines = [",".join(header)]
     for i, cells in enumerate(rows):
         values = [f"id{i}", *cells][: len(header)]
@@ -101,3 +107,22 @@ def test_any_file_the_columnar_reading_takes_reads_as_the_row_path_reads_it(
     slow = row_path(bundle, name)
     assert not slow.rejects.reasons, "the columnar reading took a file the row path rejects from"
     same(fast, slow.table)
+
+
+def test_user_ids_in_every_written_form_read_as_the_row_path_reads_them(tmp_path):
+    cells = ["{studentNumber:42}", "{ a : b:c }, {x:2}", "{a:1}{b:2}", '{q:"x\\y"}', "", "{:}"]
+    lines = ["sourcedId,userIds,givenName"]
+    lines += [f'u{i},"{c.replace(chr(34), chr(34) * 2)}",N{i}' for i, c in enumerate(cells)]
+    data = ("\n".join(lines) + "\n").encode()
+    fast = read_file(COLLECTIONS["users"], data, "bulk")
+    assert fast is not None
+    path = tmp_path / "b.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
+        z.writestr("users.csv", data)
+    same(fast, row_path(load_bundle(path), "users").table)
+    assert fast["userIds"][0].as_py() == '[{"type":"studentNumber","identifier":"42"}]'
+    # A cell that is no list of pairs goes to the row path, which keeps it as text.
+    assert (
+        read_file(COLLECTIONS["users"], data.replace(b"{a:1}{b:2}", b"{a:1} and"), "bulk") is None
+    )

@@ -149,7 +149,7 @@ def decode_page(collection: Collection, content: bytes) -> pa.Table | None:
 # ---------------------------------------------------------------- 1.2 users
 
 
-def _json_string(values: pa.Array) -> pa.Array | None:
+def json_string(values: pa.Array) -> pa.Array | None:
     """Text as a JSON string literal (as orjson writes it), or None if it needs more than
     quotes and backslashes escaped (control characters: the record path writes those)."""
     if pc.any(pc.match_substring_regex(values, "[\\x00-\\x1f]")).as_py():
@@ -163,7 +163,7 @@ def _object_values(flat: pa.StructArray, key: str) -> pa.Array:
     return raw.field("sourcedId") if key in OBJECT_REFS else raw
 
 
-def _offsets(lists: pa.ListArray) -> pa.Array:
+def zero_based_offsets(lists: pa.ListArray) -> pa.Array:
     """Zero-based offsets of a list array's flattened values (a slice's own are not)."""
     lengths = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
     return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
@@ -174,7 +174,7 @@ def _objects_text(lists: pa.ListArray, keys: tuple[str, ...]) -> pa.Array | None
     flat = lists.flatten()
     parts = []
     for key in keys:
-        literal = _json_string(_object_values(flat, key))
+        literal = json_string(_object_values(flat, key))
         if literal is None:
             return None
         parts.append(pc.binary_join_element_wise(f',"{key}":', literal, ""))
@@ -182,7 +182,7 @@ def _objects_text(lists: pa.ListArray, keys: tuple[str, ...]) -> pa.Array | None
     # drops a row whose values are all null, so it is not used).
     joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
     objects = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
-    texts = pa.ListArray.from_arrays(_offsets(lists), objects, mask=lists.is_null())
+    texts = pa.ListArray.from_arrays(zero_based_offsets(lists), objects, mask=lists.is_null())
     return pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
 
 

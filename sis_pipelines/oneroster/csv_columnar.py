@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .collections import Collection, Field, Kind
+from .columnar import json_string, zero_based_offsets
 from .normalise import CONVERTERS, STRING_LIST, arrow_schema, converted_badly
 
 # Header spellings seen in real exports, to the canonical column (as the row path reads them).
@@ -93,11 +94,34 @@ def _split(text: pa.Array) -> pa.Array:
     )
 
 
+# A users.csv userIds cell: "{type:identifier}" pairs, apart by commas or spaces at most.
+_USER_ID = r"\{[^:{}]*:[^{}]*\}"
+_USER_IDS = f"^{_USER_ID}(?:\\s*,?\\s*{_USER_ID})*$"
+
+
+def _user_ids(text: pa.Array) -> pa.Array | None:
+    """userIds cells as the JSON the row path stores ([{"type": …, "identifier": …}, …]), or
+    None if a cell holds anything else (the row path keeps such a cell as text)."""
+    if not pc.all(pc.match_substring_regex(text, _USER_IDS)).as_py():
+        return None
+    pairs = pc.split_pattern_regex(pc.utf8_slice_codeunits(text, 1, -1), "\\}\\s*,?\\s*\\{")
+    parts = pc.split_pattern(pairs.flatten(), ":", max_splits=1)
+    kind = json_string(pc.utf8_trim_whitespace(pc.list_element(parts, 0)))
+    identifier = json_string(pc.utf8_trim_whitespace(pc.list_element(parts, 1)))
+    if kind is None or identifier is None:
+        return None
+    objects = pc.binary_join_element_wise('{"type":', kind, ',"identifier":', identifier, "}", "")
+    lists = pa.ListArray.from_arrays(zero_based_offsets(pairs), objects, mask=text.is_null())
+    return pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
+
+
 def _canonical(f: Field, text: pa.Array) -> pa.Array | None:
     if f.kind in (Kind.REFS, Kind.STRINGS):
         return _split(text)
     if f.kind is Kind.JSON:
-        return text if text.null_count == len(text) else None
+        if text.null_count == len(text):
+            return text
+        return _user_ids(text) if f.column == "userIds" else None
     converter = CONVERTERS.get(f.kind)
     if converter is None:
         return text
