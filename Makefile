@@ -61,8 +61,10 @@ KILL_AFTER ?= 0
 fleet: setup
 	$(BIN)/python -m bench.fleet --tenants $(N) --celery-hosts $(CELERY_HOSTS) --kill-a-worker-after $(KILL_AFTER)
 
+# SOURCE=csv: the same district from its OneRoster CSV drop instead of REST.
+SOURCE ?= rest
 bench: setup
-	$(BIN)/python -m bench.run --size $(SIZE)
+	$(BIN)/python -m bench.run --size $(SIZE) --source $(SOURCE)
 
 lint: setup
 	$(BIN)/ruff check .

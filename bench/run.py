@@ -37,11 +37,14 @@ from sis_pipelines.connect import Services
 from sis_pipelines.lake import Lake
 from sis_pipelines.memory import release_memory
 from sis_pipelines.oneroster import client as client_module
+from sis_pipelines.oneroster import csv_bundle as csv_module
 from sis_pipelines.oneroster import snapshot as snapshot_module
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.schemas import referenced_collections
 from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
 from sis_pipelines.oneroster.validate import to_frame
+from sis_pipelines.simulator.district import District
+from sis_pipelines.simulator.export import export_bundle
 from sis_pipelines.storage import read_frame, write_frame
 from sis_pipelines.tenants import Canvas, parse_tenants
 
@@ -54,6 +57,8 @@ NIGHT1 = NIGHT2 - timedelta(days=1)
 TENANT = "bench"
 BENCH_ENV = {"BENCH_ID": "demo", "BENCH_SECRET": "bench-secret"}
 BENCH_CANVAS = Canvas(source="simulator", max_removal_share=1.0)
+SEED = 7
+SOURCES = ("rest", "csv")
 
 
 def rss_mb() -> float:
@@ -129,7 +134,7 @@ def simulator(students: int, night: date, port: int) -> Iterator[str]:
         "--students",
         str(students),
         "--seed",
-        "7",
+        str(SEED),
         "--night",
         night.isoformat(),
         "--port",
@@ -182,6 +187,26 @@ class Timed:
         return self.wall, self.cpu
 
 
+@contextmanager
+def drop(students: int, night: date, folder: Path) -> Iterator[str]:
+    """The same district's OneRoster CSV export for the night (written by the simulator, as a
+    district's SIS writes its drop: not timed)."""
+    export_bundle(District(students, SEED), night, folder)
+    yield str(folder)
+
+
+def csv_tenant(folder: str):
+    """The benchmark's district as a CSV-drop tenant."""
+    text = f"""
+tenants:
+  {TENANT}:
+    vendor: generic
+    oneroster: {{version: "1.1", source: csv, path: {folder}}}
+    privacy: {{demographics: true}}
+"""
+    return parse_tenants(text).tenants[TENANT]
+
+
 def bench_tenant(base_url: str):
     """The benchmark's district as a tenant: Infinite Campus over REST, 50K records a page."""
     token_url = base_url.split("/ims/")[0] + "/oauth/token?appName=demo"
@@ -201,7 +226,9 @@ tenants:
     return parse_tenants(text).tenants[TENANT]
 
 
-def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> dict:
+def night(
+    students: int, when: date, root: UPath, clock: Clock, port: int, source: str = "rest"
+) -> dict:
     """One night as the nightly job runs it: each collection is taken by the collection step
     (fetched, validated against the stored sourcedIds of the collections it refers to,
     quarantined) and stored as the IO manager stores it, then the mapping step maps the
@@ -211,14 +238,21 @@ def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> di
     lake = Lake(root)
     services = Services(lake, env=BENCH_ENV)
 
-    # Columnar pages are decoded and normalised in one step (Arrow); the rest record by record.
+    # Columnar pages (or CSV files) are decoded and normalised in one step (Arrow); the rest
+    # record by record.
+    module = csv_module if source == "csv" else client_module
+    served = (
+        drop(students, when, Path(str(root)) / "drops")
+        if source == "csv"
+        else simulator(students, when, port)
+    )
     with (
-        Timed(client_module, "decode_page") as columnar,
-        Timed(client_module, "normalise_page") as records,
+        Timed(module, "read_file" if source == "csv" else "decode_page") as columnar,
+        Timed(module, "normalise_page") as records,
         Timed(snapshot_module, "validate") as validation,
-        simulator(students, when, port) as base_url,
+        served as where,
     ):
-        tenant = bench_tenant(base_url)
+        tenant = csv_tenant(where) if source == "csv" else bench_tenant(where)
         for name in ORDER:
             marks = columnar.mark(), records.mark(), validation.mark()
             clock.rss.reset()
@@ -241,9 +275,10 @@ def night(students: int, when: date, root: UPath, clock: Clock, port: int) -> di
             clock.add("columnar_decode_normalise", cw, cc, peak)
             clock.add("normalisation", rw, rc, peak)
             clock.add("validation", vw, vc, peak)
-            counters["requests"] += int(taken.figures["requests"])  # type: ignore[call-overload]
             counters["records"] += taken.records
-            counters["minimal_requests"] += max(1, math.ceil(taken.records / PAGE))
+            if source == "rest":  # a drop is read, not requested
+                counters["requests"] += int(taken.figures["requests"])  # type: ignore[call-overload]
+                counters["minimal_requests"] += max(1, math.ceil(taken.records / PAGE))
             with clock.stage("parquet_write"):
                 write_frame(taken.frame, lake.snapshot(name, when, TENANT))
                 del taken, refs
@@ -300,6 +335,12 @@ def duckdb_delta(left: Path, right: Path) -> tuple[float, dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--size", choices=SIZES, default="small")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="rest",
+        help="rest: the simulated SIS over OneRoster REST; csv: the same district's CSV drop",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument(
@@ -321,8 +362,9 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         root = UPath(tmp)
         lake = Lake(root)
         started = time.perf_counter()
-        night(students, NIGHT1, root, clock, args.port)  # set-up: the stored state
-        counters = night(students, NIGHT2, root, clock, args.port + 1)
+        # Night 1 is the set-up: the stored state.
+        night(students, NIGHT1, root, clock, args.port, args.source)
+        counters = night(students, NIGHT2, root, clock, args.port + 1, args.source)
         with clock.stage("delta"):
             delta = compute_delta(
                 canvas_files(lake, NIGHT1, TENANT),
@@ -367,6 +409,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
     decode_cpu = counters["decode_cpu_s"]
     report = {
         "size": args.size,
+        "source": args.source,
         "students": students,
         "enrollments": counters["mapping"].get("enrollments", 0),
         "oneroster_records": counters["records"],
@@ -400,7 +443,8 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.size}.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = f"{args.size}.json" if args.source == "rest" else f"{args.size}-{args.source}.json"
+    (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'stage':<26} {'wall s':>9} {'cpu s':>9} {'peak RSS MB':>12}")
     for name, s in stages.items():
         print(f"{name:<26} {s['wall_s']:>9.2f} {s['cpu_s']:>9.2f} {s['peak_rss_mb']:>12.0f}")
@@ -425,7 +469,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         f"{limit['orjson_from_pylist_records_per_cpu_s']:,}, pyarrow.json "
         f"{limit['pyarrow_json_ndjson_records_per_cpu_s']:,} records per CPU second)"
     )
-    print(f"written to {args.out / f'{args.size}.json'}")
+    print(f"written to {args.out / name}")
     return 0
 
 

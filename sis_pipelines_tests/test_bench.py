@@ -55,3 +55,15 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "delta vs duckdb" in out and "decode vs best plain" in out
     assert threading.active_count() == threads  # its memory sampler ends with it
+
+
+def test_a_tiny_benchmark_run_from_the_districts_csv_drop(tmp_path):
+    argv = ["--size", "small", "--students", "300", "--out", str(tmp_path), "--port", "8841"]
+    assert main([*argv, "--source", "csv"]) == 0
+    report = json.loads((tmp_path / "small-csv.json").read_text())
+    assert report["source"] == "csv" and report["http_requests"] == 0
+    # The same district: as many enrollments as over REST, read by Arrow's CSV reader.
+    assert main(argv) == 0
+    rest = json.loads((tmp_path / "small.json").read_text())
+    assert report["enrollments"] == rest["enrollments"] > 0
+    assert report["stages"]["columnar_decode_normalise"]["cpu_s"] > 0
