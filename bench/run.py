@@ -435,6 +435,8 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         },
         "duckdb_delta_counts": duck_counts,
         "decode_limit": limit,
+        # Our decode and normalise rate as a share of the fastest plain decoder's (0-1).
+        "decode_share_of_limit": limit["ours_share_of_best_plain"],
         "total_s": round(total_s, 1),
         "machine": {
             "python": platform.python_version(),

@@ -52,6 +52,7 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     assert limit["orjson_from_pylist_records_per_cpu_s"] > 0
     assert limit["pyarrow_json_ndjson_records_per_cpu_s"] > 0
     assert limit["ours_share_of_best_plain"] > 0
+    assert report["decode_share_of_limit"] == limit["ours_share_of_best_plain"]
     out = capsys.readouterr().out
     assert "delta vs duckdb" in out and "decode vs best plain" in out
     assert threading.active_count() == threads  # its memory sampler ends with it
