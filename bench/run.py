@@ -43,8 +43,6 @@ from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.schemas import referenced_collections
 from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
 from sis_pipelines.oneroster.validate import to_frame
-from sis_pipelines.simulator.district import District
-from sis_pipelines.simulator.export import export_bundle
 from sis_pipelines.storage import read_frame, write_frame
 from sis_pipelines.tenants import Canvas, parse_tenants
 
@@ -189,9 +187,11 @@ class Timed:
 
 @contextmanager
 def drop(students: int, night: date, folder: Path) -> Iterator[str]:
-    """The same district's OneRoster CSV export for the night (written by the simulator, as a
-    district's SIS writes its drop: not timed)."""
-    export_bundle(District(students, SEED), night, folder)
+    """The same district's OneRoster CSV export for the night, written by the simulator in a
+    process of its own, as a district's SIS writes its drop (neither timed nor in our memory)."""
+    command = [sys.executable, "-m", "sis_pipelines.simulator", "export", "--students"]
+    command += [str(students), "--seed", str(SEED), "--night", night.isoformat()]
+    subprocess.run([*command, "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
     yield str(folder)
 
 
@@ -445,8 +445,10 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"{args.size}.json" if args.source == "rest" else f"{args.size}-{args.source}.json"
-    (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
+    report_name = (
+        f"{args.size}.json" if args.source == "rest" else f"{args.size}-{args.source}.json"
+    )
+    (args.out / report_name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'stage':<26} {'wall s':>9} {'cpu s':>9} {'peak RSS MB':>12}")
     for name, s in stages.items():
         print(f"{name:<26} {s['wall_s']:>9.2f} {s['cpu_s']:>9.2f} {s['peak_rss_mb']:>12.0f}")
@@ -471,7 +473,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         f"{limit['orjson_from_pylist_records_per_cpu_s']:,}, pyarrow.json "
         f"{limit['pyarrow_json_ndjson_records_per_cpu_s']:,} records per CPU second)"
     )
-    print(f"written to {args.out / name}")
+    print(f"written to {args.out / report_name}")
     return 0
 
 

@@ -59,7 +59,7 @@ def simulated(lake: Lake) -> SimulatedServices:
     return factory(lake.simulator_state)
 
 
-# A run's collections read one CSV bundle: fetched (or downloaded) once per process.
+# A run's collections read one CSV bundle: fetched (or downloaded) once, the latest kept.
 _BUNDLES: dict[tuple[str, str, date], Located] = {}
 
 
@@ -116,7 +116,8 @@ class Services:
         """The tenant's OneRoster CSV bundle for ``night`` (a folder, a zip or SFTP)."""
         key = (tenant_id, tenant.oneroster.path or "", night)
         if key not in _BUNDLES:
-            if len(_BUNDLES) >= 4:
-                _BUNDLES.pop(next(iter(_BUNDLES)))
+            # One bundle at a time: a large district's is hundreds of MB, and a process that
+            # runs night after night (a backfill) needs only the night it reads.
+            _BUNDLES.clear()
             _BUNDLES[key] = locate(tenant_id, tenant.oneroster, night, self.env)
         return _BUNDLES[key]
