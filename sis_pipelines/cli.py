@@ -261,7 +261,14 @@ def sync_grades(
     from .defs.tags import ALLOW_MASS_REMOVAL
 
     tenants = _in_tenants_file(tenant)
-    request = sync_request(tenant, tenants[tenant], courses, "operator")
+    cfg = tenants[tenant]
+    if cfg.gpb.endpoints == "off" or cfg.canvas is None:
+        what = "has no canvas section" if cfg.canvas is None else "has gpb.endpoints: off"
+        raise UsageError(
+            f"tenant {tenant!r} {what}, so it passes no grades back: nothing to sync "
+            f"(set gpb.endpoints in {tenants_path()} to pass grades back)"
+        )
+    request = sync_request(tenant, cfg, courses, "operator")
     extra = on(ALLOW_MASS_REMOVAL) if allow_mass_removal else {}
     run, finished, ends = run_request(instance, request, extra, verbose)
     if not finished.is_success:

@@ -120,6 +120,15 @@ def test_sync_grades_mistakes_get_one_line(workspace, capsys):
     tenants.write_text(TENANTS)
     assert main(["sync-grades", "--tenant", "nobody"]) == 2
     assert "not in the tenants file" in capsys.readouterr().err
+    # A tenant that passes no grades back is told so, and no run is launched.
+    tenants.write_text(
+        TENANTS + "  rostering-only:\n    vendor: focus\n"
+        '    oneroster: {version: "1.1", source: simulator}\n'
+    )
+    assert main(["sync-grades", "--tenant", "rostering-only"]) == 2
+    err = capsys.readouterr().err
+    assert "has no canvas section, so it passes no grades back" in err, err
+    assert not instance.get_run_records(dg.RunsFilter(job_name="grade_sync"))
     # Before any night: the sync says what to run first.
     assert main(["sync-grades", "--tenant", "gpb-s"]) == 1
     out = capsys.readouterr().out
