@@ -54,7 +54,26 @@ def atomic_write_bytes(data: bytes, path: UPath) -> None:
     _publish(path, lambda fh: fh.write(data))
 
 
+def _compliant_lists(table: pa.Table) -> pa.Table:
+    """List columns with their values named ``element``, as Parquet names them and as they
+    read back: a table built in Arrow (``item``) and the same table read and written again
+    then store the same schema, so a re-stored snapshot is the same bytes."""
+    renamed = [
+        pa.types.is_list(f.type) and f.type.value_field.name != "element" for f in table.schema
+    ]
+    if not any(renamed):
+        return table  # (Arrow's type equality ignores the values' name: asked directly)
+    fields = [
+        pa.field(f.name, pa.list_(pa.field("element", f.type.value_type)), f.nullable)
+        if rename
+        else f
+        for f, rename in zip(table.schema, renamed, strict=True)
+    ]
+    return table.cast(pa.schema(fields, table.schema.metadata))
+
+
 def atomic_write_table(table: pa.Table, path: UPath) -> None:
+    table = _compliant_lists(table)
     # A column held as a dictionary in memory (ten million Canvas enrollments as codes into
     # a district's sections and users) is stored as its values: without the Arrow schema in
     # the file, readers see plain strings, as on every night before. Parquet dictionary-encodes

@@ -75,3 +75,18 @@ def test_dictionary_columns_are_stored_as_their_values(tmp_path):
     back = pq.read_table(path.path)
     assert back.schema == pa.schema([("section_id", pa.string()), ("status", pa.string())])
     assert back["section_id"].to_pylist() == ["s2", "s1", "s2", None]
+
+
+def test_a_snapshot_read_and_stored_again_is_the_same_bytes(tmp_path):
+    # A step that finds its night stored (a re-run, a Celery task given again after its worker
+    # died) stores what it read: the same bytes, list columns included.
+    table = pa.table(
+        {
+            "sourcedId": ["a", "b"],
+            "grades": pa.array([["09", "10"], None], pa.list_(pa.string())),
+        }
+    )
+    first, second = UPath(tmp_path / "first.parquet"), UPath(tmp_path / "second.parquet")
+    atomic_write_table(table, first)
+    write_frame(read_frame(first), second)
+    assert first.read_bytes() == second.read_bytes()

@@ -71,9 +71,8 @@ def _fields_by_header(collection: Collection, header: list[str]) -> dict[str, Fi
     return chosen
 
 
-def _text(column: pa.ChunkedArray) -> pa.Array | None:
+def _text(cells: pa.Array) -> pa.Array | None:
     """A column's cells trimmed, empty cells null; None if it holds control characters."""
-    cells = column.combine_chunks()
     if pc.any(pc.match_substring_regex(cells, _CONTROL)).as_py():
         return None
     trimmed = pc.utf8_trim_whitespace(cells)
@@ -129,35 +128,14 @@ def _canonical(f: Field, text: pa.Array) -> pa.Array | None:
     return None if converted_badly(text, converted).any() else converted
 
 
-def read_file(collection: Collection, data: bytes, mode: str) -> pa.Table | None:
-    """A collection's CSV file as its canonical table, or None for the row path."""
-    header = _header(data)
-    if not header or len(set(header)) != len(header):
-        return None
-    fields = _fields_by_header(collection, header)
-    if fields is None:
-        return None
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(block_size=_BLOCK),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return None
-    if table.column_names != header:
-        return None
-    rows = table.num_rows
+def _canonical_batch(
+    collection: Collection, fields: dict[str, Field], batch: pa.RecordBatch, mode: str
+) -> pa.Table | None:
+    """One block of the file's rows as canonical columns, or None for the row path."""
+    rows = batch.num_rows
     columns: dict[str, pa.Array] = {}
-    for name in header:
-        if name.strip().lower() in SECRET_COLUMNS:
-            continue
-        text = _text(table.column(name))
+    for name in batch.schema.names:
+        text = _text(batch.column(name))
         if text is None:
             return None
         f = fields.get(name)
@@ -169,7 +147,6 @@ def read_file(collection: Collection, data: bytes, mode: str) -> pa.Table | None
         if column is None:
             return None
         columns[f.column] = column
-    del table
     schema = arrow_schema(collection)
     for f in collection.fields:
         if f.column not in columns:
@@ -178,7 +155,40 @@ def read_file(collection: Collection, data: bytes, mode: str) -> pa.Table | None
         # Bulk rows may leave status blank: everything in a bulk file is active unless it says so.
         columns["status"] = pc.fill_null(columns["status"], "active")
     out = pa.table({f.column: columns[f.column] for f in collection.fields}, schema=schema)
-    ids = out["sourcedId"]
-    if ids.null_count:
+    return None if out["sourcedId"].null_count else out
+
+
+def read_file(collection: Collection, data: bytes, mode: str) -> pa.Table | None:
+    """A collection's CSV file as its canonical table, or None for the row path. The file is
+    parsed a block at a time, so its text never exists whole beside its canonical columns."""
+    header = _header(data)
+    if not header or len(set(header)) != len(header):
         return None
-    return out
+    fields = _fields_by_header(collection, header)
+    if fields is None:
+        return None
+    wanted = [h for h in header if h.strip().lower() not in SECRET_COLUMNS]
+    parts = []
+    try:
+        reader = pacsv.open_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(block_size=_BLOCK),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header},
+                include_columns=wanted,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        if reader.schema.names != wanted:
+            return None
+        for batch in reader:
+            part = _canonical_batch(collection, fields, batch, mode)
+            if part is None:
+                return None
+            parts.append(part)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    schema = arrow_schema(collection)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
