@@ -126,3 +126,16 @@ def test_user_ids_in_every_written_form_read_as_the_row_path_reads_them(tmp_path
     assert (
         read_file(COLLECTIONS["users"], data.replace(b"{a:1}{b:2}", b"{a:1} and"), "bulk") is None
     )
+
+
+def test_a_drop_replaced_while_its_night_is_read_is_read_as_it_was_hashed(tmp_path):
+    from sis_pipelines.oneroster.csv_source import locate_local
+
+    night = date(2026, 11, 20)
+    path = export_bundle(District(60, 1), night, tmp_path)
+    located = locate_local(str(tmp_path), night)
+    before = located.bundle.files["users.csv"]
+    # The district uploads another export of the night while the run reads the first.
+    export_bundle(District(90, 2), night, tmp_path)
+    assert path.exists() and located.bundle.files["users.csv"] == before
+    assert read_collection(located.bundle, COLLECTIONS["users"], None).table.num_rows > 0

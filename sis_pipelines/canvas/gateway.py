@@ -13,6 +13,7 @@ changes, as with Canvas's own importer.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -41,7 +42,7 @@ class CanvasDrop:
     """The CSV files of one night's drop, by file name."""
 
     source: str
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: Mapping[str, bytes] = field(default_factory=dict)  # a zip's inflated when read
 
 
 def load_drop(

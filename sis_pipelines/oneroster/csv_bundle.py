@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class Bundle:
     """The files of one OneRoster CSV bundle, by lower-case name."""
 
     source: str
-    files: dict[str, bytes]
+    files: Mapping[str, bytes]  # by lower-case name; a zip's are inflated when read
     manifest: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -100,20 +100,45 @@ def refuse_bombs(infos: list[zipfile.ZipInfo], source: str, max_bytes: int) -> N
             )
 
 
-def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> dict[str, bytes]:
-    """The CSV members of a zip (or its bytes) by file name, once it passed ``refuse_bombs``."""
-    files: dict[str, bytes] = {}
+class Members(Mapping[str, bytes]):
+    """A zip's CSV files by file name, each inflated when it is read: a district's drop is
+    held compressed (a tenth of its size), and only the file being read is held whole."""
+
+    def __init__(self, data: bytes, members: dict[str, str]) -> None:
+        self._zip = zipfile.ZipFile(io.BytesIO(data))
+        self._members = members
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._zip.read(self._members[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def lower(self) -> Members:
+        """The same files by lower-case name."""
+        lowered = Members.__new__(Members)
+        lowered._zip = self._zip
+        lowered._members = {name.lower(): m for name, m in self._members.items()}
+        return lowered
+
+
+def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> Members:
+    """The CSV members of a zip (or its bytes) by file name, once it passed ``refuse_bombs``.
+    The zip's bytes are read once: every file comes from the same drop, even if it is replaced
+    while the night is read."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as z:
+        data = data if data is not None else Path(path).read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
             infos = [
                 i for i in z.infolist() if i.filename.lower().endswith(".csv") and not i.is_dir()
             ]
             refuse_bombs(infos, str(path), max_bytes)
-            for info in infos:
-                files[Path(info.filename).name] = z.read(info)
     except zipfile.BadZipFile:
         raise BundleError(f"{path}: not a zip file") from None
-    return files
+    return Members(data, {Path(i.filename).name: i.filename for i in infos})
 
 
 def folder_members(path: Path | str, max_bytes: int) -> dict[str, bytes]:
@@ -133,9 +158,8 @@ def load_bundle(
 ) -> Bundle:
     """A zip file (or its bytes), or a folder holding the CSV files."""
     source = str(path)
-    files: dict[str, bytes] = {}
     if data is not None or Path(path).is_file():
-        files = {name.lower(): body for name, body in zip_members(path, data, max_bytes).items()}
+        files: Mapping[str, bytes] = zip_members(path, data, max_bytes).lower()
     elif Path(path).is_dir():
         files = {name.lower(): body for name, body in folder_members(path, max_bytes).items()}
     else:

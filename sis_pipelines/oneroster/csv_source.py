@@ -80,7 +80,7 @@ def locate_local(
             if p.is_file()
             else b"".join(f.read_bytes() for f in sorted(p.glob("*.csv")))
         )
-        return Located(str(p), _digest(data), loader(p))
+        return Located(str(p), _digest(data), loader(p, data=data if p.is_file() else None))
     if not p.is_dir():
         raise BundleError(f"{path}: no such file or folder")
     entries = [e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or is_drop(e)]
@@ -90,7 +90,10 @@ def locate_local(
         if chosen.is_file()
         else b"".join(f.read_bytes() for f in sorted(chosen.glob("*.csv")))
     )
-    return Located(str(chosen), _digest(data), loader(chosen))
+    # A zip is read once: what is hashed is what is read.
+    return Located(
+        str(chosen), _digest(data), loader(chosen, data=data if chosen.is_file() else None)
+    )
 
 
 def locate_sftp(
