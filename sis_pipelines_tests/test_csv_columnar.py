@@ -139,3 +139,21 @@ def test_a_drop_replaced_while_its_night_is_read_is_read_as_it_was_hashed(tmp_pa
     export_bundle(District(90, 2), night, tmp_path)
     assert path.exists() and located.bundle.files["users.csv"] == before
     assert read_collection(located.bundle, COLLECTIONS["users"], None).table.num_rows > 0
+
+
+def test_vendor_and_metadata_columns_read_as_the_row_path_keeps_them(tmp_path):
+    data = (
+        "sourcedId,status,name,type,vendorCode, metadata.x ,password\n"
+        "o1,active,A,school,V1,,secret\n"
+        "o2,,B,school,, ,\n"
+        'o3,,C,district,"q""z \\\\ w",é,\n'
+    ).encode()
+    fast = read_file(COLLECTIONS["orgs"], data, "bulk")
+    assert fast is not None
+    path = tmp_path / "b.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
+        z.writestr("orgs.csv", data)
+    same(fast, row_path(load_bundle(path), "orgs").table)
+    assert fast["metadata"].to_pylist()[:2] == ['{"vendorCode":"V1"}', None]
+    assert "secret" not in str(fast.to_pylist())

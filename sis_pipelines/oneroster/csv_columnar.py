@@ -17,6 +17,7 @@ import csv
 import io
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -128,12 +129,32 @@ def _canonical(f: Field, text: pa.Array) -> pa.Array | None:
     return None if converted_badly(text, converted).any() else converted
 
 
+def _metadata(keys: list[str], texts: list[pa.Array]) -> pa.Array | None:
+    """Vendor and ``metadata.*`` cells as the JSON object the row path keeps of each row (its
+    non-empty cells, in the header's order), null where a row has none."""
+    parts = []
+    for key, text in zip(keys, texts, strict=True):
+        literal = json_string(text)
+        if literal is None:
+            return None
+        parts.append(
+            pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", literal, "")
+        )
+    # Each present cell with a leading comma, the first comma cut (Arrow's "skip" of nulls
+    # drops a row whose cells are all null).
+    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+    objects = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), objects)
+
+
 def _canonical_batch(
     collection: Collection, fields: dict[str, Field], batch: pa.RecordBatch, mode: str
 ) -> pa.Table | None:
     """One block of the file's rows as canonical columns, or None for the row path."""
     rows = batch.num_rows
     columns: dict[str, pa.Array] = {}
+    extra_keys: list[str] = []
+    extra_texts: list[pa.Array] = []
     for name in batch.schema.names:
         text = _text(batch.column(name))
         if text is None:
@@ -141,12 +162,21 @@ def _canonical_batch(
         f = fields.get(name)
         if f is None:
             if text.null_count != rows:
-                return None  # vendor or metadata.* values: the row path keeps them as metadata
+                extra_keys.append(name.strip().removeprefix("metadata."))
+                extra_texts.append(text)
             continue
         column = _canonical(f, text)
         if column is None:
             return None
         columns[f.column] = column
+    if extra_keys:
+        # The row path keeps them as the record's metadata (over a metadata column of its own).
+        if "metadata" in columns or len(set(extra_keys)) != len(extra_keys):
+            return None
+        metadata = _metadata(extra_keys, extra_texts)
+        if metadata is None:
+            return None
+        columns["metadata"] = metadata
     schema = arrow_schema(collection)
     for f in collection.fields:
         if f.column not in columns:
