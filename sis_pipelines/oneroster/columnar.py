@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -163,27 +164,41 @@ def _object_values(flat: pa.StructArray, key: str) -> pa.Array:
     return raw.field("sourcedId") if key in OBJECT_REFS else raw
 
 
-def zero_based_offsets(lists: pa.ListArray) -> pa.Array:
+def _offsets(lists: pa.ListArray) -> pa.Array:
     """Zero-based offsets of a list array's flattened values (a slice's own are not)."""
     lengths = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
     return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
 
 
+def json_objects(members: list[tuple[str, pa.Array]]) -> pa.Array:
+    """Each row's compact JSON object of the members it has (key, JSON literal or null), in
+    their order, as orjson writes a dict; ``{}`` for a row with none."""
+    parts = [
+        pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", literal, "")
+        for key, literal in members
+    ]
+    # Each present member with a leading comma, the first comma cut (Arrow's "skip" of nulls
+    # drops a row whose values are all null, so it is not used).
+    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+
+
+def json_arrays(lists: pa.ListArray, values: pa.Array) -> pa.Array:
+    """Each list's values (JSON texts, one for each of ``lists``' values) as a JSON array."""
+    texts = pa.ListArray.from_arrays(_offsets(lists), values, mask=lists.is_null())
+    return pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
+
+
 def _objects_text(lists: pa.ListArray, keys: tuple[str, ...]) -> pa.Array | None:
     """The compact JSON of each list of objects, as the record path writes it."""
     flat = lists.flatten()
-    parts = []
+    members = []
     for key in keys:
         literal = json_string(_object_values(flat, key))
         if literal is None:
             return None
-        parts.append(pc.binary_join_element_wise(f',"{key}":', literal, ""))
-    # Each present key with a leading comma, the first comma cut: (Arrow's "skip" of nulls
-    # drops a row whose values are all null, so it is not used).
-    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
-    objects = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
-    texts = pa.ListArray.from_arrays(zero_based_offsets(lists), objects, mask=lists.is_null())
-    return pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
+        members.append((key, literal))
+    return json_arrays(lists, json_objects(members))
 
 
 def _fold_user_roles(records: pa.StructArray, columns: dict[str, pa.Array]) -> bool:

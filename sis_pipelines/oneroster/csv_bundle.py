@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ..errors import SourceError
 from .client import FetchResult
 from .collections import Collection, Kind
-from .csv_columnar import ALIASES, SECRET_COLUMNS, read_file
+from .csv_columnar import SECRET_COLUMNS, fields_by_name, read_file
 from .normalise import Rejects, arrow_schema, normalise_page
 from .paging import FetchStats
 
@@ -198,14 +198,7 @@ def _rows(bundle: Bundle, name: str) -> Iterator[tuple[int, dict[str, str], list
 
 def _columns(collection: Collection) -> dict[str, tuple[str, Kind]]:
     """Lower-case CSV header -> (REST name, kind), for the canonical fields of a collection."""
-    out = {}
-    for f in collection.fields:
-        out[f.column.lower()] = (f.rest_name, f.kind)
-    for alias, column in ALIASES.items():
-        if column in collection.columns:
-            f = collection.field(column)
-            out[alias] = (f.rest_name, f.kind)
-    return out
+    return {name: (f.rest_name, f.kind) for name, f in fields_by_name(collection).items()}
 
 
 def _safe(cells: dict[str, str]) -> dict[str, str]:

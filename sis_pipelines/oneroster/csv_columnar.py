@@ -17,13 +17,12 @@ import csv
 import io
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .collections import Collection, Field, Kind
-from .columnar import json_string, zero_based_offsets
+from .columnar import json_arrays, json_objects, json_string
 from .normalise import CONVERTERS, STRING_LIST, arrow_schema, converted_badly
 
 # Header spellings seen in real exports, to the canonical column (as the row path reads them).
@@ -54,13 +53,19 @@ def _header(data: bytes) -> list[str] | None:
     return rows[0] if rows else None
 
 
-def _fields_by_header(collection: Collection, header: list[str]) -> dict[str, Field] | None:
-    """Each header's canonical field (None for columns nobody reads), or None if two headers
-    name one field (the row path keeps the last non-empty one, row by row)."""
+def fields_by_name(collection: Collection) -> dict[str, Field]:
+    """Lower-case CSV header -> the canonical field it fills (its own name or an alias)."""
     by_name = {f.column.lower(): f for f in collection.fields}
     for alias, column in ALIASES.items():
         if column in collection.columns:
             by_name[alias] = collection.field(column)
+    return by_name
+
+
+def _fields_by_header(collection: Collection, header: list[str]) -> dict[str, Field] | None:
+    """Each header's canonical field (None for columns nobody reads), or None if two headers
+    name one field (the row path keeps the last non-empty one, row by row)."""
+    by_name = fields_by_name(collection)
     chosen: dict[str, Field] = {}
     for name in header:
         f = by_name.get(name.strip().lower())
@@ -110,9 +115,7 @@ def _user_ids(text: pa.Array) -> pa.Array | None:
     identifier = json_string(pc.utf8_trim_whitespace(pc.list_element(parts, 1)))
     if kind is None or identifier is None:
         return None
-    objects = pc.binary_join_element_wise('{"type":', kind, ',"identifier":', identifier, "}", "")
-    lists = pa.ListArray.from_arrays(zero_based_offsets(pairs), objects, mask=text.is_null())
-    return pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
+    return json_arrays(pairs, json_objects([("type", kind), ("identifier", identifier)]))
 
 
 def _canonical(f: Field, text: pa.Array) -> pa.Array | None:
@@ -132,19 +135,14 @@ def _canonical(f: Field, text: pa.Array) -> pa.Array | None:
 def _metadata(keys: list[str], texts: list[pa.Array]) -> pa.Array | None:
     """Vendor and ``metadata.*`` cells as the JSON object the row path keeps of each row (its
     non-empty cells, in the header's order), null where a row has none."""
-    parts = []
+    members = []
     for key, text in zip(keys, texts, strict=True):
         literal = json_string(text)
         if literal is None:
             return None
-        parts.append(
-            pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", literal, "")
-        )
-    # Each present cell with a leading comma, the first comma cut (Arrow's "skip" of nulls
-    # drops a row whose cells are all null).
-    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
-    objects = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
-    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), objects)
+        members.append((key, literal))
+    objects = json_objects(members)
+    return pc.if_else(pc.equal(objects, "{}"), pa.scalar(None, pa.string()), objects)
 
 
 def _canonical_batch(
