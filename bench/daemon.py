@@ -28,34 +28,35 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
 
-from bench.fleet import deployment, most_in_flight, registered, wait_for
-from bench.ui import LOCATION, _graphql, _timed
+from bench.fleet import (
+    deployment,
+    most_in_flight,
+    nightly_requests,
+    registered,
+    submit_runs,
+    wait_for,
+)
+from bench.ui import LOCATION, _graphql, _timed, districts
 
 RESULTS = Path(__file__).parent / "results"
-VENDORS = ("genesis", "focus", "progressbook", "infinite_campus")
 SYNC_INTERVAL_S = 60
 
 
 def tenants_yaml(n: int) -> tuple[str, list[str]]:
-    ids = [f"district-{i:04d}" for i in range(n)]
-    lines = ["tenants:"]
-    for i, tenant in enumerate(ids):
-        vendor = VENDORS[i % len(VENDORS)]
-        version = "1.2" if vendor == "infinite_campus" else "1.1"
-        lines.append(
-            f"  {tenant}: {{vendor: {vendor}, "
-            f"oneroster: {{version: '{version}', source: simulator, students: 100, seed: {i}}}, "
-            f"canvas: {{source: simulator, sis_id_prefix: 'd{i}-'}}, "
-            f"gpb: {{endpoints: standard, default_category: Homework, "
-            f"sync_interval_s: {SYNC_INTERVAL_S}}}}}"
-        )
-    return "\n".join(lines) + "\n", ids
+    """The districts of bench.ui, each passing grades back (a grade_sync sensor each)."""
+    return districts(
+        n,
+        lambda i: (
+            f", canvas: {{source: simulator, sis_id_prefix: 'd{i}-'}}, "
+            "gpb: {endpoints: standard, default_category: Homework, "
+            f"sync_interval_s: {SYNC_INTERVAL_S}}}"
+        ),
+    )
 
 
 def sensor_ticks(instance) -> dict[str, list[tuple[float, float]]]:
@@ -98,39 +99,13 @@ def sensor_figures(ticks: dict[str, list[tuple[float, float]]], sensors: int) ->
 
 def schedule_tick(instance, night: date) -> tuple[float, float, int]:
     """The nightly tick: seconds to evaluate, seconds to create and submit its runs, runs."""
-    import dagster as dg
-
-    from sis_pipelines.definitions import defs
-    from sis_pipelines.defs.automation.schedules import nightly_schedule
-    from sis_pipelines.runs import create_run
-
-    when = datetime.combine(night + timedelta(days=1), datetime.min.time(), UTC) + timedelta(
-        hours=2, minutes=30
-    )
-    context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
-    )
     start = time.perf_counter()
-    requests = nightly_schedule.evaluate_tick(context).run_requests or []
+    requests = nightly_requests(instance, night)
     evaluated = time.perf_counter() - start
-    job = defs.resolve_job_def("nightly")
-
-    def submit(request) -> None:
-        run, _ = create_run(
-            instance,
-            job,
-            request.partition_key,
-            {**request.tags, "dagster/schedule_name": "nightly_schedule"},
-            list(request.asset_selection) if request.asset_selection else None,
-            {},
-        )
-        instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
-
     # As many threads as the daemon's scheduler submits a tick's runs on (dagster.yaml).
     threads = instance.get_settings("schedules").get("num_submit_workers") or 1
     start = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(submit, requests))
+    submit_runs(instance, requests, threads)
     return evaluated, time.perf_counter() - start, len(requests)
 
 

@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.hosts import WorkerHosts, kill_host, worker_hosts
+from bench.ui import VENDORS, fresh_database
 
 ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "bench" / "results"
-VENDORS = ("genesis", "focus", "progressbook", "infinite_campus")
 DOWN = "fleet-sis-down"  # its SIS answers 503 to everything all night
 BROKEN_CANVAS = "fleet-canvas-broken"  # its Canvas fails every SIS import
 
@@ -155,84 +155,78 @@ def deployment(
     """A fresh PostgreSQL database, the production dagster.yaml, the daemon and the webserver;
     with ``celery_hosts``, the steps of every run execute on Celery workers on that many hosts;
     ``prepare`` is given the instance before the daemon starts."""
-    import psycopg2
-
-    name = f"sis_fleet_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    stack = contextlib.ExitStack()
-    home, data = workdir / "home", workdir / "data"
-    home.mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    (workdir / "tenants.yaml").write_text(tenants_yaml)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": "5432",
-        "DAGSTER_PG_USER": "postgres",
-        "DAGSTER_PG_PASSWORD": "trust-auth",
-        "DAGSTER_PG_DB": name,
-        "SIS_PIPELINES_DATA_DIR": str(data),
-        "SIS_PIPELINES_TENANTS": str(workdir / "tenants.yaml"),
-        "SIS_PIPELINES_FIRST_NIGHT": os.environ.get("SIS_PIPELINES_FIRST_NIGHT", "2026-08-01"),
-    }
-    hosts = None
-    if celery_hosts:
-        vhost = stack.enter_context(broker_vhost(name))
-        env |= {
-            "SIS_PIPELINES_EXECUTOR": "celery",
-            "DAGSTER_CELERY_BROKER_URL": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
-            "DAGSTER_CELERY_BACKEND_URL": "redis://127.0.0.1:6379/0",
+    with contextlib.ExitStack() as stack:
+        name = stack.enter_context(fresh_database("sis_fleet"))
+        home, data = workdir / "home", workdir / "data"
+        home.mkdir(parents=True)
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        (workdir / "tenants.yaml").write_text(tenants_yaml)
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": "5432",
+            "DAGSTER_PG_USER": "postgres",
+            "DAGSTER_PG_PASSWORD": "trust-auth",
+            "DAGSTER_PG_DB": name,
+            "SIS_PIPELINES_DATA_DIR": str(data),
+            "SIS_PIPELINES_TENANTS": str(workdir / "tenants.yaml"),
+            "SIS_PIPELINES_FIRST_NIGHT": os.environ.get("SIS_PIPELINES_FIRST_NIGHT", "2026-08-01"),
         }
-        hosts = stack.enter_context(celery_workers(env, workdir, celery_hosts))
+        hosts = None
+        if celery_hosts:
+            vhost = stack.enter_context(broker_vhost(name))
+            env |= {
+                "SIS_PIPELINES_EXECUTOR": "celery",
+                "DAGSTER_CELERY_BROKER_URL": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
+                "DAGSTER_CELERY_BACKEND_URL": "redis://127.0.0.1:6379/0",
+            }
+            hosts = stack.enter_context(celery_workers(env, workdir, celery_hosts))
+        stack.enter_context(_environment(env))
+        if prepare is not None:
+            import dagster as dg
+
+            prepare(dg.DagsterInstance.get())
+        bin_dir = Path(sys.executable).parent
+        port = _free_port()
+        workspace = str(ROOT / "workspace.yaml")
+        daemon = [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]
+        webserver = [str(bin_dir / "dagster-webserver"), "-w", workspace, "-p", str(port)]
+        stack.enter_context(_service(daemon, env, workdir / "daemon.log"))
+        stack.enter_context(
+            _service([*webserver, "-h", "127.0.0.1"], env, workdir / "webserver.log")
+        )
+        yield Deployment(home, data, env, f"http://127.0.0.1:{port}", hosts)
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """This process with the deployment's environment (its instance, tenants and lake)."""
     saved = dict(os.environ)
     os.environ.update(env)
-    if prepare is not None:
-        import dagster as dg
-
-        prepare(dg.DagsterInstance.get())
-    bin_dir = Path(sys.executable).parent
-    port = _free_port()
-    workspace = str(ROOT / "workspace.yaml")
-    processes = [
-        _start(
-            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env, workdir / "daemon.log"
-        ),
-        _start(
-            [
-                str(bin_dir / "dagster-webserver"),
-                "-w",
-                workspace,
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-            ],
-            env,
-            workdir / "webserver.log",
-        ),
-    ]
     try:
-        yield Deployment(home, data, env, f"http://127.0.0.1:{port}", hosts)
+        yield
     finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)
-            # The code servers the daemon and the webserver started are in their groups, and
-            # one that ignores SIGTERM would outlive them.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
         os.environ.clear()
         os.environ.update(saved)
-        stack.close()
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+
+
+@contextmanager
+def _service(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A process of the deployment's (the daemon, the webserver), stopped with its group."""
+    process = _start(argv, env, log)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(30)
+        # The code servers the daemon and the webserver started are in their groups, and one
+        # that ignores SIGTERM would outlive them.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_for(done, timeout: float, what: str, every: float = 1.0) -> None:
@@ -249,13 +243,12 @@ def registered(instance) -> set[str]:
     return set(known(instance))
 
 
-def tick_nightly(instance, night: date) -> list[str]:
-    """The nightly schedule's tick for the night, its run requests submitted to the queue."""
+def nightly_requests(instance, night: date) -> list:
+    """The nightly schedule's run requests for the night, as its tick at 02:30 makes them."""
     import dagster as dg
 
     from sis_pipelines.definitions import defs
     from sis_pipelines.defs.automation.schedules import nightly_schedule
-    from sis_pipelines.runs import create_run
 
     when = datetime.combine(night + timedelta(days=1), datetime.min.time(), UTC) + timedelta(
         hours=2, minutes=30
@@ -263,9 +256,18 @@ def tick_nightly(instance, night: date) -> list[str]:
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
     )
+    return list(nightly_schedule.evaluate_tick(context).run_requests or [])
+
+
+def submit_runs(instance, requests: list, threads: int = 1) -> list[str]:
+    """The requests' runs created and submitted to the queue, as the daemon's scheduler does
+    (on ``threads`` threads, its ``num_submit_workers``)."""
+    from sis_pipelines.definitions import defs
+    from sis_pipelines.runs import create_run
+
     job = defs.resolve_job_def("nightly")
-    run_ids = []
-    for request in nightly_schedule.evaluate_tick(context).run_requests or []:
+
+    def submit(request) -> str:
         run, _ = create_run(
             instance,
             job,
@@ -275,8 +277,15 @@ def tick_nightly(instance, night: date) -> list[str]:
             {},
         )
         instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
-        run_ids.append(run.run_id)
-    return run_ids
+        return run.run_id
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(submit, requests))
+
+
+def tick_nightly(instance, night: date) -> list[str]:
+    """The nightly schedule's tick for the night, its run requests submitted to the queue."""
+    return submit_runs(instance, nightly_requests(instance, night))
 
 
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}

@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -109,34 +110,44 @@ LOCATION = """
 """
 
 
-def _tenants_file(path: Path, count: int) -> list[str]:
+VENDORS = ("genesis", "focus", "progressbook", "infinite_campus")
+
+
+def districts(count: int, extra: Callable[[int], str] = lambda i: "") -> tuple[str, list[str]]:
+    """A tenants file of ``count`` small simulated districts, the vendors in turn (the text, the
+    tenant ids); ``extra(i)`` adds to the i-th district's sections."""
     ids = [f"district-{i:04d}" for i in range(count)]
-    vendors = ["genesis", "focus", "progressbook", "infinite_campus"]
     lines = ["tenants:"]
     for i, tenant in enumerate(ids):
-        vendor = vendors[i % len(vendors)]
+        vendor = VENDORS[i % len(VENDORS)]
         version = "1.2" if vendor == "infinite_campus" else "1.1"
         lines.append(
             f"  {tenant}: {{vendor: {vendor}, oneroster: {{version: '{version}', "
-            f"source: simulator, students: 100, seed: {i}}}}}"
+            f"source: simulator, students: 100, seed: {i}}}{extra(i)}}}"
         )
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n", ids
+
+
+def _tenants_file(path: Path, count: int) -> list[str]:
+    text, ids = districts(count)
+    path.write_text(text)
     return ids
 
 
-def _database() -> tuple[str, Callable[[], None]]:
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of the machine's own for one instance, dropped at the end."""
     import psycopg2
 
-    name = f"sis_ui_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
+    try:
+        yield name
+    finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-    return name, drop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="sis-ui-bench-"))
-    db, drop = _database()
+    with fresh_database("sis_ui_bench") as db:
+        try:
+            rows = _bench_instance(args, work, db)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    report = _report(args, rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"ui-{args.tenants}.md"
+    out.write_text(report)
+    print(report)
+    print(f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+def _bench_instance(args: argparse.Namespace, work: Path, db: str) -> list[tuple[str, float, str]]:
     home = work / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -167,19 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         SIS_PIPELINES_FIRST_NIGHT=str(first),
     )
     ids = _tenants_file(work / "tenants.yaml", args.tenants)
-    rows: list[tuple[str, float, str]] = []
-    try:
-        rows += _measure(ids, latest, args.history_nights)
-    finally:
-        drop()
-        shutil.rmtree(work, ignore_errors=True)
-    report = _report(args, rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"ui-{args.tenants}.md"
-    out.write_text(report)
-    print(report)
-    print(f"written to {out.relative_to(ROOT)}")
-    return 0
+    return _measure(ids, latest, args.history_nights)
 
 
 def _measure(ids: list[str], latest, history: int) -> list[tuple[str, float, str]]:
