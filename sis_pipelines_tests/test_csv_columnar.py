@@ -30,6 +30,15 @@ def row_path(bundle: Bundle, name: str, previous: pa.Table | None = None):
     return read_collection(bundle, COLLECTIONS[name], previous, hook=lambda record: None)
 
 
+def one_file_bundle(folder: Path, name: str, data: bytes) -> Bundle:
+    """A OneRoster 1.1 bundle holding the collection's file alone."""
+    path = folder / "b.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
+        z.writestr(f"{FILE_NAMES[name]}.csv", data)
+    return load_bundle(path)
+
+
 def same(a: pa.Table, b: pa.Table) -> None:
     assert a.schema == b.schema
     assert a.to_pylist() == b.to_pylist()
@@ -98,11 +107,7 @@ def test_any_file_the_columnar_reading_takes_reads_as_the_row_path_reads_it(
     event("row path" if fast is None else "columnar")
     if fast is None:
         return
-    path = tmp_path_factory.mktemp("bundle") / "b.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
-        z.writestr(f"{FILE_NAMES[name]}.csv", data)
-    bundle = load_bundle(path)
+    bundle = one_file_bundle(tmp_path_factory.mktemp("bundle"), name, data)
     bundle.manifest[f"file.{FILE_NAMES[name].lower()}"] = mode
     slow = row_path(bundle, name)
     assert not slow.rejects.reasons, "the columnar reading took a file the row path rejects from"
@@ -116,11 +121,7 @@ def test_user_ids_in_every_written_form_read_as_the_row_path_reads_them(tmp_path
     data = ("\n".join(lines) + "\n").encode()
     fast = read_file(COLLECTIONS["users"], data, "bulk")
     assert fast is not None
-    path = tmp_path / "b.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
-        z.writestr("users.csv", data)
-    same(fast, row_path(load_bundle(path), "users").table)
+    same(fast, row_path(one_file_bundle(tmp_path, "users", data), "users").table)
     assert fast["userIds"][0].as_py() == '[{"type":"studentNumber","identifier":"42"}]'
     # A cell that is no list of pairs goes to the row path, which keeps it as text.
     assert (
@@ -150,10 +151,6 @@ def test_vendor_and_metadata_columns_read_as_the_row_path_keeps_them(tmp_path):
     ).encode()
     fast = read_file(COLLECTIONS["orgs"], data, "bulk")
     assert fast is not None
-    path = tmp_path / "b.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
-        z.writestr("orgs.csv", data)
-    same(fast, row_path(load_bundle(path), "orgs").table)
+    same(fast, row_path(one_file_bundle(tmp_path, "orgs", data), "orgs").table)
     assert fast["metadata"].to_pylist()[:2] == ['{"vendorCode":"V1"}', None]
     assert "secret" not in str(fast.to_pylist())
