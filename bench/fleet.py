@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -362,6 +363,7 @@ def figures(instance, records) -> FleetNight:
             spans.append((r.start_time, r.end_time, "all"))
             vendor_spans.append((r.start_time, r.end_time, run.tags.get("sis_vendor", "?")))
             tenant_spans.append((r.start_time, r.end_time, tenant))
+    runs_of = Counter(r.dagster_run.tags.get("tenant", "?") for r in records)
     succeeded = sorted(t for t, r in final.items() if r.dagster_run.status.value == "SUCCESS")
     failed = {}
     for t, r in sorted(final.items()):
@@ -383,9 +385,7 @@ def figures(instance, records) -> FleetNight:
         in_flight=most_in_flight(spans).get("all", 0),
         per_vendor=most_in_flight(vendor_spans),
         per_tenant=max(most_in_flight(tenant_spans).values(), default=0),
-        retried=sorted(
-            {t for t in final if sum(r.dagster_run.tags.get("tenant") == t for r in records) > 1}
-        ),
+        retried=sorted(t for t, runs in runs_of.items() if runs > 1),
     )
 
 

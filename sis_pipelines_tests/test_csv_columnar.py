@@ -154,3 +154,21 @@ def test_vendor_and_metadata_columns_read_as_the_row_path_keeps_them(tmp_path):
     same(fast, row_path(one_file_bundle(tmp_path, "orgs", data), "orgs").table)
     assert fast["metadata"].to_pylist()[:2] == ['{"vendorCode":"V1"}', None]
     assert "secret" not in str(fast.to_pylist())
+
+
+def test_a_file_damaged_in_the_zip_is_one_line_naming_the_drop_and_the_file():
+    import io
+
+    from sis_pipelines.oneroster.csv_bundle import BundleError
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.csv", "propertyName,value\noneroster.version,1.1\n")
+        z.writestr("users.csv", "".join(f"u{i},x{i * 7919 % 1000}\n" for i in range(3000)))
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("users.csv")
+    start = info.header_offset + 30 + len("users.csv") + 40  # inside its compressed bytes
+    data[start : start + 30] = b"\xff" * 30
+    bundle = load_bundle("drop.zip", bytes(data))  # listed: files are inflated when read
+    with pytest.raises(BundleError, match=r"^drop\.zip: users\.csv is damaged in the zip"):
+        bundle.files["users.csv"]

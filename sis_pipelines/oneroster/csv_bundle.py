@@ -12,6 +12,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,12 +105,17 @@ class Members(Mapping[str, bytes]):
     """A zip's CSV files by file name, each inflated when it is read: a district's drop is
     held compressed (a tenth of its size), and only the file being read is held whole."""
 
-    def __init__(self, data: bytes, members: dict[str, str]) -> None:
-        self._zip = zipfile.ZipFile(io.BytesIO(data))
+    def __init__(self, source: str, archive: zipfile.ZipFile, members: dict[str, str]) -> None:
+        self._source = source
+        self._zip = archive  # over the drop's bytes in memory
         self._members = members
 
     def __getitem__(self, name: str) -> bytes:
-        return self._zip.read(self._members[name])
+        member = self._members[name]
+        try:
+            return self._zip.read(member)
+        except (zipfile.BadZipFile, zlib.error) as exc:
+            raise BundleError(f"{self._source}: {member} is damaged in the zip ({exc})") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._members)
@@ -119,10 +125,8 @@ class Members(Mapping[str, bytes]):
 
     def lower(self) -> Members:
         """The same files by lower-case name."""
-        lowered = Members.__new__(Members)
-        lowered._zip = self._zip
-        lowered._members = {name.lower(): m for name, m in self._members.items()}
-        return lowered
+        lowered = {name.lower(): m for name, m in self._members.items()}
+        return Members(self._source, self._zip, lowered)
 
 
 def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> Members:
@@ -130,15 +134,14 @@ def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> Members
     The zip's bytes are read once: every file comes from the same drop, even if it is replaced
     while the night is read."""
     try:
-        data = data if data is not None else Path(path).read_bytes()
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            infos = [
-                i for i in z.infolist() if i.filename.lower().endswith(".csv") and not i.is_dir()
-            ]
-            refuse_bombs(infos, str(path), max_bytes)
+        archive = zipfile.ZipFile(io.BytesIO(data if data is not None else Path(path).read_bytes()))
     except zipfile.BadZipFile:
         raise BundleError(f"{path}: not a zip file") from None
-    return Members(data, {Path(i.filename).name: i.filename for i in infos})
+    infos = [
+        i for i in archive.infolist() if i.filename.lower().endswith(".csv") and not i.is_dir()
+    ]
+    refuse_bombs(infos, str(path), max_bytes)
+    return Members(str(path), archive, {Path(i.filename).name: i.filename for i in infos})
 
 
 def folder_members(path: Path | str, max_bytes: int) -> dict[str, bytes]:
