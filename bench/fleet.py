@@ -34,8 +34,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.hosts import WorkerHosts, kill_host, worker_hosts
-from bench.ui import VENDORS, fresh_database
+from bench.hosts import SERVICES, WorkerHosts, kill_host, worker_hosts
+from bench.ui import VENDORS, fresh_database, pg_server
 
 ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -101,6 +101,8 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 @contextmanager
 def broker_vhost(name: str) -> Iterator[str]:
     """A RabbitMQ virtual host of the deployment's own: its queue meets no other fleet's."""
+    # Fresh, as the database is: a vhost left by a run that was killed is emptied first.
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
     subprocess.run(
         ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
@@ -118,7 +120,9 @@ def celery_workers(env: dict[str, str], workdir: Path, count: int) -> Iterator[W
     """Celery workers on hosts of their own (deploy/celery/worker.yaml), each with its own
     DAGSTER_HOME, reaching PostgreSQL, the broker and Redis at the bridge's address."""
     bin_dir = Path(sys.executable).parent
-    with worker_hosts(count) as hosts:
+    # PostgreSQL forwarded from wherever the DAGSTER_PG_* variables say it is.
+    services = {**SERVICES, 5432: (env["DAGSTER_PG_HOST"], int(env["DAGSTER_PG_PORT"]))}
+    with worker_hosts(count, services) as hosts:
         workers = []
         for i in range(count):
             home = workdir / f"worker-{i}"
@@ -128,6 +132,7 @@ def celery_workers(env: dict[str, str], workdir: Path, count: int) -> Iterator[W
                 **env,
                 "DAGSTER_HOME": str(home),
                 "DAGSTER_PG_HOST": hosts.gateway,
+                "DAGSTER_PG_PORT": "5432",
                 "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
                 **{
                     k: env[k].replace("127.0.0.1", hosts.gateway)
@@ -152,23 +157,22 @@ def deployment(
     workdir: Path,
     celery_hosts: int = 0,
     prepare: Callable[[Any], None] | None = None,
+    database: str | None = None,
 ) -> Iterator[Deployment]:
-    """A fresh PostgreSQL database, the production dagster.yaml, the daemon and the webserver;
-    with ``celery_hosts``, the steps of every run execute on Celery workers on that many hosts;
-    ``prepare`` is given the instance before the daemon starts."""
+    """A fresh PostgreSQL database on the ``DAGSTER_PG_*`` server (``database``, or one of its
+    own), the production dagster.yaml, the daemon and the webserver; with ``celery_hosts``,
+    the steps of every run execute on Celery workers on that many hosts; ``prepare`` is given
+    the instance before the daemon starts."""
     with contextlib.ExitStack() as stack:
-        name = stack.enter_context(fresh_database("sis_fleet"))
+        name = stack.enter_context(fresh_database("sis_fleet", database))
         home, data = workdir / "home", workdir / "data"
         home.mkdir(parents=True)
         shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
         (workdir / "tenants.yaml").write_text(tenants_yaml)
         env = {
             **os.environ,
+            **pg_server(),
             "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_HOST": "127.0.0.1",
-            "DAGSTER_PG_PORT": "5432",
-            "DAGSTER_PG_USER": "postgres",
-            "DAGSTER_PG_PASSWORD": "trust-auth",
             "DAGSTER_PG_DB": name,
             "SIS_PIPELINES_DATA_DIR": str(data),
             "SIS_PIPELINES_TENANTS": str(workdir / "tenants.yaml"),
@@ -441,12 +445,13 @@ def fleet_night(
     timeout: float = 3600,
     celery_hosts: int = 0,
     kill_worker_after: int = 0,
+    database: str | None = None,
 ) -> FleetNight:
     """The night of ``n`` districts; with ``kill_worker_after``, Celery worker host 0 is killed
     once it has started that many steps."""
     import dagster as dg
 
-    with deployment(fleet_tenants(n), workdir, celery_hosts) as fleet:
+    with deployment(fleet_tenants(n), workdir, celery_hosts, database=database) as fleet:
         instance = dg.DagsterInstance.get()
         wait_for(lambda: len(registered(instance)) == n, 240, "the onboarding sensor", every=2.0)
         run_ids = tick_nightly(instance, night)
@@ -537,6 +542,8 @@ def main() -> int:
         workdir,
         celery_hosts=args.celery_hosts,
         kill_worker_after=args.kill_a_worker_after,
+        # The interface's default database; tests take one of their own each.
+        database=os.environ.get("DAGSTER_PG_DB") or "sis_fleet",
     )
     text = report(args.tenants, night, result, args.celery_hosts)
     RESULTS.mkdir(exist_ok=True)

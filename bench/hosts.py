@@ -16,12 +16,13 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES = (5432, 5672, 6379)  # PostgreSQL, RabbitMQ, Redis
+# Each service as the worker hosts reach it at the gateway: port -> (host, port) it forwards to.
+SERVICES = {5432: ("127.0.0.1", 5432), 5672: ("127.0.0.1", 5672), 6379: ("127.0.0.1", 6379)}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ def _ip(*args: str) -> None:
 
 
 @contextmanager
-def worker_hosts(count: int, services: Sequence[int] = SERVICES) -> Iterator[WorkerHosts]:
+def worker_hosts(
+    count: int, services: Mapping[int, tuple[str, int]] = SERVICES
+) -> Iterator[WorkerHosts]:
     tag = uuid.uuid4().hex[:6]
     subnet = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}"
     bridge, gateway = f"sisbr{tag}", f"{subnet}.1"
@@ -59,7 +62,13 @@ def worker_hosts(count: int, services: Sequence[int] = SERVICES) -> Iterator[Wor
             _ip("-n", ns, "link", "set", host_side, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
         forwarder = subprocess.Popen(
-            [sys.executable, "-m", "bench.hosts", gateway, *map(str, services)],
+            [
+                sys.executable,
+                "-m",
+                "bench.hosts",
+                gateway,
+                *(f"{port}={host}:{to}" for port, (host, to) in services.items()),
+            ],
             cwd=Path(__file__).parents[1],
             stdout=subprocess.PIPE,
             start_new_session=True,
@@ -100,11 +109,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
-async def _forward(address: str, ports: list[int]) -> None:
-    async def serve(port: int):
+async def _forward(address: str, targets: dict[int, tuple[str, int]]) -> None:
+    async def serve(port: int, host: str, to: int):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                up_reader, up_writer = await asyncio.open_connection(host, to)
             except OSError:
                 writer.close()
                 return
@@ -112,11 +121,13 @@ async def _forward(address: str, ports: list[int]) -> None:
 
         return await asyncio.start_server(handle, address, port)
 
-    servers = [await serve(port) for port in ports]
+    servers = [await serve(port, host, to) for port, (host, to) in targets.items()]
     print("listening", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
 if __name__ == "__main__":
-    # python -m bench.hosts <address> <port>...: the machine's loopback services at <address>.
-    asyncio.run(_forward(sys.argv[1], [int(p) for p in sys.argv[2:]]))
+    # python -m bench.hosts <address> <port>=<host>:<port>...: each service at <address>.
+    pairs = (arg.partition("=") for arg in sys.argv[2:])
+    targets = {int(p): (t.rpartition(":")[0], int(t.rpartition(":")[2])) for p, _, t in pairs}
+    asyncio.run(_forward(sys.argv[1], targets))

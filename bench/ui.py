@@ -134,14 +134,34 @@ def _tenants_file(path: Path, count: int) -> list[str]:
     return ids
 
 
+def pg_server() -> dict[str, str]:
+    """The PostgreSQL server of the ``DAGSTER_PG_*`` variables (the machine's own, trust auth,
+    where they are not set), as the instance's environment names it."""
+    return {
+        "DAGSTER_PG_HOST": os.environ.get("DAGSTER_PG_HOST", "127.0.0.1"),
+        "DAGSTER_PG_PORT": os.environ.get("DAGSTER_PG_PORT", "5432"),
+        "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
+        "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", "trust-auth"),
+    }
+
+
 @contextmanager
-def fresh_database(prefix: str) -> Iterator[str]:
-    """A PostgreSQL database of the machine's own for one instance, dropped at the end."""
+def fresh_database(prefix: str, name: str | None = None) -> Iterator[str]:
+    """A fresh database on the ``DAGSTER_PG_*`` server for one instance (``name``, emptied
+    first, or ``<prefix>_<random>``), dropped at the end."""
     import psycopg2
 
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    server = pg_server()
+    name = name or f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(
+        host=server["DAGSTER_PG_HOST"],
+        port=int(server["DAGSTER_PG_PORT"]),
+        user=server["DAGSTER_PG_USER"],
+        password=server["DAGSTER_PG_PASSWORD"],
+        dbname="postgres",
+    )
     admin.autocommit = True
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.cursor().execute(f'CREATE DATABASE "{name}"')
     try:
         yield name
@@ -181,11 +201,8 @@ def _bench_instance(args: argparse.Namespace, work: Path, db: str) -> list[tuple
     latest = latest_complete_night()
     first = latest - timedelta(days=args.nights - 1)
     os.environ.update(
+        pg_server(),
         DAGSTER_HOME=str(home),
-        DAGSTER_PG_HOST="127.0.0.1",
-        DAGSTER_PG_PORT="5432",
-        DAGSTER_PG_USER="postgres",
-        DAGSTER_PG_PASSWORD="trust-auth",
         DAGSTER_PG_DB=db,
         SIS_PIPELINES_TENANTS=str(work / "tenants.yaml"),
         SIS_PIPELINES_DATA_DIR=str(work / "data"),
