@@ -145,6 +145,9 @@ class Canvas(_Strict):
     change_threshold: int = Field(5, ge=1, le=100)  # diffing mode only
     override_sis_stickiness: bool = False
     dry_run: bool = False  # build the zip, never upload
+    # Gradebook reads in flight at once with the tenant's token: Canvas's bucket (high-water
+    # mark 700, 50 up front a request) throttles at about fourteen.
+    max_concurrency: int = Field(8, ge=1, le=13)
     # source simulator only: one course in this many has a gradebook that passes grades back.
     gradebook_share: int = Field(40, ge=1)
     # source simulator only: every SIS import fails (failed_with_messages), as a Canvas whose

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class CanvasClient:
         self.polling = polling or Polling()
         self.requests = 0
         self.throttled = 0
+        self._counting = threading.Lock()  # gradebook reads run on several threads
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -100,7 +102,8 @@ class CanvasClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.polling.throttle_retries + 1):
-            self.requests += 1
+            with self._counting:
+                self.requests += 1
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
@@ -111,7 +114,8 @@ class CanvasClient:
                 time.sleep(min(30.0, 0.5 * 2**attempt))
                 continue
             if _throttled(response) or response.status_code >= 500:
-                self.throttled += _throttled(response)
+                with self._counting:
+                    self.throttled += _throttled(response)
                 if attempt == self.polling.throttle_retries:
                     break
                 wait = float(

@@ -73,7 +73,9 @@ def read_canvas_gradebook(
     until = services.canvas_now(tenant, night)
     courses_passed_back = passed_back(read_ledger(lake, tenant_id))
     with services.canvas(tenant_id, tenant, night) as canvas:
-        book = read_gradebook(canvas, course_ids, courses_passed_back)
+        book = read_gradebook(
+            canvas, course_ids, courses_passed_back, tenant.canvas.max_concurrency
+        )
         requests, throttled = canvas.requests, canvas.throttled
     window = store_gradebook(lake, tenant_id, night, book, until)
     return {

@@ -84,7 +84,9 @@ def sync_grades(
     ledger = read_ledger(lake, tenant_id)
     today = latest_complete_night() + timedelta(days=1)
     with services.canvas(tenant_id, tenant, None) as canvas:
-        book: CanvasGradebook = read_gradebook(canvas, chosen, passed_back(ledger))
+        book: CanvasGradebook = read_gradebook(
+            canvas, chosen, passed_back(ledger), tenant.canvas.max_concurrency
+        )
     with services.gradebook(tenant_id, tenant, today) as sis:
         sync_plan = plan(
             book,

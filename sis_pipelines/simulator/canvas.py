@@ -58,6 +58,9 @@ class CanvasSimulator:
         self.edit_clock: datetime | None = None
         self._gradebooks: dict[tuple[str, datetime, int], dict[str, list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
+        self._by_course: dict[str, list[dict[str, str]]] = {}
+        self.version = 0  # of the SIS data held: an import or a load moves it on
+        self._indexed = (-1, -1)
         self._loaded = -1.0
         self._load()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -72,6 +75,7 @@ class CanvasSimulator:
             return
         saved = json.loads(self.state_file.read_text())
         self.state.update(saved["state"])
+        self.version += 1
         self.imports = saved["imports"]
         self.diff_baselines = saved.get("diff_baselines", {})
         self._loaded = mtime
@@ -174,6 +178,7 @@ class CanvasSimulator:
                     **self.state[name].get(key, {}),
                     **{k: v for k, v in row.items() if v != "" or k in spec.dates},
                 }
+        self.version += 1
         return warnings
 
     def _diff(
@@ -253,10 +258,8 @@ class CanvasSimulator:
             else:
                 students = {
                     row["user_id"]: row["section_id"]
-                    for row in self.state["enrollments"].values()
-                    if row.get("course_id") == course_id
-                    and row.get("role") == "student"
-                    and row.get("status") == "active"
+                    for row in self._enrollments_of(course_id)
+                    if row.get("role") == "student" and row.get("status") == "active"
                 }
                 term = self.state["terms"].get(course.get("term_id") or "", {})
                 book = course_gradebook(
@@ -272,6 +275,17 @@ class CanvasSimulator:
             self._gradebooks[(course_id, clock, len(edits))] = book
             return book
 
+    def _enrollments_of(self, course_id: str) -> list[dict[str, str]]:
+        """A course's enrollment rows (under the lock), indexed once per state of the
+        enrollments: a district holds millions, a course a few dozen."""
+        rows = self.state["enrollments"]
+        if self._indexed != (self.version, len(rows)):  # tests also add rows by hand
+            self._by_course = {}
+            for row in rows.values():
+                self._by_course.setdefault(row.get("course_id", ""), []).append(row)
+            self._indexed = (self.version, len(rows))
+        return self._by_course.get(course_id, [])
+
     def edit_moment(self) -> datetime:
         """When a teacher's edit happens: the edit clock, or now."""
         return self.edit_clock or datetime.now(UTC)
@@ -286,8 +300,8 @@ class CanvasSimulator:
         with self._lock:
             students = {
                 row["user_id"]
-                for row in self.state["enrollments"].values()
-                if row.get("course_id") == course_id and row.get("role") == "student"
+                for row in self._enrollments_of(course_id)
+                if row.get("role") == "student"
             }
         if user_ref.startswith("sis_user_id:"):
             found = user_ref.removeprefix("sis_user_id:")

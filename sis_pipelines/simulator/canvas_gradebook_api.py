@@ -66,6 +66,16 @@ def read(
     rest = "/".join(parts[4:])
     if rest == "assignment_groups":
         items = book["assignment_groups"]
+        if "assignments" in query.get("include[]", []):
+            items = [
+                {
+                    **g,
+                    "assignments": [
+                        a for a in book["assignments"] if a.get("assignment_group_id") == g["id"]
+                    ],
+                }
+                for g in items
+            ]
     elif rest == "assignments":
         items = book["assignments"]
     elif rest == "students/submissions":

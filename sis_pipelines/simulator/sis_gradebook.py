@@ -24,6 +24,7 @@ ENVELOPES = {"categories": "category", "lineItems": "lineItem", "results": "resu
 SCORE_STATUSES = {"exempt", "fully graded", "not submitted", "partially graded", "submitted"}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SEEDED_CATEGORIES = ("Homework", "Quizzes", "Tests")
+PARENT = {"lineItems": "class", "results": "lineItem"}  # what a record belongs to
 REF_FIELDS = {
     "lineItem": ("class", "school", "category", "gradingPeriod", "academicSession"),
     "result": ("lineItem", "student", "class"),
@@ -75,10 +76,16 @@ class SisGradebook:
         self._allocated = 0
         self._writes = 0
         self._lock = threading.Lock()
+        # A class's lineItems and a lineItem's results, so that a class's reads cost what the
+        # class holds, not the whole district's gradebook.
+        self._by_parent: dict[str, dict[str, set[str]]] = {"lineItems": {}, "results": {}}
         if state_file is not None and state_file.exists():
             saved = json.loads(state_file.read_text())
             self.store.update(saved["store"])
             self._allocated = saved.get("allocated", 0)
+            for kind in self._by_parent:
+                for sourced_id, record in self.store[kind].items():
+                    self._index(kind, sourced_id, None, record)
         if not self.store["categories"]:
             for title in SEEDED_CATEGORIES:
                 sourced_id = f"cat-{title.lower()}"
@@ -88,6 +95,25 @@ class SisGradebook:
                     "dateLastModified": "2026-08-01T00:00:00.000Z",
                     "title": title,
                 }
+
+    def _index(
+        self,
+        kind: str,
+        sourced_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        if kind not in self._by_parent:
+            return
+        field = PARENT[kind]
+        index = self._by_parent[kind]
+        if before is not None:
+            index.get(_ref(before, field) or "", set()).discard(sourced_id)
+        if after is not None:
+            index.setdefault(_ref(after, field) or "", set()).add(sourced_id)
+
+    def _children(self, kind: str, parent: str) -> list[dict[str, Any]]:
+        return [self.store[kind][k] for k in self._by_parent[kind].get(parent, ())]
 
     def save(self) -> None:
         if self.state_file is None:
@@ -158,19 +184,12 @@ class SisGradebook:
                 return 200, {}, orjson.dumps({ENVELOPES[parts[0]]: record})
             elif len(parts) == 3 and parts[0] == "classes" and parts[2] in ("lineItems", "results"):
                 kind = parts[2]
-                if kind == "lineItems":
-                    records = [
-                        r for r in self.store["lineItems"].values() if _ref(r, "class") == parts[1]
-                    ]
-                else:
-                    items = {
-                        k
-                        for k, r in self.store["lineItems"].items()
-                        if _ref(r, "class") == parts[1]
-                    }
-                    records = [
-                        r for r in self.store["results"].values() if _ref(r, "lineItem") in items
-                    ]
+                items = self._children("lineItems", parts[1])
+                records = (
+                    items
+                    if kind == "lineItems"
+                    else [r for i in items for r in self._children("results", i["sourcedId"])]
+                )
         if kind is None or records is None:
             return 404, {}, imsx_error("unknownobject", f"no gradebook route {'/'.join(parts)}")
         records.sort(key=lambda r: r["sourcedId"])
@@ -209,7 +228,8 @@ class SisGradebook:
             else:  # the Modified configuration: the SIS allocates the sourcedId
                 self._allocated += 1
                 sourced_id = f"sis-{ENVELOPES[kind].lower()}-{self._allocated}"
-            created = sourced_id not in self.store[kind]
+            before = self.store[kind].get(sourced_id)
+            created = before is None
             stored = {
                 **record,
                 "sourcedId": sourced_id,
@@ -217,6 +237,7 @@ class SisGradebook:
                 "dateLastModified": _now(),
             }
             self.store[kind][sourced_id] = stored
+            self._index(kind, sourced_id, before, stored)
             self._writes += 1
             writes = self._writes
         if writes % 500 == 0:
@@ -229,13 +250,14 @@ class SisGradebook:
             return 404, imsx_error("unknownobject", f"no gradebook route {'/'.join(parts)}")
         kind, sourced_id = parts
         with self._lock:
-            if self.store[kind].pop(sourced_id, None) is None:
+            before = self.store[kind].pop(sourced_id, None)
+            if before is None:
                 return 404, imsx_error("unknownobject", f"{kind} {sourced_id} not found")
+            self._index(kind, sourced_id, before, None)
             if kind == "lineItems":
-                for rid in [
-                    k for k, r in self.store["results"].items() if _ref(r, "lineItem") == sourced_id
-                ]:
-                    del self.store["results"][rid]
+                for result in self._children("results", sourced_id):
+                    del self.store["results"][result["sourcedId"]]
+                    self._index("results", result["sourcedId"], result, None)
             self._writes += 1
         self.deletes.append("/" + "/".join(parts))
         return 204, b""
