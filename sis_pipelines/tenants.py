@@ -148,6 +148,12 @@ class Canvas(_Strict):
     # Gradebook reads in flight at once with the tenant's token: Canvas's bucket (high-water
     # mark 700, 50 up front a request) throttles at about fourteen.
     max_concurrency: int = Field(8, ge=1, le=13)
+    # Which courses grade passback reads each night. "courses": every provisioned course (a
+    # request each, even without a gradebook); "grade_export": the account's Grade Export
+    # report names the courses where a student has a score, and only those (and the courses
+    # we passed grades back from) are read: for districts of tens of thousands of courses. A
+    # course's lineItems then reach the SIS with its first grade.
+    gradebook_discovery: Literal["courses", "grade_export"] = "courses"
     # source simulator only: one course in this many has a gradebook that passes grades back.
     gradebook_share: int = Field(40, ge=1)
     # source simulator only: every SIS import fails (failed_with_messages), as a Canvas whose

@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import pandas as pd
 import pytest
 
 from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
@@ -167,3 +168,37 @@ def test_the_simulated_canvas_throttles_as_canvas_does(canvas):
     before = client.throttled
     assert client.get("/api/v1/accounts/1")["id"] == "1"  # waited out, then answered
     assert client.throttled > before and sim.throttled >= 2
+
+
+def test_the_grade_export_names_the_only_courses_worth_reading(canvas):
+    """A district of tens of thousands of courses: the account's Grade Export report names
+    the courses where a student has a score; the rest cost no request, and what is read is
+    what a read of every course finds."""
+    sim, client = canvas
+    sim.state["terms"]["k-t2"] = {
+        "term_id": "k-t2",
+        "status": "active",
+        "start_date": "2027-02-01T00:00:00Z",
+        "end_date": "2027-06-15T23:59:59Z",
+    }
+    sim.state["courses"]["k-c3"] = {"course_id": "k-c3", "term_id": "k-t2", "status": "active"}
+    sim.state["enrollments"]["k-c3|k-u300|student"] = {
+        "course_id": "k-c3",
+        "section_id": "k-c3",
+        "user_id": "k-u300",
+        "role": "student",
+        "status": "active",
+    }
+    courses = [*COURSES, "k-c3"]
+    assert client.graded_courses() == set(COURSES)  # k-c3's term has not started: no score
+    every = read_gradebook(client, courses)
+    sim.requests.clear()
+    found = read_gradebook(client, courses, concurrency=4, discovery="grade_export")
+    assert not [p for _, p in sim.requests if "k-c3" in p]
+    assert found.courses == list(COURSES)
+    for name, frame in every.frames().items():
+        ours = found.frames()[name]
+        pd.testing.assert_frame_equal(ours.reset_index(drop=True), frame.reset_index(drop=True))
+    # A course we passed grades back from is read all the same, so that it can converge.
+    again = read_gradebook(client, courses, {"k-c3"}, discovery="grade_export")
+    assert again.courses == courses

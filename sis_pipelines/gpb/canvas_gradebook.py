@@ -195,13 +195,18 @@ def read_gradebook(
     course_ids: Iterable[str],
     passed_back: Collection[str] = (),
     concurrency: int = 1,
+    discovery: str = "courses",
 ) -> CanvasGradebook:
     """Every provisioned course's gradebook; a course Canvas does not know is listed, not fatal.
     A course without assignments costs one request, unless we passed grades back from it
     (``passed_back``): then its students are read, so that what we sent can converge.
     ``concurrency`` courses are read at once: Canvas's bucket lets a token keep about
-    fourteen requests in flight before it throttles."""
+    fourteen requests in flight before it throttles. ``discovery="grade_export"`` reads only
+    the courses the account's Grade Export report shows a score in, and those passed back."""
     course_ids = list(course_ids)
+    if discovery == "grade_export":
+        graded = canvas.graded_courses() | set(passed_back)
+        course_ids = [c for c in course_ids if c in graded]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="canvas-read") as pool:
         read = list(pool.map(lambda c: read_course(canvas, c, passed_back), course_ids))
     book = assemble(r for r in read if r is not None and r != "missing")

@@ -74,7 +74,11 @@ def read_canvas_gradebook(
     courses_passed_back = passed_back(read_ledger(lake, tenant_id))
     with services.canvas(tenant_id, tenant, night) as canvas:
         book = read_gradebook(
-            canvas, course_ids, courses_passed_back, tenant.canvas.max_concurrency
+            canvas,
+            course_ids,
+            courses_passed_back,
+            tenant.canvas.max_concurrency,
+            tenant.canvas.gradebook_discovery,
         )
         requests, throttled = canvas.requests, canvas.throttled
     window = store_gradebook(lake, tenant_id, night, book, until)

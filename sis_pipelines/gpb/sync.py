@@ -85,7 +85,10 @@ def sync_grades(
     today = latest_complete_night() + timedelta(days=1)
     with services.canvas(tenant_id, tenant, None) as canvas:
         book: CanvasGradebook = read_gradebook(
-            canvas, chosen, passed_back(ledger), tenant.canvas.max_concurrency
+            canvas,
+            chosen,
+            passed_back(ledger),
+            tenant.canvas.max_concurrency,  # the courses chosen: no discovery
         )
     with services.gradebook(tenant_id, tenant, today) as sis:
         sync_plan = plan(

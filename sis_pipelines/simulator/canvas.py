@@ -136,6 +136,45 @@ class CanvasSimulator:
                     z.writestr(f"{name}.csv", text.getvalue())
             return buffer.getvalue()
 
+    def grade_export(self) -> bytes:
+        """The account's Grade Export report (``grade_export_csv``): a row per student
+        enrollment in a published course, with its current and final score (empty while
+        nothing is graded), as Canvas's ``grade_reports.rb`` writes it."""
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(GRADE_EXPORT_HEADER)
+        for course_id in sorted(self.active("courses")):
+            book = self.gradebook(course_id) or {}
+            scores = {e["sis_user_id"]: e.get("grades") or {} for e in book.get("enrollments", [])}
+            with self._lock:
+                rows = [
+                    r
+                    for r in self._enrollments_of(course_id)
+                    if r.get("role") == "student" and r.get("status") == "active"
+                ]
+            for r in rows:
+                grades = scores.get(r["user_id"], {})
+                writer.writerow(
+                    [
+                        "",
+                        canvas_id("user", r["user_id"]),
+                        r["user_id"],
+                        "",
+                        canvas_id("course", course_id),
+                        course_id,
+                        "",
+                        canvas_id("section", r.get("section_id") or ""),
+                        r.get("section_id") or "",
+                        "",
+                        "",
+                        "",
+                        _blank(grades.get("current_score")),
+                        _blank(grades.get("final_score")),
+                        "active",
+                    ]
+                )
+        return text.getvalue().encode()
+
     def create_import(self, data: bytes, params: dict[str, str]) -> dict[str, Any]:
         with self._lock:
             sis_import: dict[str, Any] = {
@@ -309,6 +348,29 @@ class CanvasSimulator:
         return next((s for s in students if str(canvas_id("user", s)) == user_ref), None)
 
 
+GRADE_EXPORT_HEADER = (
+    "student name",
+    "student id",
+    "student sis",
+    "course",
+    "course id",
+    "course sis",
+    "section",
+    "section id",
+    "section sis",
+    "term",
+    "term id",
+    "term sis",
+    "current score",
+    "final score",
+    "enrollment state",
+)
+
+
+def _blank(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 def _flatten(body: Any, prefix: str = "") -> dict[str, str]:
     """``{"submission": {"posted_grade": 9}}`` as the form field ``submission[posted_grade]``."""
     if not isinstance(body, dict):
@@ -387,23 +449,31 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if not self._gate():
                 return
-            if parts[:3] == ["api", "v1", "accounts"] and parts[4:] == [
-                "reports",
-                "sis_export_csv",
-            ]:
+            if parts[:3] == ["api", "v1", "accounts"] and parts[4:5] == ["reports"]:
+                name = parts[5] if len(parts) == 6 else ""
+                made = {
+                    "sis_export_csv": (sim.sis_export, "zip"),
+                    "grade_export_csv": (sim.grade_export, "csv"),
+                }
+                if name not in made:
+                    self._send(
+                        404, {"errors": [{"message": "The specified resource does not exist."}]}
+                    )
+                    return
                 # The report runs at once here; Canvas queues it and the client polls.
                 host = self.headers.get("Host", "127.0.0.1")
                 report_id = len(sim.reports) + 1
-                url = f"http://{host}/files/sis-export-{report_id}.zip"
+                build, extension = made[name]
+                url = f"http://{host}/files/report-{report_id}.{extension}"
                 report = {
                     "id": report_id,
-                    "report": "sis_export_csv",
+                    "report": name,
                     "status": "complete",
                     "progress": 100,
                     "file_url": url,
-                    "attachment": {"url": url, "filename": f"sis_export_{report_id}.zip"},
+                    "attachment": {"url": url, "filename": f"{name}_{report_id}.{extension}"},
                 }
-                sim.reports.append((report, sim.sis_export()))
+                sim.reports.append((report, build()))
                 self._send(200, report)
                 return
             if parts[:3] != ["api", "v1", "accounts"] or parts[4:] != ["sis_imports"]:
@@ -464,15 +534,15 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                     return
             if (
                 parts[:3] == ["api", "v1", "accounts"]
-                and parts[4:6] == ["reports", "sis_export_csv"]
+                and parts[4:5] == ["reports"]
                 and len(parts) == 7
                 and parts[6].isdigit()
                 and 1 <= int(parts[6]) <= len(sim.reports)
             ):
                 self._send(200, sim.reports[int(parts[6]) - 1][0])
                 return
-            if len(parts) == 2 and parts[0] == "files" and parts[1].startswith("sis-export-"):
-                number = parts[1].removeprefix("sis-export-").removesuffix(".zip")
+            if len(parts) == 2 and parts[0] == "files" and parts[1].startswith("report-"):
+                number = parts[1].removeprefix("report-").split(".")[0]
                 if number.isdigit() and 1 <= int(number) <= len(sim.reports):
                     self._send(200, sim.reports[int(number) - 1][1])
                     return
