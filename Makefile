@@ -63,8 +63,10 @@ fleet: setup
 
 # SOURCE=csv: the same district from its OneRoster CSV drop instead of REST.
 SOURCE ?= rest
+# GPB=0: rostering only (no night of grade passback).
+GPB ?= 1
 bench: setup
-	$(BIN)/python -m bench.run --size $(SIZE) --source $(SOURCE)
+	$(BIN)/python -m bench.run --size $(SIZE) --source $(SOURCE) $(if $(filter 0,$(GPB)),--no-gpb,)
 
 lint: setup
 	$(BIN)/ruff check .

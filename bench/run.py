@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from bench import gpb
 from bench.decode_limit import decode_limit, sample_pages
 from sis_pipelines.canvas.delta import compute_delta, file_delta
 from sis_pipelines.canvas.mapping import INTERNAL
@@ -344,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument(
+        "--gpb",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run a night of grade passback for the district (--no-gpb: rostering only)",
+    )
+    parser.add_argument(
         "--students",
         type=int,
         help="override the size's student count (the tests run a tiny district)",
@@ -396,6 +403,9 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
             )
         )
         total_s = time.perf_counter() - started
+        passback = (
+            gpb.run(root, TENANT, (NIGHT1, NIGHT2), args.port + 3, clock) if args.gpb else None
+        )
     # The limit, side by side: the same page bytes through the fastest plain decoders.
     with simulator(students, NIGHT2, args.port + 2) as base_url:
         pages = sample_pages(TENANT, bench_tenant(base_url), BENCH_ENV, PAGE, LIMIT_PAGES)
@@ -437,6 +447,7 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         "decode_limit": limit,
         # Our decode and normalise rate as a share of the fastest plain decoder's (0-1).
         "decode_share_of_limit": limit["ours_share_of_best_plain"],
+        "gpb": passback,
         "total_s": round(total_s, 1),
         "machine": {
             "python": platform.python_version(),
@@ -473,6 +484,16 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         f"{limit['orjson_from_pylist_records_per_cpu_s']:,}, pyarrow.json "
         f"{limit['pyarrow_json_ndjson_records_per_cpu_s']:,} records per CPU second)"
     )
+    if passback is not None:
+        before = passback["before"]
+        print(
+            f"{'grade passback night':<28} {passback['canvas_requests']:,} Canvas requests "
+            f"(every course, one at a time: {before['canvas_requests']:,}), "
+            f"{passback['sis_requests']:,} SIS requests, {passback['wall_s']:.1f}s, "
+            f"{passback['peak_rss_mb']:.0f} MB; at Canvas's throttle "
+            f"{passback['projected_hours_at_canvas_throttle']:.2f} h "
+            f"(was {before['projected_hours_at_canvas_throttle']:.2f} h)"
+        )
     print(f"written to {args.out / report_name}")
     return 0
 

@@ -1,0 +1,299 @@
+"""``make bench GPB=1``: a night of grade passback for the benchmark's district, through the
+pipeline's own steps (read the Canvas gradebook, compute the payloads, push them), against a
+simulated Canvas that throttles as Canvas does and a simulated SIS gradebook, each in a process
+of its own.
+
+The Canvas simulator holds what the night's Canvas mapping provisioned: every course, and the
+students of the courses whose teachers grade in Canvas. Night 1 is the set-up (the first pass
+sends everything); night 2 is measured: the night's grade changes. The same night-2 gradebook
+is also read the way a sequential client reads every course, the figure we started from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import date
+from typing import Any
+
+import httpx
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from upath import UPath
+
+from sis_pipelines.connect import Services
+from sis_pipelines.gpb.canvas_gradebook import read_gradebook
+from sis_pipelines.gpb.passback import (
+    compute_payloads,
+    provisioned_courses,
+    push_night,
+    read_canvas_gradebook,
+)
+from sis_pipelines.gpb.state import passed_back, read_ledger
+from sis_pipelines.lake import Lake
+from sis_pipelines.memory import release_memory
+from sis_pipelines.nights import end_of_night
+from sis_pipelines.storage import read_frame
+from sis_pipelines.tenants import Tenant, parse_tenants
+
+TOKEN = "bench-canvas-token"
+VENDOR_KEY = "bench-vendor-key"
+VENDOR_SECRET = "bench-vendor-secret"
+ENV = {
+    "BENCH_ID": "demo",
+    "BENCH_SECRET": "bench-secret",
+    "BENCH_CANVAS_TOKEN": TOKEN,
+    "BENCH_VENDOR_KEY": VENDOR_KEY,
+    "BENCH_VENDOR_SECRET": VENDOR_SECRET,
+}
+CONCURRENCY = 8
+# Hosted Canvas, per request, for the projection (../shared/reference/canvas.md §7): the bucket
+# drains 10 units a second and a request costs its CPU and database seconds; a page of a
+# hundred submissions is taken to cost half a unit and to take half a second to answer.
+OUTFLOW = 10.0
+ASSUMED_COST = 0.5
+ASSUMED_LATENCY_S = 0.5
+
+
+def projected_hours(requests: int, concurrency: int) -> float:
+    """How long the requests take at hosted Canvas's throttle: as many in flight as the client
+    keeps (latency-bound), never faster than the bucket drains (cost-bound)."""
+    per_second = min(concurrency / ASSUMED_LATENCY_S, OUTFLOW / ASSUMED_COST)
+    return requests / per_second / 3600
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Counts the requests each host port is sent (Canvas's and the SIS's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            port = request.url.port or 0
+            self.counts[port] = self.counts.get(port, 0) + 1
+        return super().handle_request(request)
+
+    def take(self, port: int) -> int:
+        with self._lock:
+            return self.counts.pop(port, 0)
+
+
+def seed_canvas(sim: Any, lake: Lake, tenant_id: str, night: date) -> None:
+    """What the night's mapping provisioned, as Canvas holds it after the import: every
+    course and term, and the students of the courses that keep a gradebook in Canvas."""
+    from sis_pipelines.simulator.canvas_gradebook import uses_gradebook
+
+    def rows(name: str, columns: list[str]) -> Any:
+        return pq.read_table(str(lake.canvas_file(name, night, tenant_id)), columns=columns)
+
+    for row in rows("terms", ["term_id", "status", "start_date", "end_date"]).to_pylist():
+        sim.state["terms"][row["term_id"]] = row
+    courses = rows("courses", ["course_id", "term_id", "status"])
+    graded = []
+    for row in courses.to_pylist():
+        sim.state["courses"][row["course_id"]] = row
+        if row["status"] == "active" and uses_gradebook(row["course_id"], sim.gradebook_share):
+            graded.append(row["course_id"])
+    enrollments = rows("enrollments", ["course_id", "section_id", "user_id", "role", "status"])
+    keep = pc.and_(
+        pc.is_in(enrollments["course_id"], value_set=pc.cast(graded, "string")),
+        pc.and_(
+            pc.equal(enrollments["role"], "student"), pc.equal(enrollments["status"], "active")
+        ),
+    )
+    for row in enrollments.filter(keep).to_pylist():
+        sim.state["enrollments"][f"{row['section_id']}|{row['user_id']}|{row['role']}"] = row
+    sim.version += 1
+
+
+def serve_canvas(root: str, tenant_id: str, night: date, port: int) -> int:
+    """The simulated Canvas of the night (a process of its own): ``python -m bench.gpb``."""
+    from sis_pipelines.simulator.__main__ import _serve_until_stopped
+    from sis_pipelines.simulator.canvas import CanvasSimulator
+
+    sim = CanvasSimulator(token=TOKEN, port=port)
+    seed_canvas(sim, Lake(UPath(root)), tenant_id, night)
+    sim.clock = end_of_night(night)
+    sim.start()
+    print(f"base URL: {sim.base_url}", flush=True)
+    return _serve_until_stopped(sim)
+
+
+@contextmanager
+def _process(command: list[str], marker: str) -> Iterator[list[str]]:
+    """A simulator in a process of its own (its memory and CPU are not ours): the lines it
+    printed up to ``marker``."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if marker in line:
+                yield lines
+                break
+        else:
+            raise RuntimeError(f"{command[2]} did not start")
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _value(lines: list[str], label: str) -> str:
+    return next(line.split(label, 1)[1].strip() for line in lines if label in line)
+
+
+@contextmanager
+def simulated_canvas(root: str, tenant_id: str, night: date, port: int) -> Iterator[str]:
+    command = [sys.executable, "-m", "bench.gpb", "--lake", root, "--tenant", tenant_id]
+    command += ["--night", night.isoformat(), "--port", str(port)]
+    with _process(command, "base URL:") as lines:
+        yield _value(lines, "base URL:")
+
+
+@contextmanager
+def simulated_sis(night: date, port: int) -> Iterator[tuple[str, str]]:
+    """The SIS's OneRoster gradebook (Infinite Campus, 1.2): its base and gradebook URLs. Its
+    gradebook lives in its memory across the nights."""
+    command = [sys.executable, "-m", "sis_pipelines.simulator", "serve", "--vendor"]
+    command += ["infinite_campus", "--students", "10", "--night", night.isoformat()]
+    command += ["--port", str(port), "--client-secret", "bench-secret"]
+    command += ["--vendor-authorization", f"{VENDOR_KEY}:{VENDOR_SECRET}"]
+    with _process(command, "client id:") as lines:
+        yield _value(lines, "base URL:"), _value(lines, "gradebook:")
+
+
+def gpb_tenant(tenant_id: str, sis_base: str, gradebook: str, canvas: str) -> Tenant:
+    token_url = sis_base.split("/ims/")[0] + "/oauth/token?appName=demo"
+    text = f"""
+tenants:
+  {tenant_id}:
+    vendor: infinite_campus
+    oneroster:
+      version: "1.2"
+      source: rest
+      base_url: {sis_base}
+      auth: {{type: oauth2, token_url: "{token_url}", client_id_env: BENCH_ID, client_secret_env: BENCH_SECRET}}
+      page_size: 50000
+    canvas:
+      base_url: {canvas}
+      token_env: BENCH_CANVAS_TOKEN
+      max_concurrency: {CONCURRENCY}
+      gradebook_discovery: grade_export
+    gpb:
+      endpoints: standard
+      base_url: {gradebook}
+      max_concurrency: 4
+      vendor_key_env: BENCH_VENDOR_KEY
+      vendor_secret_env: BENCH_VENDOR_SECRET
+"""
+    return parse_tenants(text).tenants[tenant_id]
+
+
+def gpb_night(
+    lake: Lake, tenant_id: str, tenant: Tenant, night: date, transport: CountingTransport
+) -> dict[str, Any]:
+    """One night of grade passback as the three assets run it; its figures."""
+    services = Services(lake, env=ENV, transport=transport)
+    started = time.perf_counter()
+    read = read_canvas_gradebook(lake, services, tenant_id, tenant, night)
+    release_memory()
+    classes = read_frame(lake.snapshot("classes", night, tenant_id))
+    sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
+    payloads, _ = compute_payloads(lake, services, tenant_id, tenant, night, classes, sessions)
+    del classes, sessions
+    release_memory()
+    pushed = push_night(lake, services, tenant_id, tenant, night)
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "courses": read["courses"],
+        "courses_read": read["courses_read"],
+        "submissions": read["submissions"],
+        "requests": payloads["requests"],
+        "sent": pushed["sent"],
+        "unchanged": pushed["unchanged"],
+        "failed": pushed["failed"],
+    }
+
+
+def every_course_read(lake: Lake, tenant_id: str, base_url: str, night: date) -> dict[str, Any]:
+    """The same gradebook read as we started: every course, one at a time."""
+    from sis_pipelines.canvas.api import CanvasClient
+
+    courses = provisioned_courses(lake, tenant_id, night)
+    started = time.perf_counter()
+    with CanvasClient(tenant_id, base_url, TOKEN, 1) as canvas:
+        book = read_gradebook(canvas, courses, passed_back(read_ledger(lake, tenant_id)))
+        wall = round(time.perf_counter() - started, 3)
+        # We first asked a course's assignments apart from its groups: a request more for
+        # each course that has any (include[]=assignments folds it into the groups' page).
+        return {
+            "requests": canvas.requests + int(book.assignments["course_id"].nunique()),
+            "wall_s": wall,
+        }
+
+
+def run(root: UPath, tenant_id: str, nights: tuple[date, date], port: int, clock: Any) -> dict:
+    """Night 1 sets up (its first pass sends everything); night 2 is the measured night."""
+    lake = Lake(root)
+    first, second = nights
+    transport = CountingTransport()
+    with ExitStack() as stack:
+        sis_base, gradebook = stack.enter_context(simulated_sis(second, port))
+        sis_port = httpx.URL(sis_base).port or 0
+        figures: dict[str, Any] = {}
+        for night, canvas_port in ((first, port + 1), (second, port + 2)):
+            with simulated_canvas(str(root), tenant_id, night, canvas_port) as canvas:
+                tenant = gpb_tenant(tenant_id, sis_base, gradebook, canvas)
+                transport.take(canvas_port), transport.take(sis_port)
+                with clock.stage(f"gpb_night_{'1' if night == first else '2'}"):
+                    figures = gpb_night(lake, tenant_id, tenant, night, transport)
+                figures["canvas_requests"] = transport.take(canvas_port)
+                figures["sis_requests"] = transport.take(sis_port)
+                if night == second:
+                    figures["every_course_read"] = every_course_read(lake, tenant_id, canvas, night)
+    stage = clock.stages["gpb_night_2"]
+    before = figures.pop("every_course_read")
+    return {
+        "canvas_requests": figures["canvas_requests"],
+        "sis_requests": figures["sis_requests"],
+        "wall_s": round(stage["wall_s"], 3),
+        "peak_rss_mb": round(stage["peak_rss_mb"], 1),
+        "projected_hours_at_canvas_throttle": round(
+            projected_hours(figures["canvas_requests"], CONCURRENCY), 3
+        ),
+        "night": {k: v for k, v in figures.items() if k not in ("wall_s",)},
+        "before": {
+            "canvas_requests": before["requests"],
+            "wall_s": before["wall_s"],
+            "projected_hours_at_canvas_throttle": round(projected_hours(before["requests"], 1), 3),
+            "how": "every provisioned course read, one at a time, its assignments apart",
+        },
+        "assumed_per_request": {
+            "latency_s": ASSUMED_LATENCY_S,
+            "cost": ASSUMED_COST,
+            "outflow_per_s": OUTFLOW,
+            "concurrency": CONCURRENCY,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpb", description=serve_canvas.__doc__)
+    parser.add_argument("--lake", required=True)
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--night", type=date.fromisoformat, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    return serve_canvas(args.lake, args.tenant, args.night, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
