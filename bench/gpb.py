@@ -41,6 +41,8 @@ from sis_pipelines.nights import end_of_night
 from sis_pipelines.storage import read_frame
 from sis_pipelines.tenants import Tenant, parse_tenants
 
+GRADEBOOK_SHARE = 40  # one course in this many keeps its gradebook in Canvas (the simulator's)
+
 TOKEN = "bench-canvas-token"
 VENDOR_KEY = "bench-vendor-key"
 VENDOR_SECRET = "bench-vendor-secret"
@@ -114,12 +116,13 @@ def seed_canvas(sim: Any, lake: Lake, tenant_id: str, night: date) -> None:
     sim.version += 1
 
 
-def serve_canvas(root: str, tenant_id: str, night: date, port: int) -> int:
+def serve_canvas(root: str, tenant_id: str, night: date, port: int, share: int) -> int:
     """The simulated Canvas of the night (a process of its own): ``python -m bench.gpb``."""
     from sis_pipelines.simulator.__main__ import _serve_until_stopped
     from sis_pipelines.simulator.canvas import CanvasSimulator
 
     sim = CanvasSimulator(token=TOKEN, port=port)
+    sim.gradebook_share = share
     seed_canvas(sim, Lake(UPath(root)), tenant_id, night)
     sim.clock = end_of_night(night)
     sim.start()
@@ -151,9 +154,11 @@ def _value(lines: list[str], label: str) -> str:
 
 
 @contextmanager
-def simulated_canvas(root: str, tenant_id: str, night: date, port: int) -> Iterator[str]:
+def simulated_canvas(
+    root: str, tenant_id: str, night: date, port: int, share: int
+) -> Iterator[str]:
     command = [sys.executable, "-m", "bench.gpb", "--lake", root, "--tenant", tenant_id]
-    command += ["--night", night.isoformat(), "--port", str(port)]
+    command += ["--night", night.isoformat(), "--port", str(port), "--share", str(share)]
     with _process(command, "base URL:") as lines:
         yield _value(lines, "base URL:")
 
@@ -240,7 +245,14 @@ def every_course_read(lake: Lake, tenant_id: str, base_url: str, night: date) ->
         }
 
 
-def run(root: UPath, tenant_id: str, nights: tuple[date, date], port: int, clock: Any) -> dict:
+def run(
+    root: UPath,
+    tenant_id: str,
+    nights: tuple[date, date],
+    port: int,
+    clock: Any,
+    share: int = GRADEBOOK_SHARE,
+) -> dict:
     """Night 1 sets up (its first pass sends everything); night 2 is the measured night."""
     lake = Lake(root)
     first, second = nights
@@ -250,7 +262,7 @@ def run(root: UPath, tenant_id: str, nights: tuple[date, date], port: int, clock
         sis_port = httpx.URL(sis_base).port or 0
         figures: dict[str, Any] = {}
         for night, canvas_port in ((first, port + 1), (second, port + 2)):
-            with simulated_canvas(str(root), tenant_id, night, canvas_port) as canvas:
+            with simulated_canvas(str(root), tenant_id, night, canvas_port, share) as canvas:
                 tenant = gpb_tenant(tenant_id, sis_base, gradebook, canvas)
                 transport.take(canvas_port), transport.take(sis_port)
                 with clock.stage(f"gpb_night_{'1' if night == first else '2'}"):
@@ -291,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--night", type=date.fromisoformat, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--share", type=int, default=GRADEBOOK_SHARE)
     args = parser.parse_args(argv)
-    return serve_canvas(args.lake, args.tenant, args.night, args.port)
+    return serve_canvas(args.lake, args.tenant, args.night, args.port, args.share)
 
 
 if __name__ == "__main__":

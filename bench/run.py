@@ -351,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also run a night of grade passback for the district (--no-gpb: rostering only)",
     )
     parser.add_argument(
+        "--gradebook-share",
+        type=int,
+        default=gpb.GRADEBOOK_SHARE,
+        help="one course in this many keeps its gradebook in Canvas (the tests: 1, every course)",
+    )
+    parser.add_argument(
         "--students",
         type=int,
         help="override the size's student count (the tests run a tiny district)",
@@ -404,7 +410,9 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         )
         total_s = time.perf_counter() - started
         passback = (
-            gpb.run(root, TENANT, (NIGHT1, NIGHT2), args.port + 3, clock) if args.gpb else None
+            gpb.run(root, TENANT, (NIGHT1, NIGHT2), args.port + 3, clock, args.gradebook_share)
+            if args.gpb
+            else None
         )
     # The limit, side by side: the same page bytes through the fastest plain decoders.
     with simulator(students, NIGHT2, args.port + 2) as base_url:

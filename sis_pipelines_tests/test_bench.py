@@ -11,7 +11,12 @@ from bench.run import main
 def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     threads = threading.active_count()
     assert (
-        main(["--size", "small", "--students", "300", "--out", str(tmp_path), "--port", "8831"])
+        main(
+            [
+                *["--size", "small", "--students", "300", "--out", str(tmp_path)],
+                *["--port", "8831", "--gradebook-share", "1"],
+            ]
+        )
         == 0
     )
     report = json.loads((tmp_path / "small.json").read_text())
@@ -37,6 +42,8 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
         "canvas_mapping",
         "delta",
         "canvas_csv_zip",
+        "gpb_night_1",
+        "gpb_night_2",
     }
     assert all(s["peak_rss_mb"] > 0 for s in report["stages"].values())
     assert report["stages"]["columnar_decode_normalise"]["cpu_s"] > 0  # the Arrow path is taken
@@ -53,13 +60,28 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     assert limit["pyarrow_json_ndjson_records_per_cpu_s"] > 0
     assert limit["ours_share_of_best_plain"] > 0
     assert report["decode_share_of_limit"] == limit["ours_share_of_best_plain"]
+    # A night of grade passback: its requests, and what a read of every course would cost.
+    passback = report["gpb"]
+    for key in ("canvas_requests", "sis_requests", "wall_s", "peak_rss_mb"):
+        assert passback[key] > 0, key
+    night = passback["night"]
+    assert night["courses_read"] > 0 and night["submissions"] > 0 and night["failed"] == 0
+    assert night["sent"] > 0  # the night's grade changes reached the SIS
+    assert passback["canvas_requests"] < passback["before"]["canvas_requests"]
+    assert (
+        0
+        < passback["projected_hours_at_canvas_throttle"]
+        < (passback["before"]["projected_hours_at_canvas_throttle"])
+    )
     out = capsys.readouterr().out
     assert "delta vs duckdb" in out and "decode vs best plain" in out
+    assert "grade passback night" in out
     assert threading.active_count() == threads  # its memory sampler ends with it
 
 
 def test_a_tiny_benchmark_run_from_the_districts_csv_drop(tmp_path):
     argv = ["--size", "small", "--students", "300", "--out", str(tmp_path), "--port", "8841"]
+    argv += ["--no-gpb"]
     assert main([*argv, "--source", "csv"]) == 0
     report = json.loads((tmp_path / "small-csv.json").read_text())
     assert report["source"] == "csv" and report["http_requests"] == 0
