@@ -9,14 +9,11 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-from pyarrow import csv as pa_csv
 
 from ..errors import SourceError
 from ..memory import release_response
@@ -179,9 +176,12 @@ class CanvasClient:
             url, query = following, None
         return items
 
-    def account_report(self, report: str, parameters: dict[str, str]) -> bytes:
+    def account_report(
+        self, report: str, parameters: dict[str, str], into: BinaryIO | None = None
+    ) -> bytes:
         """An account report's file (Reports API): started, followed to its end, fetched from
-        this host only."""
+        this host only; streamed ``into`` a file when given (a district's grade export is a row
+        per student enrollment: too large to hold), and then b"" is returned."""
         path = f"/api/v1/accounts/{self.account_id}/reports/{report}"
         started = self._send(
             "POST", path, data={f"parameters[{k}]": v for k, v in parameters.items()}
@@ -203,11 +203,21 @@ class CanvasClient:
                 path,
                 f"the report file is on another host ({target.host}); not fetched with the token",
             )
-        response = self._request("GET", url)
-        try:
-            return response.content
-        finally:
-            release_response(response)
+        if into is None:
+            response = self._request("GET", url)
+            try:
+                return response.content
+            finally:
+                release_response(response)
+        with self._counting:
+            self.requests += 1
+        with self._http.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise CanvasError(self.tenant, path, _message(response), response.status_code)
+            for chunk in response.iter_bytes(1 << 20):
+                into.write(chunk)
+        return b""
 
     def sis_export(self) -> dict[str, pd.DataFrame]:
         """The SIS data the account holds now, through Canvas's SIS export report (Reports API):
@@ -229,22 +239,6 @@ class CanvasClient:
                     frame = pd.read_csv(z.open(member), dtype=str, keep_default_na=False)
                     frames[member.removesuffix(".csv")] = frame.where(frame != "", None)
         return frames
-
-    def graded_courses(self) -> set[str]:
-        """The SIS ids of the courses where a student has a score, from the account's Grade
-        Export report: one report instead of a request per course."""
-        data = self.account_report("grade_export_csv", {})
-        table = pa_csv.read_csv(
-            io.BytesIO(data),
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=["course sis", "current score"],
-                column_types={"course sis": pa.string(), "current score": pa.string()},
-            ),
-        )
-        scored = pc.and_(
-            pc.is_valid(table["current score"]), pc.not_equal(table["current score"], "")
-        )
-        return set(table["course sis"].filter(scored).drop_null().unique().to_pylist())
 
     def post_sis_import(self, data: bytes, params: dict[str, Any]) -> dict[str, Any]:
         path = f"/api/v1/accounts/{self.account_id}/sis_imports"

@@ -167,10 +167,11 @@ def assemble(rows: Iterable[tuple[list[dict], list[dict], list[dict]]]) -> Canva
 
 
 def read_course(
-    canvas: CanvasClient, course_id: str, passed_back: Collection[str]
+    canvas: CanvasClient, course_id: str, passed_back: Collection[str], students: bool = True
 ) -> tuple[list[dict], list[dict], list[dict]] | Literal["missing"] | None:
     """One course's gradebook as rows; None when it has nothing to pass back (one request: a
-    course without assignments); "missing" when Canvas does not know it."""
+    course without assignments); "missing" when Canvas does not know it. ``students``: read
+    its students' enrollments too (not when the grade export brought them)."""
     base = f"/api/v1/courses/{quote('sis_course_id:' + course_id, safe=':')}"
     try:
         # The groups carry their assignments (include[]): one request, not two.
@@ -184,8 +185,10 @@ def read_course(
         return None
     params: dict[str, Any] = {"student_ids[]": "all", "include[]": "submission_comments"}
     submissions = canvas.get_all(f"{base}/students/submissions", params) if assignments else []
-    enrollments = canvas.get_all(
-        f"{base}/enrollments", {"type[]": "StudentEnrollment", "state[]": "active"}
+    enrollments = (
+        canvas.get_all(f"{base}/enrollments", {"type[]": "StudentEnrollment", "state[]": "active"})
+        if students
+        else []
     )
     return course_rows(course_id, groups, assignments, submissions, enrollments)
 
@@ -203,13 +206,23 @@ def read_gradebook(
     ``concurrency`` courses are read at once: Canvas's bucket lets a token keep about
     fourteen requests in flight before it throttles. ``discovery="grade_export"`` reads only
     the courses the account's Grade Export report shows a score in, and those passed back."""
+    from .grade_export import grade_export
+
     course_ids = list(course_ids)
-    if discovery == "grade_export":
-        graded = canvas.graded_courses() | set(passed_back)
-        course_ids = [c for c in course_ids if c in graded]
+    export = grade_export(canvas, passed_back) if discovery == "grade_export" else None
+    if export is not None:
+        course_ids = [c for c in course_ids if c in export.courses]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="canvas-read") as pool:
-        read = list(pool.map(lambda c: read_course(canvas, c, passed_back), course_ids))
+        read = list(
+            pool.map(lambda c: read_course(canvas, c, passed_back, export is None), course_ids)
+        )
     book = assemble(r for r in read if r is not None and r != "missing")
     book.missing_courses = [c for c, r in zip(course_ids, read, strict=True) if r == "missing"]
     book.courses = [c for c, r in zip(course_ids, read, strict=True) if r != "missing"]
+    if export is not None:
+        # The report's rows of the courses read with assignments (or passed back), as the
+        # enrollments of those courses would have given them.
+        listed = {c for c, r in zip(course_ids, read, strict=True) if isinstance(r, tuple)}
+        students = export.students
+        book.students = students[students["course_id"].isin(listed)].reset_index(drop=True)
     return book
