@@ -442,8 +442,10 @@ class _Pass:
         # A class gets its course grade lineItem once a student has a score, and keeps it:
         # a student whose score Canvas takes away then loses the result from it.
         grades = students.merge(latest, on=["course_id", "user_id"], how="left")
+        # A district's roster has hundreds of thousands of classes: looked up, not scanned.
+        roster_of = roster.drop_duplicates("class").set_index("class")
         for class_id, group in grades.groupby("class", sort=True):
-            info = roster[roster["class"] == class_id].iloc[0]
+            info = roster_of.loc[class_id]
             period, assign_date, due_date = _course_grade_span(
                 info["term"], spans, self.night.isoformat(), s.grading_periods
             )
