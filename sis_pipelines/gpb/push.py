@@ -39,6 +39,40 @@ OUTCOME_COLUMNS = {
 }
 
 
+class Known:
+    """The ledger, looked up by request key: a district's holds a row per result we ever
+    sent (millions), so it stays columns; a row becomes a dict only when it is asked for."""
+
+    def __init__(self, ledger: pd.DataFrame):
+        self._ledger = ledger.reset_index(drop=True)
+        keys = self._ledger["key"].astype(object).to_numpy()
+        self._at = dict(zip(keys, range(len(keys)), strict=True))
+        self._hashes = self._ledger["body_hash"].astype(object).to_numpy()
+
+    def body_hash(self, key: str) -> str | None:
+        at = self._at.get(key)
+        return None if at is None else self._hashes[at]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        at = self._at.get(key)
+        if at is None:
+            return None
+        row = self._ledger.iloc[at]
+        return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+
+    def _of_kind(self, kind: str) -> pd.DataFrame:
+        ledger = self._ledger
+        return ledger[(ledger["kind"] == kind).fillna(False) & ledger["sis_id"].notna()]
+
+    def line_item_ids(self) -> dict[str, str]:
+        """Our lineItems' SIS sourcedIds by key (what a result refers to)."""
+        rows = self._of_kind("lineItem")
+        return dict(zip(rows["key"].astype(object), rows["sis_id"].astype(object), strict=True))
+
+    def result_sis_ids(self) -> set[str]:
+        return set(self._of_kind("result")["sis_id"].astype(object))
+
+
 @dataclass
 class PushResult:
     outcomes: pd.DataFrame
@@ -70,14 +104,12 @@ def push(
     on_progress: Callable[[str], None] | None = None,
     max_failure_streak: int = 10,
 ) -> PushResult:
-    known = {
-        r["key"]: r for r in ledger.astype(object).where(ledger.notna(), None).to_dict("records")
-    }
+    known = Known(ledger)
     updates: dict[str, dict[str, Any]] = {}
     removed: set[str] = set()
     outcomes: list[_Outcome] = []
     conflicts: list[dict[str, Any]] = []
-    ids: dict[str, str] = {k: r["sis_id"] for k, r in known.items() if r.get("sis_id")}
+    ids = known.line_item_ids()
     failed_keys: set[str] = set()
     # Consecutive requests the SIS failed after the client's retries: a SIS that is down is
     # not hammered with every remaining request; the rest waits for the re-run.
@@ -134,8 +166,7 @@ def push(
         return _Outcome(request["path"], "sent", http_status, None, request["key"], request["kind"])
 
     def unchanged(request: dict[str, Any], digest: str) -> bool:
-        entry = known.get(request["key"])
-        return not force and entry is not None and entry.get("body_hash") == digest
+        return not force and known.body_hash(request["key"]) == digest
 
     def run(batch: list[tuple[dict[str, Any], str]]) -> None:
         with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
@@ -259,7 +290,7 @@ def _remove(
     sis: SisGradebook,
     removals: list[dict[str, Any]],
     current: dict[str, dict[str, Any]],
-    known: dict[str, dict[str, Any]],
+    known: Known,
     on_sis_change: str,
     removed: set[str],
     conflicts: list[dict[str, Any]],
@@ -268,7 +299,7 @@ def _remove(
     """Results first, then lineItems; never a grade the SIS changed (``keep_sis``) nor a
     lineItem that holds a result that is not ours as we sent it. ``current``: the SIS's
     active results of their classes, by sourcedId."""
-    ours = {e["sis_id"] for e in known.values() if e.get("kind") == "result"}
+    ours = known.result_sis_ids()
     held_items: set[str] = set()
     out: list[_Outcome] = []
 
