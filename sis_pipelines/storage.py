@@ -21,7 +21,7 @@ from upath import UPath
 COMPRESSION = "zstd"
 
 
-def _publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
+def publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
     """Write a file so that readers see the old one or the whole new one, never a part."""
     if path.protocol in ("", "file", "local"):
         target = Path(path.path)
@@ -51,7 +51,7 @@ def _publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
 
 
 def atomic_write_bytes(data: bytes, path: UPath) -> None:
-    _publish(path, lambda fh: fh.write(data))
+    publish(path, lambda fh: fh.write(data))
 
 
 def _compliant_lists(table: pa.Table) -> pa.Table:
@@ -79,7 +79,7 @@ def atomic_write_table(table: pa.Table, path: UPath) -> None:
     # the file, readers see plain strings, as on every night before. Parquet dictionary-encodes
     # such columns anyway, so nothing is lost on disk.
     coded = any(pa.types.is_dictionary(t) for t in table.schema.types)
-    _publish(
+    publish(
         path,
         lambda fh: pq.write_table(table, fh, compression=COMPRESSION, store_schema=not coded),
     )

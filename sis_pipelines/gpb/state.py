@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pandas as pd
@@ -14,7 +14,7 @@ from upath import UPath
 from ..errors import StoredStateError
 from ..lake import Lake
 from ..nights import utc_stamp
-from ..storage import atomic_write_bytes, read_frame, write_frame
+from ..storage import atomic_write_bytes, publish, read_frame, write_frame
 from .canvas_gradebook import (
     ASSIGNMENT_COLUMNS,
     STUDENT_COLUMNS,
@@ -104,21 +104,20 @@ def passed_back(ledger: pd.DataFrame) -> set[str]:
 
 def write_requests(payloads: Payloads, path: UPath) -> None:
     """One JSON object per line, in send order: method, path, body, and our own ``meta``."""
-    lines = []
-    for r in payloads.requests:
-        meta = {k: r[k] for k in REQUEST_META if r.get(k) is not None}
-        lines.append(
-            orjson.dumps(
-                {"method": r["method"], "path": r["path"], "body": r["body"], "meta": meta}
-            )
-        )
-    atomic_write_bytes(b"\n".join(lines) + (b"\n" if lines else b""), path)
+
+    def write(fh: BinaryIO) -> None:  # line by line: a district's night is a million requests
+        for r in payloads.requests:
+            meta = {k: r[k] for k in REQUEST_META if r.get(k) is not None}
+            body = {"method": r["method"], "path": r["path"], "body": r["body"], "meta": meta}
+            fh.write(orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE))
+
+    publish(path, write)
 
 
 def read_requests(path: UPath) -> list[dict[str, Any]]:
     out = []
     with path.open("rb") as fh:
-        for line in fh.read().splitlines():
+        for line in fh:
             if line.strip():
                 r = orjson.loads(line)
                 out.append(
