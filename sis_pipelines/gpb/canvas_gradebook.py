@@ -79,10 +79,6 @@ class CanvasGradebook:
         }
 
 
-def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame.from_records(rows, columns=list(columns)).astype(columns)
-
-
 def course_rows(
     course_id: str,
     groups: Iterable[dict[str, Any]],
@@ -150,20 +146,36 @@ def _last_comment(submission: dict[str, Any]) -> str | None:
     return comments[-1].get("comment") if comments else None
 
 
+class _Columns:
+    """The three frames' columns, filled course by course: a district's gradebook is
+    millions of submissions, held as columns rather than as a dict per row."""
+
+    def __init__(self) -> None:
+        self.parts = [
+            {c: [] for c in spec}
+            for spec in (ASSIGNMENT_COLUMNS, SUBMISSION_COLUMNS, STUDENT_COLUMNS)
+        ]
+
+    def add(self, rows: tuple[list[dict], list[dict], list[dict]]) -> None:
+        for columns, part in zip(self.parts, rows, strict=True):
+            for name, values in columns.items():
+                values.extend(r[name] for r in part)
+
+    def book(self) -> CanvasGradebook:
+        a, s, e = (
+            pd.DataFrame(columns).astype(spec)
+            for columns, spec in zip(
+                self.parts, (ASSIGNMENT_COLUMNS, SUBMISSION_COLUMNS, STUDENT_COLUMNS), strict=True
+            )
+        )
+        return CanvasGradebook(a, s, e, [])
+
+
 def assemble(rows: Iterable[tuple[list[dict], list[dict], list[dict]]]) -> CanvasGradebook:
-    a_all: list[dict] = []
-    s_all: list[dict] = []
-    e_all: list[dict] = []
-    for a_rows, s_rows, e_rows in rows:
-        a_all += a_rows
-        s_all += s_rows
-        e_all += e_rows
-    return CanvasGradebook(
-        _frame(a_all, ASSIGNMENT_COLUMNS),
-        _frame(s_all, SUBMISSION_COLUMNS),
-        _frame(e_all, STUDENT_COLUMNS),
-        [],
-    )
+    columns = _Columns()
+    for course in rows:
+        columns.add(course)
+    return columns.book()
 
 
 def read_course(
@@ -212,17 +224,23 @@ def read_gradebook(
     export = grade_export(canvas, passed_back) if discovery == "grade_export" else None
     if export is not None:
         course_ids = [c for c in course_ids if c in export.courses]
+    columns = _Columns()
+    read: list[Literal["missing", "read", "empty"]] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="canvas-read") as pool:
-        read = list(
-            pool.map(lambda c: read_course(canvas, c, passed_back, export is None), course_ids)
-        )
-    book = assemble(r for r in read if r is not None and r != "missing")
+        # In course order, each course's rows folded into the columns as it comes.
+        for rows in pool.map(
+            lambda c: read_course(canvas, c, passed_back, export is None), course_ids
+        ):
+            if isinstance(rows, tuple):
+                columns.add(rows)
+            read.append("read" if isinstance(rows, tuple) else rows or "empty")
+    book = columns.book()
     book.missing_courses = [c for c, r in zip(course_ids, read, strict=True) if r == "missing"]
     book.courses = [c for c, r in zip(course_ids, read, strict=True) if r != "missing"]
     if export is not None:
         # The report's rows of the courses read with assignments (or passed back), as the
         # enrollments of those courses would have given them.
-        listed = {c for c, r in zip(course_ids, read, strict=True) if isinstance(r, tuple)}
+        listed = {c for c, r in zip(course_ids, read, strict=True) if r == "read"}
         students = export.students
         book.students = students[students["course_id"].isin(listed)].reset_index(drop=True)
     return book
