@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sis_pipelines.connect import Services
+from sis_pipelines.gpb import passback
 from sis_pipelines.gpb.passback import compute_payloads, push_night, read_canvas_gradebook
 from sis_pipelines.lake import Lake
 from sis_pipelines.nights import end_of_night
@@ -296,7 +297,26 @@ def _night(world: World, night: date) -> None:
 def test_the_sis_gradebook_converges_to_canvas(
     tmp_path_factory, vendor, version, endpoints, nights
 ):
-    world = _world(tmp_path_factory.mktemp("conv"), vendor, version, endpoints)
+    _converges(_world(tmp_path_factory.mktemp("conv"), vendor, version, endpoints), nights)
+
+
+@settings(
+    max_examples=4,
+    phases=[Phase.generate],
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(nights=NIGHTS)
+def test_a_pass_planned_a_course_at_a_time_converges_alike(tmp_path_factory, monkeypatch, nights):
+    """A district's pass is planned a few hundred courses at a time (its SIS state and
+    requests held one part at a time); parts of one course each converge the same way, the
+    removal guard judging the whole pass."""
+    monkeypatch.setattr(passback, "COURSES_PER_PART", 1)
+    _converges(_world(tmp_path_factory.mktemp("parts"), *CONFIGURATIONS[0]), nights)
+
+
+def _converges(world: World, nights: list) -> None:
     night = FIRST_NIGHT
     try:
         world.sim.edit_clock = end_of_night(night) - timedelta(hours=12)

@@ -78,6 +78,18 @@ class CanvasGradebook:
             "students": self.students,
         }
 
+    def of_courses(self, courses: list[str]) -> CanvasGradebook:
+        """The part of the gradebook in these courses (of those read)."""
+        wanted = set(courses)
+        return CanvasGradebook(
+            *(
+                f[f["course_id"].isin(wanted)].reset_index(drop=True)
+                for f in self.frames().values()
+            ),
+            missing_courses=[],
+            courses=[c for c in self.courses if c in wanted],
+        )
+
 
 def course_rows(
     course_id: str,

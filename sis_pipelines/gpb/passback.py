@@ -7,9 +7,10 @@ Each step reads and writes through the lake; the Dagster assets call them one ea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pandas as pd
 from upath import UPath
@@ -18,7 +19,7 @@ from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
 from ..nights import end_of_night, utc_stamp
-from ..storage import read_frame, write_frame
+from ..storage import publish, read_frame, write_frame
 from ..tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .payloads import Payloads, Settings, SisState, build, students_by_class
@@ -32,7 +33,7 @@ from .state import (
     read_requests,
     record_pass,
     store_gradebook,
-    write_requests,
+    write_request_lines,
 )
 
 if TYPE_CHECKING:
@@ -106,16 +107,22 @@ def _book_figures(book: CanvasGradebook, courses: int) -> Figures:
 class Plan:
     """A pass's requests and the removal guard's verdict on its removals."""
 
-    payloads: Payloads
+    payloads: Payloads  # its requests are empty when they went to a sink as they were built
     removals: RemovalPlan
     guard_passed: bool
     overridden: bool
     sis_reads: int
+    counts: dict[str, int]  # requests that add or update, by kind
+
+    @property
+    def sent_removals(self) -> int:
+        return len(self.removals.requests) if self.guard_passed or self.overridden else 0
 
     def figures(self, tenant: Tenant) -> Figures:
         payloads = self.payloads
         return {
-            **_payload_counts(payloads),
+            "requests": sum(self.counts.values()) + self.sent_removals,
+            **{f"{k}_requests": self.counts.get(k, 0) for k in ("category", "lineItem", "result")},
             **self.removals.figures(),
             "removal": removal_method(tenant),
             "removal_guard": "passed"
@@ -132,26 +139,28 @@ class Plan:
         }
 
 
-def plan(
+# Courses planned at once: a part's SIS lineItems and results, and its requests, are held in
+# memory; a district's whole night is millions of them.
+COURSES_PER_PART = 500
+
+
+def _plan_part(
     book: CanvasGradebook,
     classes: pd.DataFrame,
     academic_sessions: pd.DataFrame,
     sis: SisGradebook,
     ledger: pd.DataFrame,
     tenant: Tenant,
+    settings: Settings,
     night: date,
-    allow_mass_removal: bool = False,
-) -> Plan:
-    """What the gradebook implies for the SIS, from what it holds now: the requests that add
-    and update, and the removals of ours that it no longer implies (held back when the guard
-    stops them and the run does not allow it)."""
-    base = sis.client.base_url
-    settings = Settings.of(tenant, _rostering_base(tenant, base), base)
+    categories: list[dict[str, Any]],
+) -> tuple[Payloads, RemovalPlan]:
+    """What a part of the gradebook implies for the SIS, and the removals of ours in it."""
     known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     involved = students_by_class(book, settings.prefix)
     involved = involved[involved["course_id"].isin(book.assignments["course_id"])]
     ours = ledger[ledger["course"].isin(book.courses) | ledger["class"].isin(involved["class"])]
-    state = SisState(categories=sis.categories())
+    state = SisState(categories=categories)
     for class_id in sorted(set(involved["class"]) | set(ours["class"].dropna())):
         state.line_items[class_id] = sis.class_line_items(class_id)
         state.results[class_id] = sis.class_results(class_id)
@@ -166,24 +175,86 @@ def plan(
         removal_method(tenant),
         utc_stamp(end_of_night(night)),
     )
+    return payloads, removals
+
+
+def plan(
+    book: CanvasGradebook,
+    classes: pd.DataFrame,
+    academic_sessions: pd.DataFrame,
+    sis: SisGradebook,
+    ledger: pd.DataFrame,
+    tenant: Tenant,
+    night: date,
+    allow_mass_removal: bool = False,
+    sink: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> Plan:
+    """What the gradebook implies for the SIS, from what it holds now: the requests that add
+    and update, and the removals of ours that it no longer implies (held back when the guard
+    stops them and the run does not allow it).
+
+    Planned ``COURSES_PER_PART`` courses at a time, each part's requests handed to ``sink``
+    as they are built (kept in the plan without one); the removals, judged by the guard over
+    the whole pass, come last."""
+    base = sis.client.base_url
+    settings = Settings.of(tenant, _rostering_base(tenant, base), base)
+    categories = sis.categories()
+    counts: dict[str, int] = {}
+    kept: list[dict[str, Any]] = []
+    reports: list[pd.DataFrame] = []
+    removals = RemovalPlan([], {}, {})
+    seen_categories: set[str] = set()
+    courses = sorted(book.courses)
+    for start in range(0, max(len(courses), 1), COURSES_PER_PART):
+        part = book.of_courses(courses[start : start + COURSES_PER_PART])
+        payloads, part_removals = _plan_part(
+            part, classes, academic_sessions, sis, ledger, tenant, settings, night, categories
+        )
+        # A category a part creates is created once, before the first lineItem that needs it.
+        requests = [
+            r
+            for r in payloads.requests
+            if r["kind"] != "category" or r["key"] not in seen_categories
+        ]
+        seen_categories |= {r["key"] for r in requests if r["kind"] == "category"}
+        for r in requests:
+            counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+        if sink is not None:
+            sink(requests)
+        else:
+            kept += requests
+        reports.append(payloads.report)
+        removals = removals + part_removals
     passed = not removals.over(tenant.gpb.max_removal_share, tenant.gpb.removal_guard_floor)
     if passed or allow_mass_removal:
-        payloads.requests.extend(removals.requests)
+        if sink is not None:
+            sink(removals.requests)
+        else:
+            kept += removals.requests
     else:
-        held = pd.DataFrame(
-            [
-                {
-                    "kind": r["kind"],
-                    "key": r["key"],
-                    "class": r["class"],
-                    "reason": f"removal held by the removal guard ({r['reason']})",
-                }
-                for r in removals.requests
-            ],
-            columns=["kind", "key", "class", "reason"],
-        ).astype("string")
-        payloads.report = pd.concat([payloads.report, held], ignore_index=True)
-    return Plan(payloads, removals, passed, not passed and allow_mass_removal, sis.reads)
+        reports.append(
+            pd.DataFrame(
+                [
+                    {
+                        "kind": r["kind"],
+                        "key": r["key"],
+                        "class": r["class"],
+                        "reason": f"removal held by the removal guard ({r['reason']})",
+                    }
+                    for r in removals.requests
+                ],
+                columns=["kind", "key", "class", "reason"],
+            ).astype("string")
+        )
+    report = pd.concat([r for r in reports if len(r)] or reports[:1], ignore_index=True)
+    return Plan(
+        Payloads(kept, report),
+        removals,
+        passed,
+        not passed and allow_mass_removal,
+        sis.reads,
+        counts,
+    )
 
 
 def compute_payloads(
@@ -199,22 +270,30 @@ def compute_payloads(
     """The night's requests file, from the gradebook snapshot and what the SIS holds now."""
     book = load_gradebook(lake, tenant_id, night)
     ledger = read_ledger(lake, tenant_id)
-    with services.gradebook(tenant_id, tenant, night) as sis:
-        night_plan = plan(
-            book, classes, academic_sessions, sis, ledger, tenant, night, allow_mass_removal
-        )
     requests_file = lake.gpb_requests(night, tenant_id)
-    write_requests(night_plan.payloads, requests_file)
+    written: list[Plan] = []
+
+    def write(fh: BinaryIO) -> None:
+        with services.gradebook(tenant_id, tenant, night) as sis:
+            written.append(
+                plan(
+                    book,
+                    classes,
+                    academic_sessions,
+                    sis,
+                    ledger,
+                    tenant,
+                    night,
+                    allow_mass_removal,
+                    lambda requests: write_request_lines(requests, fh),
+                )
+            )
+
+    # The file becomes visible whole, once every part is planned, or not at all.
+    publish(requests_file, write)
+    night_plan = written[0]
     write_frame(night_plan.payloads.report, lake.gpb_report(night, tenant_id))
     return {**night_plan.figures(tenant), "requests_file": requests_file}, night_plan
-
-
-def _payload_counts(payloads: Payloads) -> Figures:
-    counts = payloads.counts()
-    return {
-        "requests": len(payloads.requests),
-        **{f"{kind}_requests": counts.get(kind, 0) for kind in ("category", "lineItem", "result")},
-    }
 
 
 def _not_sent_why(report: pd.DataFrame) -> Figures:

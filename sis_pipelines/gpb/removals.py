@@ -82,6 +82,16 @@ class RemovalPlan:
     ours: dict[str, int]  # our lineItems and results in the pass's courses
     removing: dict[str, int]
 
+    def __add__(self, other: RemovalPlan) -> RemovalPlan:
+        return RemovalPlan(
+            self.requests + other.requests,
+            {k: self.ours.get(k, 0) + other.ours.get(k, 0) for k in self.ours | other.ours},
+            {
+                k: self.removing.get(k, 0) + other.removing.get(k, 0)
+                for k in self.removing | other.removing
+            },
+        )
+
     def share(self, kind: str) -> float:
         return self.removing[kind] / self.ours[kind] if self.ours[kind] else 0.0
 

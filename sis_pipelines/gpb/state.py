@@ -102,16 +102,16 @@ def passed_back(ledger: pd.DataFrame) -> set[str]:
     return set(ledger["course"].dropna())
 
 
-def write_requests(payloads: Payloads, path: UPath) -> None:
+def write_request_lines(requests: list[dict[str, Any]], fh: BinaryIO) -> None:
     """One JSON object per line, in send order: method, path, body, and our own ``meta``."""
+    for r in requests:
+        meta = {k: r[k] for k in REQUEST_META if r.get(k) is not None}
+        body = {"method": r["method"], "path": r["path"], "body": r["body"], "meta": meta}
+        fh.write(orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE))
 
-    def write(fh: BinaryIO) -> None:  # line by line: a district's night is a million requests
-        for r in payloads.requests:
-            meta = {k: r[k] for k in REQUEST_META if r.get(k) is not None}
-            body = {"method": r["method"], "path": r["path"], "body": r["body"], "meta": meta}
-            fh.write(orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE))
 
-    publish(path, write)
+def write_requests(payloads: Payloads, path: UPath) -> None:
+    publish(path, lambda fh: write_request_lines(payloads.requests, fh))
 
 
 def read_requests(path: UPath) -> list[dict[str, Any]]:
