@@ -7,7 +7,7 @@ Each step reads and writes through the lake; the Dagster assets call them one ea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,14 +23,14 @@ from ..storage import publish, read_frame, write_frame
 from ..tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .payloads import Payloads, Settings, SisState, build, students_by_class
-from .push import PushResult, push
+from .push import OUTCOME_COLUMNS, PushResult, push
 from .removals import RemovalPlan, plan_removals
 from .sis import SisGradebook
 from .state import (
     load_gradebook,
     passed_back,
     read_ledger,
-    read_requests,
+    read_request_parts,
     record_pass,
     store_gradebook,
     write_request_lines,
@@ -341,14 +341,13 @@ def push_night(
         raise StoredStateError(
             f"tenant {tenant_id!r}, night {night}: no payloads; materialize gpb/payloads first"
         )
-    requests = read_requests(path)
     with services.gradebook(tenant_id, tenant, night) as sis:
         figures = send(
             lake,
             sis,
             tenant_id,
             tenant,
-            requests,
+            read_request_parts(path, CLASSES_PER_PART),
             str(night),
             force,
             lake.gpb_outcomes(night, tenant_id),
@@ -357,30 +356,56 @@ def push_night(
     return figures
 
 
+# Classes sent at once: a part's requests, outcomes and the SIS's results re-read before
+# sending are held in memory; the ledger is stored after each part.
+CLASSES_PER_PART = 500
+
+
 def send(
     lake: Lake,
     sis: SisGradebook,
     tenant_id: str,
     tenant: Tenant,
-    requests: list[dict[str, Any]],
+    requests: list[dict[str, Any]] | Iterator[list[dict[str, Any]]],
     label: str,
     force: bool,
     outcomes_path: UPath,
 ) -> Figures:
-    """Sends requests through the ledger (a night's or an intraday sync's, ``label``): the
-    outcomes and the ledger stored, ``GradesNotSent`` when some failed."""
-    result = push(
-        sis,
-        requests,
-        read_ledger(lake, tenant_id),
-        label,
-        on_sis_change=tenant.gpb.on_sis_change,
-        force=force,
-        max_concurrency=tenant.gpb.max_concurrency,
+    """Sends requests through the ledger (a night's or an intraday sync's, ``label``), a list
+    or part after part: the outcomes and the ledger stored, ``GradesNotSent`` when some
+    failed. The ledger is stored after each part, so a night cut short keeps what was sent."""
+    parts = iter([requests]) if isinstance(requests, list) else requests
+    ledger = read_ledger(lake, tenant_id)
+    streak = [0]  # the SIS's failures in a row, across parts
+    outcomes: list[pd.DataFrame] = []
+    conflicts: list[dict[str, Any]] = []
+    total = 0
+    for part in parts:
+        result = push(
+            sis,
+            part,
+            ledger,
+            label,
+            on_sis_change=tenant.gpb.on_sis_change,
+            force=force,
+            max_concurrency=tenant.gpb.max_concurrency,
+            streak=streak,
+        )
+        total += len(part)
+        ledger = result.ledger
+        lake.write_gpb_ledger(tenant_id, ledger)
+        outcomes.append(result.outcomes)
+        conflicts += result.conflicts
+    if not outcomes:
+        lake.write_gpb_ledger(tenant_id, ledger)
+    frame = (
+        pd.concat(outcomes, ignore_index=True)
+        if outcomes
+        else pd.DataFrame({c: pd.Series(dtype=t) for c, t in OUTCOME_COLUMNS.items()})
     )
+    result = PushResult(frame, ledger, conflicts)
     write_frame(result.outcomes, outcomes_path)
-    lake.write_gpb_ledger(tenant_id, result.ledger)
-    figures = _push_figures(result, len(requests), tenant, force)
+    figures = _push_figures(result, total, tenant, force)
     failed = result.count("failed")
     if failed:
         errors = result.outcomes.loc[result.outcomes["status"] == "failed", "error"].head(5)
@@ -388,7 +413,7 @@ def send(
             result.outcomes["error"].str.contains("in a row", regex=False).fillna(False).sum()
         )
         raise GradesNotSent(
-            f"tenant {tenant_id!r}, {'night ' if label[:1].isdigit() else ''}{label}: {failed} of {len(requests)} gradebook requests failed"
+            f"tenant {tenant_id!r}, {'night ' if label[:1].isdigit() else ''}{label}: {failed} of {total} gradebook requests failed"
             f"{f' and {held} more were held back' if held else ''}; "
             "a re-run sends only those and what changed. First errors: "
             + "; ".join(map(str, errors)),

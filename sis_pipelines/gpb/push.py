@@ -103,6 +103,7 @@ def push(
     max_concurrency: int = 2,
     on_progress: Callable[[str], None] | None = None,
     max_failure_streak: int = 10,
+    streak: list[int] | None = None,
 ) -> PushResult:
     known = Known(ledger)
     updates: dict[str, dict[str, Any]] = {}
@@ -113,7 +114,7 @@ def push(
     failed_keys: set[str] = set()
     # Consecutive requests the SIS failed after the client's retries: a SIS that is down is
     # not hammered with every remaining request; the rest waits for the re-run.
-    streak = [0]
+    streak = streak if streak is not None else [0]  # carried from one part to the next
 
     def send(request: dict[str, Any], digest: str) -> _Outcome:
         if streak[0] >= max_failure_streak:

@@ -4,6 +4,7 @@ gradebook snapshot and its window, the night's requests file, the passes, the le
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Any, BinaryIO
 
@@ -114,18 +115,41 @@ def write_requests(payloads: Payloads, path: UPath) -> None:
     publish(path, lambda fh: write_request_lines(payloads.requests, fh))
 
 
+def read_request_parts(path: UPath, classes_per_part: int) -> Iterator[list[dict[str, Any]]]:
+    """The requests file in parts of ``classes_per_part`` classes, in file order: a class's
+    lineItems and results in one part (a result needs its lineItem sent first), the
+    categories with the part they precede, and the removals, which come last, as one part."""
+    part: list[dict[str, Any]] = []
+    classes: set[str] = set()
+    removals: list[dict[str, Any]] = []
+    for request in _requests(path):
+        if request.get("removal"):
+            removals.append(request)
+            continue
+        class_id = request.get("class")
+        if class_id is not None and class_id not in classes and len(classes) >= classes_per_part:
+            yield part
+            part, classes = [], set()
+        if class_id is not None:
+            classes.add(class_id)
+        part.append(request)
+    for last in (part, removals):
+        if last:
+            yield last
+
+
 def read_requests(path: UPath) -> list[dict[str, Any]]:
-    out = []
+    return list(_requests(path))
+
+
+def _requests(path: UPath) -> Iterator[dict[str, Any]]:
     with path.open("rb") as fh:
         for line in fh:
             if line.strip():
                 r = orjson.loads(line)
-                out.append(
-                    {
-                        "method": r["method"],
-                        "path": r["path"],
-                        "body": r["body"],
-                        **r.get("meta", {}),
-                    }
-                )
-    return out
+                yield {
+                    "method": r["method"],
+                    "path": r["path"],
+                    "body": r["body"],
+                    **r.get("meta", {}),
+                }
