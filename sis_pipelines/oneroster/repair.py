@@ -71,12 +71,16 @@ class Repairs:
     def __len__(self) -> int:
         return sum(p.num_rows for p in self.parts)
 
-    def to_frame(self, kept: pa.Array | None = None) -> pd.DataFrame:
-        """As a frame; with ``kept``, only the repairs of records that were kept."""
+    def to_frame(self, dropped: pa.Array | None = None) -> pd.DataFrame:
+        """As a frame; with ``dropped`` (the sourcedIds quarantined), only the repairs of
+        records that were kept. (The quarantined are few; the kept are the collection.)"""
         schema = pa.schema([(c, pa.string()) for c in REPAIR_COLUMNS])
         table = pa.concat_tables(self.parts) if self.parts else schema.empty_table()
-        if kept is not None:
-            table = table.filter(pc.is_in(table["sourcedId"], kept).fill_null(False))
+        if dropped is not None:
+            ids = table["sourcedId"]
+            table = table.filter(
+                pc.and_(pc.is_valid(ids), pc.invert(pc.is_in(ids, dropped).fill_null(False)))
+            )
         return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 

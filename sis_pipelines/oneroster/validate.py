@@ -163,8 +163,12 @@ def validate(
             "record": pd.ArrowDtype(pyarrow_.string()),
         }
     )
-    kept = pyarrow_.array(frame["sourcedId"].astype(object).dropna().to_numpy(), pyarrow_.string())
-    return Validated(frame, quarantine, repairs.to_frame(kept=kept))
+    # By what was dropped, not what was kept: the kept sourcedIds as Python strings would be
+    # a gigabyte at ten million enrollments.
+    dropped = pyarrow_.array(
+        quarantine["sourcedId"].astype(object).dropna().to_numpy(), pyarrow_.string()
+    )
+    return Validated(frame, quarantine, repairs.to_frame(dropped=dropped))
 
 
 ROOT = "root: "
