@@ -122,7 +122,10 @@ class CanvasClient:
                     response.headers.get("Retry-After")
                     or random.uniform(0.5, min(30.0, 2**attempt))
                 )
-                log.warning(
+                # Throttling is Canvas's pacing, expected and counted (canvas_throttled);
+                # a server error is worth a warning.
+                log.log(
+                    logging.DEBUG if _throttled(response) else logging.WARNING,
                     "tenant %r: Canvas %s answered %s; waiting %.1fs",
                     self.tenant,
                     path,
