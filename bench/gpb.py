@@ -1,4 +1,4 @@
-"""``make bench GPB=1``: a night of grade passback for the benchmark's district, through the
+"""``make bench`` (``GPB=0`` leaves it out): a night of grade passback for the benchmark's district, through the
 pipeline's own steps (read the Canvas gradebook, compute the payloads, push them), against a
 simulated Canvas that throttles as Canvas does and a simulated SIS gradebook, each in a process
 of its own.
@@ -6,7 +6,7 @@ of its own.
 The Canvas simulator holds what the night's Canvas mapping provisioned: every course, and the
 students of the courses whose teachers grade in Canvas. Night 1 is the set-up (the first pass
 sends everything); night 2 is measured: the night's grade changes. The same night-2 gradebook
-is also read the way a sequential client reads every course, the figure we started from.
+is also read as we first read it (every course, one at a time): the figure we started from.
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ from sis_pipelines.gpb.state import passed_back, read_ledger
 from sis_pipelines.lake import Lake
 from sis_pipelines.memory import release_memory
 from sis_pipelines.nights import end_of_night
+from sis_pipelines.simulator.canvas_gradebook import GRADEBOOK_SHARE
 from sis_pipelines.storage import read_frame
 from sis_pipelines.tenants import Tenant, parse_tenants
-
-GRADEBOOK_SHARE = 40  # one course in this many keeps its gradebook in Canvas (the simulator's)
 
 TOKEN = "bench-canvas-token"
 VENDOR_KEY = "bench-vendor-key"
