@@ -5,6 +5,7 @@ gradebook REST endpoints of the courses it holds (see canvas_gradebook)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import secrets
@@ -65,6 +66,10 @@ class CanvasSimulator:
         self._load()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._httpd.daemon_threads = True
+        # Canvas's file store: a report's download redirects there, with a signed URL.
+        self.file_store_headers: list[dict[str, str]] = []  # what each download brought
+        self._files = ThreadingHTTPServer(("127.0.0.1", 0), _file_store(self))
+        self._files.daemon_threads = True
 
     def _load(self) -> None:
         """The SIS data as the state file holds it (another process may have imported)."""
@@ -85,14 +90,21 @@ class CanvasSimulator:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def start(self) -> CanvasSimulator:
-        threading.Thread(
-            target=self._httpd.serve_forever, args=(POLL_S,), daemon=True, name="canvas-sim"
-        ).start()
+        for server, name in ((self._httpd, "canvas-sim"), (self._files, "canvas-files")):
+            threading.Thread(
+                target=server.serve_forever, args=(POLL_S,), daemon=True, name=name
+            ).start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        for server in (self._httpd, self._files):
+            server.shutdown()
+            server.server_close()
+
+    def signed_file_url(self, number: int, name: str) -> str:
+        """Where Canvas's file store serves a report's file: another host, a signed URL."""
+        verifier = hashlib.sha256(f"{self.token}|{number}".encode()).hexdigest()[:20]
+        return f"http://127.0.0.1:{self._files.server_address[1]}/blob/{number}/{name}?verifier={verifier}"
 
     def __enter__(self) -> CanvasSimulator:
         return self.start()
@@ -391,6 +403,35 @@ def _public(sis_import: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sis_import.items() if not k.startswith("_")}
 
 
+def _file_store(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
+    """Canvas's file store: a report's bytes at a signed URL, no token needed (or wanted)."""
+
+    class FileStore(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            sim.file_store_headers.append(dict(self.headers))
+            split = urlsplit(self.path)
+            parts = split.path.strip("/").split("/")
+            body, status = b"not found", 404
+            if len(parts) == 3 and parts[0] == "blob" and parts[1].isdigit():
+                number = int(parts[1])
+                expected = sim.signed_file_url(number, parts[2])
+                if 1 <= number <= len(sim.reports) and expected.endswith(
+                    f"{split.path}?{split.query}"
+                ):
+                    body, status = sim.reports[number - 1][1], 200
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return FileStore
+
+
 def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -544,7 +585,14 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
             if len(parts) == 2 and parts[0] == "files" and parts[1].startswith("report-"):
                 number = parts[1].removeprefix("report-").split(".")[0]
                 if number.isdigit() and 1 <= int(number) <= len(sim.reports):
-                    self._send(200, sim.reports[int(number) - 1][1])
+                    # As Canvas does: the download is redirected to the file store.
+                    if getattr(self, "_admitted", False):
+                        self._admitted = False
+                        sim.bucket.settle()
+                    self.send_response(302)
+                    self.send_header("Location", sim.signed_file_url(int(number), parts[1]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
             if parts[:3] == ["api", "v1", "accounts"] and len(parts) == 4:
                 self._send(
