@@ -225,3 +225,11 @@ def test_a_grade_export_without_scores_names_only_the_courses_passed_back():
         "user_id",
         "sis_user_id",
     ]
+
+
+def test_a_grade_export_without_its_columns_is_refused(canvas, monkeypatch):
+    """An empty or cut report would read as "no course has a score": refused instead."""
+    sim, client = canvas
+    monkeypatch.setattr(sim, "grade_export", lambda: b"")
+    with pytest.raises(CanvasError, match="no course sis, student id"):
+        grade_export(client, ())

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
-from ..canvas.api import CanvasClient
+from ..canvas.api import CanvasClient, CanvasError
 from .canvas_gradebook import STUDENT_COLUMNS
 
 REPORT = "grade_export_csv"
@@ -56,12 +56,28 @@ def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
+def _check_header(canvas: CanvasClient, path: Path) -> None:
+    """A report without its columns (empty, cut, another report) would read as no course
+    with a score: refused, not taken as a night without grades."""
+    with path.open("rb") as fh:
+        header = fh.readline().decode("utf-8-sig", "replace").strip().lower().split(",")
+    missing = [c for c in COLUMNS if c not in [h.strip('" ') for h in header]]
+    if missing:
+        raise CanvasError(
+            canvas.tenant,
+            f"reports/{REPORT}",
+            f"the Grade Export report has no {', '.join(missing)} column (is it empty or cut?); "
+            "nothing read from it",
+        )
+
+
 def grade_export(canvas: CanvasClient, passed_back: Collection[str]) -> GradeExport:
     """The courses worth reading tonight and their students' course grades."""
     with tempfile.TemporaryDirectory(prefix="grade-export-") as folder:
         path = Path(folder) / f"{REPORT}.csv"
         with path.open("wb") as fh:
             canvas.account_report(REPORT, {}, into=fh)
+        _check_header(canvas, path)
         scored: set[str] = set()
         for batch in _batches(path, ["course sis", "current score"]):
             has_score = pc.is_valid(batch["current score"])
