@@ -154,11 +154,14 @@ def _plan_part(
     settings: Settings,
     night: date,
     categories: list[dict[str, Any]],
+    known_ids: dict[str, str],
 ) -> tuple[Payloads, RemovalPlan]:
     """What a part of the gradebook implies for the SIS, and the removals of ours in it."""
-    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
-    involved = students_by_class(book, settings.prefix)
-    involved = involved[involved["course_id"].isin(book.assignments["course_id"])]
+    students = students_by_class(book, settings.prefix)
+    # Our records in the part's courses and classes: a district's ledger holds every result
+    # we ever sent, and the part looks at its own.
+    ledger = ledger[ledger["course"].isin(book.courses) | ledger["class"].isin(students["class"])]
+    involved = students[students["course_id"].isin(book.assignments["course_id"])]
     ours = ledger[ledger["course"].isin(book.courses) | ledger["class"].isin(involved["class"])]
     state = SisState(categories=categories)
     for class_id in sorted(set(involved["class"]) | set(ours["class"].dropna())):
@@ -199,6 +202,7 @@ def plan(
     base = sis.client.base_url
     settings = Settings.of(tenant, _rostering_base(tenant, base), base)
     categories = sis.categories()
+    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     counts: dict[str, int] = {}
     kept: list[dict[str, Any]] = []
     reports: list[pd.DataFrame] = []
@@ -208,7 +212,16 @@ def plan(
     for start in range(0, max(len(courses), 1), COURSES_PER_PART):
         part = book.of_courses(courses[start : start + COURSES_PER_PART])
         payloads, part_removals = _plan_part(
-            part, classes, academic_sessions, sis, ledger, tenant, settings, night, categories
+            part,
+            classes,
+            academic_sessions,
+            sis,
+            ledger,
+            tenant,
+            settings,
+            night,
+            categories,
+            known_ids,
         )
         # A category a part creates is created once, before the first lineItem that needs it.
         requests = [
