@@ -405,12 +405,13 @@ def send(
             streak=streak,
         )
         total += len(part)
-        ledger = result.ledger
-        lake.write_gpb_ledger(tenant_id, ledger)
+        if result.ledger is not ledger:  # stored as soon as the SIS took something
+            ledger = result.ledger
+            lake.write_gpb_ledger(tenant_id, ledger)
         outcomes.append(result.outcomes)
         conflicts += result.conflicts
-    if not outcomes:
-        lake.write_gpb_ledger(tenant_id, ledger)
+    if not lake.gpb_ledger_file(tenant_id).exists():
+        lake.write_gpb_ledger(tenant_id, ledger)  # a first pass that sent nothing: an empty one
     frame = (
         pd.concat(outcomes, ignore_index=True)
         if outcomes

@@ -265,6 +265,13 @@ def push(
         if on_progress:
             on_progress(f"removals: {len(removals)} tried")
 
+    frame = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(OUTCOME_COLUMNS)).astype(
+        OUTCOME_COLUMNS
+    )
+    if not updates and not removed:
+        # Nothing the SIS took: the ledger as it was (a district's is millions of rows, and
+        # most parts of a night send nothing).
+        return PushResult(frame, ledger, conflicts)
     kept = ledger[~ledger["key"].isin(updates) & ~ledger["key"].isin(removed)].astype(
         LEDGER_COLUMNS
     )
@@ -275,9 +282,6 @@ def push(
         pd.concat([f for f in (kept, fresh) if len(f)], ignore_index=True)
         if len(kept) or len(fresh)
         else kept
-    )
-    frame = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(OUTCOME_COLUMNS)).astype(
-        OUTCOME_COLUMNS
     )
     return PushResult(frame, merged.sort_values("key", ignore_index=True), conflicts)
 
