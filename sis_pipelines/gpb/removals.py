@@ -25,18 +25,21 @@ from ..figures import Figures, Markdown
 from .canvas_gradebook import CanvasGradebook
 from .payloads import SisState, students_by_class
 
+# Text held by Arrow, not as Python strings: a district's ledger is a row per result we ever
+# sent (millions).
+TEXT = "string[pyarrow]"
 LEDGER_COLUMNS = {
-    "key": "string",
-    "sis_id": "string",
-    "body_hash": "string",
+    "key": TEXT,
+    "sis_id": TEXT,
+    "body_hash": TEXT,
     "score": "Float64",
-    "score_status": "string",
-    "night": "string",
-    "kind": "string",
-    "class": "string",
-    "course": "string",
-    "line_item_key": "string",
-    "student": "string",
+    "score_status": TEXT,
+    "night": TEXT,
+    "kind": TEXT,
+    "class": TEXT,
+    "course": TEXT,
+    "line_item_key": TEXT,
+    "student": TEXT,
 }
 PLURAL = {"lineItem": "lineItems", "result": "results"}
 
