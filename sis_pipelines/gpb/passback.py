@@ -205,6 +205,7 @@ def plan(
     known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     counts: dict[str, int] = {}
     kept: list[dict[str, Any]] = []
+    emit = sink if sink is not None else kept.extend
     reports: list[pd.DataFrame] = []
     removals = RemovalPlan([], {}, {})
     seen_categories: set[str] = set()
@@ -232,18 +233,12 @@ def plan(
         seen_categories |= {r["key"] for r in requests if r["kind"] == "category"}
         for r in requests:
             counts[r["kind"]] = counts.get(r["kind"], 0) + 1
-        if sink is not None:
-            sink(requests)
-        else:
-            kept += requests
+        emit(requests)
         reports.append(payloads.report)
         removals = removals + part_removals
     passed = not removals.over(tenant.gpb.max_removal_share, tenant.gpb.removal_guard_floor)
     if passed or allow_mass_removal:
-        if sink is not None:
-            sink(removals.requests)
-        else:
-            kept += removals.requests
+        emit(removals.requests)
     else:
         reports.append(
             pd.DataFrame(

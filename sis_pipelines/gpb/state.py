@@ -138,10 +138,6 @@ def read_request_parts(path: UPath, classes_per_part: int) -> Iterator[list[dict
             yield last
 
 
-def read_requests(path: UPath) -> list[dict[str, Any]]:
-    return list(_requests(path))
-
-
 def _requests(path: UPath) -> Iterator[dict[str, Any]]:
     with path.open("rb") as fh:
         for line in fh:
