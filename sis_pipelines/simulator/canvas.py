@@ -440,13 +440,17 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, body: Any, link: str | None = None) -> None:
+        def _send(
+            self, status: int, body: Any, link: str | None = None, location: str | None = None
+        ) -> None:
             raw = orjson.dumps(body) if not isinstance(body, bytes) else body
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             if link:
                 self.send_header("Link", link)
+            if location:
+                self.send_header("Location", location)
             # Canvas's throttling headers: the request's cost, the bucket's room for the token.
             admitted, self._admitted = getattr(self, "_admitted", False), False
             room = sim.bucket.settle() if admitted else sim.bucket.remaining()
@@ -586,13 +590,7 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 number = parts[1].removeprefix("report-").split(".")[0]
                 if number.isdigit() and 1 <= int(number) <= len(sim.reports):
                     # As Canvas does: the download is redirected to the file store.
-                    if getattr(self, "_admitted", False):
-                        self._admitted = False
-                        sim.bucket.settle()
-                    self.send_response(302)
-                    self.send_header("Location", sim.signed_file_url(int(number), parts[1]))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self._send(302, b"", location=sim.signed_file_url(int(number), parts[1]))
                     return
             if parts[:3] == ["api", "v1", "accounts"] and len(parts) == 4:
                 self._send(
