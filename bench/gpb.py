@@ -134,7 +134,7 @@ def serve_canvas(
 
 
 @contextmanager
-def _process(command: list[str], marker: str) -> Iterator[list[str]]:
+def serving(command: list[str], marker: str) -> Iterator[list[str]]:
     """A simulator in a process of its own (its memory and CPU are not ours): the lines it
     printed up to ``marker``."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -152,7 +152,7 @@ def _process(command: list[str], marker: str) -> Iterator[list[str]]:
         process.wait()
 
 
-def _value(lines: list[str], label: str) -> str:
+def printed(lines: list[str], label: str) -> str:
     return next(line.split(label, 1)[1].strip() for line in lines if label in line)
 
 
@@ -163,8 +163,8 @@ def simulated_canvas(
     command = [sys.executable, "-m", "bench.gpb", "--lake", root, "--tenant", tenant_id]
     command += ["--night", night.isoformat(), "--port", str(port), "--share", str(share)]
     command += [] if throttled else ["--unthrottled"]
-    with _process(command, "base URL:") as lines:
-        yield _value(lines, "base URL:")
+    with serving(command, "base URL:") as lines:
+        yield printed(lines, "base URL:")
 
 
 @contextmanager
@@ -175,8 +175,8 @@ def simulated_sis(night: date, port: int) -> Iterator[tuple[str, str]]:
     command += ["infinite_campus", "--students", "10", "--night", night.isoformat()]
     command += ["--port", str(port), "--client-secret", "bench-secret"]
     command += ["--vendor-authorization", f"{VENDOR_KEY}:{VENDOR_SECRET}"]
-    with _process(command, "client id:") as lines:
-        yield _value(lines, "base URL:"), _value(lines, "gradebook:")
+    with serving(command, "client id:") as lines:
+        yield printed(lines, "base URL:"), printed(lines, "gradebook:")
 
 
 def gpb_tenant(tenant_id: str, sis_base: str, gradebook: str, canvas: str) -> Tenant:

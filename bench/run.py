@@ -141,17 +141,8 @@ def simulator(students: int, night: date, port: int) -> Iterator[str]:
         "--client-secret",
         "bench-secret",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        for line in process.stdout:  # type: ignore[union-attr]
-            if "base URL:" in line:
-                yield line.split("base URL:")[1].strip()
-                break
-        else:
-            raise RuntimeError("the simulator did not start")
-    finally:
-        process.terminate()
-        process.wait()
+    with gpb.serving(command, "base URL:") as lines:
+        yield gpb.printed(lines, "base URL:")
 
 
 class Timed:
