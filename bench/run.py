@@ -37,9 +37,9 @@ from sis_pipelines.canvas.provision import canvas_files, map_night
 from sis_pipelines.connect import Services
 from sis_pipelines.lake import Lake
 from sis_pipelines.memory import release_memory
+from sis_pipelines.oneroster import batches as batches_module
 from sis_pipelines.oneroster import client as client_module
 from sis_pipelines.oneroster import csv_bundle as csv_module
-from sis_pipelines.oneroster import snapshot as snapshot_module
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.schemas import referenced_collections
 from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
@@ -241,12 +241,14 @@ def night(
     with (
         Timed(module, "read_file" if source == "csv" else "decode_page") as columnar,
         Timed(module, "normalise_page") as records,
-        Timed(snapshot_module, "validate") as validation,
+        Timed(batches_module, "check") as validation,
+        Timed(batches_module, "append") as writing,
         served as where,
     ):
         tenant = csv_tenant(where) if source == "csv" else bench_tenant(where)
         for name in ORDER:
-            marks = columnar.mark(), records.mark(), validation.mark()
+            timers = columnar, records, validation, writing
+            marks = tuple(t.mark() for t in timers)
             clock.rss.reset()
             wall, cpu = time.perf_counter(), time.process_time()
             # Referenced collections are loaded as their assets' sourcedId column.
@@ -259,11 +261,11 @@ def night(
             taken = take_snapshot(lake, services, request, refs)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             peak = clock.rss.reset()  # interleaved page by page: one peak for the step
-            (cw, cc), (rw, rc), (vw, vc) = (
-                t.since(m) for t, m in zip((columnar, records, validation), marks, strict=True)
+            (cw, cc), (rw, rc), (vw, vc), (ww, wc) = (
+                t.since(m) for t, m in zip(timers, marks, strict=True)
             )
             vw, vc = vw + refs_wall, vc + refs_cpu
-            clock.add("http_fetch_decode", wall - cw - rw - vw, cpu - cc - rc - vc, peak)
+            clock.add("http_fetch_decode", wall - cw - rw - vw - ww, cpu - cc - rc - vc - wc, peak)
             clock.add("columnar_decode_normalise", cw, cc, peak)
             clock.add("normalisation", rw, rc, peak)
             clock.add("validation", vw, vc, peak)
@@ -271,10 +273,9 @@ def night(
             if source == "rest":  # a drop is read, not requested
                 counters["requests"] += int(taken.figures["requests"])  # type: ignore[call-overload]
                 counters["minimal_requests"] += max(1, math.ceil(taken.records / PAGE))
-            with clock.stage("parquet_write"):
-                write_frame(taken.frame, lake.snapshot(name, when, TENANT))
-                del taken, refs
-                release_memory()  # the step ends, as the IO manager ends it
+            clock.add("parquet_write", ww, wc, peak)  # batch by batch, as the pages came
+            del taken, refs
+            release_memory()  # the step ends, as the IO manager ends it
     counters["decode_cpu_s"] = sum(
         clock.stages[s]["cpu_s"]
         for s in ("http_fetch_decode", "columnar_decode_normalise", "normalisation")

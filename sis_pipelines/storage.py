@@ -8,8 +8,12 @@ one. On object stores a single PUT is already all-or-nothing.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,32 +25,66 @@ from upath import UPath
 COMPRESSION = "zstd"
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A step's output its domain call has already published (a night's snapshot written batch
+    by batch): the IO manager has nothing left to write."""
+
+    path: UPath
+    rows: int
+
+
+def _local(path: UPath) -> Path | None:
+    return Path(path.path) if path.protocol in ("", "file", "local") else None
+
+
+@contextmanager
+def staged(path: UPath) -> Iterator[Path]:
+    """A local file to write ``path`` in, published whole when the block ends, removed if it
+    raises: readers see the old file or the whole new one, never a part."""
+    target = _local(path)
+    if target is None:  # an object store: staged locally, then one PUT (all-or-nothing)
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = Path(folder) / path.name
+            yield tmp
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "rb") as src, path.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 24)
+        return
+    # Folders made for the file go again if it is not published (a failed night leaves no
+    # trace of itself).
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed mid-write leaves only a hidden temporary file; the next writer of
+    # the same target (one run per tenant-night at a time) clears it.
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: another file lives there
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def publish(path: UPath, write: Callable[[BinaryIO], object]) -> None:
     """Write a file so that readers see the old one or the whole new one, never a part."""
-    if path.protocol in ("", "file", "local"):
-        target = Path(path.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A writer killed mid-write leaves only a hidden temporary file; the next writer of
-        # the same target (one run per tenant-night at a time) clears it.
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    with staged(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
 
 
@@ -72,6 +110,11 @@ def _compliant_lists(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields, table.schema.metadata))
 
 
+def stored_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema a table of ``schema`` is stored with (lists' values named ``element``)."""
+    return _compliant_lists(schema.empty_table()).schema
+
+
 def atomic_write_table(table: pa.Table, path: UPath) -> None:
     table = _compliant_lists(table)
     # A column held as a dictionary in memory (ten million Canvas enrollments as codes into
@@ -83,6 +126,37 @@ def atomic_write_table(table: pa.Table, path: UPath) -> None:
         path,
         lambda fh: pq.write_table(table, fh, compression=COMPRESSION, store_schema=not coded),
     )
+
+
+def write_tables(tables: Iterable[pa.Table], path: UPath) -> None:
+    """Tables of one schema (the first's) as one file, each a row group or more, published
+    whole: a file of ten million rows never held at once. Dictionary columns are stored as
+    their values, as ``atomic_write_table`` stores them."""
+    with staged(path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for table in tables:
+                table = _compliant_lists(table)
+                if writer is None:
+                    coded = any(pa.types.is_dictionary(t) for t in table.schema.types)
+                    writer = pq.ParquetWriter(
+                        tmp, table.schema, compression=COMPRESSION, store_schema=not coded
+                    )
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def read_batches(
+    path: UPath, columns: list[str] | None = None, dictionary: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """A stored frame a row group at a time (see ``read_frame``)."""
+    with path.open("rb") as fh:
+        stored = pq.ParquetFile(fh, read_dictionary=dictionary)
+        for group in range(stored.num_row_groups):
+            table = stored.read_row_group(group, columns=columns)
+            yield table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def write_frame(frame: pd.DataFrame, path: UPath) -> None:

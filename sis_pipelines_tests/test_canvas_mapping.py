@@ -226,3 +226,40 @@ def test_mapping_as_its_step_loads_the_snapshot(snapshot, loaded, login_id_field
     assert whole.keys() == as_loaded.keys()
     for name in whole:
         pd.testing.assert_frame_equal(as_loaded[name], whole[name], check_dtype=True)
+
+
+def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_maps(
+    tmp_path, monkeypatch
+):
+    """map_night reads enrollments a row group at a time and writes Canvas enrollments a
+    slice at a time: the stored files are the whole snapshot's mapping, row for row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sis_pipelines.canvas import enrollments as canvas_enrollments
+    from sis_pipelines.canvas.provision import map_night
+    from sis_pipelines.lake import Lake
+
+    night = date(2026, 12, 20)
+    snapshot = canonical(District(300, 5).snapshot(night))
+    lake = Lake(UPath(tmp_path))
+    for name, frame in snapshot.items():
+        path = lake.snapshot(name, night, "t")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Row groups of 97 records: many batches, none aligned with a slice.
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        pq.write_table(table, str(path), 97)
+    monkeypatch.setattr(canvas_enrollments, "SLICE_ROWS", 89)
+    config = cfg(sis_id_prefix="d1-")
+    figures = map_night(lake, "t", config, night)
+    whole = map_snapshot(snapshot, config, night)
+    assert figures["enrollments_rows"] == len(whole["enrollments"]) > 89 * 3
+    for name, frame in whole.items():
+        path = str(lake.canvas_file(name, night, "t"))
+        assert pq.ParquetFile(path).num_row_groups > 1 or name != "enrollments"
+        stored = pq.read_table(path)
+        pd.testing.assert_frame_equal(
+            stored.to_pandas().astype(object),
+            frame.reset_index(drop=True).astype(object),
+            check_dtype=False,
+        )

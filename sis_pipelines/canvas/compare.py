@@ -10,8 +10,6 @@ one chance in 10^19 per changed row, far below any other cause of a wrong import
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
+from ..duck import bounded
 from ..storage import parquet_rows, read_frame
 
 # One Canvas file of a night: in memory, or as the mapping stored it.
@@ -123,21 +122,10 @@ class NightFile:
 
 
 @contextmanager
-def _connection() -> Iterator[duckdb.DuckDBPyConnection]:
-    spill = tempfile.mkdtemp(prefix="sis-delta-")
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
-    try:
-        yield con
-    finally:
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
-
-
-@contextmanager
 def comparing(
     previous: FileSource, current: FileSource, columns: list[str]
 ) -> Iterator[tuple[NightFile, NightFile]]:
-    with _connection() as con:
+    with bounded(MEMORY_LIMIT, "delta") as con:
         yield NightFile(con, "old", previous, columns), NightFile(con, "new", current, columns)
 
 

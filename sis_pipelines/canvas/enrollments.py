@@ -9,7 +9,8 @@ are plain strings (see ``storage.atomic_write_table``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -129,19 +130,21 @@ def _first_by_group(table: pa.Table, key: list[str]) -> np.ndarray:
 
 
 def canvas_enrollments(
-    enrollments: pd.DataFrame,
+    enrollments: pd.DataFrame | Iterable[pd.DataFrame],
     sections: pd.DataFrame,
     user_ids: pd.Series | pa.ChunkedArray,
     role_map: dict[str, str],
     prefix: str,
-) -> pd.DataFrame:
+) -> CanvasEnrollments:
     """Active OneRoster enrollments of mapped users in mapped sections, as Canvas rows.
 
-    ``sections`` has the unprefixed columns class, course_id, start_date and end_date.
-    Every enrollment becomes three integer codes (its section, user and Canvas role among
-    the known ones): unknown users and sections drop out, duplicates are found on one int64
-    per row, and the rows that stay keep their codes: the text exists once, in the small
-    tables that become the columns' dictionaries.
+    ``enrollments``: the collection, or its batches (the stored file read a row group at a
+    time: ten million enrollments are never held whole). ``sections`` has the unprefixed
+    columns class, course_id, start_date and end_date. Every enrollment becomes three integer
+    codes (its section, user and Canvas role among the known ones): unknown users and
+    sections drop out, duplicates are found on one int64 per row, and the rows that stay keep
+    their codes: the text exists once, in the small tables that become the columns'
+    dictionaries.
     """
     classes = text(sections["class"]).combine_chunks()
     users = (
@@ -150,25 +153,9 @@ def canvas_enrollments(
         else pa.array(user_ids, pa.string())
     )
     roles = pc.unique(pa.array(list(role_map.values()), pa.string()))
-    section = by_value(enrollments["classSourcedId"], lambda v: pc.index_in(v, value_set=classes))
-    user = by_value(enrollments["userSourcedId"], lambda v: pc.index_in(v, value_set=users))
-    role = by_value(
-        enrollments["role"], lambda v: pc.index_in(_mapped(v, role_map), value_set=roles)
-    )
-    active = by_value(enrollments["status"], lambda v: pc.equal(v, "active"))
-    keep = pc.and_(
-        pc.and_(active, pc.is_valid(role)),
-        pc.and_(pc.is_valid(user), pc.is_valid(section)),
-    ).fill_null(False)
-    codes = pa.table(
-        {
-            "section": section,
-            "user": user,
-            "role": role,
-            "begin": arrow_column(enrollments["beginDate"]),
-            "end": arrow_column(enrollments["endDate"]),
-        }
-    ).filter(keep)
+    batches = [enrollments] if isinstance(enrollments, pd.DataFrame) else enrollments
+    parts = [_codes(batch, classes, users, roles, role_map) for batch in batches]
+    codes = pa.concat_tables(parts) if parts else _codes_schema().empty_table()
     key = [codes["section"], codes["user"], codes["role"]]
     combined = _combined(
         [k.to_numpy() for k in key] if codes.num_rows else [np.array([], np.int64)] * 3,
@@ -180,29 +167,98 @@ def canvas_enrollments(
         first = first_positions(combined)
     if first is not None:
         codes = codes.take(first)
-    section = codes["section"].combine_chunks()
+    return CanvasEnrollments(codes, classes, users, roles, sections, prefix)
 
-    def of_section(column: str) -> pa.DictionaryArray:
-        return coded(section, text(sections[column]).combine_chunks())
 
-    term_end = of_section("end_date")
-    # Ten million rows as codes into the district's sections, users, roles and dates: the
-    # text as plain strings was about 1.7 GB at that size, most of a night's peak memory.
-    rows = {
-        "course_id": of_section("course_id"),
-        "section_id": coded(section, classes, unique=True),
-        "user_id": coded(codes["user"].combine_chunks(), users, unique=True),
-        "role": coded(codes["role"].combine_chunks(), roles, unique=True),
-        "status": coded(
-            pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), unique=True
-        ),
-        # Canvas derives enrollment state from these dates: always give both.
-        "start_date": first_valid(iso_coded(codes["begin"]), of_section("start_date")),
-        "end_date": first_valid(iso_coded(codes["end"]), term_end),
-        INTERNAL: term_end,
+def _codes_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("section", pa.int32()),
+            ("user", pa.int32()),
+            ("role", pa.int32()),
+            ("begin", pa.date32()),
+            ("end", pa.date32()),
+        ]
+    )
+
+
+def _codes(
+    batch: pd.DataFrame, classes: pa.Array, users: pa.Array, roles: pa.Array, role_map: dict
+) -> pa.Table:
+    """A batch's mapped enrollments as codes (section, user, role) and their own dates."""
+    section = by_value(batch["classSourcedId"], lambda v: pc.index_in(v, value_set=classes))
+    user = by_value(batch["userSourcedId"], lambda v: pc.index_in(v, value_set=users))
+    role = by_value(batch["role"], lambda v: pc.index_in(_mapped(v, role_map), value_set=roles))
+    active = by_value(batch["status"], lambda v: pc.equal(v, "active"))
+    keep = pc.and_(
+        pc.and_(active, pc.is_valid(role)),
+        pc.and_(pc.is_valid(user), pc.is_valid(section)),
+    ).fill_null(False)
+    columns = {
+        "section": section,
+        "user": user,
+        "role": role,
+        "begin": arrow_column(batch["beginDate"]),
+        "end": arrow_column(batch["endDate"]),
     }
-    if prefix:
-        for column in ("course_id", "section_id", "user_id"):
-            rows[column] = prefixed(rows[column], prefix)
-    columns = [c for c in FILES["enrollments"].columns if c in rows] + [INTERNAL]
-    return pa.table({c: rows[c] for c in columns}).to_pandas(types_mapper=pd.ArrowDtype)
+    table = pa.table(
+        {k: pa.chunked_array(v) if isinstance(v, pa.Array) else v for k, v in columns.items()}
+    )
+    return table.filter(keep).cast(_codes_schema())
+
+
+# Canvas enrollments built and written at a time: the codes are 20 bytes a row, the rows
+# built from them several times that.
+SLICE_ROWS = 1 << 20
+
+
+@dataclass
+class CanvasEnrollments:
+    """The night's Canvas enrollments as codes, built into rows a slice at a time."""
+
+    codes: pa.Table  # section, user, role (codes), begin, end
+    classes: pa.Array
+    users: pa.Array
+    roles: pa.Array
+    sections: pd.DataFrame
+    prefix: str
+
+    def __len__(self) -> int:
+        return self.codes.num_rows
+
+    def table(self, start: int = 0, rows: int | None = None) -> pa.Table:
+        codes = self.codes.slice(start, rows)
+        section = codes["section"].combine_chunks()
+
+        def of_section(column: str) -> pa.DictionaryArray:
+            return coded(section, text(self.sections[column]).combine_chunks())
+
+        term_end = of_section("end_date")
+        # Rows as codes into the district's sections, users, roles and dates: the text as
+        # plain strings was about 1.7 GB at ten million rows, most of a night's peak memory.
+        out = {
+            "course_id": of_section("course_id"),
+            "section_id": coded(section, self.classes, unique=True),
+            "user_id": coded(codes["user"].combine_chunks(), self.users, unique=True),
+            "role": coded(codes["role"].combine_chunks(), self.roles, unique=True),
+            "status": coded(
+                pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), unique=True
+            ),
+            # Canvas derives enrollment state from these dates: always give both.
+            "start_date": first_valid(iso_coded(codes["begin"]), of_section("start_date")),
+            "end_date": first_valid(iso_coded(codes["end"]), term_end),
+            INTERNAL: term_end,
+        }
+        if self.prefix:
+            for column in ("course_id", "section_id", "user_id"):
+                out[column] = prefixed(out[column], self.prefix)
+        columns = [c for c in FILES["enrollments"].columns if c in out] + [INTERNAL]
+        return pa.table({c: out[c] for c in columns})
+
+    def tables(self) -> Iterator[pa.Table]:
+        """The rows, a slice at a time (one, empty, for a night without enrollments)."""
+        for start in range(0, max(len(self), 1), SLICE_ROWS):
+            yield self.table(start, SLICE_ROWS)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table().to_pandas(types_mapper=pd.ArrowDtype)

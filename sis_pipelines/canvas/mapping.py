@@ -7,7 +7,7 @@ prefix (in course_term mode a course id joins the course and the term).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 
 import numpy as np
@@ -16,7 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..tenants import Canvas
-from .enrollments import INTERNAL, _mapped, arrow_column, canvas_enrollments, iso_dates, text
+from .enrollments import (
+    INTERNAL,
+    CanvasEnrollments,
+    _mapped,
+    arrow_column,
+    canvas_enrollments,
+    iso_dates,
+    text,
+)
 from .files import FILES, ORDER
 
 OBSERVER_ROLES = {"guardian", "parent", "relative"}
@@ -219,11 +227,24 @@ def map_snapshot(
     snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date
 ) -> dict[str, pd.DataFrame]:
     """The full Canvas state (one frame per CSV file, unprefixed ids) of a snapshot."""
-    accounts = canvas_accounts(snapshot["orgs"])
-    terms, term_of = canvas_terms(snapshot["academic_sessions"], cfg)
+    files = canvas_state(snapshot, cfg, night)
+    return {
+        name: file.to_frame() if isinstance(file, CanvasEnrollments) else file
+        for name, file in files.items()
+    }
+
+
+def canvas_state(
+    snapshot: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]], cfg: Canvas, night: date
+) -> dict[str, pd.DataFrame | CanvasEnrollments]:
+    """The full Canvas state of a snapshot whose enrollments may come in batches: the
+    enrollments are then built into rows a slice at a time, as they are written."""
+    tables = {n: f for n, f in snapshot.items() if isinstance(f, pd.DataFrame)}
+    accounts = canvas_accounts(tables["orgs"])
+    terms, term_of = canvas_terms(tables["academic_sessions"], cfg)
     term_dates = terms.set_index("term_id")[["name", "start_date", "end_date"]]
 
-    classes = _active(snapshot["classes"])
+    classes = _active(tables["classes"])
     cls = pd.DataFrame(
         {
             "class": _s(classes["sourcedId"]).to_numpy(),
@@ -235,7 +256,7 @@ def map_snapshot(
         }
     )
     cls["term"] = _s(cls["term"])
-    courses_src = _active(snapshot["courses"])
+    courses_src = _active(tables["courses"])
     course_info = pd.DataFrame(
         {
             "title": _s(courses_src["title"]).to_numpy(),
@@ -291,7 +312,7 @@ def map_snapshot(
         }
     )
 
-    users_src = snapshot["users"]
+    users_src = tables["users"]
     users, eligible = canvas_users(users_src, cfg)
 
     enrollments = canvas_enrollments(

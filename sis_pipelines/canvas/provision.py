@@ -6,6 +6,7 @@ Each step reads and writes through the lake; the Dagster assets call them one ea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -16,12 +17,13 @@ from upath import UPath
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
-from ..storage import atomic_write_bytes, read_frame, write_frame
+from ..storage import atomic_write_bytes, read_batches, read_frame, write_frame, write_tables
 from ..tenants import Canvas, Tenant
 from .api import FAILED, import_messages
 from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
+from .enrollments import CanvasEnrollments
 from .files import ORDER
-from .mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, map_snapshot, term_signature
+from .mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, canvas_state, term_signature
 from .package import CanvasCsvError, build_zip
 
 if TYPE_CHECKING:
@@ -34,9 +36,12 @@ class SisImportFailed(SourceError):
     """Canvas took the zip and ended the import in a failed state: retrying sends the same."""
 
 
-def stored_snapshot(lake: Lake, tenant_id: str, night: date) -> dict[str, pd.DataFrame]:
-    """The night's OneRoster collections the mapping reads, only the columns it reads."""
-    out = {}
+def stored_snapshot(
+    lake: Lake, tenant_id: str, night: date
+) -> dict[str, pd.DataFrame | Iterator[pd.DataFrame]]:
+    """The night's OneRoster collections the mapping reads, only the columns it reads;
+    enrollments in batches (a row group at a time), as the mapping reads them."""
+    out: dict[str, pd.DataFrame | Iterator[pd.DataFrame]] = {}
     for name, columns in MAPPED_COLUMNS.items():
         path = lake.snapshot(name, night, tenant_id)
         if not path.exists():
@@ -45,15 +50,24 @@ def stored_snapshot(lake: Lake, tenant_id: str, night: date) -> dict[str, pd.Dat
                 f"materialize it first: sis-pipelines run --tenant {tenant_id} --night {night} "
                 "--select group:oneroster"
             )
-        out[name] = read_frame(path, columns, MAPPED_AS_DICTIONARY.get(name))
+        dictionary = MAPPED_AS_DICTIONARY.get(name)
+        out[name] = (
+            read_batches(path, columns, dictionary)
+            if name == "enrollments"
+            else read_frame(path, columns, dictionary)
+        )
     return out
 
 
 def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
-    files = map_snapshot(stored_snapshot(lake, tenant_id, night), cfg, night)
+    files = canvas_state(stored_snapshot(lake, tenant_id, night), cfg, night)
     for name, frame in files.items():
-        write_frame(frame, lake.canvas_file(name, night, tenant_id))
+        path = lake.canvas_file(name, night, tenant_id)
+        if isinstance(frame, CanvasEnrollments):
+            write_tables(frame.tables(), path)
+        else:
+            write_frame(frame, path)
     figures: Figures = {f"{name}_rows": len(frame) for name, frame in files.items()}
     figures["users_without_login_id"] = files["users"].attrs.get("without_login", 0)
     return figures

@@ -9,7 +9,7 @@ from upath import UPath
 from ..errors import StoredStateError
 from ..lake import Lake
 from ..memory import release_memory
-from ..storage import read_frame, write_frame
+from ..storage import StoredFile, read_frame, write_frame
 
 
 class ParquetIO(dg.UPathIOManager):
@@ -29,8 +29,14 @@ class ParquetIO(dg.UPathIOManager):
 
     # Step boundaries: what earlier steps left (frames in reference cycles) goes before the
     # next collection is fetched or a step loads its inputs.
-    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
-        write_frame(obj, path)
+    def dump_to_path(
+        self, context: dg.OutputContext, obj: pd.DataFrame | StoredFile, path: UPath
+    ) -> None:
+        if isinstance(obj, StoredFile):  # written batch by batch by the step itself
+            if obj.path != path:
+                raise StoredStateError(f"{obj.path} was stored where the lake expects {path}")
+        else:
+            write_frame(obj, path)
         release_memory()
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -249,25 +249,39 @@ class OneRosterClient:
         )
         return Page(records, total_count(headers), has_next(headers))
 
-    def fetch(
-        self, collection: Collection, hook: Callable[[dict], None] | None = None
-    ) -> FetchResult:
-        """Every record of a collection, normalised; see :func:`paginate`."""
-        stats = FetchStats(endpoint=urlsplit(f"{self.base_url}/{collection.endpoint}").path)
+    def stats_for(self, collection: Collection) -> FetchStats:
+        return FetchStats(endpoint=urlsplit(f"{self.base_url}/{collection.endpoint}").path)
+
+    def pages(
+        self,
+        collection: Collection,
+        stats: FetchStats,
+        hook: Callable[[dict], None] | None = None,
+    ) -> Iterator[tuple[pa.Table, Rejects]]:
+        """The collection's normalised pages as they arrive, each with its rejects (``stats``
+        filled as they come). Pages may repeat records (see :func:`paginate`): whoever keeps
+        them de-duplicates, the last copy winning, unless ``stats.sorted_by_server``."""
         self._counters.stats = stats
         try:
-            tables: list[pa.Table] = []
-            rejects = Rejects()
             # A data-minimisation hook sees every record, so it keeps the record path.
             for records in paginate(self, collection, stats, columnar=hook is None):
                 if isinstance(records, pa.Table):
-                    table, bad = records, Rejects()
+                    yield records, Rejects()
                 else:
-                    table, bad = normalise_page(collection, records, hook)
-                tables.append(table)
-                rejects.extend(bad)
+                    yield normalise_page(collection, records, hook)
         finally:
             self._counters.stats = None
+
+    def fetch(
+        self, collection: Collection, hook: Callable[[dict], None] | None = None
+    ) -> FetchResult:
+        """Every record of a collection, normalised, in one table."""
+        stats = self.stats_for(collection)
+        tables: list[pa.Table] = []
+        rejects = Rejects()
+        for table, bad in self.pages(collection, stats, hook):
+            tables.append(table)
+            rejects.extend(bad)
         table = pa.concat_tables(tables) if tables else arrow_schema(collection).empty_table()
         if not stats.sorted_by_server and table.num_rows:
             table, dropped = keep_last_by_id(table)

@@ -175,15 +175,17 @@ def _no_parent_cycles(frame: pd.DataFrame) -> pd.Series:
 
 
 def schema_for(
-    collection: Collection, references: Mapping[str, pyarrow_.Array]
+    collection: Collection, references: Mapping[str, pyarrow_.Array], unique: bool = True
 ) -> pa.DataFrameSchema:
-    """The schema of a collection, with the sourcedIds of the collections it refers to."""
+    """The schema of a collection, with the sourcedIds of the collections it refers to;
+    ``unique``: with the uniqueness of sourcedIds (left out for a batch of the collection,
+    whose writer checks it over the whole collection)."""
     columns: dict[str, pa.Column] = {}
     for f in collection.fields:
         checks: list[pa.Check] = []
         if ARROW_TYPES[f.kind] == pyarrow_.string():
             checks.append(length_check(f.column))
-        if f.column == "sourcedId":
+        if f.column == "sourcedId" and unique:
             checks.append(unique_check(f.column))
         if f.column == "status":
             checks.append(enum_check(STATUS, "status"))

@@ -22,9 +22,9 @@ from ..errors import ConfigurationError, SisPipelinesError, StoredStateError
 from ..figures import Figures
 from ..lake import Lake
 from ..nights import is_past
-from ..storage import parquet_rows, read_frame, write_frame
+from ..storage import StoredFile, atomic_write_table, parquet_rows, read_frame, staged, write_frame
 from ..tenants import Tenant
-from .client import FetchResult
+from .batches import SnapshotWriter
 from .collections import Collection
 from .csv_bundle import (
     FILE_NAMES,
@@ -38,7 +38,6 @@ from .csv_bundle import (
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
-from .validate import validate
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -59,9 +58,9 @@ STORED = "stored snapshot"  # the origin of a night taken again from its stored 
 
 @dataclass
 class Snapshot:
-    """A night's collection: its valid records and how it was taken."""
+    """A night's collection: its valid records (stored) and how it was taken."""
 
-    frame: pd.DataFrame
+    stored: StoredFile  # the night's snapshot, published
     quarantined: int
     figures: Figures
     warnings: list[str] = field(default_factory=list)  # lines for the run's log
@@ -73,7 +72,7 @@ class Snapshot:
     @property
     def records(self) -> int:
         """Records of the collection (kept and quarantined), side-file rows aside."""
-        return len(self.frame) + self.quarantined - self.other_files
+        return self.stored.rows + self.quarantined - self.other_files
 
     @property
     def quarantined_records(self) -> int:
@@ -120,18 +119,6 @@ def take_snapshot(
         except BundleError as exc:
             raise BundleError(f"tenant {r.tenant_id!r}, {name}, night {r.night}: {exc}") from None
         bundle = located.bundle
-        fetched: FetchResult = _read_csv(lake, bundle, r)
-        origin: Figures = {
-            "origin": "csv bundle",
-            "bundle": located.name,
-            "bundle_sha256": located.sha256,
-        }
-    else:
-        with services.rostering(r.tenant_id, r.tenant, r.night) as client:
-            fetched = client.fetch(r.collection, privacy_hook(r.tenant_id, r.tenant, r.collection))
-        source = r.tenant.oneroster.source  # the tenants file's name for it
-        origin = {"origin": "sis" if source == "rest" else source}
-    fetch_s = time.monotonic() - started
     notes: list[str] = []
     unchecked = _first_night_absent(lake, bundle, r, references) if bundle is not None else []
     for ref in unchecked:
@@ -145,25 +132,56 @@ def take_snapshot(
         for ref in checked
         if (path := lake.quarantine(ref, r.night, r.tenant_id)).exists()
     }
-    try:
-        result = validate(r.collection, fetched.table, checked, fetched.rejects, quarantined)
-    except ValueError as exc:
-        raise SisPipelinesError(f"tenant {r.tenant_id!r}: {exc}") from None
-    quarantine, repairs = result.quarantine, result.repairs
-    if bundle is not None:
-        quarantine = _with_lines(quarantine, bundle, name)
-        repairs = _with_lines(repairs, bundle, name)
-    quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
-    write_frame(quarantine, quarantine_path)
-    repairs_path = lake.repairs(name, r.night, r.tenant_id)
-    write_frame(repairs, repairs_path)
+    fetched: CsvRead | None = None
+    with staged(snapshot_path) as staging:
+        writer = SnapshotWriter(r.collection, checked, quarantined, staging)
+        try:
+            if bundle is not None:
+                fetched = _read_csv(lake, bundle, r)
+                stats = fetched.stats
+                writer.add(fetched.table, fetched.rejects)
+                absent = fetched.mode == "absent" and not fetched.table.num_rows
+                fetched.table = fetched.table.slice(0, 0)  # the writer has it now
+                keep_last = False  # a row twice in a file is a duplicate
+                origin: Figures = {
+                    "origin": "csv bundle",
+                    "bundle": located.name,
+                    "bundle_sha256": located.sha256,
+                }
+            else:
+                with services.rostering(r.tenant_id, r.tenant, r.night) as client:
+                    stats = client.stats_for(r.collection)
+                    hook = privacy_hook(r.tenant_id, r.tenant, r.collection)
+                    for table, rejects in client.pages(r.collection, stats, hook):
+                        writer.add(table, rejects)
+                keep_last = not stats.sorted_by_server
+                source = r.tenant.oneroster.source  # the tenants file's name for it
+                origin = {"origin": "sis" if source == "rest" else source}
+            result = writer.finish(keep_last)
+        except ValueError as exc:
+            writer.abandon()
+            raise SisPipelinesError(f"tenant {r.tenant_id!r}: {exc}") from None
+        except BaseException:
+            writer.abandon()
+            raise
+        stats.duplicates += result.superseded
+        fetch_s = time.monotonic() - started
+        quarantine, repairs = result.quarantine, result.repairs
+        if bundle is not None:
+            quarantine = _with_lines(quarantine, bundle, name)
+            repairs = _with_lines(repairs, bundle, name)
+        # Before the snapshot is published: a night with a snapshot has its quarantine.
+        quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
+        write_frame(quarantine, quarantine_path)
+        repairs_path = lake.repairs(name, r.night, r.tenant_id)
+        write_frame(repairs, repairs_path)
     warnings = [
         f"tenant {r.tenant_id!r}, {name}, record {sid}: {reason}"
         for sid, reason in zip(
             quarantine["sourcedId"].head(5), quarantine["reason"].head(5), strict=True
         )
     ]
-    if isinstance(fetched, CsvRead) and fetched.mode == "absent" and not len(fetched.table):
+    if fetched is not None and absent:
         warnings.append(
             f"tenant {r.tenant_id!r}, {name}, night {r.night}: absent from the bundle (its "
             "manifest says so) and no earlier night has it: no records tonight"
@@ -175,18 +193,17 @@ def take_snapshot(
         "repairs_file": repairs_path,
         **origin,
         "oneroster_version": r.tenant.oneroster.version,
-        **_fetch_figures(fetched.stats),
+        **_fetch_figures(stats),
         "fetch_seconds": round(fetch_s, 3),
         "fetched_at": datetime.now(UTC),
         "refetch_forced": r.force_refetch,
     }
-    if isinstance(fetched, CsvRead):
+    if fetched is not None:
         figures["csv_mode"] = fetched.mode
         for filename, rows in fetched.rows_in_files.items():
             figures[f"rows_in_{filename}"] = rows
         for rest_only in REST_ONLY:
             figures.pop(rest_only, None)
-    stats = fetched.stats
     if stats.totals_reported:
         figures["sis_reported_count"] = stats.totals_reported[-1]
         figures["count_reconciled"] = bool(stats.reconciled)
@@ -199,7 +216,7 @@ def take_snapshot(
     if other:
         figures["quarantined_rows_of_other_files"] = other
     return Snapshot(
-        result.frame,
+        StoredFile(snapshot_path, result.rows),
         len(quarantine),
         figures,
         warnings,
@@ -246,15 +263,16 @@ def _fetch_figures(stats: FetchStats) -> Figures:
 
 def _left_out(lake: Lake, r: SnapshotRequest) -> Snapshot:
     """Demographics the tenant does not want: never fetched; an empty snapshot keeps lineage whole."""
-    empty = arrow_schema(r.collection).empty_table().to_pandas(types_mapper=pd.ArrowDtype)
     rejects = Rejects().to_table().to_pandas(types_mapper=pd.ArrowDtype)
     write_frame(rejects, lake.quarantine(r.collection.name, r.night, r.tenant_id))
-    return Snapshot(empty, 0, {"origin": "left out (privacy.demographics: false)"})
+    path = lake.snapshot(r.collection.name, r.night, r.tenant_id)
+    atomic_write_table(arrow_schema(r.collection).empty_table(), path)
+    return Snapshot(StoredFile(path, 0), 0, {"origin": "left out (privacy.demographics: false)"})
 
 
 def _stored(lake: Lake, r: SnapshotRequest) -> Snapshot:
     name = r.collection.name
-    frame = read_frame(lake.snapshot(name, r.night, r.tenant_id))
+    path = lake.snapshot(name, r.night, r.tenant_id)
     quarantine_path = lake.quarantine(name, r.night, r.tenant_id)
     quarantined = parquet_rows(quarantine_path) if quarantine_path.exists() else 0
     repairs_path = lake.repairs(name, r.night, r.tenant_id)
@@ -265,7 +283,7 @@ def _stored(lake: Lake, r: SnapshotRequest) -> Snapshot:
         "oneroster_version": r.tenant.oneroster.version,
     }
     note = f"{r.tenant_id} {name} {r.night}: reusing the stored snapshot"
-    return Snapshot(frame, quarantined, figures, notes=[note])
+    return Snapshot(StoredFile(path, parquet_rows(path)), quarantined, figures, notes=[note])
 
 
 def _read_csv(lake: Lake, bundle: Bundle, r: SnapshotRequest) -> CsvRead:

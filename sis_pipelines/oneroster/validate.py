@@ -95,34 +95,37 @@ def _explain(collection: Collection, column: str | None, check: str, value: obje
     return f"{column} {shown}: {check}"
 
 
-def validate(
+@dataclass
+class Checked:
+    """A batch of a collection, checked: the kept records and the failing ones."""
+
+    kept: pd.DataFrame  # Arrow-backed dtypes
+    failing: pd.DataFrame  # sourcedId, reason, record
+    positions: np.ndarray  # the failing records' rows in the batch
+
+
+def check(
     collection: Collection,
     table: pyarrow_.Table,
     references: Mapping[str, pyarrow_.Array],
-    rejects: Rejects | None = None,
+    repairs: Repairs,
     quarantined: Mapping[str, pd.DataFrame] | None = None,
-) -> Validated:
-    """Split a normalised collection into kept records (some repaired, see ``repair.py``)
-    and quarantined ones.
+    unique: bool = True,
+) -> Checked:
+    """Repairs and checks the records of ``table`` (the repairs into ``repairs``).
 
-    ``references`` holds the sourcedIds of the collections this one refers to (its own
-    ids are added here for self-references such as org parents); a collection left out of it
-    is not checked (absent tonight). ``quarantined`` holds those collections' quarantine, so
-    a record that needs a quarantined one names it and its reason (the root) rather than
-    "not found".
+    ``unique``: whether the table is the whole collection, whose sourcedIds are then checked
+    to be unique here; a batch's are checked by its writer, over the whole collection.
     """
     table = _legacy_status(table.cast(arrow_schema(collection)))
     columns = {c: t for (source, c), t in REFERENCES.items() if source == collection.name}
     refs = dict(references)
     if collection.name in columns.values():
         refs[collection.name] = pc.unique(table["sourcedId"].combine_chunks().drop_null())
-    repairs = Repairs()
-    if rejects is not None:
-        repairs.extend(rejects.repairs)
     enums = {c: v for (n, c), v in ENUMS.items() if n == collection.name} | {"status": STATUS}
     table = repair(collection, table, refs, enums, columns, repairs)
     frame = to_frame(table)
-    schema = schema_for(collection, refs)
+    schema = schema_for(collection, refs, unique=unique)
     bad: dict[int, list[str]] = {}
     try:
         schema.validate(frame, lazy=True)
@@ -130,45 +133,71 @@ def validate(
         bad = _reasons(collection, errors, frame)
         if quarantined:
             _name_roots(bad, frame, columns, quarantined)
-    parts = [] if rejects is None else [rejects.to_table().to_pandas()]
-    if bad:
-        rows = np.array(sorted(bad), dtype=np.int64)
-        positions = frame.index.get_indexer(rows)
-        failing = frame.iloc[positions]
-        records = [orjson.dumps(r, default=str).decode() for r in _plain_records(failing)]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "sourcedId": failing["sourcedId"]
-                    .astype(object)
-                    .where(failing["sourcedId"].notna(), None)
-                    .to_numpy(),
-                    "reason": ["; ".join(bad[int(i)]) for i in rows],
-                    "record": records,
-                }
-            )
-        )
-        keep = np.ones(len(frame), dtype=bool)
-        keep[positions] = False
-        frame = frame[keep].reset_index(drop=True)
+    rows = np.array(sorted(bad), dtype=np.int64)
+    if not len(rows):
+        return Checked(frame, quarantine_frame([]), rows)
+    positions = frame.index.get_indexer(rows)
+    failing = frame.iloc[positions]
+    records = [orjson.dumps(r, default=str).decode() for r in _plain_records(failing)]
+    failed = pd.DataFrame(
+        {
+            "sourcedId": failing["sourcedId"]
+            .astype(object)
+            .where(failing["sourcedId"].notna(), None)
+            .to_numpy(),
+            "reason": ["; ".join(bad[int(i)]) for i in rows],
+            "record": records,
+        }
+    )
+    keep = np.ones(len(frame), dtype=bool)
+    keep[positions] = False
+    return Checked(frame[keep].reset_index(drop=True), quarantine_frame([failed]), positions)
+
+
+def quarantine_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Quarantined records (sourcedId, reason, record) as stored: Arrow text."""
     quarantine = (
         pd.concat(parts, ignore_index=True)
         if parts
         else pd.DataFrame({"sourcedId": [], "reason": [], "record": []})
     )
-    quarantine = quarantine.astype(
-        {
-            "sourcedId": pd.ArrowDtype(pyarrow_.string()),
-            "reason": pd.ArrowDtype(pyarrow_.string()),
-            "record": pd.ArrowDtype(pyarrow_.string()),
-        }
-    )
-    # By what was dropped, not what was kept: the kept sourcedIds as Python strings would be
-    # a gigabyte at ten million enrollments.
+    text = pd.ArrowDtype(pyarrow_.string())
+    return quarantine.astype({"sourcedId": text, "reason": text, "record": text})
+
+
+def kept_repairs(repairs: Repairs, quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The repairs of kept records. By what was dropped, not what was kept: the kept
+    sourcedIds as Python strings would be a gigabyte at ten million enrollments."""
     dropped = pyarrow_.array(
         quarantine["sourcedId"].astype(object).dropna().to_numpy(), pyarrow_.string()
     )
-    return Validated(frame, quarantine, repairs.to_frame(dropped=dropped))
+    return repairs.to_frame(dropped=dropped)
+
+
+def validate(
+    collection: Collection,
+    table: pyarrow_.Table,
+    references: Mapping[str, pyarrow_.Array],
+    rejects: Rejects | None = None,
+    quarantined: Mapping[str, pd.DataFrame] | None = None,
+) -> Validated:
+    """Split a whole normalised collection into kept records (some repaired, see
+    ``repair.py``) and quarantined ones. (A night's snapshot is validated batch by batch as
+    its pages arrive: ``batches.py``.)
+
+    ``references`` holds the sourcedIds of the collections this one refers to (its own
+    ids are added here for self-references such as org parents); a collection left out of it
+    is not checked (absent tonight). ``quarantined`` holds those collections' quarantine, so
+    a record that needs a quarantined one names it and its reason (the root) rather than
+    "not found".
+    """
+    repairs = Repairs()
+    if rejects is not None:
+        repairs.extend(rejects.repairs)
+    checked = check(collection, table, references, repairs, quarantined)
+    parts = [] if rejects is None else [rejects.to_table().to_pandas()]
+    quarantine = quarantine_frame([*parts, checked.failing])
+    return Validated(checked.kept, quarantine, kept_repairs(repairs, quarantine))
 
 
 ROOT = "root: "

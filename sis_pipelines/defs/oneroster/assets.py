@@ -162,11 +162,11 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             context.log.info(line)
         for line in snapshot.warnings:
             context.log.warning(line)
-        figures = {"dagster/row_count": len(snapshot.frame), **snapshot.figures}
+        figures = {"dagster/row_count": snapshot.stored.rows, **snapshot.figures}
         checks = [quarantine_check(step.tenant, snapshot, key), repairs_check(snapshot, key)]
         observe(context, step, figures, checks)
         yield dg.Output(
-            snapshot.frame,
+            snapshot.stored,
             metadata={
                 **(_as_fetched(context, key) if figures.get("origin") == STORED else {}),
                 **metadata(figures),

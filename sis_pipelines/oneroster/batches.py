@@ -1,0 +1,236 @@
+"""A night's snapshot of a collection, validated batch by batch as its pages arrive and
+appended to the night's Parquet file: memory holds a batch, not the collection.
+
+What needs the whole collection works on its sourcedIds alone, after the last page:
+- a SIS that does not sort by sourcedId may serve a record twice while the collection changes
+  under the pull: the last copy wins (the most recently served), the earlier ones are dropped;
+- otherwise a sourcedId served twice is a duplicate, and every copy is quarantined.
+Ids that rise strictly from the first batch to the last prove that neither happened (a SIS
+sorting by sourcedId, and most others, serve them so). Else DuckDB finds the repeated ids in
+the written file and the quarantined ones, spilling beyond its memory limit, and the file is
+written again without the rows that go (rare: a SIS changing under the pull, a CSV file with
+a duplicated row).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..duck import bounded
+from ..storage import COMPRESSION, stored_schema
+from .collections import Collection
+from .normalise import Rejects, arrow_schema, strictly_ascending
+from .repair import Repairs
+from .schemas import REFERENCES
+from .validate import MAX_REASONS_PER_RECORD, check, kept_repairs, quarantine_frame
+
+# Records validated together: enough that pandera's fixed cost per call vanishes, few enough
+# that a batch of enrollments is tens of megabytes.
+BATCH_ROWS = 1 << 19
+MEMORY_LIMIT = "256MB"
+
+
+@dataclass
+class Written:
+    """What a writer stored: the kept records' count, the quarantine and the repairs."""
+
+    rows: int
+    quarantine: pd.DataFrame  # sourcedId, reason, record
+    repairs: pd.DataFrame  # of kept records
+    superseded: int  # earlier copies of records served again, dropped
+
+
+def append(writer: pq.ParquetWriter, table: pa.Table) -> None:
+    """A batch's kept records, as a row group of the night's file."""
+    writer.write_table(table)
+
+
+class SnapshotWriter:
+    """Validates a collection's tables as they come and appends the kept records to ``path``
+    (a staged file: its publisher makes it the night's snapshot, whole, once finished)."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        references: Mapping[str, pa.Array],
+        quarantined: Mapping[str, pd.DataFrame] | None,
+        path: Path,
+    ) -> None:
+        self.collection = collection
+        self.references = references
+        self.quarantined = quarantined
+        self.path = path
+        self.schema = stored_schema(arrow_schema(collection))
+        self._writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION)
+        # A collection referring to itself (org and session parents) is checked whole.
+        self._whole = any(s == t == collection.name for (s, _), t in REFERENCES.items())
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._rejects = Rejects()  # normalisation's
+        self._repairs = Repairs()  # validation's
+        self._failing: list[pd.DataFrame] = []
+        self._ordinals: list[np.ndarray] = []  # the failing records' places in the collection
+        self._seen = 0
+        self._kept = 0
+        self._ascending = True
+        self._last: str | None = None
+
+    def add(self, table: pa.Table, rejects: Rejects | None = None) -> None:
+        if rejects is not None:
+            self._rejects.extend(rejects)
+        if table.num_rows:
+            self._pending.append(table)
+            self._pending_rows += table.num_rows
+        if not self._whole and self._pending_rows >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        self._note_order(table["sourcedId"])
+        checked = check(
+            self.collection, table, self.references, self._repairs, self.quarantined, unique=False
+        )
+        self._failing.append(checked.failing)
+        self._ordinals.append(self._seen + checked.positions)
+        self._seen += table.num_rows
+        kept = pa.Table.from_pandas(checked.kept, preserve_index=False)
+        append(self._writer, kept.replace_schema_metadata(None).cast(self.schema))
+        self._kept += len(checked.kept)
+
+    def _note_order(self, ids: pa.ChunkedArray) -> None:
+        if not self._ascending:
+            return
+        ids = pc.drop_null(ids)
+        if not len(ids):
+            return
+        first, last = ids[0].as_py(), ids[-1].as_py()
+        seam = self._last is None or first > self._last
+        self._ascending = seam and strictly_ascending(ids)
+        self._last = last
+
+    def finish(self, keep_last: bool) -> Written:
+        """The last batch written and the file closed; ``keep_last``: whether repeated
+        sourcedIds are copies served again (the last wins) rather than duplicates."""
+        self._flush()
+        self._writer.close()
+        failing = quarantine_frame(self._failing)
+        superseded = 0
+        if not self._ascending:
+            ordinals = np.concatenate(self._ordinals)
+            failing, superseded = self._repeated(failing, ordinals, keep_last)
+        quarantine = quarantine_frame([self._rejects.to_table().to_pandas(), failing])
+        repairs = Repairs([*self._rejects.repairs.parts, *self._repairs.parts])
+        return Written(self._kept, quarantine, kept_repairs(repairs, quarantine), superseded)
+
+    def abandon(self) -> None:
+        self._writer.close()
+
+    def _repeated(
+        self, failing: pd.DataFrame, ordinals: np.ndarray, keep_last: bool
+    ) -> tuple[pd.DataFrame, int]:
+        """Resolves sourcedIds seen more than once: returns the quarantine's validation part
+        and how many copies were superseded; the file is written again if rows leave it."""
+        ids = pa.table(
+            {
+                "sourcedId": pa.array(failing["sourcedId"], pa.string(), from_pandas=True),
+                "r": pa.array(ordinals, pa.int64()),
+            }
+        )
+        with bounded(MEMORY_LIMIT, "snapshot") as con:
+            con.register("failing_ids", ids)
+            repeated = con.execute(
+                """
+                WITH ids AS (
+                    SELECT sourcedId, file_row_number AS r, false AS failed
+                    FROM read_parquet(?, file_row_number = true)
+                    UNION ALL
+                    SELECT sourcedId, r, true FROM failing_ids WHERE sourcedId IS NOT NULL
+                )
+                SELECT * FROM ids
+                WHERE sourcedId IN (SELECT sourcedId FROM ids GROUP BY 1 HAVING count(*) > 1)
+                """,
+                [str(self.path)],
+            ).df()
+        if not len(repeated):
+            return failing, 0
+        failed = repeated["failed"].to_numpy(bool)
+        # A kept record's place in the file -> its place in the collection: the failing
+        # records before it are not in the file.
+        gaps = np.sort(ordinals) - np.arange(len(ordinals))
+        places = repeated["r"].to_numpy(np.int64)
+        places = np.where(failed, places, places + np.searchsorted(gaps, places, side="right"))
+        repeated = repeated.assign(place=places)
+        if keep_last:
+            last = repeated.groupby("sourcedId")["place"].transform("max")
+            going = repeated[repeated["place"] < last]
+            leave_file = going.loc[~going["failed"], "r"].to_numpy(np.int64)
+            superseded = going["place"].to_numpy(np.int64)[going["failed"].to_numpy(bool)]
+            keep = ~np.isin(ordinals, superseded)
+            self._rewrite(leave_file)
+            return failing[keep].reset_index(drop=True), len(going)
+        # Duplicates: every copy quarantined, the kept ones taken out of the file.
+        twice = set(repeated["sourcedId"])
+        reasons = [
+            _with_duplicate(reason, sid) if sid in twice else reason
+            for sid, reason in zip(failing["sourcedId"], failing["reason"], strict=True)
+        ]
+        failing = failing.assign(reason=pd.array(reasons, dtype=failing["reason"].dtype))
+        moved = self._rewrite(repeated.loc[~repeated["failed"], "r"].to_numpy(np.int64))
+        duplicates = pd.DataFrame(
+            {
+                "sourcedId": [r["sourcedId"] for r in moved],
+                "reason": [_with_duplicate("", r["sourcedId"]) for r in moved],
+                "record": [orjson.dumps(r, default=str).decode() for r in moved],
+            }
+        )
+        return quarantine_frame([failing, duplicates]), 0
+
+    def _rewrite(self, leaving: np.ndarray) -> list[dict]:
+        """Writes the file again without the rows at ``leaving``; returns them as records."""
+        if not len(leaving):
+            return []
+        leaving = np.sort(leaving)
+        out = self.path.with_name(f"{self.path.name}.rewrite.tmp")
+        taken: list[dict] = []
+        try:
+            source = pq.ParquetFile(self.path)
+            with pq.ParquetWriter(out, self.schema, compression=COMPRESSION) as writer:
+                start = 0
+                for group in range(source.num_row_groups):
+                    table = source.read_row_group(group)
+                    end = start + table.num_rows
+                    here = leaving[(leaving >= start) & (leaving < end)] - start
+                    if len(here):
+                        taken += table.take(pa.array(here)).to_pylist()
+                        keep = np.ones(table.num_rows, dtype=bool)
+                        keep[here] = False
+                        table = table.filter(pa.array(keep))
+                    writer.write_table(table)
+                    start = end
+            os.replace(out, self.path)
+        finally:
+            out.unlink(missing_ok=True)
+        self._kept -= len(leaving)
+        return taken
+
+
+def _with_duplicate(reason: str, sourced_id: str) -> str:
+    duplicate = f"sourcedId: duplicate {sourced_id!r}"
+    if not reason:
+        return duplicate
+    if reason.count("; ") + 1 >= MAX_REASONS_PER_RECORD:
+        return reason
+    return f"{reason}; {duplicate}"

@@ -1,0 +1,107 @@
+"""A snapshot validated batch by batch as its pages arrive keeps and quarantines exactly what
+validating the whole collection at once does: re-served copies (the last wins) and duplicates
+(every copy quarantined) are told over the whole collection, whatever the batches."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sis_pipelines.oneroster import batches
+from sis_pipelines.oneroster.batches import SnapshotWriter
+from sis_pipelines.oneroster.collections import COLLECTIONS
+from sis_pipelines.oneroster.normalise import Rejects
+from sis_pipelines.oneroster.paging import keep_last_by_id
+from sis_pipelines.oneroster.validate import validate
+from sis_pipelines_tests.test_schemas import REFS, enrollment, table
+
+ENROLLMENTS = COLLECTIONS["enrollments"]
+
+rows = st.lists(
+    st.builds(
+        lambda n, user, role: enrollment(f"e{n}", userSourcedId=user, role=role),
+        st.integers(0, 6),
+        st.sampled_from(["u1", "u2", "nobody"]),  # "nobody": not found in users
+        st.sampled_from(["student", "teacher", "wizard"]),  # "wizard": not a role
+    ),
+    max_size=14,
+)
+
+
+def written(pages: list[list[dict]], keep_last: bool) -> tuple[list[dict], dict, int]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "enrollments.parquet"
+        writer = SnapshotWriter(ENROLLMENTS, REFS, None, path)
+        for page in pages:
+            writer.add(table("enrollments", page), Rejects())
+        result = writer.finish(keep_last)
+        stored = pq.read_table(path)
+        assert stored.num_rows == result.rows
+        return stored.to_pylist(), _reasons(result.quarantine), result.superseded
+
+
+def _reasons(quarantine) -> dict:
+    """Each quarantined record's reasons, as a set (their order aside), copies counted."""
+    out: dict = {}
+    for sid, reason in zip(quarantine["sourcedId"], quarantine["reason"], strict=True):
+        out.setdefault(sid, []).append(frozenset(reason.split("; ")))
+    return {k: sorted(v, key=sorted) for k, v in out.items()}
+
+
+def whole(records: list[dict], keep_last: bool) -> tuple[list[dict], dict, int]:
+    whole_table = table("enrollments", records)
+    dropped = 0
+    if keep_last and records:
+        whole_table, dropped = keep_last_by_id(whole_table)
+    result = validate(ENROLLMENTS, whole_table, REFS)
+    kept = pa.Table.from_pandas(result.frame, preserve_index=False).to_pylist()
+    return kept, _reasons(result.quarantine), dropped
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=rows,
+    cuts=st.lists(st.integers(0, 14), max_size=4),
+    batch=st.integers(1, 5),
+    keep_last=st.booleans(),
+)
+def test_batches_keep_and_quarantine_what_the_whole_collection_does(
+    records, cuts, batch, keep_last, monkeypatch_module
+):
+    monkeypatch_module.setattr(batches, "BATCH_ROWS", batch)
+    bounds = sorted({0, len(records), *(c for c in cuts if c <= len(records))})
+    pages = [records[a:b] for a, b in itertools.pairwise(bounds)]
+    assert written(pages, keep_last) == whole(records, keep_last)
+
+
+def test_a_record_served_again_wins_over_its_earlier_copy_even_when_invalid(monkeypatch):
+    monkeypatch.setattr(batches, "BATCH_ROWS", 1)
+    pages = [
+        [enrollment("e2"), enrollment("e1")],  # not ascending: the ids are resolved at the end
+        [enrollment("e3"), enrollment("e1", role="wizard")],
+    ]
+    kept, quarantined, superseded = written(pages, keep_last=True)
+    assert [r["sourcedId"] for r in kept] == ["e2", "e3"]
+    assert list(quarantined) == ["e1"] and superseded == 1
+
+
+def test_duplicates_are_quarantined_with_their_record(monkeypatch):
+    monkeypatch.setattr(batches, "BATCH_ROWS", 2)
+    pages = [[enrollment("e1"), enrollment("e2")], [enrollment("e1", role="teacher")]]
+    kept, quarantined, superseded = written(pages, keep_last=False)
+    assert [r["sourcedId"] for r in kept] == ["e2"]
+    assert quarantined == {"e1": [frozenset({"sourcedId: duplicate 'e1'"})] * 2}
+    assert superseded == 0
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
