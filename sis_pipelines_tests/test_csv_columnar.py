@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -172,3 +173,91 @@ def test_a_file_damaged_in_the_zip_is_one_line_naming_the_drop_and_the_file():
     bundle = load_bundle("drop.zip", bytes(data))  # listed: files are inflated when read
     with pytest.raises(BundleError, match=r"^drop\.zip: users\.csv is damaged in the zip"):
         bundle.files["users.csv"]
+
+
+def _night_of(folder: Path, night: date, edit=None) -> Path:
+    """The simulated district's drop for the night in ``folder``, a file edited if asked."""
+    path = export_bundle(District(300, 11), night, folder)
+    if edit is not None:
+        with zipfile.ZipFile(path) as z:
+            files = {i.filename: z.read(i) for i in z.infolist()}
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in files.items():
+                z.writestr(name, edit(name, data))
+    return path
+
+
+def _take(folder: Path, night: date, name: str):
+    from sis_pipelines.connect import Services
+    from sis_pipelines.lake import Lake
+    from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
+    from sis_pipelines.tenants import parse_tenants
+
+    text = f"""
+tenants:
+  d:
+    vendor: generic
+    oneroster: {{version: "1.1", source: csv, path: {folder}}}
+"""
+    tenant = parse_tenants(text).tenants["d"]
+    lake = Lake.at(folder / "lake")
+    request = SnapshotRequest("d", tenant, night, COLLECTIONS[name], force_refetch=True)
+    return take_snapshot(lake, Services(lake), request, {})
+
+
+def test_a_bulk_file_is_read_from_the_zip_a_block_at_a_time_never_inflated_whole(
+    tmp_path, monkeypatch
+):
+    from sis_pipelines.oneroster import csv_columnar
+    from sis_pipelines.oneroster.csv_bundle import Members
+    from sis_pipelines.oneroster.validate import validate
+
+    night = date(2026, 11, 20)
+    path = _night_of(tmp_path, night)
+    monkeypatch.setattr(csv_columnar, "_BLOCK", 1 << 14)
+    inflated = []
+    whole = Members.__getitem__
+    monkeypatch.setattr(Members, "__getitem__", lambda m, n: inflated.append(n) or whole(m, n))
+    taken = _take(tmp_path, night, "enrollments")
+    assert "enrollments.csv" not in inflated and taken.figures["csv_mode"] == "bulk"
+    stored = pq.read_table(str(taken.stored.path))
+    expected = validate(
+        COLLECTIONS["enrollments"], row_path(load_bundle(path), "enrollments").table, {}
+    )
+    assert stored.num_rows == taken.stored.rows == len(expected.frame) > 1000
+    assert stored.to_pylist() == pa.Table.from_pandas(expected.frame).to_pylist()
+
+
+def test_a_block_the_columnar_reading_cannot_take_sends_the_whole_file_to_the_row_path(
+    tmp_path, monkeypatch
+):
+    """Blocks already read are forgotten: the night's snapshot is the row path's, whole."""
+    from sis_pipelines.oneroster import csv_columnar
+    from sis_pipelines.oneroster.validate import validate
+
+    def late_control_character(name: str, data: bytes) -> bytes:
+        if name != "enrollments.csv":
+            return data
+        lines = data.split(b"\n")
+        lines[-3] = lines[-3].replace(b",", b",\x07", 1)  # near the end: after many blocks
+        return b"\n".join(lines)
+
+    night = date(2026, 11, 20)
+    path = _night_of(tmp_path, night, late_control_character)
+    monkeypatch.setattr(csv_columnar, "_BLOCK", 1 << 14)
+    blocks = []
+    canonical = csv_columnar._canonical_batch
+    monkeypatch.setattr(
+        csv_columnar,
+        "_canonical_batch",
+        lambda *a: blocks.append(a[2].num_rows) or canonical(*a),
+    )
+    taken = _take(tmp_path, night, "enrollments")
+    assert len(blocks) > 5  # the columnar reading got far before it gave the file up
+    expected = validate(
+        COLLECTIONS["enrollments"], row_path(load_bundle(path), "enrollments").table, {}
+    )
+    stored = pq.read_table(str(taken.stored.path))
+    assert taken.stored.rows == len(expected.frame) == stored.num_rows
+    assert stored.to_pylist() == pa.Table.from_pandas(expected.frame).to_pylist()
+    assert taken.quarantined == len(expected.quarantine)

@@ -71,9 +71,12 @@ class SnapshotWriter:
         self.quarantined = quarantined
         self.path = path
         self.schema = stored_schema(arrow_schema(collection))
-        self._writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION)
         # A collection referring to itself (org and session parents) is checked whole.
         self._whole = any(s == t == collection.name for (s, _), t in REFERENCES.items())
+        self._start()
+
+    def _start(self) -> None:
+        self._writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._rejects = Rejects()  # normalisation's
@@ -137,6 +140,11 @@ class SnapshotWriter:
 
     def abandon(self) -> None:
         self._writer.close()
+
+    def restart(self) -> None:
+        """Everything added so far forgotten: the collection is read again from the start."""
+        self.abandon()
+        self._start()
 
     def _repeated(
         self, failing: pd.DataFrame, ordinals: np.ndarray, keep_last: bool

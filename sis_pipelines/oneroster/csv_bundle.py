@@ -8,6 +8,7 @@ case, CRLF, BOM, quoted lists, dates with or without times, ``metadata.*`` and v
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -16,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 from ..errors import SourceError
 from .client import FetchResult
 from .collections import Collection, Kind
-from .csv_columnar import SECRET_COLUMNS, fields_by_name, read_file
+from .csv_columnar import SECRET_COLUMNS, fields_by_name, file_batches, read_file
 from .normalise import Rejects, arrow_schema, normalise_page
 from .paging import FetchStats
 
@@ -64,6 +66,25 @@ class Bundle:
         if not mode:
             mode = "bulk" if f"{name.lower()}.csv" in self.files else "absent"
         return mode
+
+    def open(self, filename: str) -> BinaryIO:
+        """A file of the bundle as a stream (a zip's member inflated as it is read)."""
+        if isinstance(self.files, Members):
+            return self.files.open(filename)
+        return io.BytesIO(self.files[filename])
+
+    def encoding(self, filename: str) -> str:
+        """UTF-8 (with or without its mark), or, for exports from Windows tools, cp1252
+        (whose every byte decodes): told by one pass over the file."""
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        with self.open(filename) as fh:
+            try:
+                while block := fh.read(1 << 24):
+                    decoder.decode(block)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                return "cp1252"
+        return "utf-8-sig"
 
     def text(self, name: str) -> str | None:
         data = self.files.get(f"{name.lower()}.csv")
@@ -116,6 +137,16 @@ class Members(Mapping[str, bytes]):
             return self._zip.read(member)
         except (zipfile.BadZipFile, zlib.error) as exc:
             raise BundleError(f"{self._source}: {member} is damaged in the zip ({exc})") from None
+
+    def open(self, name: str) -> BinaryIO:
+        member = self._members[name]
+        try:
+            return self._zip.open(member)
+        except (zipfile.BadZipFile, zlib.error) as exc:
+            raise BundleError(f"{self._source}: {member} is damaged in the zip ({exc})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members  # (Mapping's own would inflate the file to answer)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._members)
@@ -184,11 +215,17 @@ def load_bundle(
 
 
 def _rows(bundle: Bundle, name: str) -> Iterator[tuple[int, dict[str, str], list[str]]]:
-    """(line, {header: cell}, extra cells) for each data row of a file."""
-    text = bundle.text(name)
-    if text is None:
+    """(line, {header: cell}, extra cells) for each data row of a file, read as a stream
+    (a district's enrollments file is a gigabyte of text)."""
+    filename = f"{name.lower()}.csv"
+    if filename not in bundle.files:
         return
-    reader = csv.reader(io.StringIO(text))
+    encoding = bundle.encoding(filename)
+    with bundle.open(filename) as raw:
+        yield from _parsed(csv.reader(io.TextIOWrapper(raw, encoding, newline="\n")))
+
+
+def _parsed(reader: Any) -> Iterator[tuple[int, dict[str, str], list[str]]]:
     header = next(reader, [])
     header = [h.strip() for h in header]
     for row in reader:
@@ -379,19 +416,50 @@ def read_collection(
     return CsvRead(table, rejects, stats, mode=mode, rows_in_files=rows, rows_read=read)
 
 
+def _columnar_applies(
+    bundle: Bundle, collection: Collection, hook: Callable[[dict], None] | None
+) -> bool:
+    """Whether the columnar reading applies: a data-minimisation hook sees every record, and
+    1.2 users gather roles.csv and userProfiles.csv, row by row."""
+    if hook is not None:
+        return False
+    return not (
+        collection.name == "users"
+        and any(f"{n}.csv" in bundle.files for n in ("roles", "userprofiles"))
+    )
+
+
 def _read_columnar(
     bundle: Bundle, collection: Collection, mode: str, hook: Callable[[dict], None] | None
 ) -> pa.Table | None:
-    """The columnar reading of the collection's file, where it applies: a data-minimisation
-    hook sees every record, and 1.2 users gather roles.csv and userProfiles.csv, row by row."""
-    if hook is not None:
-        return None
-    if collection.name == "users" and any(
-        f"{n}.csv" in bundle.files for n in ("roles", "userprofiles")
-    ):
+    if not _columnar_applies(bundle, collection, hook):
         return None
     data = bundle.files.get(f"{FILE_NAMES[collection.name].lower()}.csv")
     return read_file(collection, data, mode) if data else None
+
+
+def streamed_blocks(
+    bundle: Bundle, collection: Collection, hook: Callable[[dict], None] | None
+) -> Iterator[pa.Table] | None:
+    """A bulk file read columnar a block at a time, straight from the zip (never inflated
+    whole), where that applies; it raises ``RowPath`` on the first block it cannot take
+    exactly, and the file is then read whole by :func:`read_collection`."""
+    name = f"{FILE_NAMES[collection.name].lower()}.csv"
+    if bundle.mode(collection.name) != "bulk" or name not in bundle.files:
+        return None
+    if not _columnar_applies(bundle, collection, hook):
+        return None
+    return file_batches(collection, lambda: bundle.open(name), "bulk")
+
+
+def streamed_read(bundle: Bundle, collection: Collection, records: int) -> CsvRead:
+    """How a streamed bulk file was read (its tables went to the snapshot's writer)."""
+    name = FILE_NAMES[collection.name]
+    stats = FetchStats(endpoint=f"{Path(bundle.source).name}:{name}.csv")
+    stats.records_received = records
+    rows = {f"{name}.csv": records}
+    empty = arrow_schema(collection).empty_table()
+    return CsvRead(empty, Rejects(), stats, "bulk", rows, dict(rows))
 
 
 def _apply_delta(table: pa.Table, previous: pa.Table | None, mode: str) -> pa.Table:
@@ -402,11 +470,14 @@ def _apply_delta(table: pa.Table, previous: pa.Table | None, mode: str) -> pa.Ta
     return pa.concat_tables([previous.filter(keep).cast(table.schema), table])
 
 
-def line_of(bundle: Bundle, collection: str) -> dict[str, int]:
-    """sourcedId -> line in the collection's file, to place later (validation) rejects."""
+def line_of(bundle: Bundle, collection: str, wanted: set[str]) -> dict[str, int]:
+    """sourcedId -> line in the collection's file of the ``wanted`` ones, to place later
+    (validation) rejects; the file is read until they are all found."""
     out: dict[str, int] = {}
     for line, cells, _ in _rows(bundle, FILE_NAMES[collection]):
         sid = next((v for k, v in cells.items() if k.lower() == "sourcedid"), None)
-        if sid:
-            out.setdefault(sid.strip(), line)
+        if sid and (sid := sid.strip()) in wanted:
+            out.setdefault(sid, line)
+            if len(out) == len(wanted):
+                break
     return out

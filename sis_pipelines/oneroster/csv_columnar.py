@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +46,7 @@ _BLOCK = 1 << 24  # 16 MB blocks: memory stays near the table's own size
 
 
 def _header(data: bytes) -> list[str] | None:
-    first = data.split(b"\n", 1)[0]
+    first = data.split(b"\n", 1)[0]  # (a file's first line, or the whole file)
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -186,37 +188,52 @@ def _canonical_batch(
     return None if out["sourcedId"].null_count else out
 
 
-def read_file(collection: Collection, data: bytes, mode: str) -> pa.Table | None:
-    """A collection's CSV file as its canonical table, or None for the row path. The file is
-    parsed a block at a time, so its text never exists whole beside its canonical columns."""
-    header = _header(data)
+class RowPath(Exception):
+    """The file cannot be read columnar exactly: the row path reads it (and says why)."""
+
+
+def file_batches(
+    collection: Collection, open_file: Callable[[], BinaryIO], mode: str
+) -> Iterator[pa.Table]:
+    """A collection's CSV file as canonical tables, a 16 MB block at a time: the file is
+    never whole in memory, inflated or parsed. Raises ``RowPath`` (possibly after some
+    blocks) where the columnar reading cannot take the file exactly."""
+    with open_file() as fh:
+        header = _header(fh.readline())
     if not header or len(set(header)) != len(header):
-        return None
+        raise RowPath
     fields = _fields_by_header(collection, header)
     if fields is None:
-        return None
+        raise RowPath
     wanted = [h for h in header if h.strip().lower() not in SECRET_COLUMNS]
-    parts = []
+    with open_file() as fh:
+        try:
+            reader = pacsv.open_csv(
+                fh,
+                read_options=pacsv.ReadOptions(block_size=_BLOCK),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={h: pa.string() for h in header},
+                    include_columns=wanted,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            if reader.schema.names != wanted:
+                raise RowPath
+            for batch in reader:
+                part = _canonical_batch(collection, fields, batch, mode)
+                if part is None:
+                    raise RowPath
+                yield part
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise RowPath from None
+
+
+def read_file(collection: Collection, data: bytes, mode: str) -> pa.Table | None:
+    """A collection's CSV file as its canonical table, or None for the row path."""
     try:
-        reader = pacsv.open_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(block_size=_BLOCK),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                include_columns=wanted,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        if reader.schema.names != wanted:
-            return None
-        for batch in reader:
-            part = _canonical_batch(collection, fields, batch, mode)
-            if part is None:
-                return None
-            parts.append(part)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        parts = list(file_batches(collection, lambda: io.BytesIO(data), mode))
+    except RowPath:
         return None
-    schema = arrow_schema(collection)
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    return pa.concat_tables(parts) if parts else arrow_schema(collection).empty_table()

@@ -34,7 +34,10 @@ from .csv_bundle import (
     CsvRead,
     line_of,
     read_collection,
+    streamed_blocks,
+    streamed_read,
 )
+from .csv_columnar import RowPath
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
@@ -137,11 +140,9 @@ def take_snapshot(
         writer = SnapshotWriter(r.collection, checked, quarantined, staging)
         try:
             if bundle is not None:
-                fetched = _read_csv(lake, bundle, r)
+                fetched = _read_csv(lake, bundle, r, writer)
                 stats = fetched.stats
-                writer.add(fetched.table, fetched.rejects)
                 absent = fetched.mode == "absent" and not fetched.table.num_rows
-                fetched.table = fetched.table.slice(0, 0)  # the writer has it now
                 keep_last = False  # a row twice in a file is a duplicate
                 origin: Figures = {
                     "origin": "csv bundle",
@@ -286,15 +287,36 @@ def _stored(lake: Lake, r: SnapshotRequest) -> Snapshot:
     return Snapshot(StoredFile(path, parquet_rows(path)), quarantined, figures, notes=[note])
 
 
-def _read_csv(lake: Lake, bundle: Bundle, r: SnapshotRequest) -> CsvRead:
-    """A collection from the night's bundle; a delta or absent file builds on the last stored night."""
+def _read_csv(lake: Lake, bundle: Bundle, r: SnapshotRequest, writer: SnapshotWriter) -> CsvRead:
+    """A collection from the night's bundle, into ``writer``: a bulk file a block at a time
+    where it can be read columnar; else whole (the row path), and a delta or absent file
+    builds on the last stored night."""
+    hook = privacy_hook(r.tenant_id, r.tenant, r.collection)
+    blocks = streamed_blocks(bundle, r.collection, hook)
+    if blocks is not None:
+        records = 0
+        try:
+            for block in blocks:
+                writer.add(block)
+                records += block.num_rows
+            return streamed_read(bundle, r.collection, records)
+        except RowPath:
+            writer.restart()
+    read = _read_whole_csv(lake, bundle, r, hook)
+    writer.add(read.table, read.rejects)
+    read.table = read.table.slice(0, 0)  # the writer has it now
+    return read
+
+
+def _read_whole_csv(
+    lake: Lake, bundle: Bundle, r: SnapshotRequest, hook: Callable[[dict], None] | None
+) -> CsvRead:
     name = r.collection.name
     previous = None
     earlier = [n for n in lake.snapshot_nights(name, r.tenant_id) if n < str(r.night)]
     if earlier and bundle.mode(name) in ("delta", "absent"):
         frame = read_frame(lake.snapshot(name, earlier[-1], r.tenant_id))
         previous = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    hook = privacy_hook(r.tenant_id, r.tenant, r.collection)
     return read_collection(bundle, r.collection, previous, hook)
 
 
@@ -318,7 +340,7 @@ def _with_lines(quarantine: pd.DataFrame, bundle: Bundle, collection: str) -> pd
     """Validation rejects (or repairs) of a CSV bundle, placed at their file and line."""
     if not len(quarantine):
         return quarantine
-    lines = line_of(bundle, collection)
+    lines = line_of(bundle, collection, set(quarantine["sourcedId"].dropna().astype(str)))
     filename = f"{FILE_NAMES[collection]}.csv"
     reasons = [
         r if ".csv line " in r else (f"{filename} line {lines[s]}: {r}" if s in lines else r)
