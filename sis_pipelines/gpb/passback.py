@@ -154,15 +154,24 @@ def _plan_part(
     settings: Settings,
     night: date,
     categories: list[dict[str, Any]],
-    known_ids: dict[str, str],
 ) -> tuple[Payloads, RemovalPlan]:
     """What a part of the gradebook implies for the SIS, and the removals of ours in it."""
     students = students_by_class(book, settings.prefix)
     # Our records in the part's courses and classes: a district's ledger holds every result
     # we ever sent, and the part looks at its own.
-    ledger = ledger[ledger["course"].isin(book.courses) | ledger["class"].isin(students["class"])]
+    ledger = ledger[
+        ledger["course"].isin(book.courses)
+        | ledger["class"].isin(students["class"])
+        | ledger["kind"].eq("category").fillna(False)
+    ]
+    # The SIS ids we know of the part's records (not the district's: a dict of every result
+    # ever sent would be hundreds of megabytes).
+    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     involved = students[students["course_id"].isin(book.assignments["course_id"])]
-    ours = ledger[ledger["course"].isin(book.courses) | ledger["class"].isin(involved["class"])]
+    ours = ledger[
+        (ledger["course"].isin(book.courses) | ledger["class"].isin(involved["class"]))
+        & ledger["kind"].ne("category").fillna(True)
+    ]
     state = SisState(categories=categories)
     for class_id in sorted(set(involved["class"]) | set(ours["class"].dropna())):
         state.line_items[class_id] = sis.class_line_items(class_id)
@@ -202,7 +211,6 @@ def plan(
     base = sis.client.base_url
     settings = Settings.of(tenant, _rostering_base(tenant, base), base)
     categories = sis.categories()
-    known_ids = dict(zip(ledger["key"].astype(str), ledger["sis_id"].astype(str), strict=True))
     counts: dict[str, int] = {}
     kept: list[dict[str, Any]] = []
     emit = sink if sink is not None else kept.extend
@@ -222,7 +230,6 @@ def plan(
             settings,
             night,
             categories,
-            known_ids,
         )
         # A category a part creates is created once, before the first lineItem that needs it.
         requests = [

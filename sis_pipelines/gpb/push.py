@@ -24,18 +24,18 @@ import pandas as pd
 
 from ..oneroster.errors import OneRosterError
 from .payloads import PLACEHOLDER, body_hash
-from .removals import LEDGER_COLUMNS, empty_ledger
+from .removals import LEDGER_COLUMNS, TEXT, empty_ledger
 from .sis import SisGradebook
 
 __all__ = ["LEDGER_COLUMNS", "PushResult", "empty_ledger", "push"]
 OUTCOME_COLUMNS = {
-    "path": "string",
+    "path": TEXT,
     # sent | unchanged | failed | skipped | removed | gone (already absent from the SIS)
-    "status": "string",
+    "status": TEXT,
     "http_status": "Int64",
-    "error": "string",
-    "key": "string",
-    "kind": "string",
+    "error": TEXT,
+    "key": TEXT,
+    "kind": TEXT,
 }
 
 
@@ -73,6 +73,22 @@ class Known:
         return set(self._of_kind("result")["sis_id"].astype(object))
 
 
+def _concerning(ledger: pd.DataFrame, requests: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ledger's rows a part's requests can meet: their own, the lineItems their results
+    hang on, their classes' (removals look at what else is ours there) and the categories.
+    A district's ledger is a row per result ever sent; a part's requests concern thousands."""
+    keys = {r["key"] for r in requests} | {
+        r["line_item_key"] for r in requests if r.get("line_item_key")
+    }
+    classes = {r["class"] for r in requests if r.get("class")}
+    wanted = (
+        ledger["key"].isin(keys)
+        | ledger["class"].isin(classes).fillna(False)
+        | ledger["kind"].eq("category").fillna(False)
+    )
+    return ledger[wanted]
+
+
 @dataclass
 class PushResult:
     outcomes: pd.DataFrame
@@ -105,7 +121,7 @@ def push(
     max_failure_streak: int = 10,
     streak: list[int] | None = None,
 ) -> PushResult:
-    known = Known(ledger)
+    known = Known(_concerning(ledger, requests))
     updates: dict[str, dict[str, Any]] = {}
     removed: set[str] = set()
     outcomes: list[_Outcome] = []
