@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -105,3 +106,19 @@ def test_duplicates_are_quarantined_with_their_record(monkeypatch):
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
         yield patch
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    ids=st.lists(st.sampled_from([f"u{i}" for i in range(12)]), max_size=30),
+    values=st.lists(st.one_of(st.none(), st.sampled_from([f"u{i}" for i in range(16)]))),
+)
+def test_lookups_among_ids_answer_as_arrow_does(ids, values):
+    """The lookups built over a batch's values, not the ids, give Arrow's answers (an id
+    listed twice included)."""
+    from sis_pipelines.oneroster.ids import index_in_ids, is_in_ids
+
+    id_array, value_array = pa.array(ids, pa.string()), pa.array(values, pa.string())
+    assert is_in_ids(value_array, id_array).equals(pc.is_in(value_array, value_set=id_array))
+    distinct = pc.unique(value_array).drop_null()
+    assert index_in_ids(distinct, id_array).equals(pc.index_in(distinct, value_set=id_array))

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..oneroster.ids import index_in_ids
 from .files import FILES
 
 INTERNAL = "term_end_date"  # kept beside enrollments to decide delete vs complete; not a CSV column
@@ -43,6 +44,19 @@ def by_value(series: pd.Series, compute: Callable[[pa.Array], pa.Array]) -> pa.A
         return compute(pa.array([], pa.string()))
     coded = column.unify_dictionaries().combine_chunks()
     return pc.take(compute(coded.dictionary.cast(pa.string())), coded.indices)
+
+
+def places(series: pd.Series, ids: pa.Array) -> pa.Array:
+    """Each row's place among ``ids`` (distinct), null where absent: looked up once per
+    distinct value, with the hash table built over the batch's values, not the district's
+    million ids (see ``oneroster.ids``)."""
+    column = arrow_column(series)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column.cast(pa.string()))
+    if column.num_chunks == 0:
+        return pa.array([], pa.int32())
+    coded = column.unify_dictionaries().combine_chunks()
+    return pc.take(index_in_ids(coded.dictionary.cast(pa.string()), ids), coded.indices)
 
 
 def iso_dates(series: pd.Series) -> pa.ChunkedArray:
@@ -186,8 +200,8 @@ def _codes(
     batch: pd.DataFrame, classes: pa.Array, users: pa.Array, roles: pa.Array, role_map: dict
 ) -> pa.Table:
     """A batch's mapped enrollments as codes (section, user, role) and their own dates."""
-    section = by_value(batch["classSourcedId"], lambda v: pc.index_in(v, value_set=classes))
-    user = by_value(batch["userSourcedId"], lambda v: pc.index_in(v, value_set=users))
+    section = places(batch["classSourcedId"], classes)
+    user = places(batch["userSourcedId"], users)
     role = by_value(batch["role"], lambda v: pc.index_in(_mapped(v, role_map), value_set=roles))
     active = by_value(batch["status"], lambda v: pc.equal(v, "active"))
     keep = pc.and_(

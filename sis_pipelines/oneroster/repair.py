@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .collections import Collection
+from .ids import is_in_ids
 
 # OneRoster 1.1 and 1.2 give these references a multiplicity of 0..1.
 OPTIONAL_REFERENCES = {
@@ -131,7 +132,7 @@ def repair_optional_reference(
 ) -> pa.Table:
     """An optional reference to no record is emptied."""
     arr = table[column].combine_chunks()
-    dangling = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, ids))).fill_null(False)
+    dangling = pc.and_(pc.is_valid(arr), pc.invert(is_in_ids(arr, ids))).fill_null(False)
     mask = dangling.to_numpy(zero_copy_only=False)
     if not mask.any():
         return table
@@ -154,7 +155,7 @@ def repair_reference_list(
         return table
     flat = pc.list_flatten(arr)
     parents = pc.list_parent_indices(arr).to_numpy()
-    found = pc.is_in(flat, ids).fill_null(False).to_numpy(zero_copy_only=False)
+    found = is_in_ids(flat, ids).fill_null(False).to_numpy(zero_copy_only=False)
     rows = len(arr)
     missing_per_row = np.bincount(parents[~found], minlength=rows)
     found_per_row = np.bincount(parents[found], minlength=rows)

@@ -16,6 +16,7 @@ import pyarrow as pyarrow_
 import pyarrow.compute as pc
 
 from .collections import COLLECTIONS, Collection
+from .ids import is_in_ids
 from .normalise import ARROW_TYPES, strictly_ascending
 
 STATUS = {"active", "tobedeleted"}
@@ -104,11 +105,11 @@ def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
                 arr = arr.combine_chunks()  # parent indices must count from the first row
             flat = pc.list_flatten(arr)
             parents = pc.list_parent_indices(arr).to_numpy()
-            missing = ~pc.is_in(flat, ids).fill_null(True).to_numpy(zero_copy_only=False)
+            missing = ~is_in_ids(flat, ids).fill_null(True).to_numpy(zero_copy_only=False)
             ok = np.ones(len(arr), dtype=bool)
             ok[np.unique(parents[missing])] = False
         else:
-            ok = pc.is_in(arr, ids).to_numpy(zero_copy_only=False) | pc.is_null(arr).to_numpy(
+            ok = is_in_ids(arr, ids).to_numpy(zero_copy_only=False) | pc.is_null(arr).to_numpy(
                 zero_copy_only=False
             )
         return pd.Series(ok, index=series.index)
