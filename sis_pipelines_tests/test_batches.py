@@ -113,12 +113,13 @@ def monkeypatch_module():
     ids=st.lists(st.sampled_from([f"u{i}" for i in range(12)]), max_size=30),
     values=st.lists(st.one_of(st.none(), st.sampled_from([f"u{i}" for i in range(16)]))),
 )
-def test_lookups_among_ids_answer_as_arrow_does(ids, values):
-    """The lookups built over a batch's values, not the ids, give Arrow's answers (an id
-    listed twice included)."""
-    from sis_pipelines.oneroster.ids import index_in_ids, is_in_ids
+def test_lookups_among_ids_answer_as_arrow_does(ids, values, monkeypatch_module):
+    """A batch's references looked up by hash among a collection's ids give Arrow's answers
+    (ids that repeat, and so collide, included)."""
+    from sis_pipelines.oneroster import ids as lookups
 
+    monkeypatch_module.setattr(lookups, "SMALL", 0)  # the hashed path, however few the ids
     id_array, value_array = pa.array(ids, pa.string()), pa.array(values, pa.string())
-    assert is_in_ids(value_array, id_array).equals(pc.is_in(value_array, value_set=id_array))
-    distinct = pc.unique(value_array).drop_null()
-    assert index_in_ids(distinct, id_array).equals(pc.index_in(distinct, value_set=id_array))
+    id_set = lookups.IdSet(id_array)
+    assert id_set.contains(value_array).equals(pc.is_in(value_array, value_set=id_array))
+    assert id_set.index(value_array).equals(pc.index_in(value_array, value_set=id_array))

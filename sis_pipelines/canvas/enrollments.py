@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..oneroster.ids import index_in_ids
+from ..oneroster.ids import IdSet
 from .files import FILES
 
 INTERNAL = "term_end_date"  # kept beside enrollments to decide delete vs complete; not a CSV column
@@ -46,17 +46,16 @@ def by_value(series: pd.Series, compute: Callable[[pa.Array], pa.Array]) -> pa.A
     return pc.take(compute(coded.dictionary.cast(pa.string())), coded.indices)
 
 
-def places(series: pd.Series, ids: pa.Array) -> pa.Array:
-    """Each row's place among ``ids`` (distinct), null where absent: looked up once per
-    distinct value, with the hash table built over the batch's values, not the district's
-    million ids (see ``oneroster.ids``)."""
+def places(series: pd.Series, ids: IdSet) -> pa.Array:
+    """Each row's place among ``ids``, null where absent: looked up once per distinct value
+    of a dictionary column (ten million enrollments name a million users)."""
     column = arrow_column(series)
     if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column.cast(pa.string()))
+        return ids.index(column.cast(pa.string()))
     if column.num_chunks == 0:
         return pa.array([], pa.int32())
     coded = column.unify_dictionaries().combine_chunks()
-    return pc.take(index_in_ids(coded.dictionary.cast(pa.string()), ids), coded.indices)
+    return pc.take(ids.index(coded.dictionary.cast(pa.string())), coded.indices)
 
 
 def iso_dates(series: pd.Series) -> pa.ChunkedArray:
@@ -168,7 +167,8 @@ def canvas_enrollments(
     )
     roles = pc.unique(pa.array(list(role_map.values()), pa.string()))
     batches = [enrollments] if isinstance(enrollments, pd.DataFrame) else enrollments
-    parts = [_codes(batch, classes, users, roles, role_map) for batch in batches]
+    class_ids, user_ids_ = IdSet(classes), IdSet(users)  # asked batch after batch
+    parts = [_codes(batch, class_ids, user_ids_, roles, role_map) for batch in batches]
     codes = pa.concat_tables(parts) if parts else _codes_schema().empty_table()
     key = [codes["section"], codes["user"], codes["role"]]
     combined = _combined(
@@ -197,7 +197,7 @@ def _codes_schema() -> pa.Schema:
 
 
 def _codes(
-    batch: pd.DataFrame, classes: pa.Array, users: pa.Array, roles: pa.Array, role_map: dict
+    batch: pd.DataFrame, classes: IdSet, users: IdSet, roles: pa.Array, role_map: dict
 ) -> pa.Table:
     """A batch's mapped enrollments as codes (section, user, role) and their own dates."""
     section = places(batch["classSourcedId"], classes)

@@ -29,14 +29,16 @@ import pyarrow.parquet as pq
 from ..duck import bounded
 from ..storage import COMPRESSION, stored_schema
 from .collections import Collection
+from .ids import IdSet
 from .normalise import Rejects, arrow_schema, strictly_ascending
 from .repair import Repairs
 from .schemas import REFERENCES
 from .validate import MAX_REASONS_PER_RECORD, check, kept_repairs, quarantine_frame
 
 # Records validated together: enough that pandera's fixed cost per call vanishes, few enough
-# that a batch of enrollments is tens of megabytes.
+# that a batch is tens of megabytes (users are wider than enrollments: bytes decide first).
 BATCH_ROWS = 1 << 19
+BATCH_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
 
 
@@ -67,7 +69,8 @@ class SnapshotWriter:
         path: Path,
     ) -> None:
         self.collection = collection
-        self.references = references
+        # Looked up batch after batch: hashed and sorted once (see ``ids.py``).
+        self.references = {name: IdSet(ids) for name, ids in references.items()}
         self.quarantined = quarantined
         self.path = path
         self.schema = stored_schema(arrow_schema(collection))
@@ -79,6 +82,7 @@ class SnapshotWriter:
         self._writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._rejects = Rejects()  # normalisation's
         self._repairs = Repairs()  # validation's
         self._failing: list[pd.DataFrame] = []
@@ -94,14 +98,16 @@ class SnapshotWriter:
         if table.num_rows:
             self._pending.append(table)
             self._pending_rows += table.num_rows
-        if not self._whole and self._pending_rows >= BATCH_ROWS:
+            self._pending_bytes += table.nbytes
+        full = self._pending_rows >= BATCH_ROWS or self._pending_bytes >= BATCH_BYTES
+        if full and not self._whole:
             self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
             return
         table = pa.concat_tables(self._pending)
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         self._note_order(table["sourcedId"])
         checked = check(
             self.collection, table, self.references, self._repairs, self.quarantined, unique=False

@@ -1,34 +1,92 @@
-"""Lookups of a batch of references among a collection's sourcedIds.
+"""Lookups of batches of references among a collection's sourcedIds.
 
 A night is validated and mapped batch by batch, and Arrow's ``is_in`` and ``index_in`` build
-their hash table over the value set at every call: over a million users, twenty times for a
-district's enrollments. A batch names far fewer distinct ids than exist, so the table is
-built over those instead, and the ids are probed against it.
+a hash table over their value set at every call: over a million users, twenty times for a
+district's enrollments. An ``IdSet`` is built once: the ids' 64-bit hashes (DuckDB's),
+sorted. A batch's references are hashed, found by binary search and confirmed by comparing
+the ids themselves, so every answer is exact; ids whose hashes collide (or repeat) are
+answered by Arrow instead.
 """
 
 from __future__ import annotations
 
+import threading
+
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_local = threading.local()
 
-def is_in_ids(values: pa.Array | pa.ChunkedArray, ids: pa.Array) -> pa.Array | pa.ChunkedArray:
-    """``pc.is_in(values, value_set=ids)``."""
-    distinct = pc.unique(values)
-    if len(distinct) * 4 > len(ids):
-        return pc.is_in(values, value_set=ids)
-    found = pc.filter(ids, pc.is_in(ids, value_set=distinct))
-    return pc.is_in(values, value_set=found)
+# Below this, Arrow's own hash table costs less than hashing and sorting.
+SMALL = 50_000
 
 
-def index_in_ids(values: pa.Array, ids: pa.Array) -> pa.Array:
-    """``pc.index_in(values, value_set=ids)`` for distinct ``values`` (a batch's dictionary)."""
-    if len(values) * 4 > len(ids) or values.null_count:
-        return pc.index_in(values, value_set=ids)
-    where = pc.index_in(ids, value_set=values).to_numpy(zero_copy_only=False)  # id -> value
-    found = ~np.isnan(where) if where.dtype.kind == "f" else np.ones(len(where), bool)
-    places = np.full(len(values), -1, np.int64)
-    # Reversed, so that of an id listed twice the first place is the one kept, as in Arrow.
-    places[where[found].astype(np.int64)[::-1]] = np.flatnonzero(found)[::-1]
-    return pa.array(places.astype(np.int32), mask=places < 0)
+def _hashes(values: pa.Array) -> np.ndarray:
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+    con.register("ids_to_hash", pa.table({"v": values}))
+    try:
+        return con.execute("SELECT hash(v) AS h FROM ids_to_hash").fetchnumpy()["h"]
+    finally:
+        con.unregister("ids_to_hash")
+
+
+class IdSet:
+    """A collection's sourcedIds, asked about batch after batch."""
+
+    def __init__(self, ids: pa.Array | pa.ChunkedArray) -> None:
+        self.ids = (ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids).cast(
+            pa.string()
+        )
+        self._exact = len(self.ids) < max(SMALL, 1) or bool(self.ids.null_count)
+        if self._exact:
+            return
+        hashes = _hashes(self.ids)
+        self._order = np.argsort(hashes)
+        self._hashes = hashes[self._order]
+        self._sorted = self.ids.take(pa.array(self._order))
+        self._exact = bool((self._hashes[1:] == self._hashes[:-1]).any())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _found(self, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """For each value: whether it is an id, and where among the sorted ids."""
+        wanted = _hashes(values)
+        # Searched in order (each search starts where the last ended): six times faster.
+        order = np.argsort(wanted)
+        at = np.empty(len(wanted), np.int64)
+        at[order] = np.searchsorted(self._hashes, wanted[order])
+        at = np.minimum(at, len(self._hashes) - 1)
+        same = pc.equal(self._sorted.take(pa.array(at)), values)
+        found = (self._hashes[at] == wanted) & same.fill_null(False).to_numpy(zero_copy_only=False)
+        return found, at
+
+    def contains(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """``pc.is_in(values, value_set=ids)``."""
+        values = _array(values)
+        if self._exact or not len(values):
+            return pc.is_in(values, value_set=self.ids)
+        return pa.array(self._found(values)[0])
+
+    def index(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """``pc.index_in(values, value_set=ids)``: each value's place among the ids."""
+        values = _array(values)
+        if self._exact or not len(values):
+            return pc.index_in(values, value_set=self.ids)
+        found, at = self._found(values)
+        return pa.array(self._order[at].astype(np.int32), mask=~found)
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def is_in_ids(values: pa.Array | pa.ChunkedArray, ids: pa.Array | IdSet) -> pa.Array:
+    """Which ``values`` are among ``ids`` (an ``IdSet`` when asked about batch after batch)."""
+    if isinstance(ids, IdSet):
+        return ids.contains(values)
+    return pc.is_in(values, value_set=ids)

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .collections import Collection
-from .ids import is_in_ids
+from .ids import IdSet, is_in_ids
 
 # OneRoster 1.1 and 1.2 give these references a multiplicity of 0..1.
 OPTIONAL_REFERENCES = {
@@ -127,7 +127,7 @@ def repair_optional_reference(
     table: pa.Table,
     column: str,
     target: str,
-    ids: pa.Array,
+    ids: pa.Array | IdSet,
     repairs: Repairs,
 ) -> pa.Table:
     """An optional reference to no record is emptied."""
@@ -146,7 +146,7 @@ def repair_optional_reference(
 
 
 def repair_reference_list(
-    table: pa.Table, column: str, target: str, ids: pa.Array, repairs: Repairs
+    table: pa.Table, column: str, target: str, ids: pa.Array | IdSet, repairs: Repairs
 ) -> pa.Table:
     """A list of references of which some resolve keeps those; one where none does is left
     for validation to quarantine."""

@@ -16,7 +16,7 @@ import pyarrow as pyarrow_
 import pyarrow.compute as pc
 
 from .collections import COLLECTIONS, Collection
-from .ids import is_in_ids
+from .ids import IdSet, is_in_ids
 from .normalise import ARROW_TYPES, strictly_ascending
 
 STATUS = {"active", "tobedeleted"}
@@ -97,7 +97,7 @@ def enum_check(values: set[str], column: str) -> pa.Check:
     )
 
 
-def reference_check(column: str, target: str, ids: pyarrow_.Array) -> pa.Check:
+def reference_check(column: str, target: str, ids: pyarrow_.Array | IdSet) -> pa.Check:
     def check(series: pd.Series) -> pd.Series:
         arr = _arrow(series)
         if pyarrow_.types.is_list(arr.type):

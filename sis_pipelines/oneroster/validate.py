@@ -13,6 +13,7 @@ import pyarrow as pyarrow_
 import pyarrow.compute as pc
 
 from .collections import Collection
+from .ids import IdSet
 from .normalise import Rejects, arrow_schema
 from .repair import Repairs, repair
 from .schemas import ENUMS, REFERENCES, STATUS, schema_for
@@ -107,7 +108,7 @@ class Checked:
 def check(
     collection: Collection,
     table: pyarrow_.Table,
-    references: Mapping[str, pyarrow_.Array],
+    references: Mapping[str, pyarrow_.Array | IdSet],
     repairs: Repairs,
     quarantined: Mapping[str, pd.DataFrame] | None = None,
     unique: bool = True,
