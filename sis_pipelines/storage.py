@@ -149,14 +149,24 @@ def write_tables(tables: Iterable[pa.Table], path: UPath) -> None:
 
 
 def read_batches(
-    path: UPath, columns: list[str] | None = None, dictionary: list[str] | None = None
+    path: UPath,
+    columns: list[str] | None = None,
+    dictionary: list[str] | None = None,
+    rows: int = 1,
 ) -> Iterator[pd.DataFrame]:
-    """A stored frame a row group at a time (see ``read_frame``)."""
+    """A stored frame a few row groups at a time, at least ``rows`` rows each but the last
+    (see ``read_frame``)."""
     with path.open("rb") as fh:
         stored = pq.ParquetFile(fh, read_dictionary=dictionary)
+        groups: list[int] = []
+        held = 0
         for group in range(stored.num_row_groups):
-            table = stored.read_row_group(group, columns=columns)
-            yield table.to_pandas(types_mapper=pd.ArrowDtype)
+            groups.append(group)
+            held += stored.metadata.row_group(group).num_rows
+            if held >= rows or group == stored.num_row_groups - 1:
+                table = stored.read_row_groups(groups, columns=columns)
+                yield table.to_pandas(types_mapper=pd.ArrowDtype)
+                groups, held = [], 0
 
 
 def write_frame(frame: pd.DataFrame, path: UPath) -> None:

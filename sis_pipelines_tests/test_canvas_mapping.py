@@ -237,6 +237,7 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
     import pyarrow.parquet as pq
 
     from sis_pipelines.canvas import enrollments as canvas_enrollments
+    from sis_pipelines.canvas import provision
     from sis_pipelines.canvas.provision import map_night
     from sis_pipelines.lake import Lake
 
@@ -250,6 +251,7 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
         pq.write_table(table, str(path), 97)
     monkeypatch.setattr(canvas_enrollments, "SLICE_ROWS", 89)
+    monkeypatch.setattr(provision, "ENROLLMENT_BATCH_ROWS", 150)  # two row groups a batch
     config = cfg(sis_id_prefix="d1-")
     figures = map_night(lake, "t", config, night)
     whole = map_snapshot(snapshot, config, night)

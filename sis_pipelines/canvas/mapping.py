@@ -223,6 +223,31 @@ def canvas_users(users: pd.DataFrame, cfg: Canvas) -> tuple[pd.DataFrame, np.nda
     return frame, eligible.to_numpy(zero_copy_only=False)
 
 
+def _observers(
+    users_src: pd.DataFrame, eligible: np.ndarray, users: pd.DataFrame, prefix: str
+) -> pd.DataFrame:
+    """Each mapped guardian with each mapped student among their agents (in Arrow: a large
+    district has a million of each)."""
+    guardian = pc.and_(
+        pc.is_in(text(users_src["role"]), value_set=pa.array(sorted(OBSERVER_ROLES))),
+        pa.array(eligible),
+    ).fill_null(False)
+    agents = arrow_column(users_src["agentSourcedIds"]).filter(guardian).combine_chunks()
+    observer = text(users_src["sourcedId"]).filter(guardian).combine_chunks()
+    student = pc.list_flatten(agents)
+    observer = observer.take(pc.list_parent_indices(agents))
+    is_student = pc.equal(text(users["declared_user_type"]), "student").fill_null(False)
+    students = pc.utf8_slice_codeunits(text(users["user_id"]).filter(is_student), len(prefix))
+    mapped = pc.is_in(student, value_set=students.combine_chunks()).fill_null(False)
+    return pd.DataFrame(
+        {
+            "observer_id": observer.filter(mapped).to_numpy(zero_copy_only=False),
+            "student_id": student.filter(mapped).to_numpy(zero_copy_only=False),
+            "status": "active",
+        }
+    )
+
+
 def map_snapshot(
     snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date
 ) -> dict[str, pd.DataFrame]:
@@ -325,18 +350,7 @@ def canvas_state(
 
     out = {"accounts": accounts, "terms": terms, "courses": courses, "sections": sections}
     if cfg.observers:
-        roles = users_src["role"].astype(object)
-        guardians = users_src[roles.isin(OBSERVER_ROLES).to_numpy() & eligible]
-        pairs = pd.DataFrame(
-            {
-                "observer_id": _s(guardians["sourcedId"]).to_numpy(),
-                "student_id": guardians["agentSourcedIds"].astype(object).to_numpy(),
-            }
-        ).explode("student_id")
-        student = users["declared_user_type"].astype(object) == "student"
-        students = set(_s(users.loc[student, "user_id"]).str.removeprefix(cfg.sis_id_prefix))
-        pairs = pairs[pairs["student_id"].isin(students)]
-        out["user_observers"] = pairs.assign(status="active").reset_index(drop=True)
+        out["user_observers"] = _observers(users_src, eligible, users, cfg.sis_id_prefix)
     mapped = {
         name: _prefixed(name, frame.reset_index(drop=True), cfg.sis_id_prefix)
         for name, frame in out.items()

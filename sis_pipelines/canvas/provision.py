@@ -36,6 +36,12 @@ class SisImportFailed(SourceError):
     """Canvas took the zip and ended the import in a failed state: retrying sends the same."""
 
 
+# Enrollments mapped at a time: read as dictionaries (codes into the batch's distinct
+# classes and users), four million are about a hundred megabytes, and each batch looks its
+# distinct values up among the district's ids once.
+ENROLLMENT_BATCH_ROWS = 1 << 22
+
+
 def stored_snapshot(
     lake: Lake, tenant_id: str, night: date
 ) -> dict[str, pd.DataFrame | Iterator[pd.DataFrame]]:
@@ -52,7 +58,7 @@ def stored_snapshot(
             )
         dictionary = MAPPED_AS_DICTIONARY.get(name)
         out[name] = (
-            read_batches(path, columns, dictionary)
+            read_batches(path, columns, dictionary, ENROLLMENT_BATCH_ROWS)
             if name == "enrollments"
             else read_frame(path, columns, dictionary)
         )
