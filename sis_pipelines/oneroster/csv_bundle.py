@@ -15,6 +15,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -132,16 +133,19 @@ class Members(Mapping[str, bytes]):
         self._members = members
 
     def __getitem__(self, name: str) -> bytes:
-        member = self._members[name]
-        try:
+        with self._damage_explained(name) as member:
             return self._zip.read(member)
-        except (zipfile.BadZipFile, zlib.error) as exc:
-            raise BundleError(f"{self._source}: {member} is damaged in the zip ({exc})") from None
 
     def open(self, name: str) -> BinaryIO:
+        with self._damage_explained(name) as member:
+            return self._zip.open(member)
+
+    @contextmanager
+    def _damage_explained(self, name: str) -> Iterator[str]:
+        """The member's name in the zip; a damaged member becomes one line naming it."""
         member = self._members[name]
         try:
-            return self._zip.open(member)
+            yield member
         except (zipfile.BadZipFile, zlib.error) as exc:
             raise BundleError(f"{self._source}: {member} is damaged in the zip ({exc})") from None
 
