@@ -3,9 +3,10 @@
 A night is validated and mapped batch by batch, and Arrow's ``is_in`` and ``index_in`` build
 a hash table over their value set at every call: over a million users, twenty times for a
 district's enrollments. An ``IdSet`` is built once: the ids' 64-bit hashes (DuckDB's),
-sorted. A batch's references are hashed, found by binary search and confirmed by comparing
-the ids themselves, so every answer is exact; ids whose hashes collide (or repeat) are
-answered by Arrow instead.
+sorted, with where each run of hashes sharing their top bits starts (about one id a run). A
+batch's references are hashed, found in their run by a step or two (no sort of the batch,
+no binary search) and confirmed by comparing the ids themselves, so every answer is exact;
+ids whose hashes collide (or repeat) are answered by Arrow instead.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class IdSet:
         self._hashes = hashes[self._order]
         self._sorted = self.ids.take(pa.array(self._order))
         self._exact = bool((self._hashes[1:] == self._hashes[:-1]).any())
+        bits = max(1, int(np.ceil(np.log2(len(hashes)))))
+        self._shift = np.uint64(64 - bits)
+        firsts = np.arange(1 << bits, dtype=np.uint64) << self._shift
+        self._starts = np.append(np.searchsorted(self._hashes, firsts), len(hashes))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -56,14 +61,20 @@ class IdSet:
     def _found(self, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """For each value: whether it is an id, and where among the sorted ids."""
         wanted = _hashes(values)
-        # Searched in order (each search starts where the last ended): six times faster.
-        order = np.argsort(wanted)
-        at = np.empty(len(wanted), np.int64)
-        at[order] = np.searchsorted(self._hashes, wanted[order])
+        run = (wanted >> self._shift).astype(np.intp)
+        at, end = self._starts[run], self._starts[run + 1]
+        hashed = np.zeros(len(wanted), dtype=bool)
+        # Each step looks once more in the runs not yet settled: few runs hold three ids.
+        open_ = np.flatnonzero(at < end)
+        while len(open_):
+            hit = self._hashes[at[open_]] == wanted[open_]
+            hashed[open_[hit]] = True
+            open_ = open_[~hit]
+            at[open_] += 1
+            open_ = open_[at[open_] < end[open_]]
         at = np.minimum(at, len(self._hashes) - 1)
         same = pc.equal(self._sorted.take(pa.array(at)), values)
-        found = (self._hashes[at] == wanted) & same.fill_null(False).to_numpy(zero_copy_only=False)
-        return found, at
+        return hashed & same.fill_null(False).to_numpy(zero_copy_only=False), at
 
     def contains(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """``pc.is_in(values, value_set=ids)``."""
