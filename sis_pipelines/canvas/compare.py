@@ -87,6 +87,7 @@ class NightFile:
         self.con, self.name = con, name
         present = set(columns_of(source))
         self.table: pa.Table | None = None
+        self.path: str | None = None
         path = None if isinstance(source, pd.DataFrame) else _local(source)
         if path is None:
             frame = read_whole(source)
@@ -95,6 +96,7 @@ class NightFile:
             con.register(f"{name}_source", self.table)
             scan = f"select * from {name}_source"
         else:
+            self.path = path
             quoted = path.replace("'", "''")
             scan = f"select *, file_row_number as {ROW} from read_parquet('{quoted}', file_row_number = true)"
         cells = [
@@ -110,15 +112,33 @@ class NightFile:
         elif self.table is not None:
             picked = self.table.take(pa.array(positions, pa.int64())).select(columns)
         else:
-            names = ", ".join(f'"{c}"' for c in columns)
-            self.con.register("wanted", pa.table({"p": pa.array(positions, pa.int64())}))
-            picked = self.con.sql(
-                f"select {names} from {self.name} "
-                f"where {ROW} in (select p from wanted) order by {ROW}"
-            ).fetch_arrow_table()
-            self.con.unregister("wanted")
+            picked = _rows_at(self.path, positions, columns)  # type: ignore[arg-type]
         frame = pd.DataFrame({c: picked[c].to_numpy(zero_copy_only=False) for c in columns})
         return frame.astype(object).where(frame.notna(), None)
+
+
+def _rows_at(path: str, positions: np.ndarray, columns: list[str]) -> pa.Table:
+    """The rows at ``positions`` (ascending) of a stored file, read by row group: only the
+    groups holding one, their text as dictionaries (codes, not ten million strings)."""
+    schema = pq.read_schema(path)
+    present = [c for c in columns if c in schema.names]
+    text = [c for c in present if pa.types.is_string(schema.field(c).type)]
+    source = pq.ParquetFile(path, read_dictionary=text)
+    parts, start = [], 0
+    for group in range(source.num_row_groups):
+        end = start + source.metadata.row_group(group).num_rows
+        lo, hi = np.searchsorted(positions, [start, end])
+        if hi > lo:
+            table = source.read_row_group(group, columns=present)
+            parts.append(table.take(pa.array(positions[lo:hi] - start)))
+        start = end
+    picked = pa.concat_tables(parts)
+    return pa.table(
+        {
+            c: picked[c].cast(pa.string()) if c in present else pa.nulls(len(picked), pa.string())
+            for c in columns
+        }
+    )
 
 
 @contextmanager

@@ -240,20 +240,37 @@ class CanvasEnrollments:
     def __len__(self) -> int:
         return self.codes.num_rows
 
+    def __post_init__(self) -> None:
+        # The dictionaries every slice shares, made once: each section's course and dates
+        # as codes into their distinct values, and the ids with the tenant's prefix.
+        self._of_section = {
+            column: pc.dictionary_encode(text(self.sections[column]).combine_chunks())
+            for column in ("course_id", "start_date", "end_date")
+        }
+        self._classes, self._users = self.classes, self.users
+        if self.prefix:
+            course = self._of_section["course_id"]
+            self._of_section["course_id"] = prefixed(course, self.prefix)
+            self._classes = pc.binary_join_element_wise(self.prefix, self.classes, "")
+            self._users = pc.binary_join_element_wise(self.prefix, self.users, "")
+
     def table(self, start: int = 0, rows: int | None = None) -> pa.Table:
         codes = self.codes.slice(start, rows)
         section = codes["section"].combine_chunks()
 
         def of_section(column: str) -> pa.DictionaryArray:
-            return coded(section, text(self.sections[column]).combine_chunks())
+            distinct = self._of_section[column]
+            return pa.DictionaryArray.from_arrays(
+                pc.take(distinct.indices, section), distinct.dictionary
+            )
 
         term_end = of_section("end_date")
         # Rows as codes into the district's sections, users, roles and dates: the text as
         # plain strings was about 1.7 GB at ten million rows, most of a night's peak memory.
         out = {
             "course_id": of_section("course_id"),
-            "section_id": coded(section, self.classes, unique=True),
-            "user_id": coded(codes["user"].combine_chunks(), self.users, unique=True),
+            "section_id": coded(section, self._classes, unique=True),
+            "user_id": coded(codes["user"].combine_chunks(), self._users, unique=True),
             "role": coded(codes["role"].combine_chunks(), self.roles, unique=True),
             "status": coded(
                 pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), unique=True
@@ -263,9 +280,6 @@ class CanvasEnrollments:
             "end_date": first_valid(iso_coded(codes["end"]), term_end),
             INTERNAL: term_end,
         }
-        if self.prefix:
-            for column in ("course_id", "section_id", "user_id"):
-                out[column] = prefixed(out[column], self.prefix)
         columns = [c for c in FILES["enrollments"].columns if c in out] + [INTERNAL]
         return pa.table({c: out[c] for c in columns})
 
