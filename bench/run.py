@@ -262,7 +262,7 @@ def night(
         Timed(module, "file_batches" if source == "csv" else "decode_page") as columnar,
         Timed(module, "normalise_page") as records,
         Timed(batches_module, "check") as validation,
-        Timed(batches_module, "append") as writing,
+        Timed(batches_module, "settle") as writing,
         served as where,
     ):
         tenant = csv_tenant(where) if source == "csv" else bench_tenant(where)

@@ -14,8 +14,10 @@ a duplicated row).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +55,15 @@ class Written:
 
 
 def append(writer: pq.ParquetWriter, table: pa.Table) -> None:
-    """A batch's kept records, as a row group of the night's file."""
+    """A batch's kept records, as a row group of the night's file (on the writer's thread)."""
     writer.write_table(table)
+
+
+def settle(write: Future | None) -> None:
+    """Waits for a batch's write to end (its error raised here): what writing costs the night
+    beyond the validation and the fetching it overlapped."""
+    if write is not None:
+        write.result()
 
 
 class SnapshotWriter:
@@ -80,6 +89,10 @@ class SnapshotWriter:
 
     def _start(self) -> None:
         self._writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
+        # One batch is written while the next is fetched and validated: Parquet's encoding
+        # and compression leave the GIL, so the write takes the other core, not the night's.
+        self._writing = ThreadPoolExecutor(1, thread_name_prefix=f"snapshot-{self.collection.name}")
+        self._write: Future | None = None
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -116,7 +129,9 @@ class SnapshotWriter:
         self._ordinals.append(self._seen + checked.positions)
         self._seen += table.num_rows
         kept = pa.Table.from_pandas(checked.kept, preserve_index=False)
-        append(self._writer, kept.replace_schema_metadata(None).cast(self.schema))
+        kept = kept.replace_schema_metadata(None).cast(self.schema)
+        settle(self._write)  # row groups in the order the records came
+        self._write = self._writing.submit(append, self._writer, kept)
         self._kept += len(checked.kept)
 
     def _note_order(self, ids: pa.ChunkedArray) -> None:
@@ -134,7 +149,7 @@ class SnapshotWriter:
         """The last batch written and the file closed; ``keep_last``: whether repeated
         sourcedIds are copies served again (the last wins) rather than duplicates."""
         self._flush()
-        self._writer.close()
+        self._close()
         failing = quarantine_frame(self._failing)
         superseded = 0
         if not self._ascending:
@@ -144,8 +159,18 @@ class SnapshotWriter:
         repairs = Repairs([*self._rejects.repairs.parts, *self._repairs.parts])
         return Written(self._kept, quarantine, kept_repairs(repairs, quarantine), superseded)
 
+    def _close(self) -> None:
+        try:
+            settle(self._write)
+        finally:
+            self._write = None
+            self._writing.shutdown()
+            self._writer.close()
+
     def abandon(self) -> None:
-        self._writer.close()
+        # The file is being given up: an error of its last write goes with it.
+        with contextlib.suppress(Exception):
+            self._close()
 
     def restart(self) -> None:
         """Everything added so far forgotten: the collection is read again from the start."""
