@@ -12,15 +12,18 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
+
+T = TypeVar("T")
 
 COMPRESSION = "zstd"
 
@@ -183,6 +186,20 @@ def read_batches(
                 table = stored.read_row_groups(groups, columns=columns)
                 yield table.to_pandas(types_mapper=pd.ArrowDtype)
                 groups, held = [], 0
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, the next one read on a thread of its own while this one is used: Parquet's
+    reading and decoding leave the GIL, so a step mapping one batch reads the next on the
+    other core."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item
 
 
 def write_frame(frame: pd.DataFrame, path: UPath) -> None:

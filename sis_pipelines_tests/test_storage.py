@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -90,3 +92,38 @@ def test_a_snapshot_read_and_stored_again_is_the_same_bytes(tmp_path):
     atomic_write_table(table, first)
     write_frame(read_frame(first), second)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_read_ahead_gives_every_batch_in_order_and_reads_one_ahead(tmp_path):
+    path = UPath(tmp_path / "t.parquet")
+    storage.write_tables(
+        (pa.table({"n": list(range(start, start + 3))}) for start in range(0, 12, 3)), path
+    )
+    read: list[int] = []
+
+    def batches():
+        for frame in storage.read_batches(path, rows=3):
+            read.append(int(frame["n"].iloc[0]))
+            yield frame
+
+    ahead = storage.read_ahead(batches())
+    first = next(ahead)
+    assert list(first["n"]) == [0, 1, 2]
+    # The second batch was read while the first was in use.
+    for _ in range(500):
+        if read == [0, 3]:
+            break
+        time.sleep(0.01)
+    assert read == [0, 3]
+    assert [list(f["n"]) for f in ahead] == [[3, 4, 5], [6, 7, 8], [9, 10, 11]]
+
+
+def test_read_ahead_raises_the_sources_error_where_it_is_read():
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    ahead = storage.read_ahead(failing())
+    assert next(ahead) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(ahead)

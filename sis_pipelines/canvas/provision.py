@@ -17,7 +17,14 @@ from upath import UPath
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
-from ..storage import atomic_write_bytes, read_batches, read_frame, write_frame, write_tables
+from ..storage import (
+    atomic_write_bytes,
+    read_ahead,
+    read_batches,
+    read_frame,
+    write_frame,
+    write_tables,
+)
 from ..tenants import Canvas, Tenant
 from .api import FAILED, import_messages
 from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
@@ -37,9 +44,9 @@ class SisImportFailed(SourceError):
 
 
 # Enrollments mapped at a time: read as dictionaries (codes into the batch's distinct
-# classes and users), four million are about a hundred megabytes, and each batch looks its
-# distinct values up among the district's ids once.
-ENROLLMENT_BATCH_ROWS = 1 << 22
+# classes and users), a million are about a hundred megabytes; the next is read while one
+# is mapped.
+ENROLLMENT_BATCH_ROWS = 1 << 20
 
 
 def stored_snapshot(
@@ -58,7 +65,7 @@ def stored_snapshot(
             )
         dictionary = MAPPED_AS_DICTIONARY.get(name)
         out[name] = (
-            read_batches(path, columns, dictionary, ENROLLMENT_BATCH_ROWS)
+            read_ahead(read_batches(path, columns, dictionary, ENROLLMENT_BATCH_ROWS))
             if name == "enrollments"
             else read_frame(path, columns, dictionary)
         )
