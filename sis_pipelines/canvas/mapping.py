@@ -7,7 +7,7 @@ prefix (in course_term mode a course id joins the course and the term).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 
 import numpy as np
@@ -262,14 +262,30 @@ def map_snapshot(
 def canvas_state(
     snapshot: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]], cfg: Canvas, night: date
 ) -> dict[str, pd.DataFrame | CanvasEnrollments]:
-    """The full Canvas state of a snapshot whose enrollments may come in batches: the
-    enrollments are then built into rows a slice at a time, as they are written."""
-    tables = {n: f for n, f in snapshot.items() if isinstance(f, pd.DataFrame)}
-    accounts = canvas_accounts(tables["orgs"])
-    terms, term_of = canvas_terms(tables["academic_sessions"], cfg)
-    term_dates = terms.set_index("term_id")[["name", "start_date", "end_date"]]
+    """The full Canvas state of a snapshot, every file at once (see ``canvas_files_of``)."""
+    files = dict(canvas_files_of(dict(snapshot), cfg, night))
+    return {name: files[name] for name in ORDER if name in files}
 
-    classes = _active(tables["classes"])
+
+def canvas_files_of(
+    snapshot: dict[str, pd.DataFrame | Iterable[pd.DataFrame]], cfg: Canvas, night: date
+) -> Iterator[tuple[str, pd.DataFrame | CanvasEnrollments]]:
+    """The Canvas files of a snapshot one at a time, enrollments last: they may come in
+    batches, and are then built into rows a slice at a time as they are written.
+
+    Takes each collection out of ``snapshot`` once it is mapped, and keeps only what the
+    enrollments need of the rest (each class's course and dates, the mapped users' ids): a
+    district's users, classes and their Canvas files are let go before its ten million
+    enrollments are read (a consumer lets each file go once written).
+    """
+    prefix = cfg.sis_id_prefix
+    yield "accounts", _prefixed("accounts", canvas_accounts(snapshot.pop("orgs")), prefix)
+    terms, term_of = canvas_terms(snapshot.pop("academic_sessions"), cfg)
+    term_dates = terms.set_index("term_id")[["name", "start_date", "end_date"]]
+    yield "terms", _prefixed("terms", terms, prefix)
+    del terms
+
+    classes = _active(snapshot.pop("classes"))
     cls = pd.DataFrame(
         {
             "class": _s(classes["sourcedId"]).to_numpy(),
@@ -280,8 +296,9 @@ def canvas_state(
             "term": _first(classes["termSourcedIds"]).map(term_of).to_numpy(),
         }
     )
+    del classes
     cls["term"] = _s(cls["term"])
-    courses_src = _active(tables["courses"])
+    courses_src = _active(snapshot.pop("courses"))
     course_info = pd.DataFrame(
         {
             "title": _s(courses_src["title"]).to_numpy(),
@@ -290,6 +307,7 @@ def canvas_state(
         },
         index=_s(courses_src["sourcedId"]).to_numpy(),
     )
+    del courses_src
     if cfg.course_mode == "class":
         # A Canvas course per class: the class needs no course record (a bundle's first night
         # may have none, its manifest marking courses absent).
@@ -324,6 +342,10 @@ def canvas_state(
                 "status": "active",
             }
         )
+        del first, info, term_name
+    del course_info
+    yield "courses", _prefixed("courses", courses.reset_index(drop=True), prefix)
+    del courses
     cls["start_date"] = cls["term"].map(term_dates["start_date"])
     cls["end_date"] = cls["term"].map(term_dates["end_date"])
     sections = pd.DataFrame(
@@ -336,29 +358,26 @@ def canvas_state(
             "end_date": _s(cls["end_date"]),
         }
     )
+    yield "sections", _prefixed("sections", sections.reset_index(drop=True), prefix)
+    del sections
+    keys = cls[["class", "course_id", "start_date", "end_date"]]
+    del cls
 
-    users_src = tables["users"]
+    users_src = snapshot.pop("users")
     users, eligible = canvas_users(users_src, cfg)
-
-    enrollments = canvas_enrollments(
-        snapshot["enrollments"],
-        cls[["class", "course_id", "start_date", "end_date"]],
-        text(users_src["sourcedId"]).filter(eligible),
-        cfg.role_map,
-        cfg.sis_id_prefix,
+    user_ids = text(users_src["sourcedId"]).filter(eligible)
+    observers = _observers(users_src, eligible, users, prefix) if cfg.observers else None
+    del users_src, eligible
+    # Prefixed and Arrow-backed already: with enrollments, the files with millions of rows.
+    yield "users", users
+    del users
+    if observers is not None:
+        yield "user_observers", _prefixed("user_observers", observers, prefix)
+        del observers
+    yield (
+        "enrollments",
+        canvas_enrollments(snapshot.pop("enrollments"), keys, user_ids, cfg.role_map, prefix),
     )
-
-    out = {"accounts": accounts, "terms": terms, "courses": courses, "sections": sections}
-    if cfg.observers:
-        out["user_observers"] = _observers(users_src, eligible, users, cfg.sis_id_prefix)
-    mapped = {
-        name: _prefixed(name, frame.reset_index(drop=True), cfg.sis_id_prefix)
-        for name, frame in out.items()
-    }
-    # Prefixed and Arrow-backed already: the two files with millions of rows.
-    mapped["users"] = users
-    mapped["enrollments"] = enrollments
-    return {name: mapped[name] for name in ORDER if name in mapped}
 
 
 ID_COLUMNS = {

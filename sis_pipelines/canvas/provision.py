@@ -30,7 +30,7 @@ from .api import FAILED, import_messages
 from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
 from .enrollments import CanvasEnrollments
 from .files import ORDER
-from .mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, canvas_state, term_signature
+from .mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, canvas_files_of, term_signature
 from .package import CanvasCsvError, build_zip
 
 if TYPE_CHECKING:
@@ -74,15 +74,21 @@ def stored_snapshot(
 
 def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
-    files = canvas_state(stored_snapshot(lake, tenant_id, night), cfg, night)
-    for name, frame in files.items():
+    rows: dict[str, int] = {}
+    without_login = 0
+    # Each file is let go once written: the next is made from what the snapshot still holds.
+    for name, file in canvas_files_of(stored_snapshot(lake, tenant_id, night), cfg, night):
         path = lake.canvas_file(name, night, tenant_id)
-        if isinstance(frame, CanvasEnrollments):
-            write_tables(frame.tables(), path)
+        if isinstance(file, CanvasEnrollments):
+            write_tables(file.tables(), path)
         else:
-            write_frame(frame, path)
-    figures: Figures = {f"{name}_rows": len(frame) for name, frame in files.items()}
-    figures["users_without_login_id"] = files["users"].attrs.get("without_login", 0)
+            write_frame(file, path)
+        rows[name] = len(file)
+        if name == "users":
+            without_login = file.attrs.get("without_login", 0)
+        del file
+    figures: Figures = {f"{name}_rows": rows[name] for name in ORDER if name in rows}
+    figures["users_without_login_id"] = without_login
     return figures
 
 
