@@ -123,3 +123,20 @@ def test_lookups_among_ids_answer_as_arrow_does(ids, values, monkeypatch_module)
     id_set = lookups.IdSet(id_array)
     assert id_set.contains(value_array).equals(pc.is_in(value_array, value_set=id_array))
     assert id_set.index(value_array).equals(pc.index_in(value_array, value_set=id_array))
+
+
+def test_a_batch_write_that_fails_on_the_writers_thread_fails_the_snapshot(tmp_path, monkeypatch):
+    """Row groups are written on a thread of their own: an error there (a full disk) is
+    raised by the snapshot, and the writer can still be given up."""
+
+    def full_disk(writer, table):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(batches, "append", full_disk)
+    monkeypatch.setattr(batches, "BATCH_ROWS", 1)
+    writer = SnapshotWriter(ENROLLMENTS, REFS, None, tmp_path / "enrollments.parquet")
+    with pytest.raises(OSError, match="No space left"):
+        writer.add(table("enrollments", [enrollment("e1")]))
+        writer.add(table("enrollments", [enrollment("e2")]))
+        writer.finish(keep_last=False)
+    writer.abandon()
