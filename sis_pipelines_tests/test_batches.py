@@ -125,6 +125,29 @@ def test_lookups_among_ids_answer_as_arrow_does(ids, values, monkeypatch_module)
     assert id_set.index(value_array).equals(pc.index_in(value_array, value_set=id_array))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    ids=st.lists(st.sampled_from([f"u{i}" for i in range(12)]), unique=True, max_size=12),
+    values=st.lists(
+        st.one_of(st.none(), st.sampled_from([f"u{i}" for i in range(16)])),
+        min_size=40,
+        max_size=120,
+    ),
+)
+def test_repeated_references_are_looked_up_once_with_arrows_answers(
+    ids, values, monkeypatch_module
+):
+    """A batch naming each id many times (enrollments served student by student) looks its
+    distinct values up and gives every row Arrow's answer."""
+    from sis_pipelines.oneroster import ids as lookups
+
+    monkeypatch_module.setattr(lookups, "SMALL", 0)
+    id_array, value_array = pa.array(ids, pa.string()), pa.array(values, pa.string())
+    id_set = lookups.IdSet(id_array)
+    assert id_set.contains(value_array).equals(pc.is_in(value_array, value_set=id_array))
+    assert id_set.index(value_array).equals(pc.index_in(value_array, value_set=id_array))
+
+
 def test_a_batch_write_that_fails_on_the_writers_thread_fails_the_snapshot(tmp_path, monkeypatch):
     """Row groups are written on a thread of their own: an error there (a full disk) is
     raised by the snapshot, and the writer can still be given up."""

@@ -76,20 +76,33 @@ class IdSet:
         same = pc.equal(self._sorted.take(pa.array(at)), values)
         return hashed & same.fill_null(False).to_numpy(zero_copy_only=False), at
 
+    def _distinct(self, values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+        """The values to look up, and the rows' codes into them when they repeat enough to
+        pay for the coding: a batch of enrollments as a SIS serves them (student by student)
+        names a tenth as many users as it has rows."""
+        coded = pc.dictionary_encode(values)
+        if 2 * len(coded.dictionary) > len(values):
+            return values, None
+        return coded.dictionary, coded.indices
+
     def contains(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """``pc.is_in(values, value_set=ids)``."""
         values = _array(values)
         if self._exact or not len(values):
             return pc.is_in(values, value_set=self.ids)
-        return pa.array(self._found(values)[0])
+        distinct, codes = self._distinct(values)
+        found = pa.array(self._found(distinct)[0])
+        return found if codes is None else pc.take(found, codes).fill_null(False)
 
     def index(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """``pc.index_in(values, value_set=ids)``: each value's place among the ids."""
         values = _array(values)
         if self._exact or not len(values):
             return pc.index_in(values, value_set=self.ids)
-        found, at = self._found(values)
-        return pa.array(self._order[at].astype(np.int32), mask=~found)
+        distinct, codes = self._distinct(values)
+        found, at = self._found(distinct)
+        places = pa.array(self._order[at].astype(np.int32), mask=~found)
+        return places if codes is None else pc.take(places, codes)
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
