@@ -78,15 +78,15 @@ def iso_coded(arr: pa.ChunkedArray) -> pa.DictionaryArray:
     return pc.dictionary_encode(pa.array(iso, pa.string(), from_pandas=True))
 
 
-def coded(codes: pa.Array, values: pa.Array, unique: bool = False) -> pa.DictionaryArray:
+def coded(codes: pa.Array, values: pa.Array | pa.DictionaryArray) -> pa.DictionaryArray:
     """``values[codes]`` as a dictionary column: the text exists once, the rows are int32.
 
     Pandas keeps a dictionary's values distinct, so values that may repeat (a course's
-    sections, a term's dates) are made distinct first; ``unique`` says they are already."""
-    if unique:
-        return pa.DictionaryArray.from_arrays(codes, values)
-    distinct = pc.dictionary_encode(values)
-    return pa.DictionaryArray.from_arrays(pc.take(distinct.indices, codes), distinct.dictionary)
+    sections, a term's dates) come dictionary-encoded (``pc.dictionary_encode``, made once
+    for every slice), and the codes go through theirs."""
+    if pa.types.is_dictionary(values.type):
+        return pa.DictionaryArray.from_arrays(pc.take(values.indices, codes), values.dictionary)
+    return pa.DictionaryArray.from_arrays(codes, values)
 
 
 def first_valid(*columns: pa.DictionaryArray) -> pa.DictionaryArray:
@@ -259,22 +259,17 @@ class CanvasEnrollments:
         section = codes["section"].combine_chunks()
 
         def of_section(column: str) -> pa.DictionaryArray:
-            distinct = self._of_section[column]
-            return pa.DictionaryArray.from_arrays(
-                pc.take(distinct.indices, section), distinct.dictionary
-            )
+            return coded(section, self._of_section[column])
 
         term_end = of_section("end_date")
         # Rows as codes into the district's sections, users, roles and dates: the text as
         # plain strings was about 1.7 GB at ten million rows, most of a night's peak memory.
         out = {
             "course_id": of_section("course_id"),
-            "section_id": coded(section, self._classes, unique=True),
-            "user_id": coded(codes["user"].combine_chunks(), self._users, unique=True),
-            "role": coded(codes["role"].combine_chunks(), self.roles, unique=True),
-            "status": coded(
-                pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"]), unique=True
-            ),
+            "section_id": coded(section, self._classes),
+            "user_id": coded(codes["user"].combine_chunks(), self._users),
+            "role": coded(codes["role"].combine_chunks(), self.roles),
+            "status": coded(pa.array(np.zeros(codes.num_rows, np.int32)), pa.array(["active"])),
             # Canvas derives enrollment state from these dates: always give both.
             "start_date": first_valid(iso_coded(codes["begin"]), of_section("start_date")),
             "end_date": first_valid(iso_coded(codes["end"]), term_end),
