@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +186,34 @@ def read_batches(
                 table = stored.read_row_groups(groups, columns=columns)
                 yield table.to_pandas(types_mapper=pd.ArrowDtype)
                 groups, held = [], 0
+
+
+class WriteBehind:
+    """Writes made on a thread of their own, one at a time, while the caller makes the next:
+    Parquet's encoding and compression leave the GIL, so a write takes the other core. One
+    write is in flight at most, so what it writes is let go as soon as it is written."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: Future | None = None
+
+    def wait(self) -> None:
+        """Waits for the write in flight to end; its error is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def submit(self, write: Callable[..., object], *args: object) -> None:
+        """``write(*args)`` on the thread, once the write before it has ended (in order)."""
+        self.wait()
+        self._pending = self._pool.submit(write, *args)
+
+    def close(self) -> None:
+        """Waits for the last write (its error raised) and ends the thread."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
 
 
 _END = object()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
@@ -127,3 +128,19 @@ def test_read_ahead_raises_the_sources_error_where_it_is_read():
     assert next(ahead) == 1
     with pytest.raises(OSError, match="disk gone"):
         next(ahead)
+
+
+def test_write_behind_keeps_one_write_in_flight_and_writes_in_order():
+    done: list[int] = []
+    gate = threading.Event()
+    writes = storage.WriteBehind("test-writes")
+    writes.submit(lambda: (gate.wait(5), done.append(1)))
+    # The next write waits for the one in flight: what it holds is let go in turn.
+    second = threading.Thread(target=writes.submit, args=(done.append, 2))
+    second.start()
+    time.sleep(0.2)
+    assert done == [] and second.is_alive()
+    gate.set()
+    second.join(5)
+    writes.close()
+    assert done == [1, 2]

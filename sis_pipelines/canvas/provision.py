@@ -7,7 +7,6 @@ Each step reads and writes through the lake; the Dagster assets call them one ea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
 from ..storage import (
+    WriteBehind,
     atomic_write_bytes,
     read_ahead,
     read_batches,
@@ -77,22 +77,22 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
     rows: dict[str, int] = {}
     without_login = 0
-    # A file is written on a thread of its own while the next is made (Parquet leaves the
-    # GIL), and let go once written: the next is made from what the snapshot still holds.
-    with ThreadPoolExecutor(1, thread_name_prefix="canvas-files") as writing:
-        written: list[Future] = []
+    # A file is written while the next is made, and let go once written: the next is made
+    # from what the snapshot still holds.
+    writes = WriteBehind("canvas-files")
+    try:
         for name, file in canvas_files_of(stored_snapshot(lake, tenant_id, night), cfg, night):
             path = lake.canvas_file(name, night, tenant_id)
             if isinstance(file, CanvasEnrollments):
-                written.append(writing.submit(write_tables, file.tables(), path))
+                writes.submit(write_tables, file.tables(), path)
             else:
-                written.append(writing.submit(write_frame, file, path))
+                writes.submit(write_frame, file, path)
             rows[name] = len(file)
             if name == "users":
                 without_login = file.attrs.get("without_login", 0)
             del file
-        for write in written:
-            write.result()
+    finally:
+        writes.close()
     figures: Figures = {f"{name}_rows": rows[name] for name in ORDER if name in rows}
     figures["users_without_login_id"] = without_login
     return figures

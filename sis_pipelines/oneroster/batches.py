@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..duck import bounded
-from ..storage import COMPRESSION, stored_schema
+from ..storage import COMPRESSION, WriteBehind, stored_schema
 from .collections import Collection
 from .ids import IdSet
 from .normalise import Rejects, arrow_schema, strictly_ascending
@@ -59,11 +58,10 @@ def append(writer: pq.ParquetWriter, table: pa.Table) -> None:
     writer.write_table(table)
 
 
-def settle(write: Future | None) -> None:
+def settle(writes: WriteBehind) -> None:
     """Waits for a batch's write to end (its error raised here): what writing costs the night
     beyond the validation and the fetching it overlapped."""
-    if write is not None:
-        write.result()
+    writes.wait()
 
 
 class SnapshotWriter:
@@ -89,10 +87,8 @@ class SnapshotWriter:
 
     def _start(self) -> None:
         self._writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
-        # One batch is written while the next is fetched and validated: Parquet's encoding
-        # and compression leave the GIL, so the write takes the other core, not the night's.
-        self._writing = ThreadPoolExecutor(1, thread_name_prefix=f"snapshot-{self.collection.name}")
-        self._write: Future | None = None
+        # One batch is written while the next is fetched and validated.
+        self._writes = WriteBehind(f"snapshot-{self.collection.name}")
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -130,8 +126,8 @@ class SnapshotWriter:
         self._seen += table.num_rows
         kept = pa.Table.from_pandas(checked.kept, preserve_index=False)
         kept = kept.replace_schema_metadata(None).cast(self.schema)
-        settle(self._write)  # row groups in the order the records came
-        self._write = self._writing.submit(append, self._writer, kept)
+        settle(self._writes)
+        self._writes.submit(append, self._writer, kept)
         self._kept += len(checked.kept)
 
     def _note_order(self, ids: pa.ChunkedArray) -> None:
@@ -161,10 +157,9 @@ class SnapshotWriter:
 
     def _close(self) -> None:
         try:
-            settle(self._write)
+            settle(self._writes)
         finally:
-            self._write = None
-            self._writing.shutdown()
+            self._writes.close()
             self._writer.close()
 
     def abandon(self) -> None:
