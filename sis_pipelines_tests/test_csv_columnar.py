@@ -3,6 +3,7 @@ row path gives; every file it cannot take exactly goes to the row path."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -214,7 +215,8 @@ def test_a_bulk_file_is_read_from_the_zip_a_block_at_a_time_never_inflated_whole
 
     night = date(2026, 11, 20)
     path = _night_of(tmp_path, night)
-    monkeypatch.setattr(csv_columnar, "_BLOCK", 1 << 14)
+    monkeypatch.setattr(csv_columnar, "_READ_BLOCK", 1 << 12)
+    monkeypatch.setattr(csv_columnar, "_BATCH_BYTES", 1 << 14)
     inflated = []
     whole = Members.__getitem__
     monkeypatch.setattr(Members, "__getitem__", lambda m, n: inflated.append(n) or whole(m, n))
@@ -244,7 +246,8 @@ def test_a_block_the_columnar_reading_cannot_take_sends_the_whole_file_to_the_ro
 
     night = date(2026, 11, 20)
     path = _night_of(tmp_path, night, late_control_character)
-    monkeypatch.setattr(csv_columnar, "_BLOCK", 1 << 14)
+    monkeypatch.setattr(csv_columnar, "_READ_BLOCK", 1 << 12)
+    monkeypatch.setattr(csv_columnar, "_BATCH_BYTES", 1 << 14)
     blocks = []
     canonical = csv_columnar._canonical_batch
     monkeypatch.setattr(
@@ -261,3 +264,28 @@ def test_a_block_the_columnar_reading_cannot_take_sends_the_whole_file_to_the_ro
     assert taken.stored.rows == len(expected.frame) == stored.num_rows
     assert stored.to_pylist() == pa.Table.from_pandas(expected.frame).to_pylist()
     assert taken.quarantined == len(expected.quarantine)
+
+
+def test_small_read_blocks_are_gathered_into_batches_in_order_none_lost(tmp_path, monkeypatch):
+    """Arrow reads ahead some forty blocks: blocks are read small (memory) and gathered into
+    batches (few compute calls), and the file comes out whole and in order."""
+    from sis_pipelines.oneroster import csv_columnar
+
+    bundle = load_bundle(export_bundle(District(300, 11), date(2026, 11, 20), tmp_path))
+    data = bundle.files["enrollments.csv"]
+    whole = read_file(COLLECTIONS["enrollments"], data, "bulk")
+    monkeypatch.setattr(csv_columnar, "_READ_BLOCK", 1 << 12)
+    monkeypatch.setattr(csv_columnar, "_BATCH_BYTES", 1 << 15)
+    reads = []
+    gathered = csv_columnar._gathered
+    monkeypatch.setattr(
+        csv_columnar,
+        "_gathered",
+        lambda blocks: gathered(b for b in blocks if reads.append(b.num_rows) or True),
+    )
+    parts = list(
+        csv_columnar.file_batches(COLLECTIONS["enrollments"], lambda: io.BytesIO(data), "bulk")
+    )
+    assert len(reads) > 4 * len(parts) > 4
+    assert sum(p.num_rows for p in parts) == sum(reads) == whole.num_rows
+    same(pa.concat_tables(parts), whole)
