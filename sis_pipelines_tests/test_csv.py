@@ -424,3 +424,44 @@ def test_a_drop_that_would_inflate_too_far_is_refused_before_it_is_read(workspac
     assert not refused.success
     assert "above the tenant's max_drop_bytes" in " ".join(refused.errors)
     assert not (data / "oneroster" / "orgs" / str(night) / "csv-a.parquet").exists()
+
+
+def test_a_drop_is_read_as_it_was_hashed_even_if_replaced_while_the_night_reads_it(tmp_path):
+    """The zip is copied to a file of ours as it is hashed (on disk, not in memory): a drop
+    replaced, or rewritten in place, after it was located is not what the night reads."""
+    import hashlib
+
+    from sis_pipelines.oneroster.csv_source import locate_local
+
+    night = date(2026, 11, 20)
+    drops = tmp_path / "drops"
+    path = export_bundle(District(60, 3), night, drops)
+    before = path.read_bytes()
+    located = locate_local(str(drops), night)
+    other = export_bundle(District(90, 4), night, tmp_path / "other")
+    path.write_bytes(other.read_bytes())  # rewritten in place, as an SFTP upload does
+    assert located.sha256 == hashlib.sha256(before).hexdigest()
+    expected = load_bundle(path, data=before)
+    for name in ("users", "enrollments"):
+        file = f"{FILE_NAMES[name].lower()}.csv"
+        assert located.bundle.files[file] == expected.files[file]
+        with located.bundle.open(file) as fh:
+            assert fh.read() == expected.files[file]
+
+
+def test_a_folder_drop_is_hashed_in_name_order_and_read_file_by_file(tmp_path):
+    import hashlib
+
+    from sis_pipelines.oneroster.csv_source import locate_local
+
+    night = date(2026, 11, 20)
+    folder = tmp_path / f"oneroster-{night}"
+    with zipfile.ZipFile(export_bundle(District(60, 3), night, tmp_path / "zip")) as z:
+        z.extractall(folder)
+    located = locate_local(str(tmp_path), night)
+    files = sorted(folder.glob("*.csv"))
+    assert located.name == str(folder)
+    assert located.sha256 == hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    assert located.bundle.files["users.csv"] == (folder / "users.csv").read_bytes()
+    with located.bundle.open("enrollments.csv") as fh:
+        assert fh.read() == (folder / "enrollments.csv").read_bytes()

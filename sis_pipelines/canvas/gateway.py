@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ class CanvasDrop:
 
 
 def load_drop(
-    path: Path | str, data: bytes | None = None, max_bytes: int = MAX_DROP_BYTES
+    path: Path | str, data: bytes | BinaryIO | None = None, max_bytes: int = MAX_DROP_BYTES
 ) -> CanvasDrop:
     """A zip (or its bytes), or a folder holding the CSV files."""
     source = str(path)

@@ -70,7 +70,7 @@ class Bundle:
 
     def open(self, filename: str) -> BinaryIO:
         """A file of the bundle as a stream (a zip's member inflated as it is read)."""
-        if isinstance(self.files, Members):
+        if isinstance(self.files, Members | FolderFiles):
             return self.files.open(filename)
         return io.BytesIO(self.files[filename])
 
@@ -164,12 +164,14 @@ class Members(Mapping[str, bytes]):
         return Members(self._source, self._zip, lowered)
 
 
-def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> Members:
-    """The CSV members of a zip (or its bytes) by file name, once it passed ``refuse_bombs``.
-    The zip's bytes are read once: every file comes from the same drop, even if it is replaced
-    while the night is read."""
+def zip_members(path: Path | str, data: bytes | BinaryIO | None, max_bytes: int) -> Members:
+    """The CSV members of a zip (its bytes, or our own copy of it) by file name, once it
+    passed ``refuse_bombs``. The zip is read once: every file comes from the same drop, even
+    if it is replaced while the night is read."""
+    if data is None:
+        data = Path(path).read_bytes()
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data if data is not None else Path(path).read_bytes()))
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile:
         raise BundleError(f"{path}: not a zip file") from None
     infos = [
@@ -179,7 +181,33 @@ def zip_members(path: Path | str, data: bytes | None, max_bytes: int) -> Members
     return Members(str(path), archive, {Path(i.filename).name: i.filename for i in infos})
 
 
-def folder_members(path: Path | str, max_bytes: int) -> dict[str, bytes]:
+class FolderFiles(Mapping[str, bytes]):
+    """A folder's CSV files by file name, each read when it is asked for (and streamed by
+    ``open``): a district's folder drop is gigabytes."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self._paths = paths
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._paths[name].read_bytes()
+
+    def open(self, name: str) -> BinaryIO:
+        return self._paths[name].open("rb")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def lower(self) -> FolderFiles:
+        return FolderFiles({name.lower(): p for name, p in self._paths.items()})
+
+
+def folder_members(path: Path | str, max_bytes: int) -> FolderFiles:
     """The CSV files of a folder by file name, refused beyond ``max_bytes`` before reading."""
     found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() == ".csv")
     total = sum(p.stat().st_size for p in found)
@@ -188,18 +216,18 @@ def folder_members(path: Path | str, max_bytes: int) -> dict[str, bytes]:
             f"{path}: its files hold {total / 1e9:.1f} GB, above the tenant's max_drop_bytes "
             f"({max_bytes / 1e9:.1f} GB); not read, nothing stored for the night"
         )
-    return {p.name: p.read_bytes() for p in found}
+    return FolderFiles({p.name: p for p in found})
 
 
 def load_bundle(
-    path: Path | str, data: bytes | None = None, max_bytes: int = MAX_DROP_BYTES
+    path: Path | str, data: bytes | BinaryIO | None = None, max_bytes: int = MAX_DROP_BYTES
 ) -> Bundle:
     """A zip file (or its bytes), or a folder holding the CSV files."""
     source = str(path)
     if data is not None or Path(path).is_file():
         files: Mapping[str, bytes] = zip_members(path, data, max_bytes).lower()
     elif Path(path).is_dir():
-        files = {name.lower(): body for name, body in folder_members(path, max_bytes).items()}
+        files = folder_members(path, max_bytes).lower()
     else:
         raise BundleError(f"{source}: no such bundle")
     if "manifest.csv" not in files:

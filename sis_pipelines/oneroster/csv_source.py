@@ -9,11 +9,12 @@ import hashlib
 import io
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from .csv_bundle import BundleError, load_bundle
@@ -62,8 +63,38 @@ def pick(names: list[str], night: date, where: str) -> str:
     return matches[-1]
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+SPOOL_BLOCK = 1 << 20
+
+
+def spooled(fh: BinaryIO) -> tuple[str, BinaryIO]:
+    """A zip drop copied, as it is hashed, to a temporary file of ours: what is hashed is what
+    is read, even if the drop is replaced meanwhile, and its bytes wait on disk, not in memory
+    (an xl district's zip is a quarter of a gigabyte)."""
+    digest = hashlib.sha256()
+    copy = tempfile.TemporaryFile(prefix="sis-drop-")  # noqa: SIM115 (the bundle closes it)
+    while block := fh.read(SPOOL_BLOCK):
+        digest.update(block)
+        copy.write(block)
+    copy.seek(0)
+    return digest.hexdigest(), copy
+
+
+def _folder_digest(folder: Path) -> str:
+    """The folder's CSV files hashed in name order, a block at a time."""
+    digest = hashlib.sha256()
+    for f in sorted(folder.glob("*.csv")):
+        with f.open("rb") as fh:
+            while block := fh.read(SPOOL_BLOCK):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _located(chosen: Path, loader: Loader) -> Located:
+    if chosen.is_file():
+        with chosen.open("rb") as fh:
+            sha256, copy = spooled(fh)
+        return Located(str(chosen), sha256, loader(chosen, data=copy))
+    return Located(str(chosen), _folder_digest(chosen), loader(chosen))
 
 
 def locate_local(
@@ -75,25 +106,11 @@ def locate_local(
     p = Path(path)
     if p.is_file() or is_drop(p):
         # One bundle for every night: a single drop that is replaced in place.
-        data = (
-            p.read_bytes()
-            if p.is_file()
-            else b"".join(f.read_bytes() for f in sorted(p.glob("*.csv")))
-        )
-        return Located(str(p), _digest(data), loader(p, data=data if p.is_file() else None))
+        return _located(p, loader)
     if not p.is_dir():
         raise BundleError(f"{path}: no such file or folder")
     entries = [e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or is_drop(e)]
-    chosen = p / pick(entries, night, path)
-    data = (
-        chosen.read_bytes()
-        if chosen.is_file()
-        else b"".join(f.read_bytes() for f in sorted(chosen.glob("*.csv")))
-    )
-    # A zip is read once: what is hashed is what is read.
-    return Located(
-        str(chosen), _digest(data), loader(chosen, data=data if chosen.is_file() else None)
-    )
+    return _located(p / pick(entries, night, path), loader)
 
 
 def locate_sftp(
@@ -153,7 +170,8 @@ def locate_sftp(
         names = [n for n in sftp.listdir(folder) if n.lower().endswith(".zip")]
         chosen = pick(names, night, f"sftp://{url.username}@{url.hostname}{folder}")
         with sftp.open(f"{folder.rstrip('/')}/{chosen}", "rb") as fh:
-            data = fh.read()
+            fh.prefetch()
+            sha256, data = spooled(fh)
     except (paramiko.SSHException, OSError) as exc:
         raise BundleError(
             f"tenant {tenant!r}: SFTP {url.hostname}:{port}: {type(exc).__name__}: {exc}"
@@ -162,7 +180,7 @@ def locate_sftp(
         client.close()
     return Located(
         f"sftp://{url.username}@{url.hostname}{folder.rstrip('/')}/{chosen}",
-        _digest(data),
+        sha256,
         loader(chosen, data=data),
     )
 
