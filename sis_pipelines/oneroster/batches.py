@@ -6,8 +6,9 @@ What needs the whole collection works on its sourcedIds alone, after the last pa
   under the pull: the last copy wins (the most recently served), the earlier ones are dropped;
 - otherwise a sourcedId served twice is a duplicate, and every copy is quarantined.
 Ids that rise strictly from the first batch to the last prove that neither happened (a SIS
-sorting by sourcedId, and most others, serve them so). Else DuckDB finds the repeated ids in
-the written file and the quarantined ones, spilling beyond its memory limit, and the file is
+sorting by sourcedId, and most others, serve them so). Else the ids' 64-bit hashes, kept
+batch by batch (8 bytes a record), tell the few records whose id may repeat; only those are
+read back and compared (DuckDB streams the file's id column past them), and the file is
 written again without the rows that go (rare: a SIS changing under the pull, a CSV file with
 a duplicated row).
 """
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 from ..duck import bounded
 from ..storage import COMPRESSION, WriteBehind, stored_schema
 from .collections import Collection
-from .ids import IdSet
+from .ids import IdSet, id_hashes
 from .normalise import Rejects, arrow_schema, strictly_ascending
 from .repair import Repairs
 from .schemas import REFERENCES
@@ -38,7 +39,7 @@ from .validate import MAX_REASONS_PER_RECORD, check, kept_repairs, quarantine_fr
 
 # Records validated together: enough that pandera's fixed cost per call vanishes, few enough
 # that a batch is tens of megabytes (users are wider than enrollments: bytes decide first).
-BATCH_ROWS = 1 << 19
+BATCH_ROWS = 1 << 18
 BATCH_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
 
@@ -96,6 +97,7 @@ class SnapshotWriter:
         self._repairs = Repairs()  # validation's
         self._failing: list[pd.DataFrame] = []
         self._ordinals: list[np.ndarray] = []  # the failing records' places in the collection
+        self._id_hashes: list[np.ndarray] = []  # every sourcedId's, to tell a repeat cheaply
         self._seen = 0
         self._kept = 0
         self._ascending = True
@@ -118,6 +120,7 @@ class SnapshotWriter:
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         self._note_order(table["sourcedId"])
+        self._id_hashes.append(id_hashes(table["sourcedId"].combine_chunks()))
         checked = check(
             self.collection, table, self.references, self._repairs, self.quarantined, unique=False
         )
@@ -146,6 +149,9 @@ class SnapshotWriter:
         sourcedIds are copies served again (the last wins) rather than duplicates."""
         self._flush()
         self._close()
+        # Let the referenced ids go before DuckDB looks for repeated ones (a district's users
+        # and classes, hashed, are 150 MB at a million students).
+        self.references = {}
         failing = quarantine_frame(self._failing)
         superseded = 0
         if not self._ascending:
@@ -154,6 +160,18 @@ class SnapshotWriter:
         quarantine = quarantine_frame([self._rejects.to_table().to_pandas(), failing])
         repairs = Repairs([*self._rejects.repairs.parts, *self._repairs.parts])
         return Written(self._kept, quarantine, kept_repairs(repairs, quarantine), superseded)
+
+    def _candidates(self) -> np.ndarray:
+        """The places in the collection of the records whose sourcedId's hash repeats: those
+        that may share their id with another (none, unless an id repeats or two hashes
+        collide). Ten million hashes sort in under a second, in 80 MB."""
+        hashes = np.concatenate(self._id_hashes) if self._id_hashes else np.array([], np.uint64)
+        self._id_hashes = []
+        ordered = np.sort(hashes)
+        twice = ordered[1:][ordered[1:] == ordered[:-1]]
+        if not len(twice):
+            return np.array([], np.int64)
+        return np.flatnonzero(np.isin(hashes, np.unique(twice)))
 
     def _close(self) -> None:
         try:
@@ -177,27 +195,7 @@ class SnapshotWriter:
     ) -> tuple[pd.DataFrame, int]:
         """Resolves sourcedIds seen more than once: returns the quarantine's validation part
         and how many copies were superseded; the file is written again if rows leave it."""
-        ids = pa.table(
-            {
-                "sourcedId": pa.array(failing["sourcedId"], pa.string(), from_pandas=True),
-                "r": pa.array(ordinals, pa.int64()),
-            }
-        )
-        with bounded(MEMORY_LIMIT, "snapshot") as con:
-            con.register("failing_ids", ids)
-            repeated = con.execute(
-                """
-                WITH ids AS (
-                    SELECT sourcedId, file_row_number AS r, false AS failed
-                    FROM read_parquet(?, file_row_number = true)
-                    UNION ALL
-                    SELECT sourcedId, r, true FROM failing_ids WHERE sourcedId IS NOT NULL
-                )
-                SELECT * FROM ids
-                WHERE sourcedId IN (SELECT sourcedId FROM ids GROUP BY 1 HAVING count(*) > 1)
-                """,
-                [str(self.path)],
-            ).df()
+        repeated = self._sharing_ids(self._candidates(), failing, ordinals)
         if not len(repeated):
             return failing, 0
         failed = repeated["failed"].to_numpy(bool)
@@ -231,6 +229,43 @@ class SnapshotWriter:
             }
         )
         return quarantine_frame([failing, duplicates]), 0
+
+    def _sharing_ids(
+        self, candidates: np.ndarray, failing: pd.DataFrame, ordinals: np.ndarray
+    ) -> pd.DataFrame:
+        """The records (sourcedId, r, failed) whose sourcedId another record has too: ``r`` is
+        a kept record's row in the file, a failing one's place in the collection. Only the
+        ``candidates`` are read back (DuckDB streams the file's id column past them)."""
+        failed = np.isin(candidates, ordinals)
+        at_failing = pd.Series(np.arange(len(ordinals)), index=ordinals)
+        failing_ids = pd.DataFrame(
+            {
+                "sourcedId": failing["sourcedId"]
+                .iloc[at_failing.loc[candidates[failed]].to_numpy()]
+                .astype(object)
+                .to_numpy(),
+                "r": candidates[failed],
+                "failed": True,
+            }
+        )
+        # A kept record's row in the file: its place, less the failing records before it.
+        kept_places = candidates[~failed]
+        rows = kept_places - np.searchsorted(np.sort(ordinals), kept_places)
+        with bounded(MEMORY_LIMIT, "snapshot") as con:
+            con.register("wanted_rows", pa.table({"r": pa.array(rows, pa.int64())}))
+            kept_ids = con.execute(
+                """
+                SELECT sourcedId, file_row_number AS r, false AS failed
+                FROM read_parquet(?, file_row_number = true)
+                WHERE file_row_number IN (SELECT r FROM wanted_rows)
+                """,
+                [str(self.path)],
+            ).df()
+        both = pd.concat(
+            [kept_ids.astype({"sourcedId": object}), failing_ids], ignore_index=True
+        ).dropna(subset=["sourcedId"])
+        both = both.astype({"r": np.int64, "failed": bool})
+        return both[both["sourcedId"].duplicated(keep=False)].reset_index(drop=True)
 
     def _rewrite(self, leaving: np.ndarray) -> list[dict]:
         """Writes the file again without the rows at ``leaving``; returns them as records."""

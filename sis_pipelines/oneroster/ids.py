@@ -24,7 +24,8 @@ _local = threading.local()
 SMALL = 50_000
 
 
-def _hashes(values: pa.Array) -> np.ndarray:
+def id_hashes(values: pa.Array) -> np.ndarray:
+    """Each id's 64-bit hash (DuckDB's), in a thread's own connection."""
     con = getattr(_local, "con", None)
     if con is None:
         con = _local.con = duckdb.connect()
@@ -45,7 +46,7 @@ class IdSet:
         self._exact = len(self.ids) < max(SMALL, 1) or bool(self.ids.null_count)
         if self._exact:
             return
-        hashes = _hashes(self.ids)
+        hashes = id_hashes(self.ids)
         self._order = np.argsort(hashes)
         self._hashes = hashes[self._order]
         self._sorted = self.ids.take(pa.array(self._order))
@@ -60,7 +61,7 @@ class IdSet:
 
     def _found(self, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """For each value: whether it is an id, and where among the sorted ids."""
-        wanted = _hashes(values)
+        wanted = id_hashes(values)
         run = (wanted >> self._shift).astype(np.intp)
         at, end = self._starts[run], self._starts[run + 1]
         hashed = np.zeros(len(wanted), dtype=bool)
