@@ -9,7 +9,13 @@ import pytest
 from upath import UPath
 
 from sis_pipelines.canvas.files import FILES
-from sis_pipelines.canvas.mapping import MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, map_snapshot
+from sis_pipelines.canvas.mapping import (
+    LOGIN_FIELDS,
+    MAPPED_AS_DICTIONARY,
+    MAPPED_COLUMNS,
+    map_snapshot,
+    mapped_columns,
+)
 from sis_pipelines.simulator.district import District
 from sis_pipelines.storage import read_frame, write_frame
 from sis_pipelines.tenants import Canvas
@@ -220,12 +226,17 @@ def test_mapping_as_its_step_loads_the_snapshot(snapshot, loaded, login_id_field
         isinstance(c.dtype, pd.ArrowDtype) and "dictionary" in str(c.dtype)
         for _, c in loaded["enrollments"].items()
     )
-    options = cfg(login_id_field=login_id_field, course_mode=course_mode, observers=True)
-    whole = map_snapshot(snapshot, options, NIGHT)
-    as_loaded = map_snapshot(loaded, options, NIGHT)
-    assert whole.keys() == as_loaded.keys()
-    for name in whole:
-        pd.testing.assert_frame_equal(as_loaded[name], whole[name], check_dtype=True)
+    for observers in (True, False):
+        options = cfg(login_id_field=login_id_field, course_mode=course_mode, observers=observers)
+        whole = map_snapshot(snapshot, options, NIGHT)
+        # Only the columns read for the tenant: its login field, its observers' if any.
+        read = {n: f[mapped_columns(n, options)] for n, f in loaded.items()}
+        assert ("agentSourcedIds" in read["users"]) == observers
+        assert {*LOGIN_FIELDS} & {*read["users"]} == {login_id_field, "email"}
+        as_loaded = map_snapshot(read, options, NIGHT)
+        assert whole.keys() == as_loaded.keys()
+        for name in whole:
+            pd.testing.assert_frame_equal(as_loaded[name], whole[name], check_dtype=True)
 
 
 def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_maps(

@@ -133,7 +133,9 @@ def _combined(codes: list[pa.ChunkedArray | pa.Array], sizes: list[int]) -> np.n
         return None
     combined = np.zeros(len(codes[0]), dtype=np.int64)
     for code, size in zip(codes, sizes, strict=True):
-        combined = combined * max(size, 1) + np.asarray(code, dtype=np.int64)
+        # In place: ten million rows are 80 MB an array.
+        combined *= max(size, 1)
+        combined += np.asarray(code)
     return combined
 
 
@@ -168,13 +170,19 @@ def canvas_enrollments(
     roles = pc.unique(pa.array(list(role_map.values()), pa.string()))
     batches = [enrollments] if isinstance(enrollments, pd.DataFrame) else enrollments
     class_ids, user_ids_ = IdSet(classes), IdSet(users)  # asked batch after batch
-    parts = [_codes(batch, class_ids, user_ids_, roles, role_map) for batch in batches]
+    sizes = [len(classes), len(users), len(roles)]
+    parts: list[pa.Table] = []
+    keys: list[np.ndarray | None] = []  # a batch's rows as one int64 each, made as it comes
+    for batch in batches:
+        parts.append(_codes(batch, class_ids, user_ids_, roles, role_map))
+        key = [parts[-1][k].to_numpy() for k in ("section", "user", "role")]
+        keys.append(_combined(key, sizes))
     codes = pa.concat_tables(parts) if parts else _codes_schema().empty_table()
-    key = [codes["section"], codes["user"], codes["role"]]
-    combined = _combined(
-        [k.to_numpy() for k in key] if codes.num_rows else [np.array([], np.int64)] * 3,
-        [len(classes), len(users), len(roles)],
-    )
+    del parts
+    combined = _combined([np.array([], np.int64)] * 3, sizes) if not keys else None
+    if keys and keys[0] is not None:
+        combined = np.concatenate(keys)  # type: ignore[arg-type]
+    del keys
     if combined is None:
         first = _first_by_group(codes, ["section", "user", "role"])
     else:

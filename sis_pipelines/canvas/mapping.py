@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,27 @@ MAPPED_COLUMNS: dict[str, list[str]] = {
         "endDate",
     ],
 }
+
+
+LOGIN_FIELDS = ("username", "email", "identifier")
+
+
+def mapped_columns(name: str, cfg: Canvas) -> list[str]:
+    """The columns of a collection the mapping reads for this tenant: of a district's two
+    million users, only its login field and, with observers, the guardians' students."""
+    columns = MAPPED_COLUMNS[name]
+    if name != "users":
+        return columns
+    unused = {f for f in LOGIN_FIELDS if f not in (cfg.login_id_field, "email")}
+    if not cfg.observers:
+        unused.add("agentSourcedIds")
+    return [c for c in columns if c not in unused]
+
+
+class Collections(Protocol):
+    """A snapshot's collections, each taken once (a dict, or the stored night read lazily)."""
+
+    def pop(self, name: str) -> Any: ...
 
 
 # Loaded as dictionaries: a few hundred thousand distinct values over ten million rows.
@@ -268,7 +290,7 @@ def canvas_state(
 
 
 def canvas_files_of(
-    snapshot: dict[str, pd.DataFrame | Iterable[pd.DataFrame]], cfg: Canvas, night: date
+    snapshot: Collections, cfg: Canvas, night: date
 ) -> Iterator[tuple[str, pd.DataFrame | CanvasEnrollments]]:
     """The Canvas files of a snapshot one at a time, enrollments last: they may come in
     batches, and are then built into rows a slice at a time as they are written.
@@ -360,7 +382,10 @@ def canvas_files_of(
     )
     yield "sections", _prefixed("sections", sections.reset_index(drop=True), prefix)
     del sections
-    keys = cls[["class", "course_id", "start_date", "end_date"]]
+    # Held while the enrollments are mapped: as Arrow, not a million Python strings.
+    keys = pa.Table.from_pandas(
+        cls[["class", "course_id", "start_date", "end_date"]], preserve_index=False
+    ).to_pandas(types_mapper=pd.ArrowDtype)
     del cls
 
     users_src = snapshot.pop("users")

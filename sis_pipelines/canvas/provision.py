@@ -31,7 +31,14 @@ from .api import FAILED, import_messages
 from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
 from .enrollments import CanvasEnrollments
 from .files import ORDER
-from .mapping import INTERNAL, MAPPED_AS_DICTIONARY, MAPPED_COLUMNS, canvas_files_of, term_signature
+from .mapping import (
+    INTERNAL,
+    MAPPED_AS_DICTIONARY,
+    MAPPED_COLUMNS,
+    canvas_files_of,
+    mapped_columns,
+    term_signature,
+)
 from .package import CanvasCsvError, build_zip
 
 if TYPE_CHECKING:
@@ -50,27 +57,31 @@ class SisImportFailed(SourceError):
 ENROLLMENT_BATCH_ROWS = 1 << 20
 
 
-def stored_snapshot(
-    lake: Lake, tenant_id: str, night: date
-) -> dict[str, pd.DataFrame | Iterator[pd.DataFrame]]:
-    """The night's OneRoster collections the mapping reads, only the columns it reads;
-    enrollments in batches (a row group at a time), as the mapping reads them."""
-    out: dict[str, pd.DataFrame | Iterator[pd.DataFrame]] = {}
-    for name, columns in MAPPED_COLUMNS.items():
-        path = lake.snapshot(name, night, tenant_id)
-        if not path.exists():
-            raise StoredStateError(
-                f"tenant {tenant_id!r}, night {night}: no oneroster/{name} snapshot stored; "
-                f"materialize it first: sis-pipelines run --tenant {tenant_id} --night {night} "
-                "--select group:oneroster"
-            )
+class StoredSnapshot:
+    """The night's OneRoster collections the mapping reads, each read (its columns only)
+    when the mapping takes it: a district's two million users are not held while its classes
+    are mapped, and its enrollments come in batches (a row group at a time)."""
+
+    def __init__(self, lake: Lake, tenant_id: str, night: date, cfg: Canvas) -> None:
+        self._paths: dict[str, UPath] = {}
+        for name in MAPPED_COLUMNS:
+            path = lake.snapshot(name, night, tenant_id)
+            if not path.exists():
+                raise StoredStateError(
+                    f"tenant {tenant_id!r}, night {night}: no oneroster/{name} snapshot stored; "
+                    f"materialize it first: sis-pipelines run --tenant {tenant_id} --night {night} "
+                    "--select group:oneroster"
+                )
+            self._paths[name] = path
+        self._cfg = cfg
+
+    def pop(self, name: str) -> pd.DataFrame | Iterator[pd.DataFrame]:
+        path = self._paths.pop(name)
+        columns = mapped_columns(name, self._cfg)
         dictionary = MAPPED_AS_DICTIONARY.get(name)
-        out[name] = (
-            read_ahead(read_batches(path, columns, dictionary, ENROLLMENT_BATCH_ROWS))
-            if name == "enrollments"
-            else read_frame(path, columns, dictionary)
-        )
-    return out
+        if name == "enrollments":
+            return read_ahead(read_batches(path, columns, dictionary, ENROLLMENT_BATCH_ROWS))
+        return read_frame(path, columns, dictionary)
 
 
 def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
@@ -81,7 +92,7 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     # from what the snapshot still holds.
     writes = WriteBehind("canvas-files")
     try:
-        for name, file in canvas_files_of(stored_snapshot(lake, tenant_id, night), cfg, night):
+        for name, file in canvas_files_of(StoredSnapshot(lake, tenant_id, night, cfg), cfg, night):
             path = lake.canvas_file(name, night, tenant_id)
             if isinstance(file, CanvasEnrollments):
                 writes.submit(write_tables, file.tables(), path)
