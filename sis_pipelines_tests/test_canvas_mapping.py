@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from upath import UPath
 
 from sis_pipelines.canvas.files import FILES
@@ -276,3 +279,72 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
             frame.reset_index(drop=True).astype(object),
             check_dtype=False,
         )
+
+
+def test_a_class_without_a_term_or_a_known_course_maps_as_before():
+    """The class part is mapped in Arrow: a class's first term (none for a null or empty
+    list), and in course_term mode its course and term, or nowhere when its course is unknown."""
+    import pyarrow as pa
+
+    from sis_pipelines.canvas.mapping import _classes_and_courses, _first_of
+
+    lists = pa.chunked_array([pa.array([["t1", "t2"], [], None, ["t3"]], pa.list_(pa.string()))])
+    assert _first_of(lists).to_pylist() == ["t1", None, None, "t3"]
+    classes = pd.DataFrame(
+        {
+            "sourcedId": ["c1", "c2", "c3", "c4"],
+            "title": ["Maths", "Art", None, "Maths B"],
+            "classCode": [None, "ART", "X", "MB"],
+            "courseSourcedId": ["k1", "k2", "unknown", "k1"],
+            "schoolSourcedId": ["s1", "s1", "s1", "s2"],
+            "termSourcedIds": [["t1"], [], ["t1"], ["t1", "t2"]],
+        }
+    )
+    courses = pd.DataFrame(
+        {
+            "sourcedId": ["k1", "k2"],
+            "title": ["Mathematics", None],
+            "courseCode": [None, "A1"],
+            "orgSourcedId": ["s1", "s1"],
+        }
+    )
+    cls, made = _classes_and_courses(classes, courses, {"t1": "T1"}, {"T1": "Fall"}, "course_term")
+    assert cls["class"].to_pylist() == ["c1", "c2", "c4"]  # c3's course is unknown
+    assert cls["course_id"].to_pylist() == ["k1-T1", "k2-no-term", "k1-T1"]
+    assert {k: v.to_pylist() for k, v in made.items()} == {
+        "course_id": ["k1-T1", "k2-no-term"],
+        "short_name": ["Mathematics", "A1"],
+        "long_name": ["Mathematics (Fall)", " ()"],
+        "account_id": ["s1", "s1"],
+        "term_id": ["T1", None],
+        "status": ["active", "active"],
+    }
+    cls, made = _classes_and_courses(classes, courses, {"t1": "T1"}, {"T1": "Fall"}, "class")
+    assert made["course_id"].to_pylist() == ["c1", "c2", "c3", "c4"]
+    assert made["short_name"].to_pylist() == ["Maths", "ART", "X", "MB"]
+    assert made["term_id"].to_pylist() == ["T1", None, "T1", "T1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    codes=st.lists(st.integers(0, 6), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+)
+def test_first_rows_of_each_code_are_taken_part_by_part_as_from_the_whole(codes, cuts):
+    import numpy as np
+    import pyarrow as pa
+
+    from sis_pipelines.canvas import enrollments
+
+    values = np.array(codes, dtype=np.int64)
+    first = enrollments.first_positions(values)
+    expected = np.sort(np.unique(values, return_index=True)[1])
+    if len(expected) == len(values):
+        assert first is None
+        return
+    assert first.tolist() == expected.tolist()
+    bounds = sorted({0, len(codes), *(c for c in cuts if c <= len(codes))})
+    whole = pa.table({"code": values, "row": np.arange(len(values))})
+    parts = [whole.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+    taken = pa.concat_tables(enrollments._taken(parts, first))
+    assert taken.to_pylist() == whole.take(pa.array(first)).to_pylist()

@@ -137,10 +137,6 @@ def _active(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"].astype(object) == "active"]
 
 
-def _first(series: pd.Series) -> pd.Series:
-    return _s(series.map(lambda v: v[0] if v is not None and len(v) else None))
-
-
 def canvas_terms(sessions: pd.DataFrame, cfg: Canvas) -> tuple[pd.DataFrame, dict[str, str]]:
     """Terms, and for every session the Canvas term it belongs to."""
     sessions = _active(sessions)
@@ -307,84 +303,36 @@ def canvas_files_of(
     yield "terms", _prefixed("terms", terms, prefix)
     del terms
 
-    classes = _active(snapshot.pop("classes"))
-    cls = pd.DataFrame(
-        {
-            "class": _s(classes["sourcedId"]).to_numpy(),
-            "title": _s(classes["title"]).to_numpy(),
-            "code": _s(classes["classCode"]).to_numpy(),
-            "course": _s(classes["courseSourcedId"]).to_numpy(),
-            "school": _s(classes["schoolSourcedId"]).to_numpy(),
-            "term": _first(classes["termSourcedIds"]).map(term_of).to_numpy(),
-        }
+    cls, courses = _classes_and_courses(
+        _active(snapshot.pop("classes")),
+        _active(snapshot.pop("courses")),
+        term_of,
+        {str(k): v for k, v in term_dates["name"].items()},
+        cfg.course_mode,
     )
-    del classes
-    cls["term"] = _s(cls["term"])
-    courses_src = _active(snapshot.pop("courses"))
-    course_info = pd.DataFrame(
-        {
-            "title": _s(courses_src["title"]).to_numpy(),
-            "code": _s(courses_src["courseCode"]).to_numpy(),
-            "org": _s(courses_src["orgSourcedId"]).to_numpy(),
-        },
-        index=_s(courses_src["sourcedId"]).to_numpy(),
-    )
-    del courses_src
-    if cfg.course_mode == "class":
-        # A Canvas course per class: the class needs no course record (a bundle's first night
-        # may have none, its manifest marking courses absent).
-        cls["course_id"] = cls["class"]
-        courses = pd.DataFrame(
-            {
-                "course_id": cls["class"],
-                "short_name": cls["code"].fillna(cls["title"]),
-                "long_name": cls["title"],
-                "account_id": cls["school"],
-                "term_id": cls["term"],
-                "status": "active",
-            }
-        )
-    else:
-        # A Canvas course per OneRoster course and term: a class whose course is unknown has
-        # nowhere to go.
-        cls = cls[cls["course"].isin(course_info.index)]
-        cls["course_id"] = cls["course"] + "-" + cls["term"].fillna("no-term")
-        first = cls.drop_duplicates("course_id")
-        info = course_info.reindex(first["course"])
-        term_name = first["term"].map(term_dates["name"]).fillna("")
-        courses = pd.DataFrame(
-            {
-                "course_id": first["course_id"].to_numpy(),
-                "short_name": info["code"].fillna(info["title"]).to_numpy(),
-                "long_name": (
-                    info["title"].fillna("") + " (" + term_name.to_numpy() + ")"
-                ).to_numpy(),
-                "account_id": info["org"].to_numpy(),
-                "term_id": first["term"].to_numpy(),
-                "status": "active",
-            }
-        )
-        del first, info, term_name
-    del course_info
-    yield "courses", _prefixed("courses", courses.reset_index(drop=True), prefix)
+    yield "courses", _arrow_file("courses", courses, prefix)
     del courses
-    cls["start_date"] = cls["term"].map(term_dates["start_date"])
-    cls["end_date"] = cls["term"].map(term_dates["end_date"])
-    sections = pd.DataFrame(
-        {
-            "section_id": cls["class"],
-            "course_id": cls["course_id"],
-            "name": cls["title"],
-            "status": "active",
-            "start_date": _s(cls["start_date"]),
-            "end_date": _s(cls["end_date"]),
-        }
-    )
-    yield "sections", _prefixed("sections", sections.reset_index(drop=True), prefix)
+    of_term = {c: {str(k): v for k, v in term_dates[c].items()} for c in ("start_date", "end_date")}
+    start_date = _mapped(cls["term"], of_term["start_date"])
+    end_date = _mapped(cls["term"], of_term["end_date"])
+    sections = {
+        "section_id": cls["class"],
+        "course_id": cls["course_id"],
+        "name": cls["title"],
+        "status": _constant("active", len(cls["class"])),
+        "start_date": start_date,
+        "end_date": end_date,
+    }
+    yield "sections", _arrow_file("sections", sections, prefix)
     del sections
-    # Held while the enrollments are mapped: as Arrow, not a million Python strings.
-    keys = pa.Table.from_pandas(
-        cls[["class", "course_id", "start_date", "end_date"]], preserve_index=False
+    # Held while the enrollments are mapped, as Arrow (not a million Python strings).
+    keys = pa.table(
+        {
+            "class": cls["class"],
+            "course_id": cls["course_id"],
+            "start_date": start_date,
+            "end_date": end_date,
+        }
     ).to_pandas(types_mapper=pd.ArrowDtype)
     del cls
 
@@ -403,6 +351,96 @@ def canvas_files_of(
         "enrollments",
         canvas_enrollments(snapshot.pop("enrollments"), keys, user_ids, cfg.role_map, prefix),
     )
+
+
+def _constant(value: str, rows: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, np.int32)), pa.array([value])
+    ).cast(pa.string())
+
+
+def _first_of(lists: pa.ChunkedArray) -> pa.Array:
+    """Each list's first item, null for a null or empty list."""
+    lists = lists.combine_chunks()
+    if pa.types.is_null(lists.type):
+        return pa.nulls(len(lists), pa.string())
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    starts = lists.offsets.to_numpy()[:-1]
+    present = lengths > 0
+    first = pc.take(lists.values, pa.array(np.where(present, starts, 0)))
+    return pc.if_else(pa.array(present), first.cast(pa.string()), None)
+
+
+def _classes_and_courses(
+    classes: pd.DataFrame,
+    courses_src: pd.DataFrame,
+    term_of: dict[str, str],
+    term_names: dict[str, str],
+    course_mode: str,
+) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+    """The active classes (class, title, course_id, term) and the Canvas courses they make,
+    as Arrow columns (a large district has half a million classes)."""
+
+    def column(frame: pd.DataFrame, name: str) -> pa.Array:
+        return text(frame[name]).combine_chunks()
+
+    cls = {
+        "class": column(classes, "sourcedId"),
+        "title": column(classes, "title"),
+        "code": column(classes, "classCode"),
+        "course": column(classes, "courseSourcedId"),
+        "school": column(classes, "schoolSourcedId"),
+    }
+    cls["term"] = _mapped(_first_of(arrow_column(classes["termSourcedIds"])), term_of)
+    if course_mode == "class":
+        # A Canvas course per class: the class needs no course record (a bundle's first night
+        # may have none, its manifest marking courses absent).
+        cls["course_id"] = cls["class"]
+        courses = {
+            "course_id": cls["class"],
+            "short_name": pc.coalesce(cls["code"], cls["title"]),
+            "long_name": cls["title"],
+            "account_id": cls["school"],
+            "term_id": cls["term"],
+            "status": _constant("active", len(cls["class"])),
+        }
+        return cls, courses
+    # A Canvas course per OneRoster course and term: a class whose course is unknown has
+    # nowhere to go.
+    course_ids = column(courses_src, "sourcedId")
+    known = pc.is_in(cls["course"], value_set=course_ids).fill_null(False)
+    cls = {k: v.filter(known) for k, v in cls.items()}
+    cls["course_id"] = pc.binary_join_element_wise(
+        cls["course"], pc.coalesce(cls["term"], "no-term"), "-"
+    )
+    rows = pa.table({"k": cls["course_id"], "i": np.arange(len(cls["course_id"]))})
+    first = np.sort(rows.group_by("k").aggregate([("i", "min")])["i_min"].to_numpy())
+    first_rows = pa.array(first)
+    info = pc.take(pc.index_in(cls["course"], value_set=course_ids), first_rows)
+    title = pc.take(column(courses_src, "title"), info)
+    term = pc.take(cls["term"], first_rows)
+    term_name = pc.coalesce(_mapped(term, term_names), "")
+    courses = {
+        "course_id": pc.take(cls["course_id"], first_rows),
+        "short_name": pc.coalesce(pc.take(column(courses_src, "courseCode"), info), title),
+        "long_name": pc.binary_join_element_wise(pc.coalesce(title, ""), " (", term_name, ")", ""),
+        "account_id": pc.take(column(courses_src, "orgSourcedId"), info),
+        "term_id": term,
+        "status": _constant("active", len(first)),
+    }
+    return cls, courses
+
+
+def _arrow_file(name: str, columns: dict[str, pa.Array], prefix: str) -> pd.DataFrame:
+    """A Canvas file from Arrow columns (ids prefixed), Arrow-backed."""
+    out = {}
+    for c in FILES[name].columns:
+        if c in columns:
+            values = columns[c]
+            if prefix and c in ID_COLUMNS:
+                values = pc.binary_join_element_wise(prefix, values, "")
+            out[c] = values
+    return pa.table(out).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 ID_COLUMNS = {
