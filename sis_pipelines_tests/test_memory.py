@@ -49,3 +49,14 @@ def test_the_io_manager_frees_frames_left_in_reference_cycles(tmp_path):
         gc.collect()
     assert after_dump < 2_000
     assert after_load < 2_000
+
+
+def test_arrow_allocates_from_jemalloc_which_hands_freed_pages_back():
+    """Importing the package sets Arrow's allocator for every entry point (mimalloc, Arrow's
+    default, kept 0.3 GB of freed pages at the xl mapping step's peak)."""
+    import subprocess
+    import sys
+
+    code = "import sis_pipelines, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "jemalloc"
