@@ -233,3 +233,33 @@ def test_a_grade_export_without_its_columns_is_refused(canvas, monkeypatch):
     monkeypatch.setattr(sim, "grade_export", lambda: b"")
     with pytest.raises(CanvasError, match="no course sis, student id"):
         grade_export(client, ())
+
+
+def test_a_gradebook_gathered_in_parts_is_the_gradebook_gathered_whole(monkeypatch):
+    """Rows become Arrow-backed columns a part at a time: the frames are the same, text as
+    Arrow strings (never a Python string a cell)."""
+    from sis_pipelines.gpb import canvas_gradebook as module
+
+    def course(n: int) -> tuple[list[dict], list[dict], list[dict]]:
+        assignments = [{"id": 10 * n + i, "name": f"A{i}", "points_possible": 10} for i in range(3)]
+        submissions = [
+            {"assignment_id": a["id"], "user_id": u, "score": u % 7 or None, "excused": u == 3}
+            for a in assignments
+            for u in range(n % 4 + 1)
+        ]
+        students = [
+            {"user_id": u, "sis_user_id": f"s{u}", "grades": {"current_score": 90}}
+            for u in range(n % 4 + 1)
+        ]
+        return module.course_rows(f"c{n}", [], assignments, submissions, students)
+
+    courses = [course(n) for n in range(9)]
+    whole = module.assemble(courses)
+    monkeypatch.setattr(module, "ROWS_PER_PART", 2)
+    parts = module.assemble(courses)
+    for name, frame in whole.frames().items():
+        pd.testing.assert_frame_equal(parts.frames()[name], frame)
+        assert len(frame) > 2
+    assert whole.submissions["course_id"].dtype.storage == "pyarrow"
+    empty = module.assemble([])
+    assert [len(f) for f in empty.frames().values()] == [0, 0, 0]

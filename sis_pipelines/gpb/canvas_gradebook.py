@@ -20,43 +20,46 @@ import pandas as pd
 
 from ..canvas.api import CanvasClient, CanvasError
 
+# Text as Arrow strings: a district's gradebook is millions of submissions, and as Python
+# strings its text took most of a night's memory.
+TEXT = "string[pyarrow]"
 ASSIGNMENT_COLUMNS = {
-    "course_id": "string",
+    "course_id": TEXT,
     "assignment_id": "Int64",
-    "name": "string",
-    "description": "string",
+    "name": TEXT,
+    "description": TEXT,
     "points_possible": "Float64",
-    "due_at": "string",
-    "unlock_at": "string",
-    "created_at": "string",
-    "updated_at": "string",
-    "group_name": "string",
-    "submission_types": "string",
-    "grading_type": "string",
+    "due_at": TEXT,
+    "unlock_at": TEXT,
+    "created_at": TEXT,
+    "updated_at": TEXT,
+    "group_name": TEXT,
+    "submission_types": TEXT,
+    "grading_type": TEXT,
     "published": "boolean",
     "post_to_sis": "boolean",
     "omit_from_final_grade": "boolean",
     "hide_in_gradebook": "boolean",
 }
 SUBMISSION_COLUMNS = {
-    "course_id": "string",
+    "course_id": TEXT,
     "assignment_id": "Int64",
     "user_id": "Int64",
     "score": "Float64",
     "excused": "boolean",
     "missing": "boolean",
     "late": "boolean",
-    "workflow_state": "string",
-    "graded_at": "string",
-    "submitted_at": "string",
-    "comment": "string",
+    "workflow_state": TEXT,
+    "graded_at": TEXT,
+    "submitted_at": TEXT,
+    "comment": TEXT,
 }
 STUDENT_COLUMNS = {
-    "course_id": "string",
+    "course_id": TEXT,
     "user_id": "Int64",
-    "sis_user_id": "string",
-    "sis_section_id": "string",
-    "enrollment_state": "string",
+    "sis_user_id": TEXT,
+    "sis_section_id": TEXT,
+    "enrollment_state": TEXT,
     "current_score": "Float64",
     "final_score": "Float64",
 }
@@ -158,28 +161,39 @@ def _last_comment(submission: dict[str, Any]) -> str | None:
     return comments[-1].get("comment") if comments else None
 
 
+# Rows gathered as Python values before they become Arrow-backed columns.
+ROWS_PER_PART = 50_000
+SPECS = (ASSIGNMENT_COLUMNS, SUBMISSION_COLUMNS, STUDENT_COLUMNS)
+
+
 class _Columns:
     """The three frames' columns, filled course by course: a district's gradebook is
-    millions of submissions, held as columns rather than as a dict per row."""
+    millions of submissions, held as Arrow-backed parts rather than a Python value a cell
+    (a part of ``ROWS_PER_PART`` rows at a time is Python)."""
 
     def __init__(self) -> None:
-        self.parts = [
-            {c: [] for c in spec}
-            for spec in (ASSIGNMENT_COLUMNS, SUBMISSION_COLUMNS, STUDENT_COLUMNS)
-        ]
+        self.rows = [{c: [] for c in spec} for spec in SPECS]
+        self.parts: list[list[pd.DataFrame]] = [[] for _ in SPECS]
 
     def add(self, rows: tuple[list[dict], list[dict], list[dict]]) -> None:
-        for columns, part in zip(self.parts, rows, strict=True):
+        for i, (columns, part) in enumerate(zip(self.rows, rows, strict=True)):
             for name, values in columns.items():
                 values.extend(r[name] for r in part)
+            if len(columns["course_id"]) >= ROWS_PER_PART:
+                self._close_part(i)
+
+    def _close_part(self, i: int) -> None:
+        self.parts[i].append(pd.DataFrame(self.rows[i]).astype(SPECS[i]))
+        self.rows[i] = {c: [] for c in SPECS[i]}
 
     def book(self) -> CanvasGradebook:
-        a, s, e = (
-            pd.DataFrame(columns).astype(spec)
-            for columns, spec in zip(
-                self.parts, (ASSIGNMENT_COLUMNS, SUBMISSION_COLUMNS, STUDENT_COLUMNS), strict=True
-            )
-        )
+        frames = []
+        for i in range(len(SPECS)):
+            self._close_part(i)
+            parts = [p for p in self.parts[i] if len(p)] or self.parts[i][-1:]
+            self.parts[i] = []
+            frames.append(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
+        a, s, e = frames
         return CanvasGradebook(a, s, e, [])
 
 

@@ -22,12 +22,11 @@ from typing import Any
 import pandas as pd
 
 from ..figures import Figures, Markdown
-from .canvas_gradebook import CanvasGradebook
+from .canvas_gradebook import TEXT, CanvasGradebook
 from .payloads import SisState, students_by_class
 
 # Text held by Arrow, not as Python strings: a district's ledger is a row per result we ever
 # sent (millions).
-TEXT = "string[pyarrow]"
 LEDGER_COLUMNS = {
     "key": TEXT,
     "sis_id": TEXT,
