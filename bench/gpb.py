@@ -33,6 +33,7 @@ from sis_pipelines.gpb.passback import (
     push_night,
     read_canvas_gradebook,
 )
+from sis_pipelines.gpb.payloads import CLASS_COLUMNS
 from sis_pipelines.gpb.state import passed_back, read_ledger
 from sis_pipelines.lake import Lake
 from sis_pipelines.memory import release_memory
@@ -223,7 +224,7 @@ def gpb_night(
         read = read_canvas_gradebook(lake, services, tenant_id, tenant, night)
         release_memory()
     with stage(STEPS[1]):
-        classes = read_frame(lake.snapshot("classes", night, tenant_id))
+        classes = read_frame(lake.snapshot("classes", night, tenant_id), CLASS_COLUMNS)
         sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
         payloads, _ = compute_payloads(lake, services, tenant_id, tenant, night, classes, sessions)
         del classes, sessions

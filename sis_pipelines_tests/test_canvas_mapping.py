@@ -286,10 +286,11 @@ def test_a_class_without_a_term_or_a_known_course_maps_as_before():
     list), and in course_term mode its course and term, or nowhere when its course is unknown."""
     import pyarrow as pa
 
-    from sis_pipelines.canvas.mapping import _classes_and_courses, _first_of
+    from sis_pipelines.canvas.enrollments import first_items
+    from sis_pipelines.canvas.mapping import _classes_and_courses
 
     lists = pa.chunked_array([pa.array([["t1", "t2"], [], None, ["t3"]], pa.list_(pa.string()))])
-    assert _first_of(lists).to_pylist() == ["t1", None, None, "t3"]
+    assert first_items(lists).to_pylist() == ["t1", None, None, "t3"]
     classes = pd.DataFrame(
         {
             "sourcedId": ["c1", "c2", "c3", "c4"],

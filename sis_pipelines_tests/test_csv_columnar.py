@@ -215,7 +215,7 @@ def test_a_bulk_file_is_read_from_the_zip_a_block_at_a_time_never_inflated_whole
 
     night = date(2026, 11, 20)
     path = _night_of(tmp_path, night)
-    monkeypatch.setattr(csv_columnar, "_READ_BLOCK", 1 << 12)
+    monkeypatch.setattr(csv_columnar, "READ_BLOCK", 1 << 12)
     monkeypatch.setattr(csv_columnar, "_BATCH_BYTES", 1 << 14)
     inflated = []
     whole = Members.__getitem__
@@ -246,7 +246,7 @@ def test_a_block_the_columnar_reading_cannot_take_sends_the_whole_file_to_the_ro
 
     night = date(2026, 11, 20)
     path = _night_of(tmp_path, night, late_control_character)
-    monkeypatch.setattr(csv_columnar, "_READ_BLOCK", 1 << 12)
+    monkeypatch.setattr(csv_columnar, "READ_BLOCK", 1 << 12)
     monkeypatch.setattr(csv_columnar, "_BATCH_BYTES", 1 << 14)
     blocks = []
     canonical = csv_columnar._canonical_batch
@@ -274,7 +274,7 @@ def test_small_read_blocks_are_gathered_into_batches_in_order_none_lost(tmp_path
     bundle = load_bundle(export_bundle(District(300, 11), date(2026, 11, 20), tmp_path))
     data = bundle.files["enrollments.csv"]
     whole = read_file(COLLECTIONS["enrollments"], data, "bulk")
-    monkeypatch.setattr(csv_columnar, "_READ_BLOCK", 1 << 12)
+    monkeypatch.setattr(csv_columnar, "READ_BLOCK", 1 << 12)
     monkeypatch.setattr(csv_columnar, "_BATCH_BYTES", 1 << 15)
     reads = []
     gathered = csv_columnar._gathered

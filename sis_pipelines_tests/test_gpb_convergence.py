@@ -376,3 +376,25 @@ def test_a_ledger_from_before_removals_reads_its_keys(tmp_path):
     assert pd.isna(ledger["class"][0]) and ledger["class"].tolist()[1:] == ["cls-1"] * 4
     assert ledger["line_item_key"].tolist()[3:] == ["a:17:cls-1", "cg:cls-1"]
     assert ledger["student"].tolist()[3:] == ["stu-9", "stu-9"]
+
+
+def test_a_ledger_part_old_part_new_reads_back_only_what_is_missing(tmp_path):
+    """Rows this release wrote are whole and left as they are (a district's ledger is a row
+    per result ever sent); rows of an earlier release have their columns read back."""
+    from sis_pipelines.gpb.removals import LEDGER_COLUMNS, _read_back, complete_ledger
+
+    keys = ["c:homework", "a:17:cls-1", "cg:cls-1:gp1", "r:a:17:cls-1:stu-9", "r:cg:cls-1:stu-9"]
+    whole = _read_back(
+        pd.DataFrame({"key": keys, "sis_id": [f"s{i}" for i in range(5)]}).reindex(
+            columns=list(LEDGER_COLUMNS)
+        )
+    )
+    new = whole.assign(key=[f"{k}-new" for k in keys], course=["k"] * 5)  # as this release writes
+    old = whole.assign(kind=pd.NA, line_item_key=pd.NA, student=pd.NA, **{"class": pd.NA})
+    mixed = pd.concat([new, old], ignore_index=True).astype(LEDGER_COLUMNS)
+    done = complete_ledger(mixed)
+    pd.testing.assert_frame_equal(done.iloc[:5], new.astype(LEDGER_COLUMNS))
+    pd.testing.assert_frame_equal(
+        done.iloc[5:].reset_index(drop=True), whole.astype(LEDGER_COLUMNS)
+    )
+    assert complete_ledger(new.astype(LEDGER_COLUMNS)).equals(new.astype(LEDGER_COLUMNS))

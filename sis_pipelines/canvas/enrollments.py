@@ -33,6 +33,18 @@ def text(series: pd.Series) -> pa.ChunkedArray:
     return arrow_column(series).cast(pa.string())
 
 
+def first_items(lists: pa.ChunkedArray) -> pa.Array:
+    """Each list's first item, null for a null or empty list."""
+    lists = lists.combine_chunks()
+    if pa.types.is_null(lists.type):
+        return pa.nulls(len(lists), pa.string())
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    starts = lists.offsets.to_numpy()[:-1]
+    present = lengths > 0
+    first = pc.take(lists.values, pa.array(np.where(present, starts, 0)))
+    return pc.if_else(pa.array(present), first.cast(pa.string()), None)
+
+
 def by_value(series: pd.Series, compute: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """``compute`` over a text column, row by row. On a dictionary column (as the mapping
     step loads enrollments) it runs once per distinct value and the rows take the results:

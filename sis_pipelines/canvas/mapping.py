@@ -23,6 +23,7 @@ from .enrollments import (
     _mapped,
     arrow_column,
     canvas_enrollments,
+    first_items,
     iso_dates,
     text,
 )
@@ -359,18 +360,6 @@ def _constant(value: str, rows: int) -> pa.Array:
     ).cast(pa.string())
 
 
-def _first_of(lists: pa.ChunkedArray) -> pa.Array:
-    """Each list's first item, null for a null or empty list."""
-    lists = lists.combine_chunks()
-    if pa.types.is_null(lists.type):
-        return pa.nulls(len(lists), pa.string())
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    starts = lists.offsets.to_numpy()[:-1]
-    present = lengths > 0
-    first = pc.take(lists.values, pa.array(np.where(present, starts, 0)))
-    return pc.if_else(pa.array(present), first.cast(pa.string()), None)
-
-
 def _classes_and_courses(
     classes: pd.DataFrame,
     courses_src: pd.DataFrame,
@@ -391,7 +380,7 @@ def _classes_and_courses(
         "course": column(classes, "courseSourcedId"),
         "school": column(classes, "schoolSourcedId"),
     }
-    cls["term"] = _mapped(_first_of(arrow_column(classes["termSourcedIds"])), term_of)
+    cls["term"] = _mapped(first_items(arrow_column(classes["termSourcedIds"])), term_of)
     if course_mode == "class":
         # A Canvas course per class: the class needs no course record (a bundle's first night
         # may have none, its manifest marking courses absent).

@@ -20,7 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..oneroster.errors import OneRosterError
 from .payloads import PLACEHOLDER, body_hash
@@ -288,18 +291,22 @@ def push(
         # Nothing the SIS took: the ledger as it was (a district's is millions of rows, and
         # most parts of a night send nothing).
         return PushResult(frame, ledger, conflicts)
-    kept = ledger[~ledger["key"].isin(updates) & ~ledger["key"].isin(removed)].astype(
-        LEDGER_COLUMNS
-    )
     fresh = pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)).astype(
         LEDGER_COLUMNS
     )
-    merged = (
-        pd.concat([f for f in (kept, fresh) if len(f)], ignore_index=True)
-        if len(kept) or len(fresh)
-        else kept
-    )
-    return PushResult(frame, merged.sort_values("key", ignore_index=True), conflicts)
+    gone = ledger["key"].isin(updates) | ledger["key"].isin(removed)
+    return PushResult(frame, _merged(ledger, gone.to_numpy(bool), fresh), conflicts)
+
+
+def _merged(ledger: pd.DataFrame, gone: np.ndarray, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The ledger without its ``gone`` rows and with the ``fresh`` ones, in key order: one
+    copy of a district's ledger (hundreds of megabytes), where filtering, joining and
+    sorting made three."""
+    both = pd.concat([ledger.astype(LEDGER_COLUMNS), fresh], ignore_index=True)
+    rows = np.flatnonzero(np.concatenate([~gone, np.ones(len(fresh), dtype=bool)]))
+    keys = pa.array(both["key"].array).take(pa.array(rows))
+    order = rows[pc.sort_indices(keys).to_numpy()]
+    return both.take(order).reset_index(drop=True)
 
 
 def _pooled(calls: list[Callable[[], _Outcome]], max_concurrency: int) -> list[_Outcome]:

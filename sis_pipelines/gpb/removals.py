@@ -55,6 +55,27 @@ def complete_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     for column, dtype in LEDGER_COLUMNS.items():
         if column not in out:
             out[column] = pd.Series(pd.NA, index=out.index, dtype=dtype)
+    kind = out["kind"]
+    result = kind.eq("result").fillna(False)
+    need = (
+        kind.isna()
+        | (kind.eq("lineItem").fillna(False) & out["class"].isna())
+        | (result & (out["line_item_key"].isna() | out["student"].isna() | out["class"].isna()))
+    )
+    if not need.any():
+        # A district's ledger is a row per result ever sent, and this release fills every
+        # column: splitting its keys took hundreds of megabytes of Python strings.
+        return out.astype(LEDGER_COLUMNS)
+    filled = _read_back(out[need])
+    for column in ("kind", "line_item_key", "student", "class"):
+        out[column] = out[column].astype(LEDGER_COLUMNS[column])
+        out.loc[need, column] = filled[column].astype(LEDGER_COLUMNS[column])
+    return out.astype(LEDGER_COLUMNS)
+
+
+def _read_back(out: pd.DataFrame) -> pd.DataFrame:
+    """Kind, lineItem, student and class read back from the rows' keys, where missing."""
+    out = out.copy()
     key = out["key"].astype("string")
     prefix = key.str.split(":", n=1).str[0]
     kind = prefix.map({"c": "category", "a": "lineItem", "cg": "lineItem", "r": "result"})

@@ -22,6 +22,7 @@ from ..tenants import Tenant
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .grade_changes import GradeChanges, grade_changes
 from .passback import plan, provisioned_courses, send
+from .payloads import CLASS_COLUMNS
 from .state import courses_with_assignments, passed_back, read_ledger, write_requests
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def sync_grades(
         )
     chosen = sorted(set(courses)) if courses else provisioned
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    classes = read_frame(lake.snapshot("classes", night, tenant_id))
+    classes = read_frame(lake.snapshot("classes", night, tenant_id), CLASS_COLUMNS)
     sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
     ledger = read_ledger(lake, tenant_id)
     today = latest_complete_night() + timedelta(days=1)

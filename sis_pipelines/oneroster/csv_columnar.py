@@ -45,7 +45,7 @@ _CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]"
 # Arrow's streaming reader reads some forty blocks ahead of its reader, whatever the thread
 # counts: 16 MB blocks held 0.7 GB of an xl enrollments file, 1 MB blocks 0.1 GB. Blocks are
 # read small and gathered into batches of about 16 MB, so each batch's compute calls stay few.
-_READ_BLOCK = 1 << 20
+READ_BLOCK = 1 << 20
 _BATCH_BYTES = 1 << 24
 
 
@@ -228,7 +228,7 @@ def file_batches(
         try:
             reader = pacsv.open_csv(
                 fh,
-                read_options=pacsv.ReadOptions(block_size=_READ_BLOCK),
+                read_options=pacsv.ReadOptions(block_size=READ_BLOCK),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={h: pa.string() for h in header},

@@ -10,6 +10,7 @@ from ...gpb.passback import (
     push_night,
     read_canvas_gradebook,
 )
+from ...gpb.payloads import CLASS_COLUMNS
 from ..canvas.assets import MAPPING, SIS_IMPORT
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
@@ -56,7 +57,7 @@ def canvas_gradebook(context: dg.AssetExecutionContext, tenants: TenantsResource
     key=PAYLOADS,
     deps=[GRADEBOOK],
     ins={
-        "classes": dg.AssetIn(key=["oneroster", "classes"]),
+        "classes": dg.AssetIn(key=["oneroster", "classes"], metadata={"columns": CLASS_COLUMNS}),
         "academic_sessions": dg.AssetIn(key=["oneroster", "academic_sessions"]),
     },
     partitions_def=tenant_night,
