@@ -197,8 +197,9 @@ def canvas_enrollments(
         parts.append(_codes(batch, class_ids, user_ids_, roles, role_map))
         key = [parts[-1][k].to_numpy() for k in ("section", "user", "role")]
         keys.append(_combined(key, sizes))
-    combined = _combined([np.array([], np.int64)] * 3, sizes) if not keys else None
-    if keys and keys[0] is not None:
+    # None when the district's codes would not fit one int64 (whatever the rows).
+    combined = _combined([np.array([], np.int64)] * 3, sizes)
+    if combined is not None and keys:
         combined = np.concatenate(keys)  # type: ignore[arg-type]
     del keys
     if combined is None:

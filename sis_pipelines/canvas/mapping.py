@@ -320,7 +320,7 @@ def canvas_files_of(
         "section_id": cls["class"],
         "course_id": cls["course_id"],
         "name": cls["title"],
-        "status": _constant("active", len(cls["class"])),
+        "status": pa.repeat("active", len(cls["class"])),
         "start_date": start_date,
         "end_date": end_date,
     }
@@ -354,12 +354,6 @@ def canvas_files_of(
     )
 
 
-def _constant(value: str, rows: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(rows, np.int32)), pa.array([value])
-    ).cast(pa.string())
-
-
 def _classes_and_courses(
     classes: pd.DataFrame,
     courses_src: pd.DataFrame,
@@ -391,7 +385,7 @@ def _classes_and_courses(
             "long_name": cls["title"],
             "account_id": cls["school"],
             "term_id": cls["term"],
-            "status": _constant("active", len(cls["class"])),
+            "status": pa.repeat("active", len(cls["class"])),
         }
         return cls, courses
     # A Canvas course per OneRoster course and term: a class whose course is unknown has
@@ -415,7 +409,7 @@ def _classes_and_courses(
         "long_name": pc.binary_join_element_wise(pc.coalesce(title, ""), " (", term_name, ")", ""),
         "account_id": pc.take(column(courses_src, "orgSourcedId"), info),
         "term_id": term,
-        "status": _constant("active", len(first)),
+        "status": pa.repeat("active", len(first)),
     }
     return cls, courses
 

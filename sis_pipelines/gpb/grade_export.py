@@ -103,7 +103,10 @@ def grade_export(canvas: CanvasClient, passed_back: Collection[str]) -> GradeExp
         for name in COLUMNS
     }
     # Arrow-backed from the start: the report's rows as Python strings were most of the read.
-    dtypes = {pa.string(): pd.StringDtype("pyarrow"), pa.int64(): pd.Int64Dtype()}
-    dtypes[pa.float64()] = pd.Float64Dtype()
+    dtypes = {
+        pa.string(): pd.StringDtype("pyarrow"),
+        pa.int64(): pd.Int64Dtype(),
+        pa.float64(): pd.Float64Dtype(),
+    }
     frame = pa.table(columns).to_pandas(types_mapper=dtypes.get)
     return GradeExport(courses, frame.astype(STUDENT_COLUMNS))

@@ -149,7 +149,7 @@ class SnapshotWriter:
         sourcedIds are copies served again (the last wins) rather than duplicates."""
         self._flush()
         self._close()
-        # Let the referenced ids go before DuckDB looks for repeated ones (a district's users
+        # Let the referenced ids go before repeated ones are looked for (a district's users
         # and classes, hashed, are 150 MB at a million students).
         self.references = {}
         failing = quarantine_frame(self._failing)
