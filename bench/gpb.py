@@ -12,11 +12,15 @@ is also read as we first read it (every course, one at a time): the figure we st
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import Any
 
@@ -36,7 +40,6 @@ from sis_pipelines.gpb.passback import (
 from sis_pipelines.gpb.payloads import CLASS_COLUMNS
 from sis_pipelines.gpb.state import passed_back, read_ledger
 from sis_pipelines.lake import Lake
-from sis_pipelines.memory import release_memory
 from sis_pipelines.nights import end_of_night
 from sis_pipelines.simulator.canvas_gradebook import GRADEBOOK_SHARE
 from sis_pipelines.storage import read_frame
@@ -210,28 +213,58 @@ tenants:
 STEPS = ("gpb_canvas_read", "gpb_payloads", "gpb_push")  # the measured night's stages
 
 
+def _step(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> dict[str, Any]:
+    """One step of the night, run in a fresh process as Dagster's multiprocess executor runs
+    an asset: its figures, the requests it sent to each port, its time and its peak RSS."""
+    lake = Lake(UPath(root))
+    transport = CountingTransport()
+    services = Services(lake, env=ENV, transport=transport)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if name == "gpb_canvas_read":
+        figures = read_canvas_gradebook(lake, services, tenant_id, tenant, night)
+    elif name == "gpb_payloads":
+        classes = read_frame(lake.snapshot("classes", night, tenant_id), CLASS_COLUMNS)
+        sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
+        figures, _ = compute_payloads(lake, services, tenant_id, tenant, night, classes, sessions)
+    elif name == "gpb_push":
+        figures = push_night(lake, services, tenant_id, tenant, night)
+    else:  # the read we started from
+        figures = {"requests": every_course_read(lake, tenant_id, tenant.canvas.base_url, night)}
+    return {
+        "figures": {k: v for k, v in figures.items() if isinstance(v, int | float | str)},
+        "counts": transport.counts,
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        # A fresh process: its high-water mark is the step's own peak.
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def in_own_process(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> dict:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(_step, name, root, tenant_id, tenant, night).result()
+
+
 def gpb_night(
-    lake: Lake,
+    root: str,
     tenant_id: str,
     tenant: Tenant,
     night: date,
-    transport: CountingTransport,
-    stage: Callable[[str], AbstractContextManager[None]],
+    add: Callable[[str, float, float, float], None],
+    staged: bool,
 ) -> dict[str, Any]:
-    """One night of grade passback as the three assets run it, each step in a ``stage``."""
-    services = Services(lake, env=ENV, transport=transport)
-    with stage(STEPS[0]):
-        read = read_canvas_gradebook(lake, services, tenant_id, tenant, night)
-        release_memory()
-    with stage(STEPS[1]):
-        classes = read_frame(lake.snapshot("classes", night, tenant_id), CLASS_COLUMNS)
-        sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
-        payloads, _ = compute_payloads(lake, services, tenant_id, tenant, night, classes, sessions)
-        del classes, sessions
-        release_memory()
-    with stage(STEPS[2]):
-        pushed = push_night(lake, services, tenant_id, tenant, night)
-        release_memory()
+    """One night of grade passback as the three assets run it, each step in a process of its
+    own (``add`` takes each step's time and peak; ``staged``: a stage each, or one for all)."""
+    figures: dict[str, Any] = {}
+    counts: dict[int, int] = {}
+    for name in STEPS:
+        step = in_own_process(name, root, tenant_id, tenant, night)
+        figures[name] = step["figures"]
+        for port, n in step["counts"].items():
+            counts[port] = counts.get(port, 0) + n
+        add(name if staged else "gpb_first_night", step["wall_s"], step["cpu_s"], step["peak_rss_mb"])
+    read, payloads, pushed = (figures[name] for name in STEPS)
     return {
         "courses": read["courses"],
         "courses_read": read["courses_read"],
@@ -240,6 +273,7 @@ def gpb_night(
         "sent": pushed["sent"],
         "unchanged": pushed["unchanged"],
         "failed": pushed["failed"],
+        "counts": counts,
     }
 
 
@@ -266,9 +300,7 @@ def run(
     share: int = GRADEBOOK_SHARE,
 ) -> dict:
     """Night 1 sets up (its first pass sends everything); night 2 is the measured night."""
-    lake = Lake(root)
     first, second = nights
-    transport = CountingTransport()
     with ExitStack() as stack:
         sis_base, gradebook = stack.enter_context(simulated_sis(second, port))
         sis_port = httpx.URL(sis_base).port or 0
@@ -276,16 +308,14 @@ def run(
         for night, canvas_port in ((first, port + 1), (second, port + 2)):
             with simulated_canvas(str(root), tenant_id, night, canvas_port, share) as canvas:
                 tenant = gpb_tenant(tenant_id, sis_base, gradebook, canvas)
-                transport.take(canvas_port), transport.take(sis_port)
-                if night == first:  # the set-up: one stage
-                    with clock.stage("gpb_first_night"):
-                        figures = gpb_night(lake, tenant_id, tenant, night, transport, nullcontext)
-                else:
-                    figures = gpb_night(lake, tenant_id, tenant, night, transport, clock.stage)
-                figures["canvas_requests"] = transport.take(canvas_port)
-                figures["sis_requests"] = transport.take(sis_port)
+                # Night 1 is the set-up (its first pass sends everything): one stage.
+                figures = gpb_night(str(root), tenant_id, tenant, night, clock.add, night == second)
+                counts = figures.pop("counts")
+                figures["canvas_requests"] = counts.get(canvas_port, 0)
+                figures["sis_requests"] = counts.get(sis_port, 0)
         with simulated_canvas(str(root), tenant_id, second, port + 3, share, False) as canvas:
-            before = every_course_read(lake, tenant_id, canvas, second)
+            tenant = gpb_tenant(tenant_id, sis_base, gradebook, canvas)
+            before = in_own_process("every_course_read", str(root), tenant_id, tenant, second)
     steps = [clock.stages[name] for name in STEPS]
     return {
         "canvas_requests": figures["canvas_requests"],
@@ -297,8 +327,10 @@ def run(
         ),
         "night": figures,
         "before": {
-            "canvas_requests": before,
-            "projected_hours_at_canvas_throttle": round(projected_hours(before, 1), 3),
+            "canvas_requests": before["figures"]["requests"],
+            "projected_hours_at_canvas_throttle": round(
+                projected_hours(before["figures"]["requests"], 1), 3
+            ),
             "how": "every provisioned course read, one at a time, its assignments apart",
         },
         "assumed_per_request": {
