@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import subprocess
 import sys
 import threading
@@ -235,9 +234,16 @@ def _step(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> 
         "counts": transport.counts,
         "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
-        # A fresh process: its high-water mark is the step's own peak.
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": own_peak_rss_mb(),
     }
+
+
+def own_peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program (VmHWM): not
+    ``ru_maxrss``, which a spawned process inherits from the parent it was forked from."""
+    with open("/proc/self/status") as fh:
+        kb = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+    return int(kb) / 1024
 
 
 def in_own_process(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> dict:
@@ -263,7 +269,12 @@ def gpb_night(
         figures[name] = step["figures"]
         for port, n in step["counts"].items():
             counts[port] = counts.get(port, 0) + n
-        add(name if staged else "gpb_first_night", step["wall_s"], step["cpu_s"], step["peak_rss_mb"])
+        add(
+            name if staged else "gpb_first_night",
+            step["wall_s"],
+            step["cpu_s"],
+            step["peak_rss_mb"],
+        )
     read, payloads, pushed = (figures[name] for name in STEPS)
     return {
         "courses": read["courses"],

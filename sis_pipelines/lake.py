@@ -173,6 +173,11 @@ class Lake:
     def gpb_ledger_file(self, tenant: str) -> UPath:
         return self._tenant_file("gpb/ledger", tenant, ".parquet")
 
+    def gpb_ledger_journal(self, tenant: str) -> UPath:
+        """A folder of what a push changed since the ledger was last stored whole: a Parquet
+        file per part, in order (gone once the push stores the ledger)."""
+        return self._tenant_file("gpb/ledger_journal", tenant, "")
+
     def read_gpb_ledger(self, tenant: str, empty: pd.DataFrame) -> pd.DataFrame:
         """The gradebook objects we created in the tenant's SIS (``empty`` gives the columns)."""
         path = self.gpb_ledger_file(tenant)

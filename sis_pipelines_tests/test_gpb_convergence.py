@@ -311,10 +311,10 @@ def test_the_sis_gradebook_converges_to_canvas(
 def test_a_pass_planned_a_course_at_a_time_converges_alike(tmp_path_factory, monkeypatch, nights):
     """A district's pass is planned a few hundred courses at a time (its SIS state and
     requests held one part at a time) and sent a few hundred classes at a time (the ledger
-    stored after each); parts of one course and one class converge the same way, the removal
+    journaled after each); parts of one course and one class converge the same way, the removal
     guard judging the whole pass."""
     monkeypatch.setattr(passback, "COURSES_PER_PART", 1)
-    monkeypatch.setattr(passback, "CLASSES_PER_PART", 1)
+    monkeypatch.setattr(passback, "REQUESTS_PER_PART", 1)
     _converges(_world(tmp_path_factory.mktemp("parts"), *CONFIGURATIONS[0]), nights)
 
 

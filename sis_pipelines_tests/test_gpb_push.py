@@ -6,15 +6,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import orjson
+import pandas as pd
 import pytest
+from upath import UPath
 
+from sis_pipelines.gpb.ledger import LedgerChanges
+from sis_pipelines.gpb.passback import send
 from sis_pipelines.gpb.payloads import SisState, build
-from sis_pipelines.gpb.push import empty_ledger, push
+from sis_pipelines.gpb.push import LEDGER_COLUMNS, empty_ledger, push
 from sis_pipelines.gpb.sis import SisGradebook
+from sis_pipelines.gpb.state import read_ledger
+from sis_pipelines.lake import Lake
 from sis_pipelines.oneroster.client import OneRosterClient
 from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.sis_gradebook import SisGradebook as SimulatedGradebook
+from sis_pipelines.storage import read_frame
 
 from .gpb_world import CLASSES, NIGHT, SESSIONS, canvas_book, settings, tenant
 from .support import FAST_RETRY, auth_for
@@ -216,3 +223,74 @@ def test_infinite_campus_needs_its_vendor_header(sis_world, simulator):
     out = payloads(sis, t)
     result = push(sis, out.requests, empty_ledger(), str(NIGHT))
     assert result.count("failed") == 0 and result.count("sent") == len(out.requests)
+
+
+def _parts(requests: list, stop_after: int | None = None) -> Iterator[list]:
+    """The requests a class at a time (lineItems with their results), ``stop_after`` parts then
+    the process stops (a worker killed mid-night)."""
+    by_class: dict[str, list] = {}
+    for r in requests:
+        by_class.setdefault(r.get("class") or "", []).append(r)
+    for n, part in enumerate(by_class.values()):
+        if n == stop_after:
+            raise KeyboardInterrupt
+        yield part
+
+
+def test_a_push_stopped_mid_night_keeps_what_the_sis_took(sis_world, tmp_path):
+    """Each part's ledger changes are journaled as it ends and the ledger is stored once at
+    the end: a push stopped after one class keeps that class's objects, its outcomes file is
+    not half-written, and the re-run sends only the other class."""
+    sim, sis = sis_world("genesis")
+    t = tenant(default_category="Homework")
+    out = payloads(sis, t)
+    lake = Lake(UPath(tmp_path))
+    outcomes = lake.gpb_outcomes(NIGHT, "gpb-t")
+    with pytest.raises(KeyboardInterrupt):
+        send(lake, sis, "gpb-t", t, _parts(out.requests, stop_after=1), "night", False, outcomes)
+    assert not outcomes.exists()
+    kept = read_ledger(lake, "gpb-t")
+    first_class = {r["key"] for r in next(_parts(out.requests))}
+    assert first_class <= set(kept["key"]) and len(kept) == len(first_class)
+    puts = len(sim.gradebook.puts)
+    figures = send(lake, sis, "gpb-t", t, _parts(out.requests), "night", False, outcomes)
+    assert figures["unchanged"] == len(first_class)
+    assert len(sim.gradebook.puts) - puts == figures["sent"] == len(out.requests) - len(first_class)
+    assert len(read_frame(outcomes)) == len(out.requests)
+    assert len(read_ledger(lake, "gpb-t")) == len(out.requests)
+    assert not list(lake.gpb_ledger_journal("gpb-t").glob("*"))  # folded into the ledger
+
+
+def test_a_journal_left_by_a_killed_push_is_read_with_the_ledger(tmp_path):
+    """A worker killed before the ledger was stored whole leaves the journal: the ledger is
+    read with it applied, in order; stored again, applying it again changes nothing."""
+
+    def rows(*keys: str, digest: str = "h1"):
+        return (
+            pd.DataFrame(
+                {"key": list(keys), "sis_id": [f"sis-{k}" for k in keys], "body_hash": digest}
+            )
+            .reindex(columns=list(LEDGER_COLUMNS))
+            .astype(LEDGER_COLUMNS)
+        )
+
+    lake = Lake(UPath(tmp_path))
+    lake.write_gpb_ledger("t", rows("a", "b", "c"))
+    killed = LedgerChanges(lake, "t", read_ledger(lake, "t"))
+    killed.record(rows("b", "d", digest="h2"), set())
+    killed.record(rows("d", digest="h3"), {"c"})
+    # The worker dies here: no store.
+    ledger = read_ledger(lake, "t").set_index("key")
+    assert sorted(ledger.index) == ["a", "b", "d"]
+    assert ledger.loc["b", "body_hash"] == "h2" and ledger.loc["d", "body_hash"] == "h3"
+    journal = sorted(lake.gpb_ledger_journal("t").glob("*.parquet"))
+    copies = [(p.name, p.read_bytes()) for p in journal]
+    nothing_new = LedgerChanges(lake, "t", read_ledger(lake, "t"))
+    assert list(nothing_new.concerning(lambda led: led)["key"].sort_values()) == ["a", "b", "d"]
+    nothing_new.store()  # folds the journal into the stored ledger
+    assert not list(lake.gpb_ledger_journal("t").glob("*"))
+    stored = lake.read_gpb_ledger("t", empty_ledger())
+    assert sorted(stored["key"]) == ["a", "b", "d"]
+    for name, data in copies:  # killed again after the store, before the journal went
+        (lake.gpb_ledger_journal("t") / name).write_bytes(data)
+    assert read_ledger(lake, "t").set_index("key").sort_index().equals(ledger.sort_index())

@@ -8,22 +8,24 @@ Each step reads and writes through the lake; the Dagster assets call them one ea
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pandas as pd
+import pyarrow.parquet as pq
 from upath import UPath
 
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
 from ..nights import end_of_night, utc_stamp
-from ..storage import publish, read_frame, write_frame
+from ..storage import COMPRESSION, publish, read_frame, write_frame
 from ..tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
+from .ledger import LedgerChanges
 from .payloads import Payloads, Settings, SisState, build, students_by_class
-from .push import OUTCOME_COLUMNS, PushResult, push
+from .push import OUTCOME_SCHEMA, PushResult, concerning, outcome_table, push
 from .removals import RemovalPlan, plan_removals
 from .sis import SisGradebook
 from .state import (
@@ -141,7 +143,7 @@ class Plan:
 
 # Courses planned at once: a part's SIS lineItems and results, and its requests, are held in
 # memory; a district's whole night is millions of them.
-COURSES_PER_PART = 500
+COURSES_PER_PART = 100
 
 
 def _plan_part(
@@ -362,7 +364,7 @@ def push_night(
             sis,
             tenant_id,
             tenant,
-            read_request_parts(path, CLASSES_PER_PART),
+            read_request_parts(path, REQUESTS_PER_PART),
             str(night),
             force,
             lake.gpb_outcomes(night, tenant_id),
@@ -371,9 +373,9 @@ def push_night(
     return figures
 
 
-# Classes sent at once: a part's requests, outcomes and the SIS's results re-read before
-# sending are held in memory; the ledger is stored after each part.
-CLASSES_PER_PART = 500
+# Requests sent at once (a class's are never split): a part's requests, outcomes and the
+# SIS's results re-read before sending are held in memory.
+REQUESTS_PER_PART = 10_000
 
 
 def send(
@@ -387,84 +389,103 @@ def send(
     outcomes_path: UPath,
 ) -> Figures:
     """Sends requests through the ledger (a night's or an intraday sync's, ``label``), a list
-    or part after part: the outcomes and the ledger stored, ``GradesNotSent`` when some
-    failed. The ledger is stored after each part, so a night cut short keeps what was sent."""
+    or part after part: the outcomes stored as they come, the ledger's changes journaled after
+    each part (a night cut short keeps what was sent) and the ledger stored once at the end;
+    ``GradesNotSent`` when some failed."""
     parts = iter([requests]) if isinstance(requests, list) else requests
-    ledger = read_ledger(lake, tenant_id)
+    changes = LedgerChanges(lake, tenant_id, read_ledger(lake, tenant_id))
     streak = [0]  # the SIS's failures in a row, across parts
-    outcomes: list[pd.DataFrame] = []
-    conflicts: list[dict[str, Any]] = []
-    total = 0
-    for part in parts:
-        result = push(
-            sis,
-            part,
-            ledger,
-            label,
-            on_sis_change=tenant.gpb.on_sis_change,
-            force=force,
-            max_concurrency=tenant.gpb.max_concurrency,
-            streak=streak,
-        )
-        total += len(part)
-        if result.ledger is not ledger:  # stored as soon as the SIS took something
-            ledger = result.ledger
-            lake.write_gpb_ledger(tenant_id, ledger)
-        outcomes.append(result.outcomes)
-        conflicts += result.conflicts
-    if not lake.gpb_ledger_file(tenant_id).exists():
-        lake.write_gpb_ledger(tenant_id, ledger)  # a first pass that sent nothing: an empty one
-    frame = (
-        pd.concat(outcomes, ignore_index=True)
-        if outcomes
-        else pd.DataFrame({c: pd.Series(dtype=t) for c, t in OUTCOME_COLUMNS.items()})
-    )
-    result = PushResult(frame, ledger, conflicts)
-    write_frame(result.outcomes, outcomes_path)
-    figures = _push_figures(result, total, tenant, force)
-    failed = result.count("failed")
-    if failed:
-        errors = result.outcomes.loc[result.outcomes["status"] == "failed", "error"].head(5)
-        held = int(
-            result.outcomes["error"].str.contains("in a row", regex=False).fillna(False).sum()
-        )
+    tally = Tally()
+
+    def send_parts(fh: BinaryIO) -> None:
+        with pq.ParquetWriter(fh, OUTCOME_SCHEMA, compression=COMPRESSION) as outcomes:
+            for part in parts:
+                result = push(
+                    sis,
+                    part,
+                    changes.concerning(lambda ledger, part=part: concerning(ledger, part)),
+                    label,
+                    on_sis_change=tenant.gpb.on_sis_change,
+                    force=force,
+                    max_concurrency=tenant.gpb.max_concurrency,
+                    streak=streak,
+                )
+                changes.record(result.fresh, result.removed)
+                outcomes.write_table(outcome_table(result.outcomes))
+                tally.add(result, len(part))
+
+    try:
+        publish(outcomes_path, send_parts)
+    finally:
+        changes.store()  # what the SIS took is kept, whatever stopped the push
+    figures = _push_figures(tally, tenant, force)
+    if tally.failed:
         raise GradesNotSent(
-            f"tenant {tenant_id!r}, {'night ' if label[:1].isdigit() else ''}{label}: {failed} of {total} gradebook requests failed"
-            f"{f' and {held} more were held back' if held else ''}; "
-            "a re-run sends only those and what changed. First errors: "
-            + "; ".join(map(str, errors)),
+            f"tenant {tenant_id!r}, {'night ' if label[:1].isdigit() else ''}{label}: {tally.failed} of {tally.requests} gradebook requests failed"
+            f"{f' and {tally.held} more were held back' if tally.held else ''}; "
+            "a re-run sends only those and what changed. First errors: " + "; ".join(tally.errors),
             figures,
         )
     return figures
 
 
-def _push_figures(result: PushResult, requests: int, tenant: Tenant, force: bool) -> Figures:
+@dataclass
+class Tally:
+    """What a push's parts came to: requests, outcomes by kind and status, the first errors
+    and the SIS's changed grades (the outcomes themselves go to their file part by part)."""
+
+    requests: int = 0
+    by_kind: dict[tuple[str, str], int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    held: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: PushResult, requests: int) -> None:
+        outcomes = result.outcomes
+        self.requests += requests
+        for (kind, status), n in outcomes.groupby(["kind", "status"]).size().items():
+            self.by_kind[kind, status] = self.by_kind.get((kind, status), 0) + int(n)
+        failed = outcomes.loc[outcomes["status"] == "failed", "error"]
+        self.errors += [str(e) for e in failed.head(5 - len(self.errors))]
+        self.held += int(
+            outcomes["error"].str.contains("in a row", regex=False).fillna(False).sum()
+        )
+        self.conflicts += result.conflicts
+
+    def count(self, status: str) -> int:
+        return sum(n for (_, s), n in self.by_kind.items() if s == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+
+def _push_figures(tally: Tally, tenant: Tenant, force: bool) -> Figures:
     figures: Figures = {
-        "requests": requests,
+        "requests": tally.requests,
         **{
-            status: result.count(status)
+            status: tally.count(status)
             for status in ("sent", "unchanged", "removed", "gone", "failed", "skipped")
         },
-        "sis_changed_grades": len(result.conflicts),
+        "sis_changed_grades": len(tally.conflicts),
         "on_sis_change": tenant.gpb.on_sis_change,
         "forced": force,
-        "outcomes": Markdown(_outcomes_md(result.outcomes)),
+        "outcomes": Markdown(_outcomes_md(tally.by_kind)),
     }
-    if result.conflicts:
+    if tally.conflicts:
         figures["sis_changed"] = Markdown(
             "| result | SIS score | SIS status | we last sent | ours now |\n|---|---|---|---|---|\n"
             + "\n".join(
                 f"| `{c['key']}` | {c['sis_score']} | {c['sis_status']} | {c['sent_score']} | {c['our_score']} |"
-                for c in result.conflicts[:50]
+                for c in tally.conflicts[:50]
             )
         )
     return figures
 
 
-def _outcomes_md(outcomes: pd.DataFrame) -> str:
-    if outcomes.empty:
+def _outcomes_md(by_kind: dict[tuple[str, str], int]) -> str:
+    if not by_kind:
         return "no requests"
-    table = outcomes.groupby(["kind", "status"]).size().reset_index(name="n")
     return "| kind | status | requests |\n|---|---|---|\n" + "\n".join(
-        f"| {r.kind} | {r.status} | {r.n} |" for r in table.itertuples()
+        f"| {kind} | {status} | {n} |" for (kind, status), n in sorted(by_kind.items())
     )

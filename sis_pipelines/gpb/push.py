@@ -20,17 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..oneroster.errors import OneRosterError
+from .ledger import merged
 from .payloads import PLACEHOLDER, body_hash
 from .removals import LEDGER_COLUMNS, TEXT, empty_ledger
 from .sis import SisGradebook
 
-__all__ = ["LEDGER_COLUMNS", "PushResult", "empty_ledger", "push"]
+__all__ = ["LEDGER_COLUMNS", "PushResult", "concerning", "empty_ledger", "push"]
 OUTCOME_COLUMNS = {
     "path": TEXT,
     # sent | unchanged | failed | skipped | removed | gone (already absent from the SIS)
@@ -40,6 +39,15 @@ OUTCOME_COLUMNS = {
     "key": TEXT,
     "kind": TEXT,
 }
+
+OUTCOME_SCHEMA = pa.schema(
+    [(c, pa.int64() if t == "Int64" else pa.large_string()) for c, t in OUTCOME_COLUMNS.items()]
+)
+
+
+def outcome_table(outcomes: pd.DataFrame) -> pa.Table:
+    """A part's outcomes as the outcomes file stores them."""
+    return pa.Table.from_pandas(outcomes, preserve_index=False).cast(OUTCOME_SCHEMA)
 
 
 class Known:
@@ -76,7 +84,7 @@ class Known:
         return set(self._of_kind("result")["sis_id"].astype(object))
 
 
-def _concerning(ledger: pd.DataFrame, requests: list[dict[str, Any]]) -> pd.DataFrame:
+def concerning(ledger: pd.DataFrame, requests: list[dict[str, Any]]) -> pd.DataFrame:
     """The ledger's rows a part's requests can meet: their own, the lineItems their results
     hang on, their classes' (removals look at what else is ours there) and the categories.
     A district's ledger is a row per result ever sent; a part's requests concern thousands."""
@@ -95,11 +103,20 @@ def _concerning(ledger: pd.DataFrame, requests: list[dict[str, Any]]) -> pd.Data
 @dataclass
 class PushResult:
     outcomes: pd.DataFrame
-    ledger: pd.DataFrame
+    fresh: pd.DataFrame  # the ledger rows of what the SIS took, a row per key
+    removed: set[str]  # the ledger keys of what left the SIS
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    before: pd.DataFrame | None = None  # the ledger the push was given
 
     def count(self, status: str) -> int:
         return int((self.outcomes["status"] == status).sum())
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        """The ledger it was given with the push's changes."""
+        if self.fresh.empty and not self.removed:
+            return self.before
+        return merged(self.before, self.fresh, self.removed)
 
 
 @dataclass
@@ -124,7 +141,7 @@ def push(
     max_failure_streak: int = 10,
     streak: list[int] | None = None,
 ) -> PushResult:
-    known = Known(_concerning(ledger, requests))
+    known = Known(concerning(ledger, requests))
     updates: dict[str, dict[str, Any]] = {}
     removed: set[str] = set()
     outcomes: list[_Outcome] = []
@@ -287,26 +304,10 @@ def push(
     frame = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(OUTCOME_COLUMNS)).astype(
         OUTCOME_COLUMNS
     )
-    if not updates and not removed:
-        # Nothing the SIS took: the ledger as it was (a district's is millions of rows, and
-        # most parts of a night send nothing).
-        return PushResult(frame, ledger, conflicts)
     fresh = pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)).astype(
         LEDGER_COLUMNS
     )
-    gone = ledger["key"].isin(updates) | ledger["key"].isin(removed)
-    return PushResult(frame, _merged(ledger, gone.to_numpy(bool), fresh), conflicts)
-
-
-def _merged(ledger: pd.DataFrame, gone: np.ndarray, fresh: pd.DataFrame) -> pd.DataFrame:
-    """The ledger without its ``gone`` rows and with the ``fresh`` ones, in key order: one
-    copy of a district's ledger (hundreds of megabytes), where filtering, joining and
-    sorting made three."""
-    both = pd.concat([ledger.astype(LEDGER_COLUMNS), fresh], ignore_index=True)
-    rows = np.flatnonzero(np.concatenate([~gone, np.ones(len(fresh), dtype=bool)]))
-    keys = pa.array(both["key"].array).take(pa.array(rows))
-    order = rows[pc.sort_indices(keys).to_numpy()]
-    return both.take(order).reset_index(drop=True)
+    return PushResult(frame, fresh, removed - set(updates), conflicts, ledger)
 
 
 def _pooled(calls: list[Callable[[], _Outcome]], max_concurrency: int) -> list[_Outcome]:

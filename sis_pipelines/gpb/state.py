@@ -22,6 +22,7 @@ from .canvas_gradebook import (
     SUBMISSION_COLUMNS,
     CanvasGradebook,
 )
+from .ledger import journaled
 from .payloads import Payloads
 from .removals import complete_ledger, empty_ledger
 
@@ -95,7 +96,8 @@ def record_pass(lake: Lake, tenant_id: str, night: date) -> None:
 def read_ledger(lake: Lake, tenant_id: str) -> pd.DataFrame:
     """The tenant's ledger, every column filled (rows of an earlier release read back from
     their keys): the one place the stored ledger is read."""
-    return complete_ledger(lake.read_gpb_ledger(tenant_id, empty_ledger()))
+    stored = lake.read_gpb_ledger(tenant_id, empty_ledger())
+    return complete_ledger(journaled(lake, tenant_id, stored))
 
 
 def passed_back(ledger: pd.DataFrame) -> set[str]:
@@ -115,9 +117,9 @@ def write_requests(payloads: Payloads, path: UPath) -> None:
     publish(path, lambda fh: write_request_lines(payloads.requests, fh))
 
 
-def read_request_parts(path: UPath, classes_per_part: int) -> Iterator[list[dict[str, Any]]]:
-    """The requests file in parts of ``classes_per_part`` classes, in file order: a class's
-    lineItems and results in one part (a result needs its lineItem sent first), the
+def read_request_parts(path: UPath, requests_per_part: int) -> Iterator[list[dict[str, Any]]]:
+    """The requests file in parts of about ``requests_per_part`` requests, in file order: a
+    class's lineItems and results in one part (a result needs its lineItem sent first), the
     categories with the part they precede, and the removals, which come last, as one part."""
     part: list[dict[str, Any]] = []
     classes: set[str] = set()
@@ -127,7 +129,7 @@ def read_request_parts(path: UPath, classes_per_part: int) -> Iterator[list[dict
             removals.append(request)
             continue
         class_id = request.get("class")
-        if class_id is not None and class_id not in classes and len(classes) >= classes_per_part:
+        if class_id is not None and class_id not in classes and len(part) >= requests_per_part:
             yield part
             part, classes = [], set()
         if class_id is not None:
