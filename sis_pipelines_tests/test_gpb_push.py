@@ -261,18 +261,43 @@ def test_a_push_stopped_mid_night_keeps_what_the_sis_took(sis_world, tmp_path):
     assert not list(lake.gpb_ledger_journal("gpb-t").glob("*"))  # folded into the ledger
 
 
+def rows(*keys: str, digest: str = "h1", class_id: str | None = None) -> pd.DataFrame:
+    """Ledger rows of ``keys``."""
+    return (
+        pd.DataFrame(
+            {
+                "key": list(keys),
+                "sis_id": [f"sis-{k}" for k in keys],
+                "body_hash": digest,
+                "class": class_id,
+            }
+        )
+        .reindex(columns=list(LEDGER_COLUMNS))
+        .astype(LEDGER_COLUMNS)
+    )
+
+
+def test_a_later_part_sees_what_an_earlier_part_changed_in_its_classes(tmp_path):
+    """The journal is read back where a part meets a class an earlier part changed (the
+    removals come last and meet every class); the stored ledger keeps the latest of a key."""
+    lake = Lake(UPath(tmp_path))
+    lake.write_gpb_ledger("t", pd.concat([rows("a", "b", class_id="c1"), rows("z", class_id="c9")]))
+    changes = LedgerChanges(lake, "t", read_ledger(lake, "t"))
+    changes.record(rows("b", digest="h2", class_id="c1"), set())
+    changes.record(rows("b", digest="h3", class_id="c1"), {"a"})
+    seen = changes.concerning(lambda led: led, {"c1"}).set_index("key")
+    assert sorted(seen.index) == ["b", "z"] and seen.loc["b", "body_hash"] == "h3"
+    untouched = changes.concerning(lambda led: led, {"c9"})  # the journal is not read
+    assert sorted(untouched["key"]) == ["a", "b", "z"]
+    changes.store()
+    stored = lake.read_gpb_ledger("t", empty_ledger()).set_index("key")
+    assert sorted(stored.index) == ["b", "z"] and stored.loc["b", "body_hash"] == "h3"
+    assert not list(lake.gpb_ledger_journal("t").glob("*"))
+
+
 def test_a_journal_left_by_a_killed_push_is_read_with_the_ledger(tmp_path):
     """A worker killed before the ledger was stored whole leaves the journal: the ledger is
     read with it applied, in order; stored again, applying it again changes nothing."""
-
-    def rows(*keys: str, digest: str = "h1"):
-        return (
-            pd.DataFrame(
-                {"key": list(keys), "sis_id": [f"sis-{k}" for k in keys], "body_hash": digest}
-            )
-            .reindex(columns=list(LEDGER_COLUMNS))
-            .astype(LEDGER_COLUMNS)
-        )
 
     lake = Lake(UPath(tmp_path))
     lake.write_gpb_ledger("t", rows("a", "b", "c"))
@@ -286,7 +311,7 @@ def test_a_journal_left_by_a_killed_push_is_read_with_the_ledger(tmp_path):
     journal = sorted(lake.gpb_ledger_journal("t").glob("*.parquet"))
     copies = [(p.name, p.read_bytes()) for p in journal]
     nothing_new = LedgerChanges(lake, "t", read_ledger(lake, "t"))
-    assert list(nothing_new.concerning(lambda led: led)["key"].sort_values()) == ["a", "b", "d"]
+    assert sorted(nothing_new.concerning(lambda led: led, set())["key"]) == ["a", "b", "d"]
     nothing_new.store()  # folds the journal into the stored ledger
     assert not list(lake.gpb_ledger_journal("t").glob("*"))
     stored = lake.read_gpb_ledger("t", empty_ledger())

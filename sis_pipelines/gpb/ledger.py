@@ -1,10 +1,11 @@
 """The ledger through a push: the stored ledger stays as it was read, what each part of the
-push changed is kept beside it (in memory, and in a journal file per part, so a night cut
-short keeps what the SIS took), and the ledger is stored whole once, at the end.
+push changed goes to a journal file of its own as the part ends (so a night cut short keeps
+what the SIS took), and the ledger is stored whole once, at the end, a slice at a time.
 
-A district's ledger is a row per result we ever sent (close to a million rows): storing it
-after every part that sent something made it a copy of the whole each time, and three at
-once while merging.
+A district's ledger is a row per result we ever sent (close to a million rows), and a first
+night sends as many: storing the ledger after every part made a copy of the whole each time
+(three at once while merging), and holding the night's changes would hold another ledger.
+The journal is read back only where a later part meets an earlier part's classes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from upath import UPath
 
 from ..lake import Lake
 from ..storage import read_frame, write_frame, write_tables
@@ -28,9 +32,9 @@ def merged(ledger: pd.DataFrame, fresh: pd.DataFrame, removed: set[str]) -> pd.D
     return pd.concat([ledger[~gone], fresh], ignore_index=True)
 
 
-def journaled(lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> pd.DataFrame:
-    """The stored ledger with a cut-short push's journal applied, in the order it was kept."""
-    for entry in _entries(lake, tenant_id):
+def _applied(ledger: pd.DataFrame, entries: list[UPath]) -> pd.DataFrame:
+    """``ledger`` with the journal ``entries`` applied in order."""
+    for entry in entries:
         changes = read_frame(entry)
         removed = changes[REMOVED].to_numpy(bool)
         fresh = changes[~removed].drop(columns=[REMOVED]).astype(LEDGER_COLUMNS)
@@ -38,62 +42,83 @@ def journaled(lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> pd.DataFrame:
     return ledger
 
 
-def _entries(lake: Lake, tenant_id: str) -> list:
+def journaled(lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> pd.DataFrame:
+    """The stored ledger with a cut-short push's journal applied, in the order it was kept."""
+    return _applied(ledger, _entries(lake, tenant_id))
+
+
+def _entries(lake: Lake, tenant_id: str) -> list[UPath]:
     folder = lake.gpb_ledger_journal(tenant_id)
     return sorted(folder.glob("*.parquet")) if folder.exists() else []
 
 
 class LedgerChanges:
-    """A push's changes to ``ledger`` (as ``state.read_ledger`` gives it), part by part."""
+    """A push's changes to ``ledger`` (as ``state.read_ledger`` gives it: a journal left by an
+    earlier push already applied), part by part."""
 
     def __init__(self, lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> None:
         self.lake, self.tenant_id, self.ledger = lake, tenant_id, ledger
-        self.fresh = empty_ledger()  # the rows the SIS took in this push, a row per key
-        self.changed: set[str] = set()  # keys of the ledger replaced or removed
-        self._next = len(_entries(lake, tenant_id))
+        self._left = _entries(lake, tenant_id)  # by a push cut short: in ``ledger`` already
+        self._kept: list[UPath] = []  # this push's entries, in order
+        self._of_class: dict[str | None, list[UPath]] = {}  # which entries touch a class
 
-    def concerning(self, rows_of: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
-        """The rows ``rows_of`` picks, from the ledger as the push has changed it so far."""
+    def concerning(
+        self, rows_of: Callable[[pd.DataFrame], pd.DataFrame], classes: set[str]
+    ) -> pd.DataFrame:
+        """The rows ``rows_of`` picks from the ledger as the push has changed it so far, for
+        a part of ``classes`` (and the rows of no class, the categories)."""
         stored = rows_of(self.ledger)
-        stored = stored[~stored["key"].isin(self.changed).to_numpy(bool)]
-        return pd.concat([stored, rows_of(self.fresh)], ignore_index=True)
+        touched = {e for c in [None, *classes] for e in self._of_class.get(c, [])}
+        if not touched:
+            return stored
+        return rows_of(_applied(stored, [e for e in self._kept if e in touched]))
 
     def record(self, fresh: pd.DataFrame, removed: set[str]) -> None:
-        """A part's changes: journaled first, then kept."""
+        """A part's changes, journaled."""
         if fresh.empty and not removed:
             return
-        gone = pd.DataFrame({"key": sorted(removed)}).astype({"key": LEDGER_COLUMNS["key"]})
+        gone = self.ledger[self.ledger["key"].isin(removed)][["key", "class"]]
         entry = pd.concat(
             [fresh.assign(**{REMOVED: False}), gone.assign(**{REMOVED: True})], ignore_index=True
+        ).astype({**LEDGER_COLUMNS, REMOVED: bool})
+        path = self.lake.gpb_ledger_journal(self.tenant_id) / (
+            f"{len(self._left) + len(self._kept):08d}.parquet"
         )
-        folder = self.lake.gpb_ledger_journal(self.tenant_id)
-        write_frame(
-            entry.astype({**LEDGER_COLUMNS, REMOVED: bool}), folder / f"{self._next:08d}.parquet"
-        )
-        self._next += 1
-        keys = set(fresh["key"]) | removed
-        self.changed |= keys
-        self.fresh = merged(self.fresh, fresh, removed)
+        write_frame(entry, path)
+        self._kept.append(path)
+        for class_id in set(entry["class"].astype(object).where(entry["class"].notna(), None)):
+            self._of_class.setdefault(class_id, []).append(path)
 
     def store(self) -> None:
         """The ledger whole, a slice at a time; then the journal goes (applied again to the
         stored ledger it would change nothing)."""
-        entries = _entries(self.lake, self.tenant_id)
-        if not (self.changed or len(self.fresh) or entries) and self._stored():
+        if not (self._kept or self._left) and self.lake.gpb_ledger_file(self.tenant_id).exists():
             return  # most nights change a small part of a large ledger; some change nothing
         write_tables(self._tables(), self.lake.gpb_ledger_file(self.tenant_id))
-        for entry in entries:
+        for entry in self._left + self._kept:
             entry.unlink()
 
-    def _stored(self) -> bool:
-        return self.lake.gpb_ledger_file(self.tenant_id).exists()
-
     def _tables(self) -> Iterator[pa.Table]:
-        def table(frame: pd.DataFrame) -> pa.Table:
-            return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        """This push's entries, the last first, each without the keys a later one changed;
+        then the ledger as read without any key the push changed."""
+        schema = _table(empty_ledger()).schema
+        changed: list[pa.Array] = []
 
+        def unchanged(rows: pa.Table) -> pa.Table:
+            if not changed:
+                return rows
+            keys = pa.concat_arrays(changed)
+            return rows.filter(pc.invert(pc.is_in(rows["key"], value_set=keys)))
+
+        for entry in reversed(self._kept):
+            with entry.open("rb") as fh:
+                rows = unchanged(pq.read_table(fh))
+            changed.append(rows["key"].combine_chunks().cast(schema.field("key").type))
+            yield rows.filter(pc.invert(rows[REMOVED])).drop_columns([REMOVED]).cast(schema)
         ledger = self.ledger
         for start in range(0, len(ledger), SLICE_ROWS):
-            rows = ledger.iloc[start : start + SLICE_ROWS]
-            yield table(rows[~rows["key"].isin(self.changed).to_numpy(bool)])
-        yield table(self.fresh.astype(LEDGER_COLUMNS))
+            yield unchanged(_table(ledger.iloc[start : start + SLICE_ROWS]).cast(schema))
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)

@@ -25,7 +25,7 @@ from ..tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .ledger import LedgerChanges
 from .payloads import Payloads, Settings, SisState, build, students_by_class
-from .push import OUTCOME_SCHEMA, PushResult, concerning, outcome_table, push
+from .push import OUTCOME_SCHEMA, PushResult, classes_of, concerning, outcome_table, push
 from .removals import RemovalPlan, plan_removals
 from .sis import SisGradebook
 from .state import (
@@ -403,7 +403,9 @@ def send(
                 result = push(
                     sis,
                     part,
-                    changes.concerning(lambda ledger, part=part: concerning(ledger, part)),
+                    changes.concerning(
+                        lambda ledger, part=part: concerning(ledger, part), classes_of(part)
+                    ),
                     label,
                     on_sis_change=tenant.gpb.on_sis_change,
                     force=force,

@@ -84,6 +84,10 @@ class Known:
         return set(self._of_kind("result")["sis_id"].astype(object))
 
 
+def classes_of(requests: list[dict[str, Any]]) -> set[str]:
+    return {r["class"] for r in requests if r.get("class")}
+
+
 def concerning(ledger: pd.DataFrame, requests: list[dict[str, Any]]) -> pd.DataFrame:
     """The ledger's rows a part's requests can meet: their own, the lineItems their results
     hang on, their classes' (removals look at what else is ours there) and the categories.
@@ -91,7 +95,7 @@ def concerning(ledger: pd.DataFrame, requests: list[dict[str, Any]]) -> pd.DataF
     keys = {r["key"] for r in requests} | {
         r["line_item_key"] for r in requests if r.get("line_item_key")
     }
-    classes = {r["class"] for r in requests if r.get("class")}
+    classes = classes_of(requests)
     wanted = (
         ledger["key"].isin(keys)
         | ledger["class"].isin(classes).fillna(False)
