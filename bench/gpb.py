@@ -37,7 +37,7 @@ from sis_pipelines.gpb.passback import (
     read_canvas_gradebook,
 )
 from sis_pipelines.gpb.payloads import CLASS_COLUMNS
-from sis_pipelines.gpb.state import passed_back, read_ledger
+from sis_pipelines.gpb.state import courses_passed_back
 from sis_pipelines.lake import Lake
 from sis_pipelines.nights import end_of_night
 from sis_pipelines.simulator.canvas_gradebook import GRADEBOOK_SHARE
@@ -296,7 +296,7 @@ def every_course_read(lake: Lake, tenant_id: str, base_url: str, night: date) ->
 
     courses = provisioned_courses(lake, tenant_id, night)
     with CanvasClient(tenant_id, base_url, TOKEN, 1) as canvas:
-        book = read_gradebook(canvas, courses, passed_back(read_ledger(lake, tenant_id)), 8)
+        book = read_gradebook(canvas, courses, courses_passed_back(lake, tenant_id), 8)
         # include[]=assignments folds a course's assignments into its groups' page; we first
         # asked for them apart: a request more for each course that has any.
         return canvas.requests + int(book.assignments["course_id"].nunique())

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from upath import UPath
 
-from .storage import atomic_write_bytes, read_frame, write_frame
+from .storage import atomic_write_bytes, read_typed, write_frame
 from .tenants import TENANT_ID_PATTERN
 
 _TENANT = re.compile(TENANT_ID_PATTERN)
@@ -183,11 +183,8 @@ class Lake:
         path = self.gpb_ledger_file(tenant)
         if not path.exists():
             return empty
-        frame = read_frame(path)
         # A ledger written by an earlier release lacks later columns: empty, filled by its reader.
-        for column in empty.columns.difference(frame.columns):
-            frame[column] = pd.NA
-        return frame[list(empty.columns)].astype(dict(empty.dtypes.items()))
+        return read_typed(path, dict(empty.dtypes.items()))
 
     def write_gpb_ledger(self, tenant: str, ledger: pd.DataFrame) -> None:
         write_frame(ledger, self.gpb_ledger_file(tenant))

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -244,6 +244,31 @@ def read_frame(
     with path.open("rb") as fh:
         table = pq.read_table(fh, columns=columns, read_dictionary=dictionary)
     return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def read_typed(path: UPath, dtypes: dict[str, Any]) -> pd.DataFrame:
+    """A stored frame with the columns of ``dtypes`` (a column the file lacks comes empty),
+    each made its pandas dtype straight from Arrow: text as Arrow-backed strings without a
+    Python string a cell (``astype`` from Arrow's own dtype goes through Python objects)."""
+    with path.open("rb") as fh:
+        present = set(pq.read_schema(fh).names)
+        fh.seek(0)
+        table = pq.read_table(fh, columns=[c for c in dtypes if c in present])
+    columns = {}
+    for name, dtype in dtypes.items():
+        dtype = pd.api.types.pandas_dtype(dtype)
+        if name not in present:
+            columns[name] = pd.Series(pd.NA, index=range(table.num_rows), dtype=dtype)
+            continue
+        column = table[name]
+        if isinstance(dtype, pd.StringDtype) and not pa.types.is_large_string(column.type):
+            column = column.cast(pa.large_string())
+        try:
+            values = dtype.__from_arrow__(column)  # type: ignore[union-attr]
+        except (TypeError, ValueError, pa.ArrowException):  # stored as another type
+            values = column.to_pandas(types_mapper=pd.ArrowDtype).astype(dtype).array
+        columns[name] = pd.Series(values, copy=False)
+    return pd.DataFrame(columns)
 
 
 def parquet_rows(path: UPath) -> int:

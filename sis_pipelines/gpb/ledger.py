@@ -44,10 +44,10 @@ def _applied(ledger: pd.DataFrame, entries: list[UPath]) -> pd.DataFrame:
 
 def journaled(lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> pd.DataFrame:
     """The stored ledger with a cut-short push's journal applied, in the order it was kept."""
-    return _applied(ledger, _entries(lake, tenant_id))
+    return _applied(ledger, journal_entries(lake, tenant_id))
 
 
-def _entries(lake: Lake, tenant_id: str) -> list[UPath]:
+def journal_entries(lake: Lake, tenant_id: str) -> list[UPath]:
     folder = lake.gpb_ledger_journal(tenant_id)
     return sorted(folder.glob("*.parquet")) if folder.exists() else []
 
@@ -58,7 +58,7 @@ class LedgerChanges:
 
     def __init__(self, lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> None:
         self.lake, self.tenant_id, self.ledger = lake, tenant_id, ledger
-        self._left = _entries(lake, tenant_id)  # by a push cut short: in ``ledger`` already
+        self._left = journal_entries(lake, tenant_id)  # by a push cut short: in ``ledger`` already
         self._kept: list[UPath] = []  # this push's entries, in order
         self._of_class: dict[str | None, list[UPath]] = {}  # which entries touch a class
 

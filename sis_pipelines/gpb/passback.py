@@ -29,8 +29,8 @@ from .push import OUTCOME_SCHEMA, PushResult, classes_of, concerning, outcome_ta
 from .removals import RemovalPlan, plan_removals
 from .sis import SisGradebook
 from .state import (
+    courses_passed_back,
     load_gradebook,
-    passed_back,
     read_ledger,
     read_request_parts,
     record_pass,
@@ -74,12 +74,12 @@ def read_canvas_gradebook(
     """The whole gradebook of every active course the night provisioned."""
     course_ids = provisioned_courses(lake, tenant_id, night)
     until = services.canvas_now(tenant, night)
-    courses_passed_back = passed_back(read_ledger(lake, tenant_id))
+    passed = courses_passed_back(lake, tenant_id)
     with services.canvas(tenant_id, tenant, night) as canvas:
         book = read_gradebook(
             canvas,
             course_ids,
-            courses_passed_back,
+            passed,
             tenant.canvas.max_concurrency,
             tenant.canvas.gradebook_discovery,
         )

@@ -15,16 +15,16 @@ from upath import UPath
 from ..errors import StoredStateError
 from ..lake import Lake
 from ..nights import utc_stamp
-from ..storage import atomic_write_bytes, publish, read_frame, write_frame
+from ..storage import atomic_write_bytes, publish, read_frame, read_typed, write_frame
 from .canvas_gradebook import (
     ASSIGNMENT_COLUMNS,
     STUDENT_COLUMNS,
     SUBMISSION_COLUMNS,
     CanvasGradebook,
 )
-from .ledger import journaled
+from .ledger import journal_entries, journaled
 from .payloads import Payloads
-from .removals import complete_ledger, empty_ledger
+from .removals import LEDGER_COLUMNS, complete_ledger, empty_ledger
 
 GRADEBOOK_FRAMES = {
     "assignments": ASSIGNMENT_COLUMNS,
@@ -73,7 +73,7 @@ def courses_with_assignments(lake: Lake, tenant_id: str, night: date | str) -> s
 
 def load_gradebook(lake: Lake, tenant_id: str, night: date) -> CanvasGradebook:
     frames = {
-        name: read_frame(_gradebook_frame(lake, tenant_id, night, name)).astype(columns)
+        name: read_typed(_gradebook_frame(lake, tenant_id, night, name), columns)
         for name, columns in GRADEBOOK_FRAMES.items()
     }
     window = json.loads(lake.gradebook_window(night, tenant_id).read_text())
@@ -103,6 +103,17 @@ def read_ledger(lake: Lake, tenant_id: str) -> pd.DataFrame:
 def passed_back(ledger: pd.DataFrame) -> set[str]:
     """The Canvas courses we passed grades back from."""
     return set(ledger["course"].dropna())
+
+
+def courses_passed_back(lake: Lake, tenant_id: str) -> set[str]:
+    """``passed_back`` of the tenant's ledger, its journal included, reading one column (a
+    district's ledger is close to a million rows). A course whose rows a cut-short push
+    removed may stay in it: one course more read whole."""
+    files = [lake.gpb_ledger_file(tenant_id)] if lake.gpb_ledger_file(tenant_id).exists() else []
+    courses: set[str] = set()
+    for path in files + journal_entries(lake, tenant_id):
+        courses |= set(read_typed(path, {"course": LEDGER_COLUMNS["course"]})["course"].dropna())
+    return courses
 
 
 def write_request_lines(requests: list[dict[str, Any]], fh: BinaryIO) -> None:

@@ -23,7 +23,13 @@ from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .grade_changes import GradeChanges, grade_changes
 from .passback import plan, provisioned_courses, send
 from .payloads import CLASS_COLUMNS
-from .state import courses_with_assignments, passed_back, read_ledger, write_requests
+from .state import (
+    courses_passed_back,
+    courses_with_assignments,
+    passed_back,
+    read_ledger,
+    write_requests,
+)
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -46,7 +52,7 @@ def watched_courses(lake: Lake, tenant_id: str, night: str) -> list[str]:
     and those we passed grades back from (a course's first assignment waits for the night)."""
     # A sensor tick reads one column of the snapshot, not the night's submissions.
     with_work = courses_with_assignments(lake, tenant_id, night)
-    return sorted(with_work | passed_back(read_ledger(lake, tenant_id)))
+    return sorted(with_work | courses_passed_back(lake, tenant_id))
 
 
 def changed_courses(
