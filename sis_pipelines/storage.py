@@ -254,13 +254,17 @@ def read_typed(path: UPath, dtypes: dict[str, Any]) -> pd.DataFrame:
         present = set(pq.read_schema(fh).names)
         fh.seek(0)
         table = pq.read_table(fh, columns=[c for c in dtypes if c in present])
-    columns = {}
+    columns, rows = {}, table.num_rows
     for name, dtype in dtypes.items():
         dtype = pd.api.types.pandas_dtype(dtype)
         if name not in present:
-            columns[name] = pd.Series(pd.NA, index=range(table.num_rows), dtype=dtype)
+            columns[name] = pd.Series(pd.NA, index=range(rows), dtype=dtype)
             continue
-        column = table[name]
+        # One buffer a column, the file's chunks let go as it is made: selecting rows of a
+        # column of several chunks concatenates it whole first, on every selection.
+        chunks, table = table[name], table.drop_columns([name])
+        column = chunks.combine_chunks()
+        del chunks
         if isinstance(dtype, pd.StringDtype) and not pa.types.is_large_string(column.type):
             column = column.cast(pa.large_string())
         try:

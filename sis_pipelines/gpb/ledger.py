@@ -37,7 +37,7 @@ def _applied(ledger: pd.DataFrame, entries: list[UPath]) -> pd.DataFrame:
     for entry in entries:
         changes = read_frame(entry)
         removed = changes[REMOVED].to_numpy(bool)
-        fresh = changes[~removed].drop(columns=[REMOVED]).astype(LEDGER_COLUMNS)
+        fresh = changes.loc[~removed, list(ledger.columns)].astype(dict(ledger.dtypes.items()))
         ledger = merged(ledger, fresh, set(changes.loc[removed, "key"]))
     return ledger
 

@@ -274,6 +274,11 @@ def plan(
     )
 
 
+# What planning reads of the ledger: not the hashes and scores sent (the push's), a third of
+# a district's ledger.
+PLAN_COLUMNS = ["key", "sis_id", "kind", "class", "course", "line_item_key", "student"]
+
+
 def compute_payloads(
     lake: Lake,
     services: Services,
@@ -286,7 +291,7 @@ def compute_payloads(
 ) -> tuple[Figures, Plan]:
     """The night's requests file, from the gradebook snapshot and what the SIS holds now."""
     book = load_gradebook(lake, tenant_id, night)
-    ledger = read_ledger(lake, tenant_id)
+    ledger = read_ledger(lake, tenant_id, PLAN_COLUMNS)
     requests_file = lake.gpb_requests(night, tenant_id)
     written: list[Plan] = []
 

@@ -93,11 +93,12 @@ def record_pass(lake: Lake, tenant_id: str, night: date) -> None:
     lake.gpb_passes(tenant_id).record(night, {"graded_until": window["graded_until"]})
 
 
-def read_ledger(lake: Lake, tenant_id: str) -> pd.DataFrame:
-    """The tenant's ledger, every column filled (rows of an earlier release read back from
-    their keys): the one place the stored ledger is read."""
-    stored = lake.read_gpb_ledger(tenant_id, empty_ledger())
-    return complete_ledger(journaled(lake, tenant_id, stored))
+def read_ledger(lake: Lake, tenant_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The tenant's ledger (its ``columns``, else all), every column filled (rows of an
+    earlier release read back from their keys): the one place the stored ledger is read."""
+    empty = empty_ledger() if columns is None else empty_ledger()[columns]
+    stored = lake.read_gpb_ledger(tenant_id, empty)
+    return complete_ledger(journaled(lake, tenant_id, stored))[list(empty.columns)]
 
 
 def passed_back(ledger: pd.DataFrame) -> set[str]:
