@@ -12,13 +12,10 @@ is also read as we first read it (every course, one at a time): the figure we st
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import Any
@@ -28,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
+from bench.process import in_fresh_process
 from sis_pipelines.connect import Services
 from sis_pipelines.gpb.canvas_gradebook import read_gradebook
 from sis_pipelines.gpb.passback import (
@@ -213,12 +211,10 @@ STEPS = ("gpb_canvas_read", "gpb_payloads", "gpb_push")  # the measured night's 
 
 
 def _step(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> dict[str, Any]:
-    """One step of the night, run in a fresh process as Dagster's multiprocess executor runs
-    an asset: its figures, the requests it sent to each port, its time and its peak RSS."""
+    """One step of the night: its figures and the requests it sent to each port."""
     lake = Lake(UPath(root))
     transport = CountingTransport()
     services = Services(lake, env=ENV, transport=transport)
-    wall, cpu = time.perf_counter(), time.process_time()
     if name == "gpb_canvas_read":
         figures = read_canvas_gradebook(lake, services, tenant_id, tenant, night)
     elif name == "gpb_payloads":
@@ -232,24 +228,13 @@ def _step(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> 
     return {
         "figures": {k: v for k, v in figures.items() if isinstance(v, int | float | str)},
         "counts": transport.counts,
-        "wall_s": time.perf_counter() - wall,
-        "cpu_s": time.process_time() - cpu,
-        "peak_rss_mb": own_peak_rss_mb(),
     }
 
 
-def own_peak_rss_mb() -> float:
-    """This process's peak resident memory since it started its program (VmHWM): not
-    ``ru_maxrss``, which a spawned process inherits from the parent it was forked from."""
-    with open("/proc/self/status") as fh:
-        kb = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
-    return int(kb) / 1024
-
-
 def in_own_process(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> dict:
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(_step, name, root, tenant_id, tenant, night).result()
+    """A step in a fresh process, as Dagster's multiprocess executor runs an asset."""
+    step = in_fresh_process(_step, name, root, tenant_id, tenant, night)
+    return {**step.pop("result"), **step}
 
 
 def gpb_night(

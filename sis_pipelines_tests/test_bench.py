@@ -69,6 +69,8 @@ def test_a_tiny_benchmark_run_writes_its_report(tmp_path, capsys):
     # Each step ran in a process of its own (as Dagster runs it); the run's peak is the largest.
     assert report["peak_rss_mb"] >= passback["peak_rss_mb"]
     assert report["peak_rss_mb"] >= report["stages"]["gpb_first_night"]["peak_rss_mb"]
+    mapping = report["stages"]["canvas_mapping"]  # a process of its own too
+    assert mapping["cpu_s"] > 0 and report["rostering_peak_rss_mb"] >= mapping["peak_rss_mb"]
     night = passback["night"]
     assert night["courses_read"] > 0 and night["submissions"] > 0 and night["failed"] == 0
     assert night["sent"] > 0  # the night's grade changes reached the SIS
