@@ -308,9 +308,11 @@ def push(
     frame = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(OUTCOME_COLUMNS)).astype(
         OUTCOME_COLUMNS
     )
-    fresh = pd.DataFrame(list(updates.values()), columns=list(LEDGER_COLUMNS)).astype(
-        LEDGER_COLUMNS
-    )
+    # In key order: the SIS answers in whatever order the threads finish, and a night's
+    # stored ledger is the same bytes whichever executor ran it.
+    fresh = pd.DataFrame(
+        [updates[key] for key in sorted(updates)], columns=list(LEDGER_COLUMNS)
+    ).astype(LEDGER_COLUMNS)
     return PushResult(frame, fresh, removed - set(updates), conflicts, ledger)
 
 
