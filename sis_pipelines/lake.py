@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from upath import UPath
 
-from .storage import atomic_write_bytes, read_typed, write_frame
+from .storage import atomic_write_bytes, read_typed
 from .tenants import TENANT_ID_PATTERN
 
 _TENANT = re.compile(TENANT_ID_PATTERN)
@@ -185,9 +185,6 @@ class Lake:
             return empty
         # A ledger written by an earlier release lacks later columns: empty, filled by its reader.
         return read_typed(path, dict(empty.dtypes.items()))
-
-    def write_gpb_ledger(self, tenant: str, ledger: pd.DataFrame) -> None:
-        write_frame(ledger, self.gpb_ledger_file(tenant))
 
     def gateway_rejects(self, night: date | str, tenant: str) -> UPath:
         """A CSV Gateway drop's rows Canvas would refuse: file, line, column, reason, row."""

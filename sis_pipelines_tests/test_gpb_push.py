@@ -21,7 +21,7 @@ from sis_pipelines.oneroster.client import OneRosterClient
 from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.sis_gradebook import SisGradebook as SimulatedGradebook
-from sis_pipelines.storage import read_frame
+from sis_pipelines.storage import read_frame, write_frame
 
 from .gpb_world import CLASSES, NIGHT, SESSIONS, canvas_book, settings, tenant
 from .support import FAST_RETRY, auth_for
@@ -281,7 +281,10 @@ def test_a_later_part_sees_what_an_earlier_part_changed_in_its_classes(tmp_path)
     """The journal is read back where a part meets a class an earlier part changed (the
     removals come last and meet every class); the stored ledger keeps the latest of a key."""
     lake = Lake(UPath(tmp_path))
-    lake.write_gpb_ledger("t", pd.concat([rows("a", "b", class_id="c1"), rows("z", class_id="c9")]))
+    write_frame(
+        pd.concat([rows("a", "b", class_id="c1"), rows("z", class_id="c9")]),
+        lake.gpb_ledger_file("t"),
+    )
     changes = LedgerChanges(lake, "t", read_ledger(lake, "t"))
     changes.record(rows("b", digest="h2", class_id="c1"), set())
     changes.record(rows("b", digest="h3", class_id="c1"), {"a"})
@@ -300,7 +303,7 @@ def test_a_journal_left_by_a_killed_push_is_read_with_the_ledger(tmp_path):
     read with it applied, in order; stored again, applying it again changes nothing."""
 
     lake = Lake(UPath(tmp_path))
-    lake.write_gpb_ledger("t", rows("a", "b", "c"))
+    write_frame(rows("a", "b", "c"), lake.gpb_ledger_file("t"))
     killed = LedgerChanges(lake, "t", read_ledger(lake, "t"))
     killed.record(rows("b", "d", digest="h2"), set())
     killed.record(rows("d", digest="h3"), {"c"})

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from ..lake import Lake
-from ..storage import read_frame, write_frame, write_tables
+from ..storage import read_typed, write_frame, write_tables
 from .removals import LEDGER_COLUMNS, empty_ledger
 
 REMOVED = "removed"  # a journal row whose key left the ledger (its other columns empty)
@@ -34,10 +34,11 @@ def merged(ledger: pd.DataFrame, fresh: pd.DataFrame, removed: set[str]) -> pd.D
 
 def _applied(ledger: pd.DataFrame, entries: list[UPath]) -> pd.DataFrame:
     """``ledger`` with the journal ``entries`` applied in order."""
+    dtypes = {**dict(ledger.dtypes.items()), REMOVED: "boolean"}
     for entry in entries:
-        changes = read_frame(entry)
+        changes = read_typed(entry, dtypes)
         removed = changes[REMOVED].to_numpy(bool)
-        fresh = changes.loc[~removed, list(ledger.columns)].astype(dict(ledger.dtypes.items()))
+        fresh = changes.loc[~removed, list(ledger.columns)]
         ledger = merged(ledger, fresh, set(changes.loc[removed, "key"]))
     return ledger
 
@@ -77,7 +78,13 @@ class LedgerChanges:
         """A part's changes, journaled."""
         if fresh.empty and not removed:
             return
-        gone = self.ledger[self.ledger["key"].isin(removed)][["key", "class"]]
+        # The classes of the removed keys index the entry (the removals meet every class);
+        # a part that only sent needs no look at the whole ledger.
+        gone = (
+            self.ledger[self.ledger["key"].isin(removed)][["key", "class"]]
+            if removed
+            else self.ledger.iloc[:0][["key", "class"]]
+        )
         entry = pd.concat(
             [fresh.assign(**{REMOVED: False}), gone.assign(**{REMOVED: True})], ignore_index=True
         ).astype({**LEDGER_COLUMNS, REMOVED: bool})
