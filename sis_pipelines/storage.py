@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,21 +132,24 @@ def atomic_write_table(table: pa.Table, path: UPath) -> None:
 
 
 def _values_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with each dictionary column as its values' type."""
+    """``schema`` with each dictionary column as its values' type (its metadata kept)."""
     return pa.schema(
         [
             pa.field(f.name, f.type.value_type, f.nullable) if pa.types.is_dictionary(f.type) else f
             for f in schema
-        ]
+        ],
+        schema.metadata,
     )
 
 
-def write_tables(tables: Iterable[pa.Table], path: UPath) -> None:
+def write_tables(tables: Iterable[pa.Table], path: UPath, plain: Sequence[str] = ()) -> None:
     """Tables of one schema (the first's) as one file, each a row group or more, published
     whole: a file of ten million rows never held at once. Dictionary columns are stored as
-    their values, as ``atomic_write_table`` stores them."""
+    their values, as ``atomic_write_table`` stores them; ``plain`` columns (hashes: random
+    bits) without dictionary or compression, which cannot make them smaller and cost time."""
     with staged(path) as tmp:
         writer: pq.ParquetWriter | None = None
+        coded = False
         try:
             for table in tables:
                 table = _compliant_lists(table)
@@ -155,13 +158,20 @@ def write_tables(tables: Iterable[pa.Table], path: UPath) -> None:
                     # Cast to values a slice at a time: Parquet given the district-wide
                     # dictionaries (two million users) in every row group takes half as long
                     # again to write the same file.
+                    schema = _values_schema(table.schema)
                     writer = pq.ParquetWriter(
                         tmp,
-                        _values_schema(table.schema),
-                        compression=COMPRESSION,
+                        schema,
+                        compression={
+                            f.name: "NONE" if f.name in plain else COMPRESSION for f in schema
+                        },
+                        use_dictionary=[f.name for f in schema if f.name not in plain],
                         store_schema=not coded,
                     )
                 writer.write_table(table.cast(writer.schema))
+            if writer is not None and coded and writer.schema.metadata:
+                # Kept without the Arrow schema too (a coded table's is left out).
+                writer.add_key_value_metadata(writer.schema.metadata)
         finally:
             if writer is not None:
                 writer.close()

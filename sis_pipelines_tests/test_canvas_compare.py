@@ -8,15 +8,19 @@ from datetime import date
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from upath import UPath
 
-from sis_pipelines.canvas.delta import compute_delta, deletion_guard, file_delta
+from sis_pipelines.canvas import fingerprint
+from sis_pipelines.canvas.compare import comparing
+from sis_pipelines.canvas.delta import compute_delta, deletion_guard, file_delta, key_and_values
 from sis_pipelines.canvas.files import FILES
+from sis_pipelines.canvas.fingerprint import fingerprinted
 from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
 from sis_pipelines.simulator.district import District
-from sis_pipelines.storage import write_frame
+from sis_pipelines.storage import write_frame, write_tables
 from sis_pipelines.tenants import Canvas
 
 from .support import canonical
@@ -139,3 +143,63 @@ def test_the_enrollments_delta_is_the_one_worked_out_by_hand(tmp_path, old, new)
         rows, changes = file_delta("enrollments", previous, current, CFG, night)
         assert list(zip(changes["sis_id"], changes["action"], strict=True)) == expected
         assert len(rows) == len(changes)
+
+
+def fingerprinted_file(rows: pd.DataFrame, path: UPath) -> UPath:
+    """``rows`` stored as the mapping stores enrollments: with each row's fingerprints."""
+    key, values = key_and_values("enrollments", list(rows.columns))
+    table = pa.Table.from_pandas(rows, preserve_index=False).replace_schema_metadata(None)
+    write_tables(fingerprinted([table], key, values), path, fingerprint.COLUMNS)
+    return path
+
+
+# A key hash of two bits (and two of the buckets'): distinct keys share it all the time.
+WEAK_KEY_HASHES = [(1 << 64) - 1, 0x3, 0xC000_0000_0000_0003]
+
+
+@pytest.mark.parametrize("mask", WEAK_KEY_HASHES, ids=["64 bits", "2 bits", "2+2 bits"])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(old=st.lists(ROW, max_size=14), new=st.lists(ROW, max_size=14))
+def test_stored_fingerprints_give_the_delta_worked_out_by_hand_even_when_keys_share_a_hash(
+    tmp_path, mask, old, new
+):
+    a, b = frame(old), frame(new)
+    expected = by_hand(a, b)
+    night = date(2026, 11, 21)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fingerprint, "KEY_MASK", mask)
+        folder = UPath(tmp_path) / f"{mask:x}"
+        folder.mkdir(exist_ok=True)
+        before = fingerprinted_file(a, folder / "a.parquet")
+        after = fingerprinted_file(b, folder / "b.parquet")
+        key, values = key_and_values("enrollments", list(b.columns))
+        for previous, current in ((before, after), (before, b), (a, after)):
+            with comparing(previous, current, key, values, list(b.columns)) as (one, other):
+                # Read from both files, or computed alike for both.
+                assert one.stored == other.stored == (previous is before and current is after)
+            rows, changes = file_delta("enrollments", previous, current, CFG, night)
+            assert list(zip(changes["sis_id"], changes["action"], strict=True)) == expected
+            assert len(rows) == len(changes)
+            assert fingerprint.KEY_HASH not in rows.columns
+
+
+def test_fingerprints_of_another_scheme_or_other_columns_are_not_trusted(tmp_path, monkeypatch):
+    a = frame([("S1", "U1", "student", None, None), ("S2", "U2", "student", None, None)])
+    b = a.assign(end_date=["2027-01-15T00:00:00Z", None])
+    key, values = key_and_values("enrollments", list(a.columns))
+    folder = UPath(tmp_path)
+    before = fingerprinted_file(a, folder / "a.parquet")
+    monkeypatch.setattr(fingerprint, "scheme", lambda: "duckdb-0.0.0-other")
+    after = fingerprinted_file(b, folder / "b.parquet")
+    monkeypatch.undo()
+    with comparing(before, after, key, values, list(a.columns)) as (one, other):
+        assert not one.stored and not other.stored
+    with comparing(before, before, key, values[:-1], list(a.columns)) as (one, other):
+        assert not one.stored  # the fingerprints cover a column this comparison leaves out
+    _, changes = file_delta("enrollments", before, after, CFG, date(2026, 11, 21))
+    assert list(zip(changes["sis_id"], changes["action"], strict=True)) == [
+        ("S1|U1|student", "update")
+    ]
+    assert list(changes["reason"]) == ["changed: end_date"]

@@ -19,7 +19,6 @@ import pandas as pd
 from ..tenants import Canvas
 from .compare import (
     FileSource,
-    NightFile,
     columns_of,
     compare,
     comparing,
@@ -69,13 +68,10 @@ def _flags(old: pd.DataFrame, new: pd.DataFrame, values: list[str]) -> np.ndarra
     return (a != b) & ~(pd.isna(a) & pd.isna(b))
 
 
-def _picked(side: NightFile, columns: list[str], *groups: np.ndarray) -> list[pd.DataFrame]:
-    """The rows at each group of positions, in that group's order, from one read."""
-    wanted = np.unique(np.concatenate(groups)) if groups else np.array([], np.int64)
-    rows = side.rows(wanted, columns)
-    return [
-        rows.iloc[np.searchsorted(wanted, positions)].reset_index(drop=True) for positions in groups
-    ]
+def key_and_values(name: str, columns: list[str]) -> tuple[list[str], list[str]]:
+    """A Canvas file's key, and the columns whose change makes an update."""
+    key = list(FILES[name].key)
+    return key, [c for c in columns if c not in key and c != INTERNAL]
 
 
 def file_delta(
@@ -87,12 +83,11 @@ def file_delta(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows to send for one Canvas file, and one explained change per row."""
     spec = FILES[name]
-    key = list(spec.key)
     if current is None:
         columns = [c for c in columns_of(previous) if c in spec.columns or c == INTERNAL]  # type: ignore[arg-type]
         current = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     columns = columns_of(current)
-    values = [c for c in columns if c not in key and c != INTERNAL]
+    key, values = key_and_values(name, columns)
     if not rows_in(previous):
         rows = read_whole(current)
         changes = pd.DataFrame(
@@ -104,11 +99,10 @@ def file_delta(
             }
         )
         return rows, changes
-    with comparing(previous, current, columns) as (old, new):  # type: ignore[arg-type]
-        found = compare(old, new, key, values)
-        # One read of each file for all its rows that matter.
-        add_rows, update_rows = _picked(new, columns, found.added, found.changed_now)
-        gone, update_was = _picked(old, columns, found.removed, found.changed_was)
+    with comparing(previous, current, key, values, columns) as (old, new):  # type: ignore[arg-type]
+        found = compare(old, new, key)
+    add_rows, update_rows = found.added, found.changed_now
+    gone, update_was = found.removed, found.changed_was
     flags = _flags(update_was, update_rows, values)
     really = flags.any(axis=1)  # a hash that differs while every value is alike: types only
     update_rows, flags = update_rows[really].reset_index(drop=True), flags[really]

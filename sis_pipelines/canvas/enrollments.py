@@ -263,6 +263,9 @@ def _codes(
     return table.filter(keep).cast(_codes_schema())
 
 
+# The Canvas enrollment columns the mapping makes (the rest of the file's stay empty).
+MADE = ("course_id", "section_id", "user_id", "role", "status", "start_date", "end_date")
+
 # Canvas enrollments built and written at a time: the codes are 20 bytes a row, the rows
 # built from them several times that.
 SLICE_ROWS = 1 << 20
@@ -296,6 +299,10 @@ class CanvasEnrollments:
             self._classes = pc.binary_join_element_wise(self.prefix, self.classes, "")
             self._users = pc.binary_join_element_wise(self.prefix, self.users, "")
 
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in FILES["enrollments"].columns if c in MADE] + [INTERNAL]
+
     def table(self, start: int = 0, rows: int | None = None) -> pa.Table:
         codes = self.codes.slice(start, rows)
         section = codes["section"].combine_chunks()
@@ -317,8 +324,7 @@ class CanvasEnrollments:
             "end_date": first_valid(iso_coded(codes["end"]), term_end),
             INTERNAL: term_end,
         }
-        columns = [c for c in FILES["enrollments"].columns if c in out] + [INTERNAL]
-        return pa.table({c: out[c] for c in columns})
+        return pa.table({c: out[c] for c in self.columns})
 
     def tables(self) -> Iterator[pa.Table]:
         """The rows, a slice at a time (one, empty, for a night without enrollments)."""

@@ -27,10 +27,19 @@ from ..storage import (
     write_tables,
 )
 from ..tenants import Canvas, Tenant
+from . import fingerprint
 from .api import FAILED, import_messages
-from .delta import GuardFinding, changes_markdown, compute_delta, deletion_guard, guard_markdown
+from .delta import (
+    GuardFinding,
+    changes_markdown,
+    compute_delta,
+    deletion_guard,
+    guard_markdown,
+    key_and_values,
+)
 from .enrollments import CanvasEnrollments
 from .files import ORDER
+from .fingerprint import fingerprinted
 from .mapping import (
     INTERNAL,
     MAPPED_AS_DICTIONARY,
@@ -95,7 +104,10 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
         for name, file in canvas_files_of(StoredSnapshot(lake, tenant_id, night, cfg), cfg, night):
             path = lake.canvas_file(name, night, tenant_id)
             if isinstance(file, CanvasEnrollments):
-                writes.submit(write_tables, file.tables(), path)
+                # With each row's fingerprints: the delta reads them instead of the text.
+                key, values = key_and_values(name, file.columns)
+                slices = fingerprinted(file.tables(), key, values)
+                writes.submit(write_tables, slices, path, fingerprint.COLUMNS)
             else:
                 writes.submit(write_frame, file, path)
             rows[name] = len(file)
