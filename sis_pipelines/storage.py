@@ -142,6 +142,14 @@ def _values_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
+def as_stored(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Each table with its dictionary columns as their values, as ``write_tables`` stores
+    them: made ahead (``read_ahead``), the next slice's text is made while this one is
+    written."""
+    for table in tables:
+        yield table.cast(_values_schema(table.schema))
+
+
 def write_tables(tables: Iterable[pa.Table], path: UPath, plain: Sequence[str] = ()) -> None:
     """Tables of one schema (the first's) as one file, each a row group or more, published
     whole: a file of ten million rows never held at once. Dictionary columns are stored as

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,29 +46,28 @@ def first_items(lists: pa.ChunkedArray) -> pa.Array:
     return pc.if_else(pa.array(present), first.cast(pa.string()), None)
 
 
-def by_value(series: pd.Series, compute: Callable[[pa.Array], pa.Array]) -> pa.Array:
+def by_value(series: pd.Series, compute: Callable[[Any], Any]) -> pa.Array | pa.ChunkedArray:
     """``compute`` over a text column, row by row. On a dictionary column (as the mapping
-    step loads enrollments) it runs once per distinct value and the rows take the results:
-    ten million enrollments name a few hundred thousand classes and users."""
+    step loads enrollments) it runs once per distinct value of each row group and the rows
+    take the results: ten million enrollments name a few hundred thousand classes and users.
+    Row group by row group: unifying the groups' dictionaries first took longer than asking
+    about each group's values (a second of the mapping at xl)."""
     column = arrow_column(series)
     if not pa.types.is_dictionary(column.type):
         return compute(column.cast(pa.string()))
     if column.num_chunks == 0:
         return compute(pa.array([], pa.string()))
-    coded = column.unify_dictionaries().combine_chunks()
-    return pc.take(compute(coded.dictionary.cast(pa.string())), coded.indices)
+    return pa.concat_arrays(
+        [
+            pc.take(compute(part.dictionary.cast(pa.string())), part.indices)
+            for part in column.chunks
+        ]
+    )
 
 
-def places(series: pd.Series, ids: IdSet) -> pa.Array:
-    """Each row's place among ``ids``, null where absent: looked up once per distinct value
-    of a dictionary column (ten million enrollments name a million users)."""
-    column = arrow_column(series)
-    if not pa.types.is_dictionary(column.type):
-        return ids.index(column.cast(pa.string()))
-    if column.num_chunks == 0:
-        return pa.array([], pa.int32())
-    coded = column.unify_dictionaries().combine_chunks()
-    return pc.take(ids.index(coded.dictionary.cast(pa.string())), coded.indices)
+def places(series: pd.Series, ids: IdSet) -> pa.Array | pa.ChunkedArray:
+    """Each row's place among ``ids``, null where absent (see ``by_value``)."""
+    return by_value(series, ids.index)
 
 
 def iso_dates(series: pd.Series) -> pa.ChunkedArray:
@@ -267,8 +267,9 @@ def _codes(
 MADE = ("course_id", "section_id", "user_id", "role", "status", "start_date", "end_date")
 
 # Canvas enrollments built and written at a time: the codes are 20 bytes a row, the rows
-# built from them several times that.
-SLICE_ROWS = 1 << 20
+# built from them several times that (their text and fingerprints while a slice is written:
+# at a million rows a slice the step's peak grew by 60 MB at xl, at half that it did not).
+SLICE_ROWS = 1 << 19
 
 
 @dataclass
