@@ -248,11 +248,14 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
             yield item
 
 
-def write_frame(frame: pd.DataFrame, path: UPath) -> None:
+def frame_table(frame: pd.DataFrame) -> pa.Table:
     # Without pandas' schema metadata: the Arrow schema is the contract, and pandas cannot
     # read back its own names of nested Arrow dtypes.
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    atomic_write_table(table, path)
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+
+
+def write_frame(frame: pd.DataFrame, path: UPath) -> None:
+    atomic_write_table(frame_table(frame), path)
 
 
 def read_frame(

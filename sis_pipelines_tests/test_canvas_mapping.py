@@ -275,8 +275,7 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
         path = str(lake.canvas_file(name, night, "t"))
         assert pq.ParquetFile(path).num_row_groups > 1 or name != "enrollments"
         stored = pq.read_table(path)
-        if name == "enrollments":
-            stored = without_fingerprints_checked(stored, frame)
+        stored = without_fingerprints_checked(name, stored, frame)
         pd.testing.assert_frame_equal(
             stored.to_pandas().astype(object),
             frame.reset_index(drop=True).astype(object),
@@ -284,15 +283,15 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
         )
 
 
-def without_fingerprints_checked(stored: pa.Table, frame: pd.DataFrame) -> pa.Table:
-    """The stored enrollments carry each row's fingerprints, equal to those the delta
+def without_fingerprints_checked(name: str, stored: pa.Table, frame: pd.DataFrame) -> pa.Table:
+    """A stored Canvas file carries each row's fingerprints, equal to those the delta
     computes in SQL from the text; the table without them."""
     import duckdb
 
     from sis_pipelines.canvas import fingerprint
     from sis_pipelines.canvas.delta import key_and_values
 
-    key, values = key_and_values("enrollments", list(frame.columns))
+    key, values = key_and_values(name, list(frame.columns))
     layout = fingerprint.Layout.from_metadata(stored.schema.metadata)
     assert layout == fingerprint.Layout.of(key, values)
     text = stored.drop_columns(list(fingerprint.COLUMNS))
@@ -303,6 +302,7 @@ def without_fingerprints_checked(stored: pa.Table, frame: pd.DataFrame) -> pa.Ta
     assert computed["k"].to_pylist() == stored[fingerprint.KEY_HASH].to_pylist()
     assert computed["r"].to_pylist() == stored[fingerprint.ROW_HASH].to_pylist()
     assert len(set(computed["k"].to_pylist())) == stored.num_rows  # one key, one hash
+    assert stored.num_rows > 0
     return text
 
 

@@ -109,9 +109,10 @@ class Fingerprinter:
 
     def _hashes(self, values: pa.Array, salt: int) -> np.ndarray:
         """Each value's term (NULL's too), as DuckDB computes it in SQL."""
-        self._con.register("cells", pa.table({"v": values.cast(pa.string())}))
+        self._con.register("cells", pa.table({"v": values}))
         try:
-            term = cell_hash_sql("v", salt)
+            # As text the way the delta's SQL makes it (DuckDB's cast, not Arrow's).
+            term = cell_hash_sql("cast(v as varchar)", salt)
             return self._con.sql(f"select {term} as h from cells").fetchnumpy()["h"]
         finally:
             self._con.unregister("cells")
@@ -122,7 +123,7 @@ class Fingerprinter:
         ident += (dictionary.offset, len(dictionary))
         held, by_salt = self._known.setdefault(ident, (dictionary, {}))
         if salt not in by_salt:
-            with_null = pa.concat_arrays([held.cast(pa.string()), pa.nulls(1, pa.string())])
+            with_null = pa.concat_arrays([held, pa.nulls(1, held.type)])
             by_salt[salt] = self._hashes(with_null, salt)
         return by_salt[salt]
 

@@ -26,9 +26,11 @@ from ..figures import Figures, Markdown
 from ..lake import CANVAS_MAPPING, Lake
 from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, zip_members
 from ..oneroster.csv_source import locate_drop
-from ..storage import read_frame, write_frame
+from ..storage import write_frame
+from .compare import read_whole
 from .files import FILES, ORDER
 from .package import identify
+from .provision import write_canvas_file
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -204,9 +206,11 @@ def gateway_night(
     for kind in ORDER:
         path = lake.canvas_file(kind, night, tenant_id)
         if kind in drop.files:
-            write_frame(drop.files[kind].reset_index(drop=True), path)
+            write_canvas_file(kind, drop.files[kind].reset_index(drop=True), path)
         elif earlier and lake.canvas_file(kind, earlier[-1], tenant_id).exists():
-            write_frame(read_frame(lake.canvas_file(kind, earlier[-1], tenant_id)), path)
+            write_canvas_file(
+                kind, read_whole(lake.canvas_file(kind, earlier[-1], tenant_id)), path
+            )
             carried.append(kind)
         elif path.exists():
             path.unlink()  # a re-run of the night: nothing stale stays

@@ -21,6 +21,7 @@ from ..storage import (
     WriteBehind,
     as_stored,
     atomic_write_bytes,
+    frame_table,
     read_ahead,
     read_batches,
     read_frame,
@@ -94,6 +95,21 @@ class StoredSnapshot:
         return read_frame(path, columns, dictionary)
 
 
+def write_canvas_file(name: str, file: pd.DataFrame | CanvasEnrollments, path: UPath) -> None:
+    """One Canvas file with each row's fingerprints: tomorrow's delta reads them instead of
+    hashing the text again."""
+    if isinstance(file, CanvasEnrollments):
+        # Each slice made (text, fingerprints) on a thread of its own while the one before
+        # is encoded: the write no longer waits for the next slice.
+        key, values = key_and_values(name, file.columns)
+        slices = read_ahead(as_stored(fingerprinted(file.tables(), key, values)))
+    else:
+        table = frame_table(file)
+        key, values = key_and_values(name, table.column_names)
+        slices = fingerprinted([table], key, values)
+    write_tables(slices, path, fingerprint.COLUMNS)
+
+
 def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
     rows: dict[str, int] = {}
@@ -104,15 +120,7 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     try:
         for name, file in canvas_files_of(StoredSnapshot(lake, tenant_id, night, cfg), cfg, night):
             path = lake.canvas_file(name, night, tenant_id)
-            if isinstance(file, CanvasEnrollments):
-                # With each row's fingerprints: the delta reads them instead of the text.
-                key, values = key_and_values(name, file.columns)
-                # Each slice made (text, fingerprints) on a thread of its own while the one
-                # before is encoded: the write no longer waits for the next slice.
-                slices = read_ahead(as_stored(fingerprinted(file.tables(), key, values)))
-                writes.submit(write_tables, slices, path, fingerprint.COLUMNS)
-            else:
-                writes.submit(write_frame, file, path)
+            writes.submit(write_canvas_file, name, file, path)
             rows[name] = len(file)
             if name == "users":
                 without_login = file.attrs.get("without_login", 0)
