@@ -14,6 +14,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from sis_pipelines.canvas.compare import columns_of, layout_of
+from sis_pipelines.canvas.delta import key_and_values
+from sis_pipelines.canvas.fingerprint import Layout
 from sis_pipelines.cli import check_connections, evaluate_tenant, main, run_tenant_night
 from sis_pipelines.lake import Lake
 from sis_pipelines.nights import latest_complete_night
@@ -173,6 +176,12 @@ def test_a_drop_file_left_out_stays_as_the_last_night_had_it(gateway):
     assert outcome.success, outcome.errors
     sim = canvas_simulator("gw", Lake.at(str(data)).simulator_state("canvas"))
     assert len(sim.active("users")) == 61 and len(sim.active("enrollments")) == 60
+    # Dropped or carried, the stored files carry their rows' fingerprints for the delta.
+    lake = Lake.at(str(data))
+    for kind in ("users", "enrollments"):
+        key, values = key_and_values(kind, columns_of(lake.canvas_file(kind, night2, "gw")))
+        stored = {layout_of(lake.canvas_file(kind, n, "gw")) for n in (night1, night2)}
+        assert stored == {Layout.of(key, values)}
 
 
 def test_the_tenants_file_takes_one_roster_source():
