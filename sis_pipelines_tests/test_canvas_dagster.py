@@ -153,6 +153,12 @@ def test_evaluate_shows_what_a_night_would_change_in_canvas_as_it_stands(
     latest = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
     metadata = latest.event.dagster_event.event_specific_data.metadata
     assert metadata["evaluation"].value.endswith(f"evaluate/report/{night2}/canvas-a.md")
+    # Canvas now holds night2: evaluated again, nothing is left to create, change or delete
+    # (what the night deleted is not in Canvas's SIS export, which leaves deleted objects
+    # out); the users it suspended are still in Canvas and absent from the SIS.
+    assert main(["evaluate", "--tenant", "canvas-a", "--night", str(night2)]) == 0
+    again = pq.read_table(data / "evaluate" / "changes" / str(night2) / "canvas-a.parquet")
+    assert set(again["action"].to_pylist()) <= {"suspend"}, again.to_pandas()
 
 
 def test_evaluate_reads_only_the_tenants_rows_of_a_shared_canvas():

@@ -136,7 +136,9 @@ class CanvasSimulator:
     # ------------------------------------------------------------ imports
 
     def sis_export(self) -> bytes:
-        """The SIS data this Canvas holds, as its SIS export report: a zip, a CSV per file."""
+        """The SIS data this Canvas holds, as its SIS export report: a zip, a CSV per file,
+        without deleted objects (Canvas's report leaves them out unless `include_deleted`
+        is asked for, which the pipeline never does)."""
         with self._lock:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w") as z:
@@ -144,7 +146,9 @@ class CanvasSimulator:
                     text = io.StringIO()
                     writer = csv.DictWriter(text, list(spec.columns), extrasaction="ignore")
                     writer.writeheader()
-                    writer.writerows(self.state[name].values())
+                    writer.writerows(
+                        row for row in self.state[name].values() if row.get("status") != "deleted"
+                    )
                     z.writestr(f"{name}.csv", text.getvalue())
             return buffer.getvalue()
 
