@@ -203,3 +203,24 @@ def test_fingerprints_of_another_scheme_or_other_columns_are_not_trusted(tmp_pat
         ("S1|U1|student", "update")
     ]
     assert list(changes["reason"]) == ["changed: end_date"]
+
+
+def test_stored_fingerprints_are_read_from_a_lake_duckdb_cannot_read_itself():
+    """A lake on an fsspec file system (here in memory): the files are read into Arrow, with
+    their fingerprints, and give the same delta."""
+    a = frame([("S1", "U1", "student", None, None), ("S2", "U2", "student", None, None)])
+    b = frame(
+        [("S1", "U1", "student", None, "2027-01-15T00:00:00Z"), ("S3", "U3", "teacher", None, None)]
+    )
+    folder = UPath("memory://lake/enrollments")
+    before = fingerprinted_file(a, folder / "a.parquet")
+    after = fingerprinted_file(b, folder / "b.parquet")
+    key, values = key_and_values("enrollments", list(a.columns))
+    with comparing(before, after, key, values, list(a.columns)) as (one, other):
+        assert one.stored and other.stored and one.table is not None
+    _, changes = file_delta("enrollments", before, after, CFG, date(2026, 11, 21))
+    assert list(zip(changes["sis_id"], changes["action"], strict=True)) == [
+        ("S3|U3|teacher", "add"),
+        ("S1|U1|student", "update"),
+        ("S2|U2|student", "delete"),
+    ]

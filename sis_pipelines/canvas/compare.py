@@ -130,9 +130,14 @@ class NightFile:
         self.table: pa.Table | None = None
         path = None if isinstance(source, pd.DataFrame) else _local(source)
         if path is None:
-            frame = read_whole(source)
-            frame = frame.reindex(columns=columns)  # a column the night lacks: empty cells
-            self.table = _arrow(frame, columns)
+            # In memory, or stored where DuckDB cannot read it itself.
+            frame = source if isinstance(source, pd.DataFrame) else read_frame(source)
+            self.table = _arrow(frame.reindex(columns=columns), columns)  # missing: empty
+            if self.stored:
+                for name_ in fingerprint.COLUMNS:
+                    self.table = self.table.append_column(
+                        name_, pa.array(frame[name_], pa.uint64())
+                    )
             self.table = self.table.append_column(ROW, pa.array(np.arange(len(frame))))
             present = set(columns)
             con.register(f"{name}_source", self.table)
