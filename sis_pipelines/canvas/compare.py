@@ -134,10 +134,9 @@ class NightFile:
             frame = source if isinstance(source, pd.DataFrame) else read_frame(source)
             self.table = _arrow(frame.reindex(columns=columns), columns)  # missing: empty
             if self.stored:
-                for name_ in fingerprint.COLUMNS:
-                    self.table = self.table.append_column(
-                        name_, pa.array(frame[name_], pa.uint64())
-                    )
+                for column in fingerprint.COLUMNS:
+                    hashes = pa.array(frame[column], pa.uint64())
+                    self.table = self.table.append_column(column, hashes)
             self.table = self.table.append_column(ROW, pa.array(np.arange(len(frame))))
             present = set(columns)
             con.register(f"{name}_source", self.table)
