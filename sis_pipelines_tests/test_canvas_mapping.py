@@ -374,3 +374,32 @@ def test_first_rows_of_each_code_are_taken_part_by_part_as_from_the_whole(codes,
     parts = [whole.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
     taken = pa.concat_tables(enrollments._taken(parts, first))
     assert taken.to_pylist() == whole.take(pa.array(first)).to_pylist()
+
+
+def test_a_diffing_import_sends_the_whole_files_with_canvas_columns_only(tmp_path):
+    """In diffing mode the night's whole Canvas files go in the zip, as stored but without
+    the rows' fingerprints (the zip's CSVs hold Canvas's columns only)."""
+    import io
+    import zipfile
+
+    import pyarrow.parquet as pq
+
+    from sis_pipelines.canvas.provision import delta_night, map_night
+    from sis_pipelines.lake import Lake
+
+    night = date(2026, 12, 20)
+    lake = Lake(UPath(tmp_path))
+    for name, frame in canonical(District(60, 5).snapshot(night)).items():
+        path = lake.snapshot(name, night, "t")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        pq.write_table(table, str(path))
+    config = cfg(import_mode="diffing")
+    figures = map_night(lake, "t", config, night)
+    delta_night(lake, "t", config, night, allow_mass_removal=False)
+    with zipfile.ZipFile(io.BytesIO(lake.sis_import_zip(night, "t").read_bytes())) as bundle:
+        for member in bundle.namelist():
+            name = member.removesuffix(".csv")
+            rows = pd.read_csv(bundle.open(member), dtype=str)
+            assert set(rows.columns) <= set(FILES[name].columns), name
+            assert len(rows) == figures[f"{name}_rows"], name

@@ -31,6 +31,7 @@ from ..storage import (
 from ..tenants import Canvas, Tenant
 from . import fingerprint
 from .api import FAILED, import_messages
+from .compare import columns_of
 from .delta import (
     GuardFinding,
     changes_markdown,
@@ -186,7 +187,7 @@ def delta_night(
     data = None
     if verdict.lets_through:
         sent = (
-            {n: read_frame(p) for n, p in current.items()}
+            {n: read_frame(p, columns_of(p)) for n, p in current.items()}  # not fingerprints
             if cfg.import_mode == "diffing"
             else delta.files
         )
