@@ -154,7 +154,7 @@ def fingerprinted_file(rows: pd.DataFrame, path: UPath) -> UPath:
 
 
 # A key hash of two bits (and two of the buckets'): distinct keys share it all the time.
-WEAK_KEY_HASHES = [(1 << 64) - 1, 0x3, 0xC000_0000_0000_0003]
+WEAK_KEY_HASHES = [fingerprint.EVERY_BIT, 0x3, 0xC000_0000_0000_0003]
 
 
 @pytest.mark.parametrize("mask", WEAK_KEY_HASHES, ids=["64 bits", "2 bits", "2+2 bits"])

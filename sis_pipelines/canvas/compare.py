@@ -164,26 +164,25 @@ class NightFile:
         elif self.table is not None:
             picked = self.table.take(pa.array(positions, pa.int64())).select(self.columns)
         else:
-            self.con.register("wanted", pa.table({"p": pa.array(positions, pa.int64())}))
-            picked = self.con.sql(
-                f"select {self._names()} from {self.name} "
-                f"where {ROW} in (select p from wanted) order by {ROW}"
-            ).fetch_arrow_table()
-            self.con.unregister("wanted")
+            picked = self._where_in(ROW, pa.array(positions, pa.int64()))
         return _objects(picked, self.columns, positions)
 
     def rows_of_key_hashes(self, hashes: np.ndarray) -> pd.DataFrame:
         """Every row whose key hash is among ``hashes``, indexed by position."""
-        self.con.register("wanted", pa.table({"k": pa.array(hashes, pa.uint64())}))
-        picked = self.con.sql(
-            f"select {self._names()}, {ROW} from {self.name} "
-            f"where {KEY_HASH} in (select k from wanted) order by {ROW}"
-        ).fetch_arrow_table()
-        self.con.unregister("wanted")
+        picked = self._where_in(KEY_HASH, pa.array(hashes, pa.uint64()))
         return _objects(picked, self.columns, picked[ROW].to_numpy())
 
-    def _names(self) -> str:
-        return ", ".join(f'"{c}"' for c in self.columns)
+    def _where_in(self, column: str, wanted: pa.Array) -> pa.Table:
+        """The rows (with their position) whose ``column`` is among ``wanted``, in file order."""
+        names = ", ".join(f'"{c}"' for c in self.columns)
+        self.con.register("wanted", pa.table({"v": wanted}))
+        try:
+            return self.con.sql(
+                f"select {names}, {ROW} from {self.name} "
+                f"where {column} in (select v from wanted) order by {ROW}"
+            ).fetch_arrow_table()
+        finally:
+            self.con.unregister("wanted")
 
 
 def _objects(picked: pa.Table, columns: list[str], positions: np.ndarray) -> pd.DataFrame:

@@ -29,8 +29,9 @@ ROW_HASH = "_row_hash"
 COLUMNS = (KEY_HASH, ROW_HASH)
 ROW_SALT = 1000
 METADATA = b"sis_pipelines.fingerprints"
+EVERY_BIT = (1 << 64) - 1
 # Every bit kept; the tests narrow it to make distinct keys share a key hash.
-KEY_MASK = (1 << 64) - 1
+KEY_MASK = EVERY_BIT
 
 
 def scheme() -> str:
@@ -84,7 +85,7 @@ def _xor(terms: list[str]) -> str:
 def key_hash_sql(key: Sequence[str]) -> str:
     """The key hash of a relation's text columns, in DuckDB's SQL."""
     expr = _xor([cell_hash_sql(f'"{c}"', i) for i, c in enumerate(key)])
-    return expr if KEY_MASK == (1 << 64) - 1 else f"({expr} & {KEY_MASK}::UBIGINT)"
+    return expr if KEY_MASK == EVERY_BIT else f"({expr} & {KEY_MASK}::UBIGINT)"
 
 
 def row_hash_sql(key: Sequence[str], values: Sequence[str]) -> str:
@@ -145,7 +146,7 @@ class Fingerprinter:
     def add(self, table: pa.Table) -> pa.Table:
         layout = self.layout
         key = self._combined(table, layout.key, 0)
-        if KEY_MASK != (1 << 64) - 1:
+        if KEY_MASK != EVERY_BIT:
             key &= np.uint64(KEY_MASK)
         row = self._combined(table, [*layout.key, *layout.values], ROW_SALT)
         out = table.append_column(KEY_HASH, pa.array(key)).append_column(ROW_HASH, pa.array(row))
