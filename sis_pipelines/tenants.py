@@ -406,12 +406,41 @@ def _describe(error: ValidationError) -> str:
 
 
 # libyaml's parser where PyYAML has it: a thousand tenants parse in a tenth of the time.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A key written twice in one mapping: YAML lets the last one win, silently."""
+
+
+class _UniqueKeyLoader(_YAML_BASE):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing a key defined twice at any level (a second tenant id, a
+    second ``vendor:``): which one was meant cannot be told, so neither is taken."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the constructor explains it
+            if first is not None:
+                raise _DuplicateKey(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} is defined twice "
+                    f"(first at line {first.start_mark.line + 1}); keep one"
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_tenants(text: str, source: str = "tenants file") -> TenantsFile:
     try:
-        raw = yaml.load(text, Loader=_YAML_LOADER)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise TenantsFileError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise TenantsFileError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("tenants"), dict):

@@ -152,3 +152,32 @@ def test_demographics_are_left_out_unless_a_tenant_asks_and_so_is_their_scope():
         "https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly",
         "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-demographics.readonly",
     ]
+
+
+@pytest.mark.parametrize(
+    "text, line, first",
+    [
+        # A tenant id twice: the second would replace the first, vendor and all.
+        (REST + REST.split("tenants:\n")[1], "key 'district-a' is defined twice", 3),
+        # A key twice inside one tenant.
+        (
+            REST.replace("vendor: infinite_campus", "vendor: infinite_campus\n    vendor: focus"),
+            "key 'vendor' is defined twice",
+            4,
+        ),
+        # In a flow mapping, deep inside.
+        (
+            REST.replace("type: oauth2,", "type: oauth2, type: bearer,"),
+            "key 'type' is defined twice",
+            None,
+        ),
+    ],
+)
+def test_a_key_defined_twice_at_any_level_is_refused(text, line, first):
+    with pytest.raises(TenantsFileError) as caught:
+        parse_tenants(text, "tenants.yaml")
+    message = str(caught.value)
+    assert line in message and "\n" not in message
+    assert message.startswith("tenants.yaml: line ")
+    if first is not None:
+        assert f"(first at line {first})" in message
