@@ -11,10 +11,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
+import stat
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,8 +179,15 @@ def zip_members(path: Path | str, data: bytes | BinaryIO | None, max_bytes: int)
     infos = [
         i for i in archive.infolist() if i.filename.lower().endswith(".csv") and not i.is_dir()
     ]
+    for i in infos:
+        if stat.S_ISLNK(i.external_attr >> 16):
+            raise BundleError(
+                f"{path}: {i.filename} is a symbolic link, not a file; a drop's files are "
+                "read only from the drop itself: refused, nothing stored for the night"
+            )
     refuse_bombs(infos, str(path), max_bytes)
-    return Members(str(path), archive, {Path(i.filename).name: i.filename for i in infos})
+    names = one_file_per_name(((Path(i.filename).name, i.filename) for i in infos), str(path))
+    return Members(str(path), archive, names)
 
 
 class FolderFiles(Mapping[str, bytes]):
@@ -189,10 +198,11 @@ class FolderFiles(Mapping[str, bytes]):
         self._paths = paths
 
     def __getitem__(self, name: str) -> bytes:
-        return self._paths[name].read_bytes()
+        with self.open(name) as fh:
+            return fh.read()
 
     def open(self, name: str) -> BinaryIO:
-        return self._paths[name].open("rb")
+        return open_in_drop(self._paths[name])
 
     def __contains__(self, name: object) -> bool:
         return name in self._paths
@@ -207,16 +217,68 @@ class FolderFiles(Mapping[str, bytes]):
         return FolderFiles({name.lower(): p for name, p in self._paths.items()})
 
 
+def one_file_per_name(members: Iterable[tuple[str, str]], source: str) -> dict[str, str]:
+    """(file name, member) pairs by file name, refusing two members that are one file to a
+    reader that does not tell case nor folders apart (``users.csv`` and ``sub/USERS.csv``):
+    which one the district meant cannot be told, and taking either loses the other silently."""
+    by_name: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for name, member in members:
+        lower = name.lower()
+        if lower in first:
+            raise BundleError(
+                f"{source}: {first[lower]} and {member} are both {lower}; a drop holds each "
+                "file once: refused, nothing stored for the night"
+            )
+        first[lower] = member
+        by_name[name] = member
+    return by_name
+
+
+def drop_files(folder: Path | str) -> list[Path]:
+    """The CSV files of a drop folder, in name order: regular files of the folder itself.
+    A link (to another district's drop, to /etc/passwd) or a device is refused in one line,
+    naming it: a district that writes its drop over SFTP can create links there."""
+    found = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() != ".csv":
+            continue
+        mode = p.lstat().st_mode
+        if not stat.S_ISREG(mode):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise BundleError(
+                f"{p}: {what}; a drop's files are read only from the drop itself: refused, "
+                "nothing stored for the night"
+            )
+        found.append(p)
+    return found
+
+
+def open_in_drop(path: Path) -> BinaryIO:
+    """A drop's file opened without following a link put in its place since it was listed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise BundleError(
+            f"{path}: cannot be read ({exc.strerror}); nothing stored for the night"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BundleError(f"{path}: not a regular file; refused, nothing stored for the night")
+    return os.fdopen(fd, "rb")
+
+
 def folder_members(path: Path | str, max_bytes: int) -> FolderFiles:
     """The CSV files of a folder by file name, refused beyond ``max_bytes`` before reading."""
-    found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() == ".csv")
+    found = drop_files(path)
     total = sum(p.stat().st_size for p in found)
     if total > max_bytes:
         raise BundleError(
             f"{path}: its files hold {total / 1e9:.1f} GB, above the tenant's max_drop_bytes "
             f"({max_bytes / 1e9:.1f} GB); not read, nothing stored for the night"
         )
-    return FolderFiles({p.name: p for p in found})
+    names = one_file_per_name(((p.name, p.name) for p in found), str(path))
+    return FolderFiles({name: Path(path) / name for name in names})
 
 
 def load_bundle(

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from .csv_bundle import BundleError, load_bundle
+from .csv_bundle import BundleError, drop_files, load_bundle, open_in_drop
 
 
 class DropConfig(Protocol):
@@ -82,16 +83,21 @@ def spooled(fh: BinaryIO) -> tuple[str, BinaryIO]:
 def _folder_digest(folder: Path) -> str:
     """The folder's CSV files hashed in name order, a block at a time."""
     digest = hashlib.sha256()
-    for f in sorted(folder.glob("*.csv")):
-        with f.open("rb") as fh:
+    for f in drop_files(folder):
+        with open_in_drop(f) as fh:
             while block := fh.read(SPOOL_BLOCK):
                 digest.update(block)
     return digest.hexdigest()
 
 
 def _located(chosen: Path, loader: Loader) -> Located:
+    if chosen.is_symlink():
+        raise BundleError(
+            f"{chosen}: a symbolic link; a night's drop is read only where the district put it: "
+            "refused, nothing stored for the night"
+        )
     if chosen.is_file():
-        with chosen.open("rb") as fh:
+        with open_in_drop(chosen) as fh:
             sha256, copy = spooled(fh)
         return Located(str(chosen), sha256, loader(chosen, data=copy))
     return Located(str(chosen), _folder_digest(chosen), loader(chosen))
@@ -105,8 +111,9 @@ def locate_local(
 ) -> Located:
     p = Path(path)
     if p.is_file() or is_drop(p):
-        # One bundle for every night: a single drop that is replaced in place.
-        return _located(p, loader)
+        # One bundle for every night: a single drop that is replaced in place (the tenants
+        # file's own path: the operator's, so a link there is followed).
+        return _located(p.resolve(), loader)
     if not p.is_dir():
         raise BundleError(f"{path}: no such file or folder")
     entries = [e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or is_drop(e)]
@@ -167,8 +174,15 @@ def locate_sftp(
         )
         sftp = client.open_sftp()
         folder = unquote(url.path) or "."
-        names = [n for n in sftp.listdir(folder) if n.lower().endswith(".zip")]
+        entries = {a.filename: a for a in sftp.listdir_attr(folder)}
+        names = [n for n in entries if n.lower().endswith(".zip")]
         chosen = pick(names, night, f"sftp://{url.username}@{url.hostname}{folder}")
+        if not stat.S_ISREG(entries[chosen].st_mode or 0):
+            raise BundleError(
+                f"tenant {tenant!r}: sftp://{url.username}@{url.hostname}{folder.rstrip('/')}/"
+                f"{chosen}: a symbolic link or not a file; a night's drop is read only where the "
+                "district put it: refused, nothing stored for the night"
+            )
         with sftp.open(f"{folder.rstrip('/')}/{chosen}", "rb") as fh:
             fh.prefetch()
             sha256, data = spooled(fh)
