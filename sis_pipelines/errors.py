@@ -7,11 +7,20 @@ later can help (a SIS that is down) or not (a missing secret, a broken file).
 
 from __future__ import annotations
 
+from .secrets import redact
+
 
 class SisPipelinesError(Exception):
-    """The root: a message that names the tenant (and the collection or record) and says why."""
+    """The root: a message that names the tenant (and the collection or record) and says why.
+
+    The message is cleaned of every secret the process holds and bounded in length here, for
+    every error: a server's words (which may echo our own Authorization header) often are
+    part of it."""
 
     retryable = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigurationError(SisPipelinesError):

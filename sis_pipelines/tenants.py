@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from .errors import ConfigurationError, MissingSecretError
+from .secrets import remember
 
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN)]
@@ -362,6 +363,10 @@ class TenantsFileError(ConfigurationError, ValueError):
     """The tenants file cannot be used; the message says which tenant, which key and why."""
 
 
+# Variables that name who we are rather than prove it: kept readable in messages.
+NOT_SECRET = ("client_id_env", "vendor_key_env")
+
+
 def read_secret(env: Mapping[str, str], tenant_id: str, key: str, env_name: str | None) -> str:
     """The secret in the environment variable the tenants file names at ``key``."""
     value = env.get(env_name or "")
@@ -369,6 +374,8 @@ def read_secret(env: Mapping[str, str], tenant_id: str, key: str, env_name: str 
         raise MissingSecretError(
             f"tenant {tenant_id!r}: environment variable {env_name} ({key}) is not set"
         )
+    if not key.endswith(NOT_SECRET):
+        remember(value)
     return value
 
 

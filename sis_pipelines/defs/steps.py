@@ -18,6 +18,7 @@ from ..errors import SisPipelinesError
 from ..figures import Figures, Markdown
 from ..lake import Lake
 from ..oneroster.errors import OneRosterError
+from ..secrets import redact
 from ..tenant_health import trend
 from ..tenants import Tenant
 from .partitions import tenant_and_night
@@ -25,6 +26,8 @@ from .resources import DataLake, TenantsResource
 from .tags import RunFlags
 
 OWNERS = ["team:data-engineering"]
+# A table of changes or messages is long; Dagster keeps each event in its storage.
+MAX_MARKDOWN = 200_000
 TENANT_PAGES = "tenants"
 
 
@@ -78,8 +81,10 @@ def metadata(figures: Figures) -> dict[str, Any]:
     """A domain step's figures as Dagster metadata."""
     out: dict[str, Any] = {}
     for key, value in figures.items():
-        if isinstance(value, Markdown):
-            out[key] = dg.MetadataValue.md(str(value))
+        if isinstance(value, Markdown):  # a server's words may be in it (import messages)
+            out[key] = dg.MetadataValue.md(redact(str(value), MAX_MARKDOWN))
+        elif isinstance(value, str):
+            out[key] = redact(value)
         elif isinstance(value, UPath | PurePath):
             out[key] = dg.MetadataValue.path(str(value))
         elif isinstance(value, datetime):

@@ -26,6 +26,7 @@ from authlib.oauth1.rfc5849.signature import generate_signature_base_string
 from authlib.oauth1.rfc5849.util import escape
 from authlib.oauth2.rfc6749 import OAuth2Token
 
+from ..secrets import remember, remember_basic
 from .errors import OneRosterError, TransientError, error_message
 
 SCOPE_PREFIX = {
@@ -93,7 +94,9 @@ class BearerToken(httpx.Auth):
 class ClientCredentials(httpx.Auth):
     """OAuth 2.0 client credentials grant with a shared, thread-safe token cache."""
 
-    requires_response_body = True
+    # Only the token endpoint's answers are read here (``_store``): a rostering answer is
+    # read by the client, within its size and time bounds, not whole by httpx first.
+    requires_response_body = False
 
     def __init__(
         self,
@@ -109,6 +112,7 @@ class ClientCredentials(httpx.Auth):
         self._basic = base64.b64encode(
             f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
         ).decode()
+        remember_basic(quote(client_id, safe=""), quote(client_secret, safe=""))
         self._scope = scope
         self._leeway = leeway_s
         self._token: OAuth2Token | None = None
@@ -131,6 +135,7 @@ class ClientCredentials(httpx.Auth):
 
     def _store(self, response: httpx.Response) -> str:
         endpoint = urlsplit(self._token_url).path
+        response.read()
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(
                 self._tenant,
@@ -149,6 +154,8 @@ class ClientCredentials(httpx.Auth):
         try:
             payload = orjson.loads(response.content)
             access = payload["access_token"]
+            remember(str(access))  # issued to us: as secret as the client secret
+            remember(payload.get("refresh_token"))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise TransientError(
                 self._tenant, endpoint, "token response is not a JSON token", response.status_code

@@ -31,6 +31,11 @@ from .paging import FetchStats, Page, has_next, keep_last_by_id, paginate, total
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The largest answer taken: a page of 50,000 enrollments is some 30 MB.
+MAX_ANSWER_BYTES = 1 << 30
+# A whole answer must arrive within this many read timeouts: a server that sends a byte
+# now and then (a slow-loris body) never trips a read timeout on its own.
+ANSWER_TIMEOUTS = 5
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class OneRosterClient:
         self.max_concurrency = max_concurrency
         self.sort = sort
         self.retry = retry or RetryPolicy()
+        self.answer_s = ANSWER_TIMEOUTS * timeout_s
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._http = httpx.Client(
             auth=auth,
@@ -151,9 +157,7 @@ class OneRosterClient:
             retry_after = None
             try:
                 with self._slots:
-                    response = self._http.request(
-                        method, url, params=params, content=content, headers=extra
-                    )
+                    response = self._answer(method, url, params, content, extra, endpoint)
                 try:
                     decoded = self._decode(response, endpoint, columnar)
                 finally:
@@ -182,6 +186,54 @@ class OneRosterClient:
             self._count("retries")
             log.warning("%s; retrying in %.1fs", error, delay)
             time.sleep(delay)
+
+    def _answer(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        content: bytes | None,
+        headers: dict[str, str],
+        endpoint: str,
+    ) -> httpx.Response:
+        """The whole answer, read within ``answer_s`` and ``MAX_ANSWER_BYTES``."""
+        deadline = time.monotonic() + self.answer_s
+        with self._http.stream(
+            method, url, params=params, content=content, headers=headers
+        ) as response:
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > MAX_ANSWER_BYTES:
+                raise OneRosterError(
+                    self.tenant,
+                    endpoint,
+                    f"the answer would be {declared / 1e6:,.0f} MB, above "
+                    f"{MAX_ANSWER_BYTES / 1e6:,.0f} MB; not read",
+                    response.status_code,
+                )
+            parts, size = [], 0
+            for part in response.iter_bytes():  # as they arrive
+                size += len(part)
+                if size > MAX_ANSWER_BYTES:
+                    raise OneRosterError(
+                        self.tenant,
+                        endpoint,
+                        f"the answer goes on past {MAX_ANSWER_BYTES / 1e6:,.0f} MB; not read further",
+                        response.status_code,
+                    )
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        self.tenant,
+                        endpoint,
+                        f"the answer was still arriving after {self.answer_s:.0f}s ({size:,} bytes)",
+                        response.status_code,
+                    )
+                parts.append(part)
+        release_response(response)  # (its stream is read and closed)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=response.request
+        )
 
     def _decode(
         self,

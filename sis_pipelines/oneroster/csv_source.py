@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
+from ..secrets import remember
 from .csv_bundle import BundleError, drop_files, load_bundle, open_in_drop
 
 
@@ -134,6 +135,7 @@ def locate_sftp(
         raise BundleError(f"tenant {tenant!r}: sftp path must read sftp://user@host[:port]/dir")
     password = env.get(cfg.sftp_password_env or "") or None
     key_text = env.get(cfg.sftp_key_env or "") or None
+    remember(password)
     if password is None and key_text is None:
         raise BundleError(
             f"tenant {tenant!r}: environment variable {cfg.sftp_key_env or cfg.sftp_password_env} is not set"

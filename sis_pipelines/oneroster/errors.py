@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from ..errors import SourceError
+from ..secrets import redact
 
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
@@ -29,7 +30,7 @@ class OneRosterError(SourceError):
         self.tenant = tenant
         self.endpoint = endpoint
         self.status = status
-        self.sis_message = message
+        self.sis_message = redact(message)
         where = f"tenant {tenant!r}, endpoint {endpoint}"
         code = f"HTTP {status}: " if status else ""
         super().__init__(f"{where}: {code}{message}")

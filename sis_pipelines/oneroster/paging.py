@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .collections import Collection
 from .errors import OneRosterError
+from .ids import id_hashes
 from .normalise import strictly_ascending
 
 if TYPE_CHECKING:
@@ -127,6 +129,14 @@ class PageIds:
             if i is None or i > anchor
         ]
 
+    def fingerprint(self) -> tuple[int, int]:
+        """The page's ids, in order, as two numbers: equal for the same page served again."""
+        if self.column is not None:
+            hashes = id_hashes(pc.fill_null(self.column, "").combine_chunks())
+            weights = np.arange(1, 2 * len(hashes), 2, dtype=np.uint64)  # order counts
+            return len(hashes), int(np.bitwise_xor.reduce(hashes * weights)) if len(hashes) else 0
+        return len(self.items), hash(tuple(map(str, self.items)))
+
     def greatest(self, anchor: Any) -> Any:
         if self.column is not None:
             top = pc.max(self.column).as_py()
@@ -138,7 +148,46 @@ class PageIds:
         return max(known) if known else None
 
 
+# Ten times the largest district's largest collection: a SIS serving more is not ending.
+MAX_RECORDS = 100_000_000
+
+
+class PagingError(OneRosterError):
+    """A SIS whose pages cannot be walked to their end: they repeat, never end or stop short.
+    Trying again gets the same, so the step fails at once (and writes nothing)."""
+
+
 def paginate(
+    client: OneRosterClient, collection: Collection, stats: FetchStats, columnar: bool = True
+) -> Iterator[list[dict] | pa.Table]:
+    """The records of a collection page by page (see :func:`_pages`), refusing a walk that
+    cannot be trusted: a page served again further on (a SIS ignoring ``offset`` would be
+    paged forever), more records than any district has, or a count that the pages stop short
+    of (a SIS ignoring ``offset`` but sorting would end after its first page)."""
+    served: int | None = None
+    for records in _pages(client, collection, stats, columnar):
+        served = max(served or 0, len(records))
+        if stats.records_received > MAX_RECORDS:
+            raise PagingError(
+                client.tenant,
+                stats.endpoint,
+                f"more than {MAX_RECORDS:,} records served and the pages do not end; refused "
+                "rather than fetched forever",
+            )
+        yield records
+    if stats.totals_reported:
+        # A count may fall by the records deleted under the pull; never by more than a page.
+        short = stats.totals_reported[-1] - stats.records_received
+        if short > max(served or 0, stats.page_size_served or client.page_size):
+            raise PagingError(
+                client.tenant,
+                stats.endpoint,
+                f"the SIS reports {stats.totals_reported[-1]:,} records but its pages ended after "
+                f"{stats.records_received:,}; refused rather than stored short",
+            )
+
+
+def _pages(
     client: OneRosterClient, collection: Collection, stats: FetchStats, columnar: bool = True
 ) -> Iterator[list[dict] | pa.Table]:
     """Yield the records of a collection page by page, without losing or repeating rows.
@@ -162,6 +211,7 @@ def paginate(
     anchor: Any = None  # the greatest sourcedId taken so far (anchored mode)
     consumed = 0  # records of the collection before the next unseen one
     rewind = 0
+    seen: dict[tuple[int, int], int] = {}  # each full page's fingerprint -> its offset
     while True:
         offset = max(0, consumed - (1 if anchored and anchor is not None else 0) - rewind)
         page = client.get_page(collection, offset, requested, anchored, columnar)
@@ -170,6 +220,19 @@ def paginate(
         if page.total is not None:
             stats.totals_reported.append(page.total)
         ids = PageIds(records)
+        if n:
+            # The same page further on: the SIS ignores offset. (A rewind asks for an earlier
+            # offset, and may well get a page it saw: that is not a repeat.)
+            fingerprint = ids.fingerprint()
+            earlier = seen.get(fingerprint)
+            if earlier is not None and earlier < offset:
+                raise PagingError(
+                    client.tenant,
+                    stats.endpoint,
+                    f"the page at offset {offset:,} repeats the page at offset {earlier:,}: the "
+                    "SIS ignores offset, so paging would never end (or end short); refused",
+                )
+            seen.setdefault(fingerprint, offset)
         if anchored and n > 1 and not ids.ascending():
             log.info(
                 "tenant %r: %s ignores sort=sourcedId; paging by offset and de-duplicating",
@@ -194,6 +257,7 @@ def paginate(
                 stats.endpoint,
             )
             anchored, stats.sorted_by_server, consumed, served = False, False, 0, None
+            seen.clear()
             continue
         if (
             anchored
@@ -215,8 +279,8 @@ def paginate(
         rewind = 0
         if anchored and anchor is not None:
             records = ids.after(anchor)
-            if not len(records):
-                return  # nothing past the anchor: the end of the collection
+            if not len(records) and n < (served or requested):
+                return  # nothing past the anchor on a short page: the end of the collection
         if len(records):
             stats.records_received += len(records)
             yield records

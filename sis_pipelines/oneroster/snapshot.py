@@ -22,6 +22,7 @@ from ..errors import ConfigurationError, SisPipelinesError, StoredStateError
 from ..figures import Figures
 from ..lake import Lake
 from ..nights import is_past
+from ..secrets import remember
 from ..storage import StoredFile, atomic_write_table, parquet_rows, read_frame, staged, write_frame
 from ..tenants import Tenant
 from .batches import SnapshotWriter
@@ -333,6 +334,7 @@ def privacy_hook(
         raise ConfigurationError(
             f"tenant {tenant_id!r}: environment variable {privacy.hash_salt_env} (privacy.hash_salt_env) is not set"
         )
+    remember(salt)
     return contact_hook(privacy.contact_fields, salt)
 
 

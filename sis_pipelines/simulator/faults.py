@@ -10,7 +10,9 @@ from typing import Any
 @dataclass
 class Fault:
     """A scripted failure: for requests whose path contains ``path``, after ``skip`` of them
-    passed, the next ``times`` get this answer. ``kind``: status | drop | truncate | delay."""
+    passed, the next ``times`` get this answer. ``kind``: status | drop | truncate | delay |
+    echo (``status`` with a body repeating the request's headers, Authorization included, as
+    careless servers do) | trickle (a 200 whose body comes a byte every ``delay_s``)."""
 
     path: str = ""
     status: int = 500

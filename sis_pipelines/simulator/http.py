@@ -7,6 +7,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from .faults import Fault
 from .sis_gradebook import imsx_status
 
@@ -58,6 +60,28 @@ def handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
                 self.close_connection = True
                 self.connection.close()
+                return True
+            if fault.kind == "echo":
+                headers = dict(self.headers.items())
+                said = headers.get("Authorization", "")
+                body = orjson.dumps(
+                    {"error_description": f"token {said} is not valid", "request_headers": headers}
+                )
+                self._send(fault.status, body, fault.headers)
+                return True
+            if fault.kind == "trickle":
+                body = fault.body or b'{"users": []}'
+                self.send_response(200)
+                self.send_header("Content-Type", fault.content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for i in range(len(body)):
+                    try:
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        break  # the client gave up
+                    time.sleep(fault.delay_s)
                 return True
             self._send(fault.status, fault.body, fault.headers, fault.content_type)
             return True

@@ -28,6 +28,7 @@ class ProviderAuth:
         self.client_id = client_id
         self.client_secret = client_secret
         self._tokens: dict[str, float] = {}
+        self.issued: list[str] = []  # every token handed out (a test looks for them)
         self._nonces: set[str] = set()
         self._lock = threading.Lock()
 
@@ -52,6 +53,7 @@ class ProviderAuth:
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = time.time() + self.profile.token_ttl_s
+            self.issued.append(token)
         scope = (form.get("scope") or [""])[0]
         return 200, orjson.dumps(
             {

@@ -244,7 +244,8 @@ class SimulatorServer:
         whole = view is None and "filter" not in query
         frame = self._in_order(name, frame, order, cache=whole)
         total = len(frame)
-        rows = frame.iloc[offset : offset + limit]
+        start = offset if self.profile.honours_offset else 0
+        rows = frame.iloc[start : start + limit]
         if "fields" not in query:
             body = PageRenderer(self.profile, self.base_url).page(name, rows)
             headers = self._page_headers(endpoint, offset, limit, total)

@@ -30,6 +30,8 @@ class VendorProfile:
     # Whether the gradebook takes DELETE; otherwise a record is removed by a PUT with
     # status tobedeleted.
     gradebook_deletes: bool = True
+    # A broken provider: every offset answered with the first page (hostile-server tests).
+    honours_offset: bool = True
 
     def with_(self, **changes: object) -> VendorProfile:
         return replace(self, **changes)
