@@ -154,3 +154,47 @@ def test_a_wrong_content_type_fails_in_one_line(simulator):
         client.fetch(USERS)
     message = str(caught.value)
     assert "not valid JSON (Maintenance)" in message and "\n" not in message
+
+
+def test_a_huge_field_is_quarantined_with_a_bounded_reason(workspace, small_district, monkeypatch):
+    """A 30 MB givenName: the record is quarantined (it is kept, whole, with its reason), but no
+    reason, warning or log event carries more than a prefix of it."""
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.storage import read_frame
+
+    instance, data, tenants = workspace
+    monkeypatch.setenv("HUGE_ID", "district-id")
+    monkeypatch.setenv("HUGE_SECRET", SECRET)
+    with SimulatorServer(
+        "focus", district=small_district, night=NIGHT, client_id="district-id", client_secret=SECRET
+    ) as sis:
+        users = sis.frames["users"].copy()
+        huge = "Ä" + "x" * 30_000_000
+        users.loc[users.index[0], "givenName"] = huge
+        victim = users["sourcedId"].iloc[0]
+        sis.mutate("users", users)
+        tenants.write_text(
+            f"""
+tenants:
+  huge:
+    vendor: focus
+    oneroster:
+      version: "1.1"
+      source: rest
+      base_url: {sis.base_url}
+      auth: {{type: oauth2, token_url: "{sis.token_url}", client_id_env: HUGE_ID, client_secret_env: HUGE_SECRET}}
+"""
+        )
+        night = latest_complete_night()
+        outcome = run_tenant_night(instance, "huge", night, select="group:oneroster")
+    assert outcome.success, outcome.errors
+    quarantine = read_frame(data / "quarantine" / "users" / str(night) / "huge.parquet")
+    [reason] = quarantine.loc[quarantine["sourcedId"] == victim, "reason"].astype(str)
+    assert "givenName 'Äxxxx" in reason and "(30,000,001 characters)" in reason, reason
+    assert len(reason) < 400
+    [record] = quarantine.loc[quarantine["sourcedId"] == victim, "record"].astype(str)
+    assert huge in record, "the record is kept whole"
+    for run_record in instance.get_runs():
+        for entry in instance.all_logs(run_record.run_id):
+            assert len(str(entry)) < 1_000_000, "a log event carries the value"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from ..errors import SisPipelinesError
+from ..oneroster.shown import shown
 from .files import FILES, ORDER
 
 
@@ -105,7 +106,9 @@ def check_zip(data: bytes) -> list[str]:
             for column in spec.dates:
                 value = row.get(column) or ""
                 if value and not _iso8601(value):
-                    problems.append(f"{kind}.csv line {line}: {column} {value!r} is not ISO 8601")
+                    problems.append(
+                        f"{kind}.csv line {line}: {column} {shown(value)} is not ISO 8601"
+                    )
     return problems
 
 

@@ -35,6 +35,7 @@ from .ids import IdSet, id_hashes
 from .normalise import Rejects, arrow_schema, strictly_ascending
 from .repair import Repairs
 from .schemas import REFERENCES
+from .shown import shown
 from .validate import MAX_REASONS_PER_RECORD, check, kept_repairs, quarantine_frame
 
 # Records validated together: enough that pandera's fixed cost per call vanishes, few enough
@@ -297,7 +298,7 @@ class SnapshotWriter:
 
 
 def _with_duplicate(reason: str, sourced_id: str) -> str:
-    duplicate = f"sourcedId: duplicate {sourced_id!r}"
+    duplicate = f"sourcedId: duplicate {shown(sourced_id)}"
     if not reason:
         return duplicate
     if reason.count("; ") + 1 >= MAX_REASONS_PER_RECORD:

@@ -32,6 +32,7 @@ from .collections import Collection, Kind
 from .csv_columnar import SECRET_COLUMNS, fields_by_name, file_batches, read_file
 from .normalise import Rejects, arrow_schema, normalise_page
 from .paging import FetchStats
+from .shown import shown
 
 FILE_NAMES = {
     "orgs": "orgs",
@@ -395,7 +396,7 @@ def _attach_roles(
         if user is None:
             rejects.add(
                 c.get("sourcedid"),
-                f"roles.csv line {line}: userSourcedId {c.get('usersourcedid')!r} not in users.csv",
+                f"roles.csv line {line}: userSourcedId {shown(c.get('usersourcedid'))} not in users.csv",
                 c,
             )
             continue
@@ -421,7 +422,7 @@ def _attach_roles(
             why = (
                 "not a userProfiles file (no profileType column)"
                 if "profiletype" not in c
-                else f"userSourcedId {c.get('usersourcedid')!r} not in users.csv"
+                else f"userSourcedId {shown(c.get('usersourcedid'))} not in users.csv"
             )
             rejects.add(c.get("sourcedid"), f"userProfiles.csv line {line}: {why}", c)
             continue

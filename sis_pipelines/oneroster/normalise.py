@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from .collections import Collection, Field, Kind
 from .repair import Repairs
+from .shown import shown
 
 STRING_LIST = pa.list_(pa.string())
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -380,7 +381,12 @@ def normalise_page(
             column = raw if converter is None else converter(raw)
             if converter is not None:
                 for i in np.flatnonzero(converted_badly(raw, column) & ~unread):
-                    _flag(unread, why, int(i), f"{f.column}: invalid {f.kind.value} {values[i]!r}")
+                    _flag(
+                        unread,
+                        why,
+                        int(i),
+                        f"{f.column}: invalid {f.kind.value} {shown(values[i])}",
+                    )
         for i in np.flatnonzero(unread & ~bad):
             if f.required:
                 _flag(bad, reasons, int(i), str(why[i]))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import pandas as pd
 
 from .csv_bundle import PLACED
+from .shown import MAX_SHOWN
 from .validate import ROOT
 
-VALUE = r"'[^']*'"
+VALUE = r"'[^']*'(?:… \([\d,]+ characters\))?"
 
 
 def grouped(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
@@ -25,7 +26,7 @@ def grouped(frame: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
     general = reasons.str.replace(PLACED, "", regex=True).str.replace(VALUE, "'…'", regex=True)
     group = ("needs a quarantined record: " + roots).where(roots.notna(), general)
     table = (
-        pd.DataFrame({"group": group, "example": frame["sourcedId"].astype(str)})
+        pd.DataFrame({"group": group, "example": frame["sourcedId"].astype(str).str[:MAX_SHOWN]})
         .groupby("group", sort=False)
         .agg(records=("example", "size"), example=("example", "first"))
         .sort_values("records", ascending=False, kind="stable")

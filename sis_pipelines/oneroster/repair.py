@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from .collections import Collection
 from .ids import IdSet, is_in_ids
+from .shown import shown_column
 
 # OneRoster 1.1 and 1.2 give these references a multiplicity of 0..1.
 OPTIONAL_REFERENCES = {
@@ -85,13 +86,9 @@ class Repairs:
         return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def _quoted(values: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise("'", values.cast(pa.string()), "'", "")
-
-
 def _reasons(column: str, values: pa.Array, tail: str | pa.Array) -> pa.Array:
     """``<column> '<value>': <tail>`` for each value."""
-    return pc.binary_join_element_wise(f"{column} ", _quoted(values), ": ", tail, "")
+    return pc.binary_join_element_wise(f"{column} ", shown_column(values), ": ", tail, "")
 
 
 def _set(table: pa.Table, column: str, values: pa.Array) -> pa.Table:
@@ -116,7 +113,7 @@ def repair_enums(table: pa.Table, column: str, allowed: set[str], repairs: Repai
     fixed = pc.take(lookup, pc.index_in(folded, pa.array(sorted(canonical))))
     chosen = pa.array(mask)
     was, now = arr.filter(chosen), fixed.filter(chosen)
-    tail = pc.binary_join_element_wise("read as ", _quoted(now), "")
+    tail = pc.binary_join_element_wise("read as ", shown_column(now), "")
     repairs.add_many(
         table["sourcedId"].combine_chunks().filter(chosen), column, was, _reasons(column, was, tail)
     )

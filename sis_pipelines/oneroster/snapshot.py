@@ -42,6 +42,7 @@ from .csv_columnar import RowPath
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
+from .shown import shown
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -178,7 +179,7 @@ def take_snapshot(
         repairs_path = lake.repairs(name, r.night, r.tenant_id)
         write_frame(repairs, repairs_path)
     warnings = [
-        f"tenant {r.tenant_id!r}, {name}, record {sid}: {reason}"
+        f"tenant {r.tenant_id!r}, {name}, record {shown(sid)}: {reason}"
         for sid, reason in zip(
             quarantine["sourcedId"].head(5), quarantine["reason"].head(5), strict=True
         )

@@ -17,6 +17,7 @@ from .ids import IdSet
 from .normalise import Rejects, arrow_schema
 from .repair import Repairs, repair
 from .schemas import ENUMS, REFERENCES, STATUS, schema_for
+from .shown import shown
 
 # The same record failing many checks needs only a few reasons to be understood.
 MAX_REASONS_PER_RECORD = 5
@@ -82,18 +83,18 @@ def _reasons(
 
 
 def _explain(collection: Collection, column: str | None, check: str, value: object) -> str:
-    shown = (
+    quoted = (
         "null"
         if value is None or (not isinstance(value, list | np.ndarray) and pd.isna(value))
-        else repr(value)
+        else shown(value)
     )
     if check == "not_nullable":
         return f"{column}: required but missing"
     if check == "field_uniqueness":
-        return f"{column}: duplicate {shown}"
+        return f"{column}: duplicate {quoted}"
     if column is None or column == collection.name:
         return check  # a check over several columns; its message names them
-    return f"{column} {shown}: {check}"
+    return f"{column} {quoted}: {check}"
 
 
 @dataclass
@@ -234,9 +235,9 @@ def _name_roots(
                 root = (
                     root.split(ROOT, 1)[1].removesuffix(")")
                     if ROOT in root
-                    else f"{target} {hit!r}: {root}"
+                    else f"{target} {shown(hit)}: {root}"
                 )
-                reasons[k] = f"{column} {hit!r}: quarantined in {target} ({ROOT}{root})"
+                reasons[k] = f"{column} {shown(hit)}: quarantined in {target} ({ROOT}{root})"
 
 
 def _plain_records(frame: pd.DataFrame) -> list[dict]:
