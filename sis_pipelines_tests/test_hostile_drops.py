@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sis_pipelines.cli import run_tenant_night
 from sis_pipelines.nights import latest_complete_night
@@ -140,3 +142,133 @@ def test_an_end_to_end_night_never_carries_another_districts_users(workspace, tw
     assert not outcome.success
     assert any("users.csv: a symbolic link" in e for e in outcome.errors)
     assert not list(data.rglob("*.parquet")), "nothing stored for the night"
+
+
+def rewrite_users(folder: Path, change) -> list[list[str]]:
+    """users.csv of a drop folder rewritten row by row (quoted as Python's writer quotes)."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO((folder / "users.csv").read_text(), newline="")))
+    rows = change(rows)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    (folder / "users.csv").write_bytes(out.getvalue().encode())
+    return rows
+
+
+def test_control_characters_are_repaired_or_refused_per_record_and_reach_canvas_safely(
+    workspace, tmp_path, night, monkeypatch
+):
+    """A carriage return in a quoted familyName is repaired (recorded); one in an unquoted field
+    quarantines its row with file and line; NUL in a name or an id quarantines the record.
+    The rest of the district reaches Canvas, and the zip reads back as written."""
+    from sis_pipelines.simulator.canvas import CanvasSimulator
+    from sis_pipelines.storage import read_frame
+
+    instance, data, tenants = workspace
+    folder = unpacked(
+        export_bundle(District(60, 3), night, tmp_path / "zips"),
+        tmp_path / "drops" / f"oneroster-{night}",
+    )
+    students = {}
+
+    def damage(rows):
+        header = rows[0]
+        given, family, sid = (
+            header.index("givenName"),
+            header.index("familyName"),
+            header.index("sourcedId"),
+        )
+        learners = [r for r in rows[1:] if r[header.index("role")] == "student"]
+        a, b, c = learners[:3]
+        a[family] = "Smith\rJones"  # quoted by the writer
+        b[given] = "Ann\x00"
+        c[sid] = c[sid] + "\x00x"
+        students.update(repaired=a[sid], nul_name=b[sid], nul_id=c[sid])
+        return rows
+
+    rewrite_users(folder, damage)
+    # And one row with a bare carriage return in an unquoted field.
+    text = (folder / "users.csv").read_bytes()
+    lines = text.split(b"\r\n")
+    victim = lines[-2].split(b",")
+    students["unquoted"] = victim[0].decode()
+    lines[-2] = b",".join([*victim[:-1], victim[-1] + b"\rX"]) if victim[-1] else lines[-2] + b"\rX"
+    (folder / "users.csv").write_bytes(b"\r\n".join(lines))
+    monkeypatch.setenv("CANVAS_T", "canvas-token-xyz")
+    with CanvasSimulator(token="canvas-token-xyz") as canvas:
+        tenants.write_text(
+            TENANT.format(path=folder.parent, extra="")
+            + f'    canvas: {{base_url: "{canvas.base_url}", token_env: CANVAS_T, max_removal_share: 1.0}}\n'
+        )
+        outcome = run_tenant_night(instance, "csv-a", night)
+        assert outcome.success, outcome.errors
+        users = canvas.active("users")
+    assert users[students["repaired"]]["last_name"] == "Smith Jones"
+    assert not any(
+        "\r" in (v or "") or "\x00" in (v or "") for u in users.values() for v in u.values()
+    )
+    quarantine = read_frame(data / "quarantine" / "users" / str(night) / "csv-a.parquet")
+    reasons = dict(
+        zip(quarantine["sourcedId"].astype(object), quarantine["reason"].astype(str), strict=False)
+    )
+    assert "holds a NUL character" in reasons[students["nul_name"]]
+    assert "holds a control character" in reasons[students["nul_id"]]
+    [unquoted] = [r for r in quarantine["reason"].astype(str) if "inside an unquoted field" in r]
+    assert unquoted.startswith("users.csv line ")
+    repairs = read_frame(data / "repairs" / "users" / str(night) / "csv-a.parquet")
+    fixed = repairs[repairs["sourcedId"] == students["repaired"]]
+    assert list(fixed["value"]) == ["Smith\rJones"]
+    assert "control characters replaced by a space" in fixed["reason"].iloc[0]
+    for sid in ("nul_name", "nul_id", "repaired"):
+        assert students[sid] not in users or sid == "repaired"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1", "cp1252", "utf-8-sig"])
+def test_every_encoding_a_district_exports_is_read_as_written(tmp_path, night, encoding):
+    folder = unpacked(export_bundle(District(40, 2), night, tmp_path / "zips"), tmp_path / "drop")
+    name = "Zoë Ångström-Çelik" if encoding != "utf-16" else "Zoë 张 Ångström"
+
+    def rename(rows):
+        rows[1][rows[0].index("givenName")] = name
+        return rows
+
+    rows = rewrite_users(folder, rename)
+    # Each encoding as its tools write it (CRLF lines; UTF-16 with its byte-order mark).
+    text = (folder / "users.csv").read_bytes().decode()
+    (folder / "users.csv").write_bytes(text.encode(encoding))
+    read = read_collection(load_bundle(folder), COLLECTIONS["users"], None)
+    names = dict(
+        zip(read.table["sourcedId"].to_pylist(), read.table["givenName"].to_pylist(), strict=True)
+    )
+    assert names[rows[1][rows[0].index("sourcedId")]] == name
+    assert read.table.num_rows == len(rows) - 1
+
+
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_text_but_nul_round_trips_through_the_canvas_csv(names):
+    """What the Canvas zip holds reads back as written, control characters and all (CR inside
+    quotes): no value can break a row of Canvas's reader."""
+    import pandas as pd
+
+    from sis_pipelines.canvas.package import build_zip, read_zip
+
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(len(names))],
+            "login_id": [f"l{i}" for i in range(len(names))],
+            "first_name": names,
+            "last_name": names[::-1],
+            "status": "active",
+        }
+    )
+    rows = read_zip(build_zip({"users": frame}))["users"]
+    assert [r["first_name"] for r in rows] == names
+    assert [r["last_name"] for r in rows] == names[::-1]

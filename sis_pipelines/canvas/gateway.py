@@ -26,10 +26,11 @@ from ..figures import Figures, Markdown
 from ..lake import CANVAS_MAPPING, Lake
 from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, zip_members
 from ..oneroster.csv_source import locate_drop
+from ..oneroster.shown import MAX_SHOWN
 from ..storage import write_frame
 from .compare import read_whole
 from .files import FILES, ORDER
-from .package import identify
+from .package import CONTROL, identify
 from .provision import write_canvas_file
 
 if TYPE_CHECKING:
@@ -131,6 +132,11 @@ def _checked(name: str, kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, p
         reason[new] = why[new] if isinstance(why, pd.Series) else why
         column_of[new] = column
 
+    for column in spec.columns:
+        # A drop's row goes to Canvas as written: a control character (a NUL in a user_id, a
+        # bare carriage return in a name) is refused with the row, never passed on.
+        held = out[column].str.contains(CONTROL.pattern, regex=True)
+        fail(held, column, f"{column} holds a control character (NUL, CR, LF, tab…)")
     for column in spec.required:
         fail(out[column] == "", column, f"{column} is required")
     status = out["status"]
@@ -148,7 +154,7 @@ def _checked(name: str, kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, p
         fail(
             (value != "") & (parsed.isna() | ~shaped),
             column,
-            column + " " + value + " is not ISO 8601",
+            column + " '" + value.str.slice(0, MAX_SHOWN) + "' is not ISO 8601",
         )
     bad = reason != ""
     rejected = _rejects(

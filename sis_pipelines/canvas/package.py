@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Mapping
 
@@ -14,16 +15,21 @@ from ..errors import SisPipelinesError
 from ..oneroster.shown import shown
 from .files import FILES, ORDER
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
 
 class CanvasCsvError(SisPipelinesError, ValueError):
     """A Canvas SIS CSV that Canvas would refuse: says which file, row and column."""
 
 
 def to_csv(name: str, frame: pd.DataFrame) -> bytes:
+    """RFC 4180 lines (CRLF): Python's writer quotes a field holding any character of the line
+    terminator, so a carriage return or a newline in a value is always inside quotes, where
+    Canvas's CSV reader takes it as text."""
     columns = [c for c in FILES[name].columns if c in frame.columns]
     return (
         frame[columns]
-        .to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        .to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         .encode("utf-8")
     )
 
@@ -79,11 +85,14 @@ def read_zip(data: bytes) -> dict[str, list[dict[str, str]]]:
             if not info.filename.lower().endswith(".csv"):
                 continue
             text = bundle.read(info).decode("utf-8-sig")
-            reader = csv.DictReader(io.StringIO(text))
-            kind = identify(reader.fieldnames or [])
-            if kind is None:
-                raise CanvasCsvError(f"{info.filename}: header not recognised by any importer")
-            out.setdefault(kind, []).extend(reader)
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            try:
+                kind = identify(reader.fieldnames or [])
+                if kind is None:
+                    raise CanvasCsvError(f"{info.filename}: header not recognised by any importer")
+                out.setdefault(kind, []).extend(reader)
+            except csv.Error as exc:
+                raise CanvasCsvError(f"{info.filename} line {reader.line_num}: {exc}") from None
     return out
 
 
@@ -94,6 +103,7 @@ def check_zip(data: bytes) -> list[str]:
         files = read_zip(data)
     except (CanvasCsvError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         return [str(exc)]
+    problems += _control_characters(files)
     for kind, rows in files.items():
         spec = FILES[kind]
         for line, row in enumerate(rows, start=2):
@@ -108,6 +118,24 @@ def check_zip(data: bytes) -> list[str]:
                 if value and not _iso8601(value):
                     problems.append(
                         f"{kind}.csv line {line}: {column} {shown(value)} is not ISO 8601"
+                    )
+    return problems
+
+
+def _control_characters(files: dict[str, list[dict[str, str]]]) -> list[str]:
+    """NUL anywhere, or any control character in an id: Canvas would store it in a SIS id or
+    a login (the pipeline quarantines such records before; a drop's rows are refused)."""
+    problems = []
+    for kind, rows in files.items():
+        ids = [c for c in FILES[kind].columns if c.endswith("_id")]
+        for line, row in enumerate(rows, start=2):
+            for column, value in row.items():
+                if not value:
+                    continue
+                bad = CONTROL.search(value) if column in ids else ("\x00" in value)
+                if bad:
+                    problems.append(
+                        f"{kind}.csv line {line}: {column} {shown(value)} holds a control character"
                     )
     return problems
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -78,27 +78,46 @@ class Bundle:
         return io.BytesIO(self.files[filename])
 
     def encoding(self, filename: str) -> str:
-        """UTF-8 (with or without its mark), or, for exports from Windows tools, cp1252
-        (whose every byte decodes): told by one pass over the file."""
-        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        """UTF-16 when the file starts with its byte-order mark (Excel's "Unicode text");
+        else UTF-8 (with or without its mark), or, for exports from Windows tools, cp1252
+        (Latin-1 where cp1252 leaves a byte undefined): told by one pass over the file."""
+        with self.open(filename) as fh:
+            if fh.read(2) in UTF16_MARKS:
+                return "utf-16"
+        for encoding in ("utf-8-sig", "cp1252"):
+            if self._decodes(filename, encoding):
+                return encoding
+        return "latin-1"  # every byte decodes
+
+    def _decodes(self, filename: str, encoding: str) -> bool:
+        decoder = codecs.getincrementaldecoder(encoding)()
         with self.open(filename) as fh:
             try:
                 while block := fh.read(1 << 24):
                     decoder.decode(block)
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
-                return "cp1252"
-        return "utf-8-sig"
+                return False
+        return True
 
     def text(self, name: str) -> str | None:
         data = self.files.get(f"{name.lower()}.csv")
-        if data is None:
-            return None
+        return None if data is None else decoded(data)
+
+
+UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def decoded(data: bytes) -> str:
+    """A small file's text, in the encodings ``Bundle.encoding`` tells apart."""
+    if data[:2] in UTF16_MARKS:
+        return data.decode("utf-16")
+    for encoding in ("utf-8-sig", "cp1252"):
         try:
-            return data.decode("utf-8-sig")
+            return data.decode(encoding)
         except UnicodeDecodeError:
-            # Exports from Windows tools: cp1252, whose every byte decodes.
-            return data.decode("cp1252")
+            continue
+    return data.decode("latin-1")
 
 
 # What a drop may inflate to: 20 times the largest real district's export (2 GB of CSV).
@@ -298,7 +317,7 @@ def load_bundle(
             f"{source}: no manifest.csv; a OneRoster 1.1/1.2 CSV bundle starts with one (OneRoster 1.0 bundles have none and are not supported)"
         )
     manifest = {}
-    for row in csv.reader(io.StringIO(files["manifest.csv"].decode("utf-8-sig"))):
+    for row in csv.reader(io.StringIO(decoded(files["manifest.csv"]))):
         if len(row) >= 2 and row[0].strip() and row[0].strip().lower() != "propertyname":
             manifest[row[0].strip().lower()] = row[1].strip()
     bundle = Bundle(source, files, manifest)
@@ -309,26 +328,57 @@ def load_bundle(
     return bundle
 
 
-def _rows(bundle: Bundle, name: str) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+class _Lines:
+    """A file's lines, remembering the last one read (to keep a row the reader refused)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.last = ""
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
+
+
+def _rows(bundle: Bundle, name: str) -> Iterator[tuple[int, dict[str, str] | None, list[str]]]:
     """(line, {header: cell}, extra cells) for each data row of a file, read as a stream
-    (a district's enrollments file is a gigabyte of text)."""
+    (a district's enrollments file is a gigabyte of text). A row no CSV reader can take (a
+    carriage return inside an unquoted field) comes as (line, None, [its text]): the caller
+    keeps it with its reason, and the rows after it are read."""
     filename = f"{name.lower()}.csv"
     if filename not in bundle.files:
         return
     encoding = bundle.encoding(filename)
     with bundle.open(filename) as raw:
-        yield from _parsed(csv.reader(io.TextIOWrapper(raw, encoding, newline="\n")))
+        lines = _Lines(io.TextIOWrapper(raw, encoding, newline="\n"))
+        reader = csv.reader(lines)
+        header = [h.strip() for h in next(reader, [])]
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                yield reader.line_num, None, [lines.last]
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            cells = {h: c for h, c in zip(header, row, strict=False) if h}
+            extra = [c for c in row[len(header) :] if c.strip()]
+            yield reader.line_num, cells, extra
 
 
-def _parsed(reader: Any) -> Iterator[tuple[int, dict[str, str], list[str]]]:
-    header = next(reader, [])
-    header = [h.strip() for h in header]
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        cells = {h: c for h, c in zip(header, row, strict=False) if h}
-        extra = [c for c in row[len(header) :] if c.strip()]
-        yield reader.line_num, cells, extra
+def unreadable(rejects: Rejects, filename: str, line: int, text: list[str]) -> None:
+    """A row the CSV reader refused, kept whole with where it is and why."""
+    rejects.add(
+        None,
+        f"{filename} line {line}: a line break (carriage return) inside an unquoted field; "
+        "quote the field in the export",
+        {"__file__": filename, "__line__": line, "row": "".join(text)},
+    )
 
 
 def _columns(collection: Collection) -> dict[str, tuple[str, Kind]]:
@@ -389,8 +439,11 @@ def _attach_roles(
     by_id = {u.get("sourcedId"): u for u in users}
     seen = {f"{n}.csv": 0 for n in ("roles", "userProfiles") if bundle.text(n) is not None}
     attached = {"roles.csv": 0, "userProfiles.csv": 0}
-    for line, cells, _ in _rows(bundle, "roles"):
+    for line, cells, text in _rows(bundle, "roles"):
         seen["roles.csv"] += 1
+        if cells is None:
+            unreadable(rejects, "roles.csv", line, text)
+            continue
         c = {k.lower(): v.strip() for k, v in cells.items()}
         user = by_id.get(c.get("usersourcedid"))
         if user is None:
@@ -414,8 +467,11 @@ def _attach_roles(
                 role[name] = c[key]
         user.setdefault("roles", []).append(role)
         attached["roles.csv"] += 1
-    for line, cells, _ in _rows(bundle, "userProfiles"):
+    for line, cells, text in _rows(bundle, "userProfiles"):
         seen["userProfiles.csv"] += 1
+        if cells is None:
+            unreadable(rejects, "userProfiles.csv", line, text)
+            continue
         c = {k.lower(): v.strip() for k, v in _safe(cells).items()}
         user = by_id.get(c.get("usersourcedid"))
         if user is None or "profiletype" not in c:
@@ -478,6 +534,9 @@ def read_collection(
     rows = {f"{name}.csv": 0}
     for line, cells, extra in _rows(bundle, name):
         rows[f"{name}.csv"] += 1
+        if cells is None:
+            unreadable(rejects, f"{name}.csv", line, extra)
+            continue
         record = _record(collection, cells, mode, line, f"{name}.csv")
         if extra:
             if hook is not None:
@@ -570,6 +629,8 @@ def line_of(bundle: Bundle, collection: str, wanted: set[str]) -> dict[str, int]
     (validation) rejects; the file is read until they are all found."""
     out: dict[str, int] = {}
     for line, cells, _ in _rows(bundle, FILE_NAMES[collection]):
+        if cells is None:
+            continue
         sid = next((v for k, v in cells.items() if k.lower() == "sourcedid"), None)
         if sid and (sid := sid.strip()) in wanted:
             out.setdefault(sid, line)

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .collections import Collection
+from .collections import Collection, Kind
 from .ids import IdSet, is_in_ids
 from .shown import shown_column
 
@@ -181,6 +181,41 @@ def repair_reference_list(
     return _set(table, column, rebuilt.cast(arr.type))
 
 
+# Control characters other than NUL (which quarantines the record, see ``schemas.py``).
+REPAIRABLE_CONTROL = r"[\x01-\x1f\x7f-\x{9f}]"
+
+
+def repair_control_characters(
+    collection: Collection, table: pa.Table, repairs: Repairs
+) -> pa.Table:
+    """Text (not an id) with control characters, a carriage return in a familyName, a tab in
+    a title: each run becomes one space, the ends trimmed; recorded with the SIS's value.
+    Canvas's CSV reader breaks a row on a bare carriage return, and no name means one."""
+    for f in collection.fields:
+        if (
+            f.kind is not Kind.STRING
+            or f.column == "sourcedId"
+            or f.column not in table.column_names
+        ):
+            continue
+        arr = table[f.column].combine_chunks()
+        found = pc.match_substring_regex(arr, REPAIRABLE_CONTROL).fill_null(False)
+        if not pc.any(found).as_py():
+            continue
+        spaced = pc.replace_substring_regex(arr, REPAIRABLE_CONTROL + "+", " ")
+        fixed = pc.if_else(found, pc.utf8_trim_whitespace(spaced), arr)
+        was = arr.filter(found)
+        tail = "control characters replaced by a space"
+        repairs.add_many(
+            table["sourcedId"].combine_chunks().filter(found),
+            f.column,
+            was,
+            _reasons(f.column, was, tail),
+        )
+        table = _set(table, f.column, fixed)
+    return table
+
+
 def repair(
     collection: Collection,
     table: pa.Table,
@@ -190,6 +225,7 @@ def repair(
     repairs: Repairs,
 ) -> pa.Table:
     """The collection with every repair made (recorded in ``repairs``)."""
+    table = repair_control_characters(collection, table, repairs)
     for column, allowed in enums.items():
         table = repair_enums(table, column, allowed, repairs)
     for column, target in reference_columns.items():

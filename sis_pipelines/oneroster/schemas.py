@@ -15,7 +15,7 @@ import pandera.pandas as pa
 import pyarrow as pyarrow_
 import pyarrow.compute as pc
 
-from .collections import COLLECTIONS, Collection
+from .collections import COLLECTIONS, Collection, Kind
 from .ids import IdSet, is_in_ids
 from .normalise import ARROW_TYPES, strictly_ascending
 
@@ -132,6 +132,27 @@ def length_check(column: str) -> pa.Check:
     return pa.Check(check, name=f"{column} length", error=f"longer than {MAX_TEXT} characters")
 
 
+# RE2 classes: every C0 and C1 control character, and NUL alone.
+CONTROL = r"[\x00-\x1f\x7f-\x{9f}]"
+NUL = r"\x00"
+
+
+def control_check(column: str, is_id: bool) -> pa.Check:
+    """An id holds no control character (it becomes a Canvas SIS id and login); no text holds
+    NUL (Canvas keeps it in a name or id, and nothing downstream can show or match it). The
+    other control characters in text are repaired before (``repair.py``)."""
+    pattern = CONTROL if is_id else NUL
+
+    def check(series: pd.Series) -> pd.Series:
+        found = pc.match_substring_regex(_arrow(series), pattern)
+        return pd.Series(
+            pc.invert(found).fill_null(True).to_numpy(zero_copy_only=False), index=series.index
+        )
+
+    what = "a control character" if is_id else "a NUL character"
+    return pa.Check(check, name=f"{column} control", error=f"holds {what}")
+
+
 def unique_check(column: str) -> pa.Check:
     """Every value once. A SIS asked to sort by sourcedId sends them strictly ascending,
     which proves it in one pass over Arrow; otherwise pandas finds the duplicates (and
@@ -186,6 +207,7 @@ def schema_for(
         checks: list[pa.Check] = []
         if ARROW_TYPES[f.kind] == pyarrow_.string():
             checks.append(length_check(f.column))
+            checks.append(control_check(f.column, f.column == "sourcedId" or f.kind is Kind.REF))
         if f.column == "sourcedId" and unique:
             checks.append(unique_check(f.column))
         if f.column == "status":
