@@ -166,6 +166,12 @@ class Lake:
         """Nights applied to Canvas: night -> {import_id, workflow_state}."""
         return NightLog(self._tenant_file("canvas_applied", tenant, ".json"))
 
+    def canvas_uploads(self, tenant: str) -> NightLog:
+        """Uploads begun: night -> {zip_sha256, started_at, import_id once Canvas answered},
+        written before the zip leaves and as soon as Canvas names the import, so a re-run
+        after a crash follows that import instead of sending the night again."""
+        return NightLog(self._tenant_file("canvas_uploads", tenant, ".json"))
+
     def gpb_passes(self, tenant: str) -> NightLog:
         """Nights whose grade push completed: night -> {graded_until}."""
         return NightLog(self._tenant_file("gpb/passes", tenant, ".json"))

@@ -272,3 +272,29 @@ def test_any_text_but_nul_round_trips_through_the_canvas_csv(names):
     rows = read_zip(build_zip({"users": frame}))["users"]
     assert [r["first_name"] for r in rows] == names
     assert [r["last_name"] for r in rows] == names[::-1]
+
+
+def test_a_file_repeating_each_id_a_hundred_times_is_refused_in_one_line(
+    workspace, tmp_path, night
+):
+    """A broken export's join: 2,000 users each written 100 times. Settling them would read
+    every copy back; beyond the tenant's quarantine share the collection is refused first."""
+    instance, data, tenants = workspace
+    folder = unpacked(
+        export_bundle(District(40, 2), night, tmp_path / "zips"),
+        tmp_path / "drops" / f"oneroster-{night}",
+    )
+    text = (folder / "users.csv").read_bytes().decode()
+    header, first = text.split("\r\n")[:2]
+    cells = first.split(",")
+    rows = [",".join([f"u{i:05d}", *cells[1:]]) for i in range(2_000)] * 100
+    (folder / "users.csv").write_bytes(("\r\n".join([header, *rows]) + "\r\n").encode())
+    tenants.write_text(TENANT.format(path=folder.parent, extra=""))
+    outcome = run_tenant_night(
+        instance, "csv-a", night, select="key:oneroster/orgs or key:oneroster/users"
+    )
+    assert not outcome.success
+    [error] = [e for e in outcome.errors if "share their sourcedId" in e]
+    assert "200,000 of 200,000 records" in error and "up to 100 times" in error
+    assert "\n" not in error
+    assert not (data / "oneroster" / "users").exists()

@@ -276,6 +276,14 @@ class CanvasClient:
             "POST", path, params=query, content=data, headers={"Content-Type": "application/zip"}
         )
 
+    def sis_imports_since(self, since: str) -> list[dict[str, Any]]:
+        """The account's SIS imports created at ``since`` (ISO 8601) or later."""
+        return self.get_all(
+            f"/api/v1/accounts/{self.account_id}/sis_imports",
+            {"created_since": since},
+            envelope="sis_imports",
+        )
+
     def sis_import(self, import_id: int | str) -> dict[str, Any]:
         return self._send("GET", f"/api/v1/accounts/{self.account_id}/sis_imports/{import_id}")
 

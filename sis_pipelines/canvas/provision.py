@@ -6,9 +6,10 @@ Each step reads and writes through the lake; the Dagster assets call them one ea
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -16,7 +17,7 @@ from upath import UPath
 
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
-from ..lake import Lake
+from ..lake import Lake, NightLog
 from ..storage import (
     WriteBehind,
     as_stored,
@@ -30,7 +31,7 @@ from ..storage import (
 )
 from ..tenants import Canvas, Tenant
 from . import fingerprint
-from .api import FAILED, import_messages
+from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of
 from .delta import (
     GuardFinding,
@@ -233,29 +234,81 @@ def import_night(
     if not zip_path.exists():
         log.record(night, {"import_id": None, "workflow_state": "nothing to send"})
         return {"outcome": "nothing to send"}
+    with zip_path.open("rb") as fh:
+        data = fh.read()
+    uploads = lake.canvas_uploads(tenant_id)
     with services.canvas(tenant_id, tenant) as canvas:
-        with zip_path.open("rb") as fh:
-            created = canvas.post_sis_import(fh.read(), _import_params(tenant_id, cfg))
-        state = canvas.wait(created["id"])
+        import_id = None if force else _begun(canvas, uploads, tenant_id, night, data)
+        resumed = import_id is not None
+        if import_id is None:
+            intent = {"zip_sha256": _sha256(data), "started_at": _now()}
+            uploads.record(night, intent)  # before the zip leaves: a crash now is seen later
+            created = canvas.post_sis_import(data, _import_params(tenant_id, cfg))
+            import_id = created["id"]
+            uploads.record(night, {**intent, "import_id": import_id})
+        state = canvas.wait(import_id)
         requests, throttled = canvas.requests, canvas.throttled
     messages = import_messages(state)
     workflow_state = state.get("workflow_state")
     if workflow_state in FAILED:
+        # Canvas ended it: the next attempt sends the zip again (it may be Canvas's own crash).
+        uploads.record(night, {**uploads.read()[str(night)], "workflow_state": workflow_state})
         raise SisImportFailed(
-            f"tenant {tenant_id!r}, night {night}: Canvas SIS import {created['id']} {workflow_state}: "
+            f"tenant {tenant_id!r}, night {night}: Canvas SIS import {import_id} {workflow_state}: "
             + "; ".join(messages[:10])
         )
-    log.record(night, {"import_id": created["id"], "workflow_state": workflow_state})
+    log.record(night, {"import_id": import_id, "workflow_state": workflow_state})
     counts = (state.get("data") or {}).get("counts") or {}
     return {
-        "outcome": "imported",
-        "import_id": str(created["id"]),
+        "outcome": "imported (an upload begun earlier, followed)" if resumed else "imported",
+        "import_id": str(import_id),
         "workflow_state": workflow_state,
         "messages": Markdown("\n".join(f"- {m}" for m in messages) or "none"),
         "requests": requests,
         "throttled": throttled,
         **{f"{k}_imported": int(v) for k, v in counts.items()},
     }
+
+
+class UploadUnsettled(StoredStateError):
+    """An upload began and Canvas's answer was never recorded, and Canvas holds imports made
+    since: whether one of them is the night cannot be told, so nothing is sent again."""
+
+
+def _begun(
+    canvas: CanvasClient, uploads: NightLog, tenant_id: str, night: date, data: bytes
+) -> int | str | None:
+    """The import of this very zip an earlier attempt began (a crash, a run retried), or None
+    when the zip may be sent. An attempt that crashed before Canvas named its import is
+    settled by asking Canvas for the imports made since it began: none, and the zip never
+    arrived; some, and the operator decides (``--force-upload``)."""
+    begun = uploads.read().get(str(night))
+    if (
+        not begun
+        or begun.get("zip_sha256") != _sha256(data)
+        or begun.get("workflow_state") in FAILED
+    ):
+        return None  # nothing begun, another zip of the night (rebuilt on purpose), or refused
+    if begun.get("import_id") is not None:
+        return begun["import_id"]
+    since = canvas.sis_imports_since(begun["started_at"])
+    if not since:
+        return None
+    ids = ", ".join(str(i.get("id")) for i in since[:5])
+    raise UploadUnsettled(
+        f"tenant {tenant_id!r}, night {night}: an upload begun at {begun['started_at']} was cut "
+        f"off before Canvas answered, and Canvas holds SIS imports made since ({ids}); check "
+        "them in Canvas (Admin > SIS Import), then re-run with --force-upload to send the "
+        "night again if none is it"
+    )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _import_params(tenant_id: str, cfg: Canvas) -> dict[str, object]:

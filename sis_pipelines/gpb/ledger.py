@@ -1,6 +1,9 @@
 """The ledger through a push: the stored ledger stays as it was read, what each part of the
 push changed goes to a journal file of its own as the part ends (so a night cut short keeps
 what the SIS took), and the ledger is stored whole once, at the end, a slice at a time.
+Within a part, each request the SIS acknowledges is appended to the part's acknowledgements
+(a line each, written as it comes): a push killed mid-part leaves them, and the re-run sends
+only what the SIS never acknowledged.
 
 A district's ledger is a row per result we ever sent (close to a million rows), and a first
 night sends as many: storing the ledger after every part made a copy of the whole each time
@@ -10,8 +13,12 @@ The journal is read back only where a later part meets an earlier part's classes
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,11 +39,58 @@ def merged(ledger: pd.DataFrame, fresh: pd.DataFrame, removed: set[str]) -> pd.D
     return pd.concat([ledger[~gone], fresh], ignore_index=True)
 
 
+ACKS = ".acks.jsonl"  # a part's acknowledgements, while it runs (and after a kill)
+
+
+def read_entry(entry: UPath, dtypes: dict[str, Any]) -> pd.DataFrame:
+    """A journal entry's ``dtypes`` columns: a part's Parquet file, or the acknowledgements a
+    killed part left (a line cut by the kill is left out: its request was not acknowledged)."""
+    if not entry.name.endswith(ACKS):
+        return read_typed(entry, dtypes)
+    rows = []
+    for line in entry.read_bytes().splitlines():
+        try:
+            rows.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    frame = pd.DataFrame(rows, columns=list(dtypes)).astype("object")
+    if REMOVED in frame:
+        frame[REMOVED] = frame[REMOVED].fillna(False)
+    return frame.astype(dtypes)
+
+
+class Acknowledgements:
+    """A part's acknowledged requests, a line each as the SIS answers (from several threads):
+    written through to the file at once, so a killed process loses none it was told of."""
+
+    SYNC_EVERY = 256  # lines between fsyncs (a machine that stops loses at most these)
+
+    def __init__(self, path: UPath) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("ab", buffering=0)
+        self._lock = threading.Lock()
+        self._unsynced = 0
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        line = orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        with self._lock:
+            self._fh.write(line)
+            self._unsynced += 1
+            if self._unsynced >= self.SYNC_EVERY:
+                os.fsync(self._fh.fileno())
+                self._unsynced = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
 def _applied(ledger: pd.DataFrame, entries: list[UPath]) -> pd.DataFrame:
     """``ledger`` with the journal ``entries`` applied in order."""
     dtypes = {**dict(ledger.dtypes.items()), REMOVED: "boolean"}
     for entry in entries:
-        changes = read_typed(entry, dtypes)
+        changes = read_entry(entry, dtypes)
         removed = changes[REMOVED].to_numpy(bool)
         fresh = changes.loc[~removed, list(ledger.columns)]
         ledger = merged(ledger, fresh, set(changes.loc[removed, "key"]))
@@ -50,7 +104,9 @@ def journaled(lake: Lake, tenant_id: str, ledger: pd.DataFrame) -> pd.DataFrame:
 
 def journal_entries(lake: Lake, tenant_id: str) -> list[UPath]:
     folder = lake.gpb_ledger_journal(tenant_id)
-    return sorted(folder.glob("*.parquet")) if folder.exists() else []
+    if not folder.exists():
+        return []
+    return sorted([*folder.glob("*.parquet"), *folder.glob(f"*{ACKS}")], key=lambda p: p.name)
 
 
 class LedgerChanges:
@@ -74,9 +130,25 @@ class LedgerChanges:
             return stored
         return rows_of(_applied(stored, [e for e in self._kept if e in touched]))
 
-    def record(self, fresh: pd.DataFrame, removed: set[str]) -> None:
-        """A part's changes, journaled."""
+    def _next(self) -> int:
+        names = [e.name.split(".")[0] for e in self._left + self._kept]
+        return 1 + max((int(n) for n in names if n.isdigit()), default=-1)
+
+    def acknowledgements(self) -> Acknowledgements:
+        """Where the next part's acknowledged requests go as they come."""
+        return Acknowledgements(
+            self.lake.gpb_ledger_journal(self.tenant_id) / f"{self._next():08d}{ACKS}"
+        )
+
+    def record(
+        self, fresh: pd.DataFrame, removed: set[str], acks: Acknowledgements | None = None
+    ) -> None:
+        """A part's changes, journaled (its acknowledgements then go: the entry holds them)."""
+        if acks is not None:
+            acks.close()
         if fresh.empty and not removed:
+            if acks is not None:
+                acks.path.unlink(missing_ok=True)
             return
         # The classes of the removed keys index the entry (the removals meet every class);
         # a part that only sent needs no look at the whole ledger.
@@ -88,10 +160,10 @@ class LedgerChanges:
         entry = pd.concat(
             [fresh.assign(**{REMOVED: False}), gone.assign(**{REMOVED: True})], ignore_index=True
         ).astype({**LEDGER_COLUMNS, REMOVED: bool})
-        path = self.lake.gpb_ledger_journal(self.tenant_id) / (
-            f"{len(self._left) + len(self._kept):08d}.parquet"
-        )
+        path = self.lake.gpb_ledger_journal(self.tenant_id) / f"{self._next():08d}.parquet"
         write_frame(entry, path)
+        if acks is not None:
+            acks.path.unlink(missing_ok=True)
         self._kept.append(path)
         for class_id in set(entry["class"].astype(object).where(entry["class"].notna(), None)):
             self._of_class.setdefault(class_id, []).append(path)

@@ -405,6 +405,7 @@ def send(
     def send_parts(fh: BinaryIO) -> None:
         with pq.ParquetWriter(fh, OUTCOME_SCHEMA, compression=COMPRESSION) as outcomes:
             for part in parts:
+                acks = changes.acknowledgements()
                 result = push(
                     sis,
                     part,
@@ -416,8 +417,9 @@ def send(
                     force=force,
                     max_concurrency=tenant.gpb.max_concurrency,
                     streak=streak,
+                    acknowledged=acks,
                 )
-                changes.record(result.fresh, result.removed)
+                changes.record(result.fresh, result.removed, acks)
                 outcomes.write_table(outcome_table(result.outcomes))
                 tally.add(result, len(part))
 

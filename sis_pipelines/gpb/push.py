@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..oneroster.errors import OneRosterError
-from .ledger import merged
+from .ledger import REMOVED, merged
 from .payloads import PLACEHOLDER, body_hash
 from .removals import LEDGER_COLUMNS, TEXT, empty_ledger
 from .sis import SisGradebook
@@ -144,7 +144,11 @@ def push(
     on_progress: Callable[[str], None] | None = None,
     max_failure_streak: int = 10,
     streak: list[int] | None = None,
+    acknowledged: Callable[[dict[str, Any]], None] | None = None,
 ) -> PushResult:
+    """``acknowledged`` hears each ledger row the moment the SIS takes its request (and each
+    key the SIS let go, marked ``removed``): a push killed mid-part loses none of them."""
+    heard = acknowledged or (lambda row: None)
     known = Known(concerning(ledger, requests))
     updates: dict[str, dict[str, Any]] = {}
     removed: set[str] = set()
@@ -191,7 +195,7 @@ def push(
             )
         streak[0] = 0
         ids[request["key"]] = sis_id
-        updates[request["key"]] = {
+        updates[request["key"]] = row = {
             "key": request["key"],
             "sis_id": sis_id,
             "body_hash": digest,
@@ -204,6 +208,7 @@ def push(
             "line_item_key": request.get("line_item_key"),
             "student": request.get("student"),
         }
+        heard(row)
         return _Outcome(request["path"], "sent", http_status, None, request["key"], request["kind"])
 
     def unchanged(request: dict[str, Any], digest: str) -> bool:
@@ -300,6 +305,7 @@ def push(
                 removed,
                 conflicts,
                 lambda batch: _pooled(batch, max_concurrency),
+                heard,
             )
         )
         if on_progress:
@@ -330,6 +336,7 @@ def _remove(
     removed: set[str],
     conflicts: list[dict[str, Any]],
     run: Callable[[list[Callable[[], _Outcome]]], list[_Outcome]],
+    heard: Callable[[dict[str, Any]], None],
 ) -> list[_Outcome]:
     """Results first, then lineItems; never a grade the SIS changed (``keep_sis``) nor a
     lineItem that holds a result that is not ours as we sent it. ``current``: the SIS's
@@ -361,6 +368,7 @@ def _remove(
             else:
                 status = None
             removed.add(request["key"])
+            heard({"key": request["key"], "class": request.get("class"), REMOVED: True})
             gone = request["method"] == "FORGET" or status == 404
             return _Outcome(
                 request["path"],

@@ -22,7 +22,7 @@ from .canvas_gradebook import (
     SUBMISSION_COLUMNS,
     CanvasGradebook,
 )
-from .ledger import journal_entries, journaled
+from .ledger import journal_entries, journaled, read_entry
 from .payloads import Payloads
 from .removals import LEDGER_COLUMNS, complete_ledger, empty_ledger
 
@@ -113,7 +113,7 @@ def courses_passed_back(lake: Lake, tenant_id: str) -> set[str]:
     files = [lake.gpb_ledger_file(tenant_id)] if lake.gpb_ledger_file(tenant_id).exists() else []
     courses: set[str] = set()
     for path in files + journal_entries(lake, tenant_id):
-        courses |= set(read_typed(path, {"course": LEDGER_COLUMNS["course"]})["course"].dropna())
+        courses |= set(read_entry(path, {"course": LEDGER_COLUMNS["course"]})["course"].dropna())
     return courses
 
 

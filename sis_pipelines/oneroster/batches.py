@@ -43,6 +43,8 @@ from .validate import MAX_REASONS_PER_RECORD, check, kept_repairs, quarantine_fr
 BATCH_ROWS = 1 << 18
 BATCH_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
+# Records sharing ids that are always settled (read back and compared), whatever the share.
+MIN_REPEATED = 10_000
 
 
 @dataclass
@@ -76,8 +78,10 @@ class SnapshotWriter:
         references: Mapping[str, pa.Array],
         quarantined: Mapping[str, pd.DataFrame] | None,
         path: Path,
+        max_repeated_share: float = 1.0,
     ) -> None:
         self.collection = collection
+        self.max_repeated_share = max_repeated_share
         # Looked up batch after batch: hashed and sorted once (see ``ids.py``).
         self.references = {name: IdSet(ids) for name, ids in references.items()}
         self.quarantined = quarantined
@@ -172,7 +176,25 @@ class SnapshotWriter:
         twice = ordered[1:][ordered[1:] == ordered[:-1]]
         if not len(twice):
             return np.array([], np.int64)
-        return np.flatnonzero(np.isin(hashes, np.unique(twice)))
+        candidates = np.flatnonzero(np.isin(hashes, np.unique(twice)))
+        self._refuse_mass_repeats(candidates, ordered, len(hashes))
+        return candidates
+
+    def _refuse_mass_repeats(self, candidates: np.ndarray, ordered: np.ndarray, seen: int) -> None:
+        """Records sharing ids are read back to be settled, and all copies of a duplicate are
+        quarantined: more than the tenant lets be quarantined (or a broken export's join
+        repeating each id a thousand times) is refused here, in one line, before any is read
+        back: the settling's memory stays bounded whatever the file holds."""
+        limit = max(MIN_REPEATED, int(self.max_repeated_share * seen))
+        if len(candidates) <= limit:
+            return
+        _, counts = np.unique(ordered, return_counts=True)
+        raise ValueError(
+            f"{self.collection.name}: {len(candidates):,} of {seen:,} records share their "
+            f"sourcedId with another (one id up to {int(counts.max()):,} times), above the "
+            f"{self.max_repeated_share:.0%} that may be quarantined (validation."
+            "max_quarantined_share): a broken export; nothing stored for the night"
+        )
 
     def _close(self) -> None:
         try:

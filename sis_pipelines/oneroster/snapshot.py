@@ -139,7 +139,13 @@ def take_snapshot(
     }
     fetched: CsvRead | None = None
     with staged(snapshot_path) as staging:
-        writer = SnapshotWriter(r.collection, checked, quarantined, staging)
+        writer = SnapshotWriter(
+            r.collection,
+            checked,
+            quarantined,
+            staging,
+            max_repeated_share=r.tenant.validation.max_quarantined_share,
+        )
         try:
             if bundle is not None:
                 fetched = _read_csv(lake, bundle, r, writer)

@@ -45,6 +45,8 @@ class CanvasSimulator:
         self.bucket = LeakyBucket()  # the token's bucket (one token per simulated Canvas)
         self.throttled = 0  # requests refused for the rate limit
         self.fail_next = 0
+        # Polls an import answers "created"/"importing" before it ends (a test holds it longer).
+        self.polls_to_finish = len(PROGRESSION)
         self.requests: list[tuple[str, str]] = []
         # The moment the gradebooks show; None: now. The pipeline sets it to the night it runs.
         self.clock: datetime | None = None
@@ -201,6 +203,7 @@ class CanvasSimulator:
                 "processing_errors": [],
                 "processing_warnings": [],
                 "diffing_data_set_identifier": params.get("diffing_data_set_identifier"),
+                "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "_polls": 0,
             }
             problems = check_zip(data)
@@ -268,17 +271,31 @@ class CanvasSimulator:
                     out.setdefault(name, []).append({**row, "status": status})
         return out, []
 
+    def list_imports(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Newest first, as Canvas lists them; ``created_since`` filters; one page."""
+        since = (query.get("created_since") or [""])[0]
+        per_page = int((query.get("per_page") or ["10"])[0])
+        with self._lock:
+            found = [
+                _public(i)
+                for i in reversed(self.imports)
+                if not since
+                or datetime.fromisoformat(i["created_at"]) >= datetime.fromisoformat(since)
+            ]
+        return found[:per_page]
+
     def get_import(self, import_id: int) -> dict[str, Any] | None:
         with self._lock:
             if not 1 <= import_id <= len(self.imports):
                 return None
             sis_import = self.imports[import_id - 1]
             polls = sis_import["_polls"] = sis_import.get("_polls", 0) + 1
-            if polls <= len(PROGRESSION) and sis_import["workflow_state"] not in (
+            if polls <= self.polls_to_finish and sis_import["workflow_state"] not in (
                 sis_import.get("_final"),
             ):
-                sis_import["workflow_state"] = PROGRESSION[polls - 1]
-                sis_import["progress"] = 50 * (polls - 1)
+                step = min(polls, len(PROGRESSION)) - 1
+                sis_import["workflow_state"] = PROGRESSION[step]
+                sis_import["progress"] = 50 * step
             else:
                 sis_import["workflow_state"] = sis_import["_final"]
                 sis_import["progress"] = 100
@@ -603,7 +620,7 @@ def _handler(sim: CanvasSimulator) -> type[BaseHTTPRequestHandler]:
                 return
             if parts[:3] == ["api", "v1", "accounts"] and parts[4:] == ["sis_imports"]:
                 if self._may_import():
-                    self._send(200, {"sis_imports": sim.imports[-1:]})
+                    self._send(200, {"sis_imports": sim.list_imports(parse_qs(split.query))})
                 return
             self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
 
