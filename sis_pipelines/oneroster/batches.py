@@ -188,10 +188,11 @@ class SnapshotWriter:
         limit = max(MIN_REPEATED, int(self.max_repeated_share * seen))
         if len(candidates) <= limit:
             return
-        _, counts = np.unique(ordered, return_counts=True)
+        ends = np.flatnonzero(np.diff(ordered))  # the last place of each run of one hash
+        most = int(np.diff(np.concatenate([[-1], ends, [len(ordered) - 1]])).max())
         raise ValueError(
             f"{self.collection.name}: {len(candidates):,} of {seen:,} records share their "
-            f"sourcedId with another (one id up to {int(counts.max()):,} times), above the "
+            f"sourcedId with another (one id up to {most:,} times), above the "
             f"{self.max_repeated_share:.0%} that may be quarantined (validation."
             "max_quarantined_share): a broken export; nothing stored for the night"
         )
