@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +43,33 @@ def _local(path: UPath) -> Path | None:
     return Path(path.path) if path.protocol in ("", "file", "local") else None
 
 
+ABANDONED_AFTER_S = 24 * 3600  # another host's file (or an older release's) of this age
+
+
+def _writer() -> str:
+    """Who writes a temporary file: its name carries the host and the process."""
+    return f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"
+
+
+def _abandoned(tmp: Path) -> bool:
+    """Whether a temporary file's writer is gone: a process of this host that no longer runs,
+    or a day without a write."""
+    parts = tmp.name.rsplit(".", 3)  # .<target>.<host>-<pid>.<uuid>.tmp
+    host, _, pid = parts[1].rpartition("-") if len(parts) == 4 else ("", "", "")
+    if host == socket.gethostname().replace(".", "-") and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False  # its writer runs: the file is live
+    try:
+        return time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
+    except FileNotFoundError:
+        return False
+
+
 @contextmanager
 def staged(path: UPath) -> Iterator[Path]:
     """A local file to write ``path`` in, published whole when the block ends, removed if it
@@ -58,11 +87,12 @@ def staged(path: UPath) -> Iterator[Path]:
     # trace of itself).
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
-    # A writer killed mid-write leaves only a hidden temporary file; the next writer of
-    # the same target (one run per tenant-night at a time) clears it.
+    # A writer killed mid-write leaves only a hidden temporary file; the next writer of the
+    # same target clears it: only one whose writer is gone (another writer's file is live).
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        if _abandoned(stale):
+            stale.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.{_writer()}.{uuid.uuid4().hex}.tmp")
     try:
         yield tmp
         with open(tmp, "rb") as fh:

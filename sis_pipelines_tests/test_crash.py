@@ -5,6 +5,7 @@ gets the night once, and each grade the SIS acknowledged is sent once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,118 @@ def test_a_push_killed_mid_part_resends_only_what_the_sis_did_not_acknowledge(
     assert figures["unchanged"] >= len(acknowledged)
     assert len(read_ledger(lake, "gpb-t")) == len(requests)
     assert not list(lake.gpb_ledger_journal("gpb-t").glob("*"))
+
+
+CANVAS_TENANT = """
+tenants:
+  crashy:
+    vendor: genesis
+    oneroster: {{version: "1.1", source: simulator, students: 150, seed: 4}}
+    canvas: {{base_url: "{canvas}", token_env: CRASH_CANVAS, max_removal_share: 1.0}}
+"""
+
+
+@pytest.fixture
+def canvas_tenant(workspace, monkeypatch):
+    """A simulated SIS, a Canvas simulator of the test's process, and the environment a run in
+    another process needs (its own Dagster instance; the same lake and tenants file)."""
+    from sis_pipelines.simulator.canvas import CanvasSimulator
+
+    instance, data, tenants = workspace
+    monkeypatch.setenv("CRASH_CANVAS", "crash-canvas-token")
+    with CanvasSimulator(token="crash-canvas-token") as canvas:
+        tenants.write_text(CANVAS_TENANT.format(canvas=canvas.base_url))
+        home = data.parent / "other-home"
+        home.mkdir()
+        env = {
+            "DAGSTER_HOME": str(home),
+            "SIS_PIPELINES_TENANTS": str(tenants),
+            "SIS_PIPELINES_DATA_DIR": str(data),
+            "CRASH_CANVAS": "crash-canvas-token",
+        }
+        yield instance, data, canvas, env
+
+
+def cli_run(night) -> str:
+    return f"""
+        from sis_pipelines.cli import main
+        main(["tenants", "sync"])
+        raise SystemExit(main(["run", "--tenant", "crashy", "--night", "{night}"]))
+        """
+
+
+def test_a_run_killed_while_canvas_imports_is_followed_not_uploaded_again(canvas_tenant):
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.nights import latest_complete_night
+
+    instance, data, canvas, env = canvas_tenant
+    night = latest_complete_night()
+    canvas.polls_to_finish = 10**9  # the import stays "importing" while the run polls it
+    process = started(cli_run(night), env)
+    # Killed once it polls: Canvas named the import, and the run recorded it.
+    kill_when(process, lambda: canvas.imports and canvas.imports[0]["_polls"] >= 1, timeout_s=240)
+    assert not Lake.at(data).canvas_applied("crashy").read()
+    canvas.polls_to_finish = 2
+    outcome = run_tenant_night(instance, "crashy", night)
+    assert outcome.success, outcome.errors
+    assert len(canvas.imports) == 1, "the night went to Canvas once"
+    assert Lake.at(data).canvas_applied("crashy").read()[str(night)]["import_id"] == 1
+
+
+def test_an_upload_cut_off_before_canvas_answered_is_settled_by_asking_canvas(canvas_tenant):
+    """The intent is recorded, the zip may or may not have arrived: no import made since, and
+    the zip goes; one made since, and nothing is sent without the operator's word."""
+    from sis_pipelines.canvas.provision import _now
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.nights import latest_complete_night
+
+    instance, data, canvas, _env = canvas_tenant
+    night = latest_complete_night()
+    earlier = night - timedelta(days=20)  # a night the district changed since
+    lake = Lake.at(data)
+    select = "group:oneroster or key:canvas/mapping or key:canvas/delta"
+
+    def intent(n, started_at: str) -> None:
+        digest = hashlib.sha256(lake.sis_import_zip(n, "crashy").read_bytes()).hexdigest()
+        lake.canvas_uploads("crashy").record(n, {"zip_sha256": digest, "started_at": started_at})
+
+    assert run_tenant_night(instance, "crashy", earlier, select=select, force_refetch=True).success
+    intent(earlier, _now())
+    # Canvas never got it: it is sent.
+    assert run_tenant_night(instance, "crashy", earlier, select="key:canvas/sis_import").success
+    assert len(canvas.imports) == 1
+    # An import was made since the intent (it, or another integration's): nothing is sent.
+    assert run_tenant_night(instance, "crashy", night, select=select).success
+    intent(night, "2000-01-01T00:00:00+00:00")
+    refused = run_tenant_night(instance, "crashy", night, select="key:canvas/sis_import")
+    assert not refused.success
+    [error] = refused.errors
+    assert (
+        "cut off before Canvas answered" in error and "(1)" in error and "--force-upload" in error
+    )
+    assert len(canvas.imports) == 1
+
+
+def test_two_runs_of_one_tenant_night_never_both_upload(canvas_tenant):
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.nights import latest_complete_night
+
+    instance, _data, canvas, env = canvas_tenant
+    night = latest_complete_night()
+    canvas.polls_to_finish = 10**9
+    first = started(cli_run(night), env)
+    try:
+        deadline = time.monotonic() + 240
+        while len(canvas.imports) < 1:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        second = run_tenant_night(instance, "crashy", night)  # the CLI's, beside the first
+        assert not second.success
+        [error] = [e for e in second.errors if "canvas/sis_import" in e]
+        assert "is being done by run " in error and "\n" not in error
+        canvas.polls_to_finish = 2
+        assert first.wait(timeout=240) == 0, first.stdout.read().decode()[-2000:]
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert len(canvas.imports) == 1

@@ -17,6 +17,7 @@ from ..connect import Services
 from ..errors import SisPipelinesError
 from ..figures import Figures, Markdown
 from ..lake import Lake
+from ..locks import step_lock
 from ..oneroster.errors import OneRosterError
 from ..secrets import redact
 from ..tenant_health import trend
@@ -116,6 +117,15 @@ def observe(
     if latest and latest[0].run_id == context.run_id and latest[0].asset_observation:
         values = {**latest[0].asset_observation.metadata, **values}
     context.log_event(dg.AssetObservation(asset_key=key, partition=night, metadata=values))
+
+
+@contextmanager
+def held(context: dg.AssetExecutionContext, step: Step) -> Iterator[None]:
+    """The step's tenant-night held by this run while the block runs (``locks.py``): a second
+    run of the same tenant-night's step is refused in one line naming this run."""
+    asset = context.asset_key.to_user_string()
+    with step_lock(step.lake.root, step.tenant_id, step.night, asset, f"run {context.run_id}"):
+        yield
 
 
 @contextmanager

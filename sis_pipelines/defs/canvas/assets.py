@@ -9,7 +9,7 @@ from ...canvas.provision import GuardVerdict, delta_night, import_night, map_nig
 from ...memory import release_memory
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import OWNERS, Step, explained, metadata, observe, step_for
+from ..steps import OWNERS, Step, explained, held, metadata, observe, step_for
 from ..tags import ALLOW_MASS_REMOVAL
 
 GUARD_CHECK = "deletion_guard"
@@ -66,7 +66,7 @@ def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, 
     if step is None:
         return
     assert step.tenant.canvas is not None
-    with explained():
+    with explained(), held(context, step):
         if step.tenant.gateway:
             figures = gateway_night(
                 step.lake, step.services, step.tenant_id, step.tenant, step.night
@@ -149,7 +149,7 @@ def canvas_delta(context: dg.AssetExecutionContext, tenants: TenantsResource, la
     if step is None:
         return
     assert step.tenant.canvas is not None
-    with explained():
+    with explained(), held(context, step):
         figures, verdict = delta_night(
             step.lake,
             step.tenant_id,
@@ -182,7 +182,7 @@ def canvas_sis_import(context: dg.AssetExecutionContext, tenants: TenantsResourc
     step = _provisioned(context, tenants, lake)
     if step is None:
         return
-    with explained():
+    with explained(), held(context, step):
         figures = import_night(
             step.lake,
             step.services,

@@ -14,7 +14,7 @@ from ...gpb.payloads import CLASS_COLUMNS
 from ..canvas.assets import MAPPING, SIS_IMPORT
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
-from ..steps import OWNERS, Step, explained, metadata, observe, step_for
+from ..steps import OWNERS, Step, explained, held, metadata, observe, step_for
 from ..tags import ALLOW_MASS_REMOVAL
 
 GRADEBOOK = dg.AssetKey(["gpb", "canvas_gradebook"])
@@ -46,7 +46,7 @@ def canvas_gradebook(context: dg.AssetExecutionContext, tenants: TenantsResource
     step = _passing_back(context, tenants, lake)
     if step is None:
         return
-    with explained():
+    with explained(), held(context, step):
         figures = read_canvas_gradebook(
             step.lake, step.services, step.tenant_id, step.tenant, step.night
         )
@@ -90,7 +90,7 @@ def gpb_payloads(
     step = _passing_back(context, tenants, lake)
     if step is None:
         return
-    with explained():
+    with explained(), held(context, step):
         figures, plan = compute_payloads(
             step.lake,
             step.services,
@@ -148,7 +148,7 @@ def gpb_push(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: 
     step = _passing_back(context, tenants, lake)
     if step is None:
         return
-    with explained(context, observed=step):
+    with explained(context, observed=step), held(context, step):
         figures = push_night(
             step.lake,
             step.services,

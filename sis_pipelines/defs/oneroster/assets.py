@@ -14,7 +14,7 @@ from ...tenants import Tenant
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
 from ..selection import GATEWAY_SELECTION_TEXT
-from ..steps import OWNERS, explained, metadata, observe, step_of
+from ..steps import OWNERS, explained, held, metadata, observe, step_of
 
 QUARANTINE_CHECK = "quarantine"
 REPAIRS_CHECK = "repairs"
@@ -156,7 +156,7 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
             step.tenant_id, step.tenant, step.night, collection, step.flags.force_refetch
         )
         references = {ref: pa.array(upstream[ref]["sourcedId"]) for ref in refs}
-        with explained(context, step.tenant):
+        with explained(context, step.tenant), held(context, step):
             snapshot = take_snapshot(step.lake, step.services, request, references)
         for line in snapshot.notes:
             context.log.info(line)

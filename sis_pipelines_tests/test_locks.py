@@ -1,0 +1,90 @@
+"""One writer per tenant-night step: a second holder is refused naming the first, on the
+local lake (flock) and in production (a PostgreSQL advisory lock); a killed holder leaves
+nothing held. A writer's live temporary file is never cleared by another writer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from upath import UPath
+
+from sis_pipelines.locks import HeldElsewhere, step_lock
+from sis_pipelines.storage import atomic_write_bytes
+
+PG = {
+    "DAGSTER_PG_HOST": "127.0.0.1",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "postgres",
+    "DAGSTER_PG_PASSWORD": "trust",
+    "DAGSTER_PG_DB": "postgres",
+}
+
+
+def holding(lake: str, env: dict[str, str]) -> subprocess.Popen:
+    script = textwrap.dedent(
+        f"""
+        import time
+        from upath import UPath
+        from sis_pipelines.locks import step_lock
+        with step_lock(UPath({lake!r}), "t", "2026-11-21", "canvas/sis_import", "run R-first"):
+            print("held", flush=True)
+            time.sleep(600)
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdout.readline().strip() == b"held"
+    return process
+
+
+@pytest.mark.parametrize("backend", ["file", "postgres"])
+def test_a_second_holder_is_refused_naming_the_first_and_a_killed_one_holds_nothing(
+    tmp_path, monkeypatch, backend
+):
+    env = PG if backend == "postgres" else {}
+    for k in PG:
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    lake = UPath(tmp_path)
+    first = holding(str(tmp_path), {k: v for k, v in env.items()})
+    try:
+        with (
+            pytest.raises(HeldElsewhere) as caught,
+            step_lock(lake, "t", "2026-11-21", "canvas/sis_import", "run R-second"),
+        ):
+            pass
+        message = str(caught.value)
+        assert "canvas/sis_import is being done by run R-first" in message and "\n" not in message
+        # Another step of the night, or the same step of another night, is free.
+        with step_lock(lake, "t", "2026-11-21", "canvas/delta", "run R-second"):
+            pass
+        with step_lock(lake, "t", "2026-11-22", "canvas/sis_import", "run R-second"):
+            pass
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    with step_lock(lake, "t", "2026-11-21", "canvas/sis_import", "run R-second"):
+        pass
+
+
+def test_a_live_writers_temporary_file_is_not_cleared_and_a_dead_ones_is(tmp_path):
+    target = tmp_path / "x.parquet"
+    live = tmp_path / f".x.parquet.{os.uname().nodename.replace('.', '-')}-{os.getpid()}.abc.tmp"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = tmp_path / f".x.parquet.{os.uname().nodename.replace('.', '-')}-{child.pid}.def.tmp"
+    live.write_bytes(b"being written")
+    dead.write_bytes(b"left by a killed writer")
+    atomic_write_bytes(b"new", UPath(target))
+    assert live.exists() and not dead.exists()
+    assert target.read_bytes() == b"new"
