@@ -238,3 +238,66 @@ def test_two_runs_of_one_tenant_night_never_both_upload(canvas_tenant):
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
     assert len(canvas.imports) == 1
+
+
+def lake_contents(data: Path) -> dict[str, object]:
+    """What a night leaves in the lake, comparable across runs: each Parquet file's rows, each
+    other file's bytes (the run's own bookkeeping aside: locks, upload intents, simulators)."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, object] = {}
+    for path in sorted(data.rglob("*")):
+        rel = path.relative_to(data).as_posix()
+        if not path.is_file() or rel.split("/")[0] in ("locks", "simulator", "canvas_uploads"):
+            continue
+        out[rel] = (
+            pq.read_table(path).to_pylist() if path.suffix == ".parquet" else path.read_bytes()
+        )
+    return out
+
+
+def rostering_started(data: Path) -> bool:
+    return any((data / "oneroster").rglob("*.parquet")) if (data / "oneroster").exists() else False
+
+
+def mapping_started(data: Path) -> bool:
+    return (data / "canvas_mapping").exists()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [rostering_started, mapping_started, 2.0],
+    ids=["mid-rostering", "mid-mapping", "at-2s"],
+)
+def test_a_night_killed_at_any_moment_then_run_again_ends_as_an_uninterrupted_night(
+    canvas_tenant, tmp_path, monkeypatch, moment
+):
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.simulator.canvas import CanvasSimulator
+
+    instance, data, canvas, env = canvas_tenant
+    night = latest_complete_night()
+    # The uninterrupted night, in a lake and a Canvas of its own.
+    reference = tmp_path / "reference"
+    with CanvasSimulator(token="crash-canvas-token") as clean:
+        tenants = Path(env["SIS_PIPELINES_TENANTS"])
+        text = tenants.read_text()
+        tenants.write_text(CANVAS_TENANT.format(canvas=clean.base_url))
+        monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(reference))
+        assert run_tenant_night(instance, "crashy", night).success
+        tenants.write_text(text)
+        monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(data))
+        clean_state = clean.state
+    process = started(cli_run(night), env)
+    if callable(moment):
+        kill_when(process, lambda: moment(data), timeout_s=240)
+    else:
+        time.sleep(moment)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    outcome = run_tenant_night(instance, "crashy", night)
+    assert outcome.success, outcome.errors
+    assert len(canvas.imports) == 1
+    assert canvas.state == clean_state
+    assert lake_contents(data) == lake_contents(reference)
