@@ -21,7 +21,7 @@ from urllib.parse import quote
 MAX_TEXT = 8_000
 REDACTED = "[redacted]"
 # Shorter values are not secrets worth the name, and replacing them would mangle words.
-MIN_LENGTH = 6
+MIN_LENGTH = 8
 
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None

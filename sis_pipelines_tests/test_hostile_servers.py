@@ -198,3 +198,25 @@ tenants:
     for run_record in instance.get_runs():
         for entry in instance.all_logs(run_record.run_id):
             assert len(str(entry)) < 1_000_000, "a log event carries the value"
+
+
+def test_endless_next_links_on_a_page_that_never_moves_are_refused():
+    """A page that always says there is a next one and never moves on (a broken gateway): the
+    pull gives up after a bounded number of requests, in one line."""
+    import httpx
+
+    from sis_pipelines.oneroster.client import OneRosterClient
+
+    asked = []
+
+    def sis(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        link = f'<{request.url}>; rel="next"'
+        return httpx.Response(200, json={"users": [{"sourcedId": "u1"}]}, headers={"Link": link})
+
+    client = OneRosterClient(
+        "t1", "https://sis.example", None, page_size=100, transport=httpx.MockTransport(sis)
+    )
+    with client, pytest.raises(PagingError, match="brought no new record") as caught:
+        client.fetch(USERS)
+    assert "\n" not in str(caught.value) and len(asked) <= 102

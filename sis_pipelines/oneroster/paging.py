@@ -148,6 +148,8 @@ class PageIds:
         return max(known) if known else None
 
 
+# Requests without a new record before paging gives up (drift rewinds double, so a few dozen).
+MAX_IDLE_REQUESTS = 100
 # Ten times the largest district's largest collection: a SIS serving more is not ending.
 MAX_RECORDS = 100_000_000
 
@@ -212,7 +214,16 @@ def _pages(
     consumed = 0  # records of the collection before the next unseen one
     rewind = 0
     seen: dict[tuple[int, int], int] = {}  # each full page's fingerprint -> its offset
+    idle = 0  # requests in a row that brought no new record
     while True:
+        idle += 1
+        if idle > MAX_IDLE_REQUESTS:
+            raise PagingError(
+                client.tenant,
+                stats.endpoint,
+                f"{MAX_IDLE_REQUESTS} requests in a row brought no new record; the pages do not "
+                "move on, refused rather than asked forever",
+            )
         offset = max(0, consumed - (1 if anchored and anchor is not None else 0) - rewind)
         page = client.get_page(collection, offset, requested, anchored, columnar)
         stats.pages += 1
@@ -279,9 +290,11 @@ def _pages(
         rewind = 0
         if anchored and anchor is not None:
             records = ids.after(anchor)
-            if not len(records) and n < (served or requested):
+            full = n >= (stats.page_size_served or requested)
+            if not len(records) and not full:
                 return  # nothing past the anchor on a short page: the end of the collection
         if len(records):
+            idle = 0
             stats.records_received += len(records)
             yield records
         if anchored:
