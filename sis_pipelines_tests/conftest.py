@@ -16,7 +16,23 @@ from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.vendors import VendorProfile
 
-from .support import NIGHT, SECRET
+from .support import NIGHT, PLANTED_SECRETS, SECRET
+
+
+@pytest.fixture(autouse=True)
+def nothing_secret_is_written(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that wrote files, none of them holds a planted secret."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    root = request.getfixturevalue("tmp_path")  # (torn down after this fixture)
+    yield
+    for path in root.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        found = [s for s in PLANTED_SECRETS if s.encode() in data]
+        assert not found, f"{path} holds {found}"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,18 @@ from sis_pipelines.simulator.server import SimulatorServer
 
 NIGHT = date(2026, 11, 21)
 SECRET = "S3CRET-client-secret-8f1e"  # a SIS client secret that must never appear anywhere
+# Every secret a test plants: after each test, no file it wrote (its lake, its Dagster
+# instance, its drops) holds any of them (conftest.py).
+PLANTED_SECRETS = (
+    SECRET,
+    "canvas-T0KEN-never-shown",
+    "PLANTED-client-secret-4f1c",
+    "PLANTED-canvas-token-9a2e",
+    "PLANTED-hash-salt-77b1",
+    "PLANTED-vendor-secret-3d5a",
+    "s3cret-sftp",
+    "crash-canvas-token",
+)
 FAST_RETRY = RetryPolicy(
     max_attempts=5,
     max_elapsed_s=30,
