@@ -176,3 +176,18 @@ def test_a_batch_write_that_fails_on_the_writers_thread_fails_the_snapshot(tmp_p
         writer.add(table("enrollments", [enrollment("e2")]))
         writer.finish(keep_last=False)
     writer.abandon()
+
+
+def test_a_collection_checked_whole_is_refused_beyond_its_bound(monkeypatch, tmp_path):
+    """Orgs are held whole (their parents are among them): a runaway file is refused in one
+    line before it fills memory, not held."""
+
+    monkeypatch.setattr(batches, "MAX_WHOLE_ROWS", 5)
+    writer = SnapshotWriter(COLLECTIONS["orgs"], {}, None, tmp_path / "orgs.parquet")
+    orgs = [
+        {"sourcedId": f"o{i}", "status": "active", "name": "x", "type": "school"} for i in range(4)
+    ]
+    writer.add(table("orgs", orgs))
+    with pytest.raises(ValueError, match=r"orgs: more than 5 records, checked whole"):
+        writer.add(table("orgs", orgs))
+    writer.abandon()

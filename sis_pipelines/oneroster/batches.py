@@ -43,6 +43,9 @@ from .validate import MAX_REASONS_PER_RECORD, check, kept_repairs, quarantine_fr
 BATCH_ROWS = 1 << 18
 BATCH_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
+# A collection checked whole (orgs, academic sessions: parents within the collection) is
+# held whole: a district has thousands; a runaway file is refused beyond this.
+MAX_WHOLE_ROWS = 1_000_000
 # Records sharing ids that are always settled (read back and compared), whatever the share.
 MIN_REPEATED = 10_000
 
@@ -118,6 +121,12 @@ class SnapshotWriter:
         full = self._pending_rows >= BATCH_ROWS or self._pending_bytes >= BATCH_BYTES
         if full and not self._whole:
             self._flush()
+        elif self._pending_rows > MAX_WHOLE_ROWS:
+            raise ValueError(
+                f"{self.collection.name}: more than {MAX_WHOLE_ROWS:,} records, checked whole "
+                "(their parents refer to each other); no district has so many: refused, "
+                "nothing stored for the night"
+            )
 
     def _flush(self) -> None:
         if not self._pending:

@@ -45,6 +45,9 @@ FILE_NAMES = {
 }
 USER_ID = re.compile(r"\{([^:{}]*):([^{}]*)\}")
 CHUNK = 50_000
+# Rows a file may have where it is read row by row (each held as a record until normalised):
+# the largest district's users, twice over.
+MAX_ROW_PATH_ROWS = 5_000_000
 
 
 class BundleError(SourceError, ValueError):
@@ -534,6 +537,11 @@ def read_collection(
     rows = {f"{name}.csv": 0}
     for line, cells, extra in _rows(bundle, name):
         rows[f"{name}.csv"] += 1
+        if rows[f"{name}.csv"] > MAX_ROW_PATH_ROWS:
+            raise BundleError(
+                f"{bundle.source}: {name}.csv: more than {MAX_ROW_PATH_ROWS:,} rows to read row by "
+                "row (data minimisation or 1.2 roles need it); refused, nothing stored for the night"
+            )
         if cells is None:
             unreadable(rejects, f"{name}.csv", line, extra)
             continue
