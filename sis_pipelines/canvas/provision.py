@@ -236,12 +236,13 @@ def import_night(
         return {"outcome": "nothing to send"}
     with zip_path.open("rb") as fh:
         data = fh.read()
+    digest = hashlib.sha256(data).hexdigest()
     uploads = lake.canvas_uploads(tenant_id)
     with services.canvas(tenant_id, tenant) as canvas:
-        import_id = None if force else _begun(canvas, uploads, tenant_id, night, data)
+        import_id = None if force else _begun(canvas, uploads, tenant_id, night, digest)
         resumed = import_id is not None
         if import_id is None:
-            intent = {"zip_sha256": _sha256(data), "started_at": _now()}
+            intent = {"zip_sha256": digest, "started_at": _now()}
             uploads.record(night, intent)  # before the zip leaves: a crash now is seen later
             created = canvas.post_sis_import(data, _import_params(tenant_id, cfg))
             import_id = created["id"]
@@ -276,18 +277,14 @@ class UploadUnsettled(StoredStateError):
 
 
 def _begun(
-    canvas: CanvasClient, uploads: NightLog, tenant_id: str, night: date, data: bytes
+    canvas: CanvasClient, uploads: NightLog, tenant_id: str, night: date, digest: str
 ) -> int | str | None:
     """The import of this very zip an earlier attempt began (a crash, a run retried), or None
     when the zip may be sent. An attempt that crashed before Canvas named its import is
     settled by asking Canvas for the imports made since it began: none, and the zip never
     arrived; some, and the operator decides (``--force-upload``)."""
     begun = uploads.read().get(str(night))
-    if (
-        not begun
-        or begun.get("zip_sha256") != _sha256(data)
-        or begun.get("workflow_state") in FAILED
-    ):
+    if not begun or begun.get("zip_sha256") != digest or begun.get("workflow_state") in FAILED:
         return None  # nothing begun, another zip of the night (rebuilt on purpose), or refused
     if begun.get("import_id") is not None:
         return begun["import_id"]
@@ -301,10 +298,6 @@ def _begun(
         "them in Canvas (Admin > SIS Import), then re-run with --force-upload to send the "
         "night again if none is it"
     )
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _now() -> str:

@@ -136,6 +136,7 @@ def locate_sftp(
     password = env.get(cfg.sftp_password_env or "") or None
     key_text = env.get(cfg.sftp_key_env or "") or None
     remember(password)
+    remember(key_text)
     if password is None and key_text is None:
         raise BundleError(
             f"tenant {tenant!r}: environment variable {cfg.sftp_key_env or cfg.sftp_password_env} is not set"
