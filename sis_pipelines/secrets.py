@@ -25,6 +25,7 @@ MIN_LENGTH = 8
 
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_stale = False
 _lock = threading.Lock()
 
 # Credentials in the shapes HTTP carries them, whoever's they are.
@@ -44,13 +45,22 @@ def remember(secret: str | None) -> None:
     if not secret or len(secret) < MIN_LENGTH:
         return
     forms = {secret, quote(secret, safe=""), quote(secret)}
+    global _stale
     with _lock:
         if forms <= _known:
             return
         _known.update(forms)
-        global _pattern
-        alternatives = sorted(_known, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(a) for a in alternatives))
+        _stale = True  # compiled when text is next cleaned (a thousand tenants, once)
+
+
+def _secrets() -> re.Pattern[str] | None:
+    global _pattern, _stale
+    with _lock:
+        if _stale:
+            alternatives = sorted(_known, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(a) for a in alternatives))
+            _stale = False
+        return _pattern
 
 
 def remember_basic(user: str, password: str) -> None:
@@ -65,7 +75,7 @@ def redact(text: str, limit: int = MAX_TEXT) -> str:
     more = len(text) - limit
     # Cut with room to spare first, so a secret cut in two is still recognised whole.
     text = text[: limit + 1024]
-    pattern = _pattern
+    pattern = _secrets()
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     text = _FIELDS.sub(rf"\1\2{REDACTED}", _SCHEMES.sub(_scheme, text))
