@@ -301,3 +301,120 @@ def test_a_night_killed_at_any_moment_then_run_again_ends_as_an_uninterrupted_ni
     assert len(canvas.imports) == 1
     assert canvas.state == clean_state
     assert lake_contents(data) == lake_contents(reference)
+
+
+GPB_TENANT = """
+tenants:
+  grading:
+    vendor: focus
+    oneroster:
+      version: "1.1"
+      source: rest
+      base_url: {sis}
+      auth: {{type: oauth2, token_url: "{token}", client_id_env: GR_ID, client_secret_env: GR_SECRET}}
+    canvas: {{base_url: "{canvas}", token_env: GR_CANVAS, max_removal_share: 1.0}}
+    gpb: {{endpoints: standard, default_category: Homework, max_concurrency: 2}}
+"""
+
+
+def graded(sis) -> dict[str, tuple]:
+    """The SIS's results as the district sees them (not when or through which port)."""
+    return {
+        k: (
+            r["lineItem"]["sourcedId"],
+            r["student"]["sourcedId"],
+            r.get("score"),
+            r.get("scoreStatus"),
+            r.get("status"),
+            r.get("comment"),
+        )
+        for k, r in sis.gradebook.store["results"].items()
+    }
+
+
+def grading_world(small_district, night):
+    """A SIS with its gradebook and a Canvas with gradebooks, in this process (they outlive a
+    killed run, as a real SIS and Canvas do)."""
+    from sis_pipelines.simulator.canvas import CanvasSimulator
+    from sis_pipelines.simulator.server import SimulatorServer
+
+    from .support import SECRET
+
+    sis = SimulatorServer(
+        "focus",
+        district=small_district,
+        night=night,
+        client_id="grading-id",
+        client_secret=SECRET,
+        gradebook=SimulatedGradebook("1.1"),
+    ).start()
+    canvas = CanvasSimulator(token="crash-canvas-token").__enter__()
+    canvas.gradebook_share = 8  # a few courses grade in Canvas: enough results to cut a push
+    return sis, canvas
+
+
+def test_a_night_killed_mid_push_then_run_again_sends_each_acknowledged_grade_once(
+    workspace, small_district, tmp_path, monkeypatch
+):
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.nights import latest_complete_night
+
+    from .support import SECRET
+
+    instance, data, tenants = workspace
+    night = latest_complete_night()
+    env = {"GR_ID": "grading-id", "GR_SECRET": SECRET, "GR_CANVAS": "crash-canvas-token"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    def configure(sis, canvas) -> None:
+        tenants.write_text(
+            GPB_TENANT.format(sis=sis.base_url, token=sis.token_url, canvas=canvas.base_url)
+        )
+
+    # The uninterrupted night.
+    sis, canvas = grading_world(small_district, night)
+    try:
+        configure(sis, canvas)
+        monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(tmp_path / "reference"))
+        assert run_tenant_night(instance, "grading", night).success
+        reference = graded(sis)
+    finally:
+        sis.stop()
+        canvas.__exit__(None, None, None)
+    assert len(reference) > 40
+    # Killed once the SIS took some results, mid-part; then run again.
+    monkeypatch.setenv("SIS_PIPELINES_DATA_DIR", str(data))
+    sis, canvas = grading_world(small_district, night)
+    try:
+        configure(sis, canvas)
+        sis.add_fault(path="/results/", kind="delay", delay_s=0.01, times=100_000)
+        home = data.parent / "other-home"
+        home.mkdir()
+        process = started(
+            f"""
+            from sis_pipelines.cli import main
+            main(["tenants", "sync"])
+            raise SystemExit(main(["run", "--tenant", "grading", "--night", "{night}"]))
+            """,
+            {
+                **env,
+                "DAGSTER_HOME": str(home),
+                "SIS_PIPELINES_TENANTS": str(tenants),
+                "SIS_PIPELINES_DATA_DIR": str(data),
+            },
+        )
+        results = lambda: sum("/results/" in p for p, _ in sis.gradebook.puts)  # noqa: E731
+        kill_when(process, lambda: results() >= 20, timeout_s=240)
+        before = Counter(p for p, _ in sis.gradebook.puts)
+        outcome = run_tenant_night(instance, "grading", night)
+        assert outcome.success, outcome.errors
+        puts = Counter(p for p, _ in sis.gradebook.puts)
+        assert graded(sis) == reference
+    finally:
+        sis.stop()
+        canvas.__exit__(None, None, None)
+    twice = [p for p, n in puts.items() if n > 1]
+    assert len(twice) <= 2, twice  # at most the requests in flight at the kill
+    assert all(before[p] == 1 for p in twice)
+    assert len(canvas.imports) == 1
