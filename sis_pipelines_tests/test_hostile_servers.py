@@ -156,7 +156,7 @@ def test_a_wrong_content_type_fails_in_one_line(simulator):
     assert "not valid JSON (Maintenance)" in message and "\n" not in message
 
 
-def test_a_huge_field_is_quarantined_with_a_bounded_reason(workspace, small_district, monkeypatch):
+def test_a_huge_field_and_control_characters_over_rest(workspace, small_district, monkeypatch):
     """A 30 MB givenName: the record is quarantined (it is kept, whole, with its reason), but no
     reason, warning or log event carries more than a prefix of it."""
     from sis_pipelines.cli import run_tenant_night
@@ -173,6 +173,10 @@ def test_a_huge_field_is_quarantined_with_a_bounded_reason(workspace, small_dist
         huge = "Ä" + "x" * 30_000_000
         users.loc[users.index[0], "givenName"] = huge
         victim = users["sourcedId"].iloc[0]
+        # And control characters in JSON: a bare carriage return in a name, NUL in another.
+        users.loc[users.index[1], "familyName"] = "Smith\rJones"
+        users.loc[users.index[2], "givenName"] = "Ann\x00"
+        returned, nul = users["sourcedId"].iloc[1], users["sourcedId"].iloc[2]
         sis.mutate("users", users)
         tenants.write_text(
             f"""
@@ -195,6 +199,15 @@ tenants:
     assert len(reason) < 400
     [record] = quarantine.loc[quarantine["sourcedId"] == victim, "record"].astype(str)
     assert huge in record, "the record is kept whole"
+    [nul_reason] = quarantine.loc[quarantine["sourcedId"] == nul, "reason"].astype(str)
+    assert "givenName 'Ann\\x00': holds a NUL character" in nul_reason, nul_reason
+    repairs = read_frame(data / "repairs" / "users" / str(night) / "huge.parquet")
+    [value] = repairs.loc[repairs["sourcedId"] == returned, "value"].astype(str)
+    assert value == "Smith\rJones"
+    kept = read_frame(data / "oneroster" / "users" / str(night) / "huge.parquet")
+    assert kept.loc[kept["sourcedId"] == returned, "familyName"].astype(str).tolist() == [
+        "Smith Jones"
+    ]
     for run_record in instance.get_runs():
         for entry in instance.all_logs(run_record.run_id):
             assert len(str(entry)) < 1_000_000, "a log event carries the value"
