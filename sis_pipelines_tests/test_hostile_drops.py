@@ -298,3 +298,10 @@ def test_a_file_repeating_each_id_a_hundred_times_is_refused_in_one_line(
     assert "200,000 of 200,000 records" in error and "up to 100 times" in error
     assert "\n" not in error
     assert not (data / "oneroster" / "users").exists()
+
+
+def test_a_zip_larger_than_the_drop_may_be_is_refused_before_it_is_copied(tmp_path, night):
+    path = export_bundle(District(40, 2), night, tmp_path / "drops")
+    with pytest.raises(BundleError, match=r"the zip alone is above the tenant's max_drop_bytes"):
+        locate_local(str(path.parent), night, max_bytes=path.stat().st_size - 1)
+    assert locate_local(str(path.parent), night, max_bytes=path.stat().st_size).sha256

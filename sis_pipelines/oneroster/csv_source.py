@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ..secrets import remember
-from .csv_bundle import BundleError, drop_files, load_bundle, open_in_drop
+from .csv_bundle import MAX_DROP_BYTES, BundleError, drop_files, load_bundle, open_in_drop
 
 
 class DropConfig(Protocol):
@@ -68,13 +68,22 @@ def pick(names: list[str], night: date, where: str) -> str:
 SPOOL_BLOCK = 1 << 20
 
 
-def spooled(fh: BinaryIO) -> tuple[str, BinaryIO]:
+def spooled(fh: BinaryIO, name: str, max_bytes: int) -> tuple[str, BinaryIO]:
     """A zip drop copied, as it is hashed, to a temporary file of ours: what is hashed is what
     is read, even if the drop is replaced meanwhile, and its bytes wait on disk, not in memory
-    (an xl district's zip is a quarter of a gigabyte)."""
+    (an xl district's zip is a quarter of a gigabyte). A zip larger than what its files may
+    inflate to is refused before it fills the disk."""
     digest = hashlib.sha256()
     copy = tempfile.TemporaryFile(prefix="sis-drop-")  # noqa: SIM115 (the bundle closes it)
+    size = 0
     while block := fh.read(SPOOL_BLOCK):
+        size += len(block)
+        if size > max_bytes:
+            copy.close()
+            raise BundleError(
+                f"{name}: the zip alone is above the tenant's max_drop_bytes "
+                f"({max_bytes / 1e9:.1f} GB); not read, nothing stored for the night"
+            )
         digest.update(block)
         copy.write(block)
     copy.seek(0)
@@ -91,7 +100,7 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _located(chosen: Path, loader: Loader) -> Located:
+def _located(chosen: Path, loader: Loader, max_bytes: int) -> Located:
     if chosen.is_symlink():
         raise BundleError(
             f"{chosen}: a symbolic link; a night's drop is read only where the district put it: "
@@ -99,7 +108,7 @@ def _located(chosen: Path, loader: Loader) -> Located:
         )
     if chosen.is_file():
         with open_in_drop(chosen) as fh:
-            sha256, copy = spooled(fh)
+            sha256, copy = spooled(fh, str(chosen), max_bytes)
         return Located(str(chosen), sha256, loader(chosen, data=copy))
     return Located(str(chosen), _folder_digest(chosen), loader(chosen))
 
@@ -109,16 +118,17 @@ def locate_local(
     night: date,
     loader: Loader = load_bundle,
     is_drop: Callable[[Path], bool] = _bundle_folder,
+    max_bytes: int = MAX_DROP_BYTES,
 ) -> Located:
     p = Path(path)
     if p.is_file() or is_drop(p):
         # One bundle for every night: a single drop that is replaced in place (the tenants
         # file's own path: the operator's, so a link there is followed).
-        return _located(p.resolve(), loader)
+        return _located(p.resolve(), loader, max_bytes)
     if not p.is_dir():
         raise BundleError(f"{path}: no such file or folder")
     entries = [e.name for e in p.iterdir() if e.suffix.lower() == ".zip" or is_drop(e)]
-    return _located(p / pick(entries, night, path), loader)
+    return _located(p / pick(entries, night, path), loader, max_bytes)
 
 
 def locate_sftp(
@@ -188,7 +198,7 @@ def locate_sftp(
             )
         with sftp.open(f"{folder.rstrip('/')}/{chosen}", "rb") as fh:
             fh.prefetch()
-            sha256, data = spooled(fh)
+            sha256, data = spooled(fh, chosen, cfg.max_drop_bytes)
     except (paramiko.SSHException, OSError) as exc:
         raise BundleError(
             f"tenant {tenant!r}: SFTP {url.hostname}:{port}: {type(exc).__name__}: {exc}"
@@ -222,4 +232,4 @@ def locate_drop(
     bounded = functools.partial(loader, max_bytes=cfg.max_drop_bytes)
     if (cfg.path or "").startswith("sftp://"):
         return locate_sftp(cfg, night, env, tenant, bounded)
-    return locate_local(cfg.path or "", night, bounded, is_drop)
+    return locate_local(cfg.path or "", night, bounded, is_drop, cfg.max_drop_bytes)
