@@ -51,19 +51,28 @@ def _writer() -> str:
     return f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"
 
 
+def _running(pid: int) -> bool:
+    """Whether the process runs (a killed one its parent has not reaped yet does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
 def _abandoned(tmp: Path) -> bool:
     """Whether a temporary file's writer is gone: a process of this host that no longer runs,
     or a day without a write."""
     parts = tmp.name.rsplit(".", 3)  # .<target>.<host>-<pid>.<uuid>.tmp
     host, _, pid = parts[1].rpartition("-") if len(parts) == 4 else ("", "", "")
     if host == socket.gethostname().replace(".", "-") and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False  # its writer runs: the file is live
+        return not _running(int(pid))
     try:
         return time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S
     except FileNotFoundError:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from upath import UPath
@@ -88,3 +89,17 @@ def test_a_live_writers_temporary_file_is_not_cleared_and_a_dead_ones_is(tmp_pat
     atomic_write_bytes(b"new", UPath(target))
     assert live.exists() and not dead.exists()
     assert target.read_bytes() == b"new"
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """A writer killed with its host leaves a zombie until its parent reaps it: its temporary
+    file is cleared all the same."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    os.kill(child.pid, signal.SIGKILL)
+    time.sleep(0.3)  # dead, not reaped: a zombie
+    host = os.uname().nodename.replace(".", "-")
+    left = tmp_path / f".x.parquet.{host}-{child.pid}.abc.tmp"
+    left.write_bytes(b"half")
+    atomic_write_bytes(b"new", UPath(tmp_path / "x.parquet"))
+    child.wait()
+    assert not left.exists()
