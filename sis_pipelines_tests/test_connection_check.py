@@ -10,9 +10,9 @@ import pytest
 from sis_pipelines.cli import main
 from sis_pipelines.simulator.canvas import CanvasSimulator
 
+from .realdata import EDFI
 from .support import SECRET
 
-REALDATA = __import__("pathlib").Path(__file__).parents[2] / "shared" / "realdata"
 CANVAS_TOKEN = "canvas-T0KEN-never-shown"
 
 
@@ -51,7 +51,7 @@ def _check(capsys, *args: str) -> tuple[int, list[str]]:
 
 
 def test_every_service_answers_ok(tenants_file, sis, capsys):
-    bundle = REALDATA / "edfi-lms-toolkit-oneroster-v1p1"
+    bundle = EDFI
     with CanvasSimulator(token=CANVAS_TOKEN) as canvas:
         tenants_file.write_text(
             _rest(

@@ -7,7 +7,6 @@ import csv
 import io
 import zipfile
 from datetime import date, timedelta
-from pathlib import Path
 
 import asyncssh
 import dagster as dg
@@ -25,13 +24,10 @@ from sis_pipelines.oneroster.validate import validate
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 
+from .realdata import EDFI, MOODLE, MOODLE_BUNDLES, needs_moodle
 from .sftp_server import SftpServer
 
-REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
-BUNDLES = [
-    *sorted((REALDATA / "moodle-enrol_oneroster-csv").glob("*.zip")),
-    REALDATA / "edfi-lms-toolkit-oneroster-v1p1",
-]
+BUNDLES = [*MOODLE_BUNDLES, EDFI]
 ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]
 
 
@@ -66,8 +62,9 @@ def test_every_real_bundle_is_accounted_for_row_by_row(path):
         assert result.quarantine["reason"].str.len().gt(0).all()
 
 
+@needs_moodle
 def test_the_defects_of_the_moodle_bundle_are_explained_with_file_and_line():
-    bundle = load_bundle(REALDATA / "moodle-enrol_oneroster-csv" / "v1p2_full_dataset.zip")
+    bundle = load_bundle(MOODLE / "v1p2_full_dataset.zip")
     read = read_collection(bundle, COLLECTIONS["users"], None)
     reasons = read.rejects.reasons
     repaired = set(read.rejects.repairs.to_frame()["reason"].astype(str))
@@ -85,7 +82,7 @@ def test_the_defects_of_the_moodle_bundle_are_explained_with_file_and_line():
 
 
 def test_ed_fi_sample_keeps_strings_lists_and_metadata_columns():
-    bundle = load_bundle(REALDATA / "edfi-lms-toolkit-oneroster-v1p1")
+    bundle = load_bundle(EDFI)
     orgs = read_collection(bundle, COLLECTIONS["orgs"], None)
     assert len(orgs.rejects) == 0  # empty metadata.* columns are fine
     assert {o["sourcedId"]: o["parentSourcedId"] for o in orgs.table.to_pylist()} == {
@@ -373,11 +370,12 @@ tenants:
         assert "dateLastModified: invalid datetime '…'" in evaluation.metadata["top_reasons"].value
 
 
+@needs_moodle
 def test_a_first_night_without_courses_still_provisions_its_classes(workspace):
     """The Moodle 1.2 bundle marks courses absent: in course_mode class a Canvas course is a
     class, so the active class, its section and its enrollments reach Canvas."""
     instance, data, tenants = workspace
-    path = REALDATA / "moodle-enrol_oneroster-csv" / "v1p2_full_dataset.zip"
+    path = MOODLE / "v1p2_full_dataset.zip"
     tenants.write_text(
         f"""
 tenants:

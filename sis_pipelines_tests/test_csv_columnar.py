@@ -20,11 +20,9 @@ from sis_pipelines.oneroster.csv_columnar import read_file
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 
-REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
-BUNDLES = [
-    *sorted((REALDATA / "moodle-enrol_oneroster-csv").glob("*.zip")),
-    REALDATA / "edfi-lms-toolkit-oneroster-v1p1",
-]
+from .realdata import EDFI, MOODLE_BUNDLES
+
+BUNDLES = [*MOODLE_BUNDLES, EDFI]
 
 
 def row_path(bundle: Bundle, name: str, previous: pa.Table | None = None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -17,8 +16,8 @@ from sis_pipelines.gpb.payloads import SisState, body_hash, build, counting, sco
 
 from .gpb_world import CLASSES, NIGHT, SESSIONS, canvas_book, settings, tenant
 from .gradebook_1p2_schema import BODIES
+from .realdata import EDULINQ
 
-EDULINQ = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "edulinq-canvas-http"
 GLOBAL = [
     {"sourcedId": "cat-hw", "status": "active", "title": "Homework"},
     {"sourcedId": "cat-quiz", "status": "active", "title": "Quizzes"},
