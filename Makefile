@@ -37,8 +37,11 @@ demo: setup
 # `make test PYTEST_ARGS="-m 'not e2e'"` leaves out the Dagster end-to-end runs.
 TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
+# Lint and formatting first (seconds), then the suite; the 15 slowest tests are listed at the end.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/ruff check -q .
+	$(BIN)/ruff format --check -q .
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 ui: setup
 	@mkdir -p .dagster_home
