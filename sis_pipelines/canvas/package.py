@@ -12,10 +12,11 @@ from collections.abc import Mapping
 import pandas as pd
 
 from ..errors import SisPipelinesError
+from ..oneroster.repair import CONTROL as control_characters
 from ..oneroster.shown import shown
 from .files import FILES, ORDER
 
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile(control_characters)
 
 
 class CanvasCsvError(SisPipelinesError, ValueError):

@@ -181,8 +181,11 @@ def repair_reference_list(
     return _set(table, column, rebuilt.cast(arr.type))
 
 
-# Control characters other than NUL (which quarantines the record, see ``schemas.py``).
-REPAIRABLE_CONTROL = r"[\x01-\x1f\x7f-\x{9f}]"
+# Every C0 and C1 control character (the same class in Arrow's RE2 and Python's ``re``): in
+# text they are repaired here, but NUL, which quarantines the record as any control character
+# in an id does (``schemas.py``); the Canvas zip check refuses them alike (``canvas/package.py``).
+CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+REPAIRABLE_CONTROL = r"[\x01-\x1f\x7f-\x9f]"
 
 
 def repair_control_characters(

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from .collections import COLLECTIONS, Collection, Kind
 from .ids import IdSet, is_in_ids
 from .normalise import ARROW_TYPES, strictly_ascending
+from .repair import CONTROL
 
 STATUS = {"active", "tobedeleted"}
 ORG_TYPES = {"department", "school", "district", "local", "state", "national"}
@@ -132,8 +133,6 @@ def length_check(column: str) -> pa.Check:
     return pa.Check(check, name=f"{column} length", error=f"longer than {MAX_TEXT} characters")
 
 
-# RE2 classes: every C0 and C1 control character, and NUL alone.
-CONTROL = r"[\x00-\x1f\x7f-\x{9f}]"
 NUL = r"\x00"
 
 
