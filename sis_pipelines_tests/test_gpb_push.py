@@ -322,3 +322,16 @@ def test_a_journal_left_by_a_killed_push_is_read_with_the_ledger(tmp_path):
     for name, data in copies:  # killed again after the store, before the journal went
         (lake.gpb_ledger_journal("t") / name).write_bytes(data)
     assert read_ledger(lake, "t").set_index("key").sort_index().equals(ledger.sort_index())
+
+
+def test_acknowledgements_are_written_through_on_a_local_lake_only(tmp_path):
+    """A local lake keeps each acknowledgement as it comes; an object store writes a file only
+    when it is closed, so there the part's journal entry is what a crash keeps."""
+    local = LedgerChanges(Lake(UPath(tmp_path)), "t", empty_ledger())
+    acks = local.acknowledgements()
+    acks({"key": "k1", "class": "c1", "body_hash": "h"})
+    assert acks.path.read_bytes().count(b"\n") == 1  # there before the part ends
+    local.record(rows("k1", class_id="c1"), set(), acks)
+    assert not acks.path.exists() and len(list(acks.path.parent.glob("*.parquet"))) == 1
+    remote = LedgerChanges(Lake(UPath("memory://acks-test")), "t", empty_ledger())
+    assert remote.acknowledgements() is None

@@ -81,9 +81,11 @@ class Acknowledgements:
                 os.fsync(self._fh.fileno())
                 self._unsynced = 0
 
-    def close(self) -> None:
+    def done(self) -> None:
+        """The part's entry holds them now: the file goes."""
         with self._lock:
             self._fh.close()
+        self.path.unlink(missing_ok=True)
 
 
 def _applied(ledger: pd.DataFrame, entries: list[UPath]) -> pd.DataFrame:
@@ -134,22 +136,23 @@ class LedgerChanges:
         names = [e.name.split(".")[0] for e in self._left + self._kept]
         return 1 + max((int(n) for n in names if n.isdigit()), default=-1)
 
-    def acknowledgements(self) -> Acknowledgements:
-        """Where the next part's acknowledged requests go as they come."""
-        return Acknowledgements(
-            self.lake.gpb_ledger_journal(self.tenant_id) / f"{self._next():08d}{ACKS}"
-        )
+    def acknowledgements(self) -> Acknowledgements | None:
+        """Where the next part's acknowledged requests go as they come: on a local lake (an
+        object store writes a file only when it is closed, so a killed process would leave
+        nothing; there the part's journal entry is what a crash keeps)."""
+        path = self.lake.gpb_ledger_journal(self.tenant_id) / f"{self._next():08d}{ACKS}"
+        return Acknowledgements(path) if path.protocol in ("", "file", "local") else None
 
     def record(
         self, fresh: pd.DataFrame, removed: set[str], acks: Acknowledgements | None = None
     ) -> None:
         """A part's changes, journaled (its acknowledgements then go: the entry holds them)."""
+        if not (fresh.empty and not removed):
+            self._journal(fresh, removed)
         if acks is not None:
-            acks.close()
-        if fresh.empty and not removed:
-            if acks is not None:
-                acks.path.unlink(missing_ok=True)
-            return
+            acks.done()
+
+    def _journal(self, fresh: pd.DataFrame, removed: set[str]) -> None:
         # The classes of the removed keys index the entry (the removals meet every class);
         # a part that only sent needs no look at the whole ledger.
         gone = (
@@ -162,8 +165,6 @@ class LedgerChanges:
         ).astype({**LEDGER_COLUMNS, REMOVED: bool})
         path = self.lake.gpb_ledger_journal(self.tenant_id) / f"{self._next():08d}.parquet"
         write_frame(entry, path)
-        if acks is not None:
-            acks.path.unlink(missing_ok=True)
         self._kept.append(path)
         for class_id in set(entry["class"].astype(object).where(entry["class"].notna(), None)):
             self._of_class.setdefault(class_id, []).append(path)
