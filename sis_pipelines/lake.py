@@ -36,6 +36,7 @@ QUARANTINE = "quarantine"
 REPAIRS = "repairs"
 EVALUATE = "evaluate"
 CANVAS_MAPPING = "canvas_mapping"
+CANVAS_RETAINED = "canvas_retained"
 CANVAS = "canvas"
 GRADEBOOK = "gpb/canvas_gradebook"
 GPB = "gpb"
@@ -120,6 +121,11 @@ class Lake:
         """One Canvas SIS CSV (accounts, terms, …) of the full state a night implies."""
         return self.file(CANVAS_MAPPING, name, night, tenant)
 
+    def canvas_retained(self, name: str, night: date | str, tenant: str) -> UPath:
+        """The rows of one Canvas file (terms, courses, sections) kept in Canvas after they
+        left the SIS, as the night left them: with the night's mapping, its whole state."""
+        return self.file(CANVAS_RETAINED, name, night, tenant)
+
     def changes(self, night: date | str, tenant: str) -> UPath:
         return self.file(CANVAS, "changes", night, tenant)
 
@@ -165,6 +171,11 @@ class Lake:
     def canvas_applied(self, tenant: str) -> NightLog:
         """Nights applied to Canvas: night -> {import_id, workflow_state}."""
         return NightLog(self._tenant_file("canvas_applied", tenant, ".json"))
+
+    def canvas_enrolled(self, tenant: str) -> UPath:
+        """Every Canvas course and section that ever had an enrollment in a night applied to
+        Canvas (``file``, ``sis_id``): a course that never had one may be deleted."""
+        return self._tenant_file("canvas_enrolled", tenant, ".parquet")
 
     def canvas_uploads(self, tenant: str) -> NightLog:
         """Uploads begun: night -> {zip_sha256, started_at, import_id once Canvas answered},

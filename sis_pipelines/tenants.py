@@ -138,6 +138,9 @@ class Canvas(_Strict):
         "proctor": "ta",
     }
     user_remove_status: Literal["deleted", "suspended"] = "suspended"
+    # A course that leaves the SIS before its term ends: concluded (work kept), or deleted
+    # when it never had an enrollment. After its term ended a course is always concluded.
+    course_removal: Literal["conclude", "delete_if_unused"] = "conclude"
     # Above this share of a tenant's active users, courses, sections or enrollments
     # removed in one night, nothing is uploaded until an operator allows it.
     max_removal_share: float = Field(0.05, ge=0, le=1)

@@ -70,7 +70,8 @@ def test_the_guard_blocks_and_an_operator_can_let_one_run_through(workspace):
     assert not evaluation.passed
     # Each tenant-night has its own status: another tenant's success cannot hide this one.
     assert latest.partition == evaluation.partition == f"{night2}|canvas-a"
-    assert "Removals" in evaluation.metadata["what_would_be_removed"].value
+    assert "Counted by the guard, grouped" in evaluation.metadata["what_would_be_removed"].value
+    assert "over the limit (" in evaluation.description
     allowed = run_tenant_night(
         instance, "canvas-a", night2, extra_tags={"sis_pipelines/allow_mass_removal": "true"}
     )

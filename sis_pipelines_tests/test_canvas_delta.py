@@ -161,13 +161,32 @@ def test_nothing_changed_means_an_empty_delta():
 
 @pytest.mark.parametrize(("removed", "passes"), [(5, True), (6, False)])
 def test_the_guard_blocks_just_above_the_threshold_and_passes_at_it(removed, passes):
+    # Students suspended mid-term (they still had a class whose term runs): harmful.
     ids = [f"U{i:03d}" for i in range(100)]
-    before = state(users(*ids), enrollments())
-    after = state(users(*ids[removed:]), enrollments())
+    before = state(users(*ids), enrollments(*[(i, "C1") for i in ids]))
+    after = state(users(*ids[removed:]), enrollments(*[(i, "C1") for i in ids[removed:]]))
     delta = compute_delta(before, after, CFG, date(2026, 11, 21))
     passed, findings = deletion_guard(before, after, delta, 0.05)
     assert passed is passes
     assert {f.file: f.removals for f in findings}["users"] == removed
+    assert {f.file: f.removals for f in findings}["enrollments"] == removed
+
+
+def test_graduates_leaving_after_their_last_term_are_not_counted():
+    ids = [f"U{i:03d}" for i in range(100)]
+    before = state(users(*ids), enrollments(*[(i, "C1") for i in ids]))
+    after = state(users(*ids[50:]), enrollments(*[(i, "C2") for i in ids[50:]]))
+    delta = compute_delta(before, after, CFG, date(2027, 7, 1))  # C1's term ended in January
+    passed, findings = deletion_guard(before, after, delta, 0.05)
+    assert passed
+    assert {f.file: f.removals for f in findings} == {
+        "users": 0,
+        "courses": 0,
+        "sections": 0,
+        "enrollments": 0,
+    }
+    reasons = set(delta.changes.loc[delta.changes["file"] == "users", "reason"])
+    assert reasons == {"gone from the SIS after its last term ended"}
 
 
 def test_an_empty_users_file_is_blocked():
@@ -177,7 +196,7 @@ def test_an_empty_users_file_is_blocked():
         before, after, compute_delta(before, after, CFG, date(2026, 11, 21)), 0.05
     )
     assert not passed
-    assert {f.file: f.shrink_share for f in findings}["users"] == 1.0
+    assert {f.file: f.removals for f in findings}["users"] == 1  # U1 was mid-term
 
 
 def test_the_zip_holds_only_non_empty_csvs_with_headers():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sis_pipelines.canvas import api as api_module
 from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
-from sis_pipelines.canvas.delta import compute_delta
+from sis_pipelines.canvas.delta import compute_delta, with_retained
 from sis_pipelines.canvas.files import FILES
 from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
 from sis_pipelines.canvas.package import build_zip
@@ -111,26 +111,30 @@ def canvas_matches(sim: CanvasSimulator, files: dict) -> None:
 
 
 def apply_nights(sim: CanvasSimulator, district: District, cfg: Canvas, nights: list[date]) -> dict:
-    previous = None
+    """Each night's delta (or whole state, diffing) applied; the last night's whole state:
+    its mapping and what Canvas keeps after it left the SIS."""
+    previous, retained = None, {}
     files = {}
     with CanvasClient("t1", sim.base_url, sim.token, 1, FAST) as client:
         for night in nights:
             files = map_snapshot(canonical(district.snapshot(night)), cfg, night)
+            delta = compute_delta(previous, files, cfg, night, retained=retained)
             if cfg.import_mode == "diffing":
                 package, params = (
-                    files,
+                    with_retained(files, delta.retained),
                     {
                         "diffing_data_set_identifier": "t1",
                         "diffing_user_remove_status": cfg.user_remove_status,
+                        "diffing_drop_status": "completed",
                     },
                 )
             else:
-                package, params = compute_delta(previous, files, cfg, night).files, {}
+                package, params = delta.files, {}
             if any(len(f) for f in package.values()):
                 final = client.wait(client.post_sis_import(zip_of(package), params)["id"])
                 assert final["workflow_state"] == "imported", final
-            previous = files
-    return files
+            previous, retained = files, delta.retained
+    return with_retained(files, retained)
 
 
 DISTRICT = District(120, 21)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 
 import duckdb
 import numpy as np
@@ -100,6 +101,51 @@ def count_where(source: FileSource | None, column: str, value: str) -> int:
         values = pq.read_table(fh, columns=[column])[column]
     # Counted in Arrow: ten million statuses are never ten million Python strings.
     return int(pc.sum(pc.equal(values, value)).as_py() or 0)
+
+
+def _scan(con: duckdb.DuckDBPyConnection, source: UPath) -> str:
+    path = _local(source)
+    if path is None:
+        con.register("scanned", pa.Table.from_pandas(read_frame(source), preserve_index=False))
+        return "scanned"
+    return "read_parquet('{}')".format(path.replace("'", "''"))
+
+
+def distinct(source: UPath, column: str) -> list[str]:
+    """The distinct values of one column of a stored file (a district's ten million
+    enrollments name half a million courses), read by DuckDB."""
+    with bounded(MEMORY_LIMIT, "delta") as con:
+        table = con.sql(
+            f'select distinct cast("{column}" as varchar) as v from {_scan(con, source)} '
+            f'where "{column}" is not null'
+        ).fetch_arrow_table()
+    return table["v"].to_pylist()
+
+
+def studying_users(source: FileSource | None, users: set[str], night: date) -> set[str]:
+    """Which of ``users`` hold an enrollment in ``source`` whose term has not ended by
+    ``night`` (the term's end date kept beside each enrollment by the mapping)."""
+    if source is None or not users or not rows_in(source):
+        return set()
+    from .enrollments import INTERNAL
+
+    if isinstance(source, pd.DataFrame):
+        if INTERNAL not in source:
+            return set()
+        from .lifecycle import ended
+
+        running = ~ended(source[INTERNAL], night)
+        return set(source.loc[running, "user_id"].astype(str)) & users
+    if INTERNAL not in _schema(source).names:
+        return set()
+    with bounded(MEMORY_LIMIT, "delta") as con:
+        con.register("wanted", pa.table({"v": pa.array(sorted(users), pa.string())}))
+        table = con.sql(
+            f"select distinct cast(user_id as varchar) as v from {_scan(con, source)} "
+            f"where user_id in (select v from wanted) and "
+            f"coalesce(try_cast(try_cast({INTERNAL} as timestamptz) as date) >= date '{night}', true)"
+        ).fetch_arrow_table()
+    return set(table["v"].to_pylist())
 
 
 @dataclass

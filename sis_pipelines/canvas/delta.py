@@ -1,16 +1,15 @@
 """The smallest Canvas SIS Import that takes Canvas from the last applied night to tonight.
 
 Added and changed rows are written whole (so dates that Canvas clears on an empty cell are
-always present); rows that disappeared become removals: users deleted or suspended (per
-tenant), enrollments completed when their term has ended (a term rollover never deletes
-students' work) and deleted otherwise, courses completed or deleted likewise, the rest
-deleted. Every row carries an action and a reason.
+always present); what becomes of rows that left the SIS is the lifecycle's decision
+(``lifecycle.py``: concluded, kept, completed, suspended or deleted). Every row carries an
+action and a reason, and the deletion guard counts the harmful ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -23,19 +22,26 @@ from .compare import (
     compare,
     comparing,
     count_where,
+    distinct,
     read_whole,
     rows_in,
+    studying_users,
 )
 from .files import FILES, GUARDED, ORDER
+from .lifecycle import KEEP, RETAINED, Decisions, Lifecycle, action_of
 from .mapping import INTERNAL
 
-REMOVALS = {"deleted": "delete", "suspended": "suspend", "completed": "complete"}
+REMOVALS = ("delete", "suspend", "complete", "conclude")  # what takes from Canvas
 
 
 @dataclass
 class Delta:
     files: dict[str, pd.DataFrame]  # CSV rows to send, per file
     changes: pd.DataFrame  # file, sis_id, action, reason
+    harmful: np.ndarray = field(default_factory=lambda: np.array([], bool))  # per change
+    # Rows that stay in Canvas after leaving the SIS (concluded courses, kept sections and
+    # terms), as Canvas holds them now: the night's state is its mapping and these.
+    retained: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -47,17 +53,6 @@ def _sis_id(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
     for column in key[1:]:
         out = out + "|" + frame[column].astype(str)
     return out
-
-
-def _removal_status(name: str, previous: pd.DataFrame, cfg: Canvas, night: date) -> np.ndarray:
-    if name == "users":
-        return np.full(len(previous), cfg.user_remove_status, dtype=object)
-    if name in ("enrollments", "courses"):
-        ends = previous[INTERNAL] if name == "enrollments" and INTERNAL in previous else None
-        if ends is not None:
-            ended = pd.to_datetime(ends, errors="coerce", utc=True).dt.date < night
-            return np.where(ended.fillna(False).to_numpy(dtype=bool), "completed", "deleted")
-    return np.full(len(previous), "deleted", dtype=object)
 
 
 def _flags(old: pd.DataFrame, new: pd.DataFrame, values: list[str]) -> np.ndarray:
@@ -74,14 +69,20 @@ def key_and_values(name: str, columns: list[str]) -> tuple[list[str], list[str]]
     return key, [c for c in columns if c not in key and c != INTERNAL]
 
 
-def file_delta(
-    name: str,
-    previous: FileSource | None,
-    current: FileSource | None,
-    cfg: Canvas,
-    night: date,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows to send for one Canvas file, and one explained change per row."""
+@dataclass
+class FileChanges:
+    """One Canvas file's comparison: rows added, changed (as they are now, with the names of
+    the changed columns) and gone from the SIS."""
+
+    name: str
+    columns: list[str]
+    added: pd.DataFrame
+    changed: pd.DataFrame
+    changed_reasons: list[str]
+    gone: pd.DataFrame
+
+
+def compare_file(name: str, previous: FileSource | None, current: FileSource | None) -> FileChanges:
     spec = FILES[name]
     if current is None:
         columns = [c for c in columns_of(previous) if c in spec.columns or c == INTERNAL]  # type: ignore[arg-type]
@@ -90,76 +91,233 @@ def file_delta(
     key, values = key_and_values(name, columns)
     if not rows_in(previous):
         rows = read_whole(current)
-        changes = pd.DataFrame(
-            {
-                "file": name,
-                "sis_id": _sis_id(rows, spec.key),
-                "action": "add",
-                "reason": "new in the SIS",
-            }
-        )
-        return rows, changes
+        none = rows.iloc[:0]
+        return FileChanges(name, columns, rows, none, [], none)
     with comparing(previous, current, key, values, columns) as (old, new):  # type: ignore[arg-type]
         found = compare(old, new, key)
-    add_rows, update_rows = found.added, found.changed_now
-    gone, update_was = found.removed, found.changed_was
-    flags = _flags(update_was, update_rows, values)
+    flags = _flags(found.changed_was, found.changed_now, values)
     really = flags.any(axis=1)  # a hash that differs while every value is alike: types only
-    update_rows, flags = update_rows[really].reset_index(drop=True), flags[really]
+    changed, flags = found.changed_now[really].reset_index(drop=True), flags[really]
     changed_names = np.array(values, dtype=object)
-    update_reasons = ["changed: " + ", ".join(changed_names[row]) for row in flags]
-    removal = _removal_status(name, gone, cfg, night)
-    gone["status"] = removal
-    rows = pd.concat([add_rows, update_rows, gone], ignore_index=True)
-    actions = (
-        ["add"] * len(add_rows)
-        + ["update"] * len(update_rows)
-        + [REMOVALS.get(s, s) for s in removal]
+    reasons = ["changed: " + ", ".join(changed_names[row]) for row in flags]
+    return FileChanges(name, columns, found.added, changed, reasons, found.removed)
+
+
+def file_delta(
+    name: str,
+    previous: FileSource | None,
+    current: FileSource | None,
+    cfg: Canvas,
+    night: date,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows to send for one Canvas file, and one explained change per row (its removals
+    decided on this file alone: see ``compute_delta`` for the night's)."""
+    delta = compute_delta(
+        {name: previous} if previous is not None else None, {name: current}, cfg, night
     )
-    reasons = (
-        ["new in the SIS"] * len(add_rows)
-        + update_reasons
-        + [
-            "gone from the SIS after its term ended: completed, work kept"
-            if s == "completed"
-            else "gone from the SIS"
-            for s in removal
-        ]
-    )
-    changes = pd.DataFrame(
-        {
-            "file": name,
-            "sis_id": _sis_id(rows, spec.key).to_numpy() if len(rows) else [],
-            "action": actions,
-            "reason": reasons,
-        }
-    )
-    return rows[columns], changes
+    return delta.files.get(name, pd.DataFrame()), delta.changes
+
+
+def _previous_terms(
+    previous: Mapping[str, FileSource] | None, current: Mapping[str, FileSource]
+) -> pd.DataFrame:
+    """Every term either night knows (tonight's first), for names and end dates."""
+    frames = [
+        read_whole(side[name])[["term_id", "name", "end_date"]]
+        for side in (current, previous or {})
+        for name in ("terms",)
+        if side.get(name) is not None and rows_in(side[name])
+    ]
+    if not frames:
+        return pd.DataFrame(columns=["term_id", "name", "end_date"])
+    return pd.concat(frames, ignore_index=True).drop_duplicates("term_id")
+
+
+def _ids(source: FileSource | None, column: str) -> set[str]:
+    if source is None or not rows_in(source):
+        return set()
+    frame = source if isinstance(source, pd.DataFrame) else None
+    if frame is None:
+        return set(distinct(source, column))
+    return set(frame[column].dropna().astype(str)) if column in frame else set()
 
 
 def compute_delta(
     previous: Mapping[str, FileSource] | None,
-    current: Mapping[str, FileSource],
+    current: Mapping[str, FileSource | None],
     cfg: Canvas,
     night: date,
+    *,
+    retained: Mapping[str, pd.DataFrame] | None = None,
+    enrolled: Mapping[str, set[str]] | None = None,
 ) -> Delta:
-    """The delta of every Canvas file; each night's files in memory or as stored Parquet."""
-    files: dict[str, pd.DataFrame] = {}
-    changes = []
+    """The delta of every Canvas file; each night's files in memory or as stored Parquet.
+
+    ``previous``: the Canvas state of the last applied night (its mapping), ``retained``: the
+    rows that night kept in Canvas after they left the SIS (added to ``previous``),
+    ``enrolled``: the course and section ids that ever had an enrollment before it. Rows
+    that left the SIS are decided by the lifecycle (``lifecycle.py``)."""
+    previous = dict(previous or {})
+    for name, rows in (retained or {}).items():
+        if len(rows):
+            base = previous.get(name)
+            previous[name] = pd.concat(
+                [read_whole(base), rows] if base is not None else [rows], ignore_index=True
+            )
+    found: dict[str, FileChanges] = {}
     for name in ORDER:
-        before = previous.get(name) if previous else None
+        before = previous.get(name)
         now = current.get(name)
         if now is None and before is None:
             continue
-        rows, change = file_delta(name, before, now, cfg, night)
-        files[name] = rows
-        changes.append(change)
+        found[name] = compare_file(name, before, now)
+    life = Lifecycle(
+        cfg,
+        night,
+        _previous_terms(previous, current),
+        # Given (the stored record with the last applied night's), or read from ``previous``.
+        enrolled_courses=set(enrolled["courses"])
+        if enrolled is not None
+        else _ids(previous.get("enrollments"), "course_id"),
+        enrolled_sections=set(enrolled["sections"])
+        if enrolled is not None
+        else _ids(previous.get("enrollments"), "section_id"),
+        carried={
+            name: set(_sis_id(rows, FILES[name].key)) for name, rows in (retained or {}).items()
+        },
+    )
+    decided = _decide(found, life, previous, current, night)
+    return _assemble(found, decided)
+
+
+def with_retained(
+    files: Mapping[str, pd.DataFrame], retained: Mapping[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """A night's whole Canvas state: its mapping, and the rows retained after leaving the SIS
+    (what a diffed import sends, so that Canvas does not delete what it no longer sees)."""
+    state = dict(files)
+    for name, rows in retained.items():
+        if len(rows):
+            base = state.get(name)
+            state[name] = (
+                pd.concat([base, rows.reindex(columns=base.columns)], ignore_index=True)
+                if base is not None
+                else rows
+            )
+    return state
+
+
+def _kept(
+    found: dict[str, FileChanges], decided: dict[str, Decisions], name: str, column: str
+) -> set[str]:
+    if name not in decided or not len(decided[name].status):
+        return set()
+    gone = found[name].gone
+    return set(gone.loc[decided[name].retained, column].astype(str))
+
+
+def _decide(
+    found: dict[str, FileChanges],
+    life: Lifecycle,
+    previous: Mapping[str, FileSource],
+    current: Mapping[str, FileSource | None],
+    night: date,
+) -> dict[str, Decisions]:
+    """Every removal, in the order one depends on another: courses, their sections, the
+    terms they use, the enrollments in them, the users."""
+    decided: dict[str, Decisions] = {}
+    if "courses" in found:
+        decided["courses"] = life.courses(found["courses"].gone)
+    courses_kept = _kept(found, decided, "courses", "course_id")
+    if "sections" in found:
+        decided["sections"] = life.sections(found["sections"].gone, courses_kept)
+    sections_kept = _kept(found, decided, "sections", "section_id")
+    if "terms" in found:
+        in_use = _ids(current.get("courses"), "term_id") | _kept(
+            found, decided, "courses", "term_id"
+        )
+        carried = previous.get("courses")
+        if carried is not None and rows_in(carried):
+            frame = read_whole(carried)
+            held = frame["course_id"].astype(str).isin(life.carried.get("courses", set()))
+            in_use |= set(frame.loc[held, "term_id"].dropna().astype(str))
+        decided["terms"] = life.terms_(found["terms"].gone, in_use)
+    if "enrollments" in found:
+        decided["enrollments"] = life.enrollments(
+            found["enrollments"].gone, courses_kept, sections_kept
+        )
+    if "users" in found:
+        gone = found["users"].gone
+        studying = (
+            studying_users(previous.get("enrollments"), set(gone["user_id"].astype(str)), night)
+            if len(gone)
+            else set()
+        )
+        decided["users"] = life.users(gone, studying)
+    for name in found:
+        if name not in decided:
+            decided[name] = life.others(name, found[name].gone)
+    return decided
+
+
+def _assemble(found: dict[str, FileChanges], decided: dict[str, Decisions]) -> Delta:
+    files: dict[str, pd.DataFrame] = {}
+    changes, harmful, retained = [], [], {}
+    for name in ORDER:
+        if name not in found:
+            continue
+        f, d = found[name], decided[name]
+        spec = FILES[name]
+        gone = f.gone.copy()
+        if len(gone):
+            gone["status"] = d.status
+        said = ~d.silent if len(gone) else np.array([], bool)
+        sent = said & (d.status != KEEP) if len(gone) else np.array([], bool)
+        if name in RETAINED and len(gone):
+            rows = gone[d.retained].copy()
+            rows["status"] = np.where(rows["status"] == KEEP, "active", rows["status"])
+            retained[name] = rows[[c for c in f.columns if c in rows]].reset_index(drop=True)
+        removed = gone[said].reset_index(drop=True)
+        statuses = d.status[said] if len(gone) else np.array([], object)
+        rows = pd.concat([f.added, f.changed, gone[sent]], ignore_index=True)
+        files[name] = rows[f.columns] if len(rows) else rows.reindex(columns=f.columns)
+        listed = pd.concat([f.added, f.changed, removed], ignore_index=True)
+        actions = (
+            ["add"] * len(f.added)
+            + ["update"] * len(f.changed)
+            + [action_of(name, s) for s in statuses]
+        )
+        reasons = (
+            ["new in the SIS"] * len(f.added)
+            + f.changed_reasons
+            + (list(np.asarray(d.reason, dtype=object)[said]) if len(gone) else [])
+        )
+        changes.append(
+            pd.DataFrame(
+                {
+                    "file": name,
+                    "sis_id": _sis_id(listed, spec.key).to_numpy() if len(listed) else [],
+                    "action": actions,
+                    "reason": reasons,
+                }
+            )
+        )
+        harmful.append(
+            np.concatenate(
+                [
+                    np.zeros(len(f.added) + len(f.changed), bool),
+                    d.harmful[said] if len(gone) else [],
+                ]
+            ).astype(bool)
+        )
     frame = (
         pd.concat(changes, ignore_index=True)
         if changes
         else pd.DataFrame(columns=["file", "sis_id", "action", "reason"])
     )
-    return Delta(files, frame.astype({"file": str, "sis_id": str, "action": str, "reason": str}))
+    frame = frame.astype({"file": str, "sis_id": str, "action": str, "reason": str})
+    mask = np.concatenate(harmful) if harmful else np.array([], bool)
+    return Delta(files, frame, mask, retained)
 
 
 @dataclass
@@ -188,38 +346,55 @@ def deletion_guard(
     delta: Delta,
     limit: float,
 ) -> tuple[bool, list[GuardFinding]]:
-    """Whether tonight removes or shrinks no more than ``limit`` of any guarded file."""
+    """Whether tonight's harmful changes (deletions of work, conclusions before a term's end,
+    suspensions mid-term) stay within ``limit`` of each guarded file's active rows. The
+    conclusions of an ended term, a rollover's, are not counted."""
     findings = []
     for name in GUARDED:
         active_before = count_where(previous.get(name) if previous else None, "status", "active")
         active_now = count_where(current.get(name), "status", "active")
-        removals = int(
-            (
-                (delta.changes["file"] == name) & delta.changes["action"].isin(REMOVALS.values())
-            ).sum()
-        )
-        findings.append(GuardFinding(name, active_before, removals, active_now))
-    passed = all(f.removal_share <= limit and f.shrink_share <= limit for f in findings)
+        mine = (delta.changes["file"] == name).to_numpy() & delta.harmful
+        findings.append(GuardFinding(name, active_before, int(mine.sum()), active_now))
+    passed = all(f.removal_share <= limit for f in findings)
     return passed, findings
+
+
+def harm_groups(delta: Delta) -> pd.DataFrame:
+    """The harmful changes grouped by file, action and reason, largest first."""
+    harmful = delta.changes[delta.harmful]
+    if harmful.empty:
+        return pd.DataFrame(columns=["file", "action", "reason", "rows"])
+    groups = harmful.groupby(["file", "action", "reason"]).size().rename("rows").reset_index()
+    return groups.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def harm_summary(delta: Delta, groups: int = 3) -> str:
+    """One line: e.g. "360 courses: left the SIS before its term (Fall 2025) ended: concluded"."""
+    return "; ".join(
+        f"{g.rows} {g.file}: {g.reason}" for g in harm_groups(delta).head(groups).itertuples()
+    )
 
 
 def guard_markdown(
     findings: list[GuardFinding], limit: float, delta: Delta, sample: int = 20
 ) -> str:
     lines = [
-        "| file | active before | removals | share | active now | limit |",
+        "| file | active before | harmful | share | active now | limit |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for f in findings:
         lines.append(
             f"| {f.file} | {f.active_before} | {f.removals} | {f.removal_share:.2%} | {f.active_now} | {limit:.0%} |"
         )
-    removed = delta.changes[delta.changes["action"].isin(REMOVALS.values())]
-    if len(removed):
-        lines += ["", f"Removals (first {min(sample, len(removed))} of {len(removed)}):", ""]
+    groups = harm_groups(delta)
+    if len(groups):
+        lines += ["", "Counted by the guard, grouped:", ""]
+        lines += [f"- {g.rows} {g.file} ({g.action}): {g.reason}" for g in groups.itertuples()]
+        harmful = delta.changes[delta.harmful]
+        lines += ["", f"First {min(sample, len(harmful))} of {len(harmful)}:", ""]
         lines += [
             f"- {r.file} `{r.sis_id}`: {r.action} ({r.reason})"
-            for r in removed.head(sample).itertuples()
+            for r in harmful.head(sample).itertuples()
         ]
     return "\n".join(lines)
 

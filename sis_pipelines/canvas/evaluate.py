@@ -91,7 +91,7 @@ def _summary(changes: pd.DataFrame, current, in_canvas) -> pd.DataFrame:
         actions = mine["action"]
         create = int((actions == "add").sum())
         change = int((actions == "update").sum())
-        remove = int(actions.isin(list(REMOVALS.values())).sum())
+        remove = int(actions.isin(REMOVALS).sum())
         implied = rows_in(current.get(name))
         held = len(in_canvas.get(name, ()))
         if not (implied or held):

@@ -32,18 +32,21 @@ from ..storage import (
 from ..tenants import Canvas, Tenant
 from . import fingerprint
 from .api import FAILED, CanvasClient, import_messages
-from .compare import columns_of
+from .compare import columns_of, distinct
 from .delta import (
     GuardFinding,
     changes_markdown,
     compute_delta,
     deletion_guard,
     guard_markdown,
+    harm_summary,
     key_and_values,
+    with_retained,
 )
 from .enrollments import CanvasEnrollments
 from .files import ORDER
 from .fingerprint import fingerprinted
+from .lifecycle import RETAINED
 from .mapping import (
     INTERNAL,
     MAPPED_AS_DICTIONARY,
@@ -57,7 +60,7 @@ from .package import CanvasCsvError, build_zip
 if TYPE_CHECKING:
     from ..connect import Services
 
-ACTIONS = ("add", "update", "delete", "suspend", "complete")
+ACTIONS = ("add", "update", "delete", "suspend", "complete", "conclude", "keep")
 
 
 class SisImportFailed(SourceError):
@@ -144,6 +147,48 @@ def canvas_files(lake: Lake, night: date | str, tenant_id: str) -> dict[str, UPa
     return files or None
 
 
+def retained_files(lake: Lake, night: date | str, tenant_id: str) -> dict[str, pd.DataFrame]:
+    """The rows a night kept in Canvas after they left the SIS (``lifecycle.py``)."""
+    out = {}
+    for name in RETAINED:
+        path = lake.canvas_retained(name, night, tenant_id)
+        if path.exists():
+            frame = read_frame(path)
+            if len(frame):
+                out[name] = frame.astype(object).where(frame.notna(), None)
+    return out
+
+
+def enrolled_before(
+    lake: Lake, tenant_id: str, previous: dict[str, UPath] | None
+) -> dict[str, set[str]]:
+    """The courses and sections that ever had an enrollment, up to the last applied night:
+    the stored record and that night's enrollments, stored again (it only grows, so a night
+    run twice stores the same)."""
+    path = lake.canvas_enrolled(tenant_id)
+    known = read_frame(path) if path.exists() else pd.DataFrame({"file": [], "sis_id": []})
+    sets = {
+        name: set(known.loc[known["file"] == name, "sis_id"].astype(str))
+        for name in ("courses", "sections")
+    }
+    enrollments = (previous or {}).get("enrollments")
+    if enrollments is not None:
+        grown = False
+        for name, column in (("courses", "course_id"), ("sections", "section_id")):
+            ids = set(distinct(enrollments, column))
+            grown |= not ids <= sets[name]
+            sets[name] |= ids
+        if grown:
+            write_frame(
+                pd.DataFrame(
+                    [(name, i) for name, ids in sets.items() for i in sorted(ids)],
+                    columns=["file", "sis_id"],
+                ),
+                path,
+            )
+    return sets
+
+
 @dataclass
 class GuardVerdict:
     """The deletion guard on a night's delta: passed, or let through on purpose, or blocked."""
@@ -152,6 +197,7 @@ class GuardVerdict:
     overridden: bool
     findings: list[GuardFinding]
     table: Markdown  # what would be removed, file by file
+    summary: str = ""  # the harmful changes, grouped, in a line
 
     @property
     def lets_through(self) -> bool:
@@ -175,20 +221,32 @@ def delta_night(
     applied = lake.canvas_applied(tenant_id).before(night)
     base_night = applied[-1] if applied else None
     previous = canvas_files(lake, base_night, tenant_id) if base_night else None
-    delta = compute_delta(previous, current, cfg, night)
+    kept = retained_files(lake, base_night, tenant_id) if base_night else {}
+    enrolled = enrolled_before(lake, tenant_id, previous)
+    delta = compute_delta(previous, current, cfg, night, retained=kept, enrolled=enrolled)
     passed, findings = deletion_guard(previous, current, delta, cfg.max_removal_share)
     verdict = GuardVerdict(
         passed,
         not passed and allow_mass_removal,
         findings,
         Markdown(guard_markdown(findings, cfg.max_removal_share, delta)),
+        harm_summary(delta),
     )
     write_frame(delta.changes, lake.changes(night, tenant_id))
+    for name in RETAINED:
+        rows = delta.retained.get(name)
+        write_frame(
+            rows if rows is not None else pd.DataFrame(),
+            lake.canvas_retained(name, night, tenant_id),
+        )
     zip_path = lake.sis_import_zip(night, tenant_id)
     data = None
     if verdict.lets_through:
         sent = (
-            {n: read_frame(p, columns_of(p)) for n, p in current.items()}  # not fingerprints
+            with_retained(
+                {n: read_frame(p, columns_of(p)) for n, p in current.items()},  # not fingerprints
+                delta.retained,
+            )
             if cfg.import_mode == "diffing"
             else delta.files
         )

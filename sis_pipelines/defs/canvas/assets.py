@@ -100,8 +100,9 @@ def _guard_check(verdict: GuardVerdict, run_id: str, evaluation: UPath) -> dg.As
         description = f"over the limit, allowed on purpose by run {run_id} ({ALLOW_MASS_REMOVAL})"
     else:
         description = (
-            "over the limit: nothing will be uploaded. Re-run with the tag "
-            f"{ALLOW_MASS_REMOVAL}=true (or --allow-mass-removal) to let it through."
+            f"over the limit ({verdict.summary}): nothing will be uploaded. Check the "
+            f"changes; re-run with the tag {ALLOW_MASS_REMOVAL}=true (or "
+            "--allow-mass-removal) to let them through."
         )
     return dg.AssetCheckResult(
         check_name=GUARD_CHECK,
