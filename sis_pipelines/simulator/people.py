@@ -47,12 +47,14 @@ def users_and_demographics(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     here = d.present(night)
     idx = np.flatnonzero(here)
+    y = school_year_of(night)
+    grade_now = d.grade_in(y)[idx]
     renamed = d.rename_day[idx] <= day
     family = np.where(renamed, np.char.add(d.family[idx].astype(str), "-Rivera"), d.family[idx])
     given = d.given[idx]
     sid = d.stu_ids[idx]
     gid = np.char.replace(sid.astype(str), "stu-", "gdn-")
-    schools = d.school_ids[d.stu_school[idx]]
+    schools = d.school_ids[d.school_in(y)[idx]]
     renamed_at = pd.Timestamp(EPOCH, tz="UTC") + pd.to_timedelta(
         np.minimum(d.rename_day[idx], day), unit="D"
     )
@@ -79,7 +81,7 @@ def users_and_demographics(
             "identifier": (900000 + idx).astype(str),
             "email": np.char.add(username, "@students.example.org"),
             "agentSourcedIds": [[g] for g in gid],
-            "grades": [[g] for g in d.stu_grade[idx]],
+            "grades": [[g] for g in grade_now],
         }
     )
     guardians = pd.DataFrame(
@@ -101,10 +103,10 @@ def users_and_demographics(
             "grades": None,
         }
     )
-    per_school = d.teachers_per_school()
-    t_school = np.repeat(np.arange(d.n_schools), per_school.to_numpy())
-    t_no = np.concatenate([np.arange(k) for k in per_school.to_numpy()])
-    t_ids = np.array([f"tch-{s + 1:04d}-{k:03d}" for s, k in zip(t_school, t_no, strict=True)])
+    # Names follow the teacher (home school and number), the school the year's placement.
+    staff = d.teachers(y)
+    t_school, t_no = staff["home"].to_numpy(), staff["number"].to_numpy()
+    t_ids = staff["teacher_id"].to_numpy()
     t_given = GIVEN[(t_school * 7 + t_no) % len(GIVEN)]
     t_family = FAMILY[(t_school * 3 + t_no * 5) % len(FAMILY)]
     t_user = np.char.lower(
@@ -125,7 +127,7 @@ def users_and_demographics(
             "familyName": t_family,
             "middleName": None,
             "role": "teacher",
-            "orgSourcedIds": [[s] for s in d.school_ids[t_school]],
+            "orgSourcedIds": [[s] for s in d.school_ids[staff["school"].to_numpy()]],
             "identifier": np.char.replace(t_ids.astype(str), "tch-", "T"),
             "email": np.char.add(t_user, "@staff.example.org"),
             "agentSourcedIds": None,
@@ -167,14 +169,13 @@ def users_and_demographics(
     ):
         users[col] = None
     users["primaryOrgSourcedId"] = users["orgSourcedIds"].str[0]
-    y = school_year_of(night)
     grade_age = {
         g: 5 + i
         for i, g in enumerate(
             ["KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
         )
     }
-    age = pd.Series(d.stu_grade[idx]).map(grade_age).to_numpy()
+    age = pd.Series(grade_now).map(grade_age).to_numpy()
     birth = pd.to_datetime([f"{y - a}-09-01" for a in age]) - pd.to_timedelta(
         d.birth_offset[idx], unit="D"
     )

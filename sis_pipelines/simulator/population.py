@@ -70,6 +70,8 @@ FAMILY = np.array(
         "King",
     ]
 )
+GRADES = ["KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
+TRANSFERS_AT_ROLLOVER = 0.02  # of the district's students, arriving at each rollover
 LEVELS = {  # school level -> (grades, slots per semester)
     "elementary": (["KG", "01", "02", "03", "04", "05"], 4),
     "middle": (["06", "07", "08"], 6),
@@ -88,3 +90,4 @@ SUBJECTS = {
         "Computer Science",
     ],
 }
+GRADE_LEVEL = [level for level, (grades, _) in LEVELS.items() for _ in grades]

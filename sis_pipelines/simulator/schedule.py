@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from .district import District
 
 
-def sections(d: District) -> pd.DataFrame:
-    """(school, grade, slot, sections) for every course offered."""
-    counts = d.school_grade_counts()
+def sections(d: District, year: int) -> pd.DataFrame:
+    """(school, grade, slot, sections) for every course offered in a school year."""
+    counts = d.school_grade_counts(year)
     rows = []
     for school, grade, n in counts.itertuples(index=False):
         level = d.school_level[school]
@@ -29,8 +29,8 @@ def sections(d: District) -> pd.DataFrame:
 def courses_and_classes(
     d: District, cal: Calendar, modified: pd.Timestamp
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    offer = sections(d)
     y = cal.year
+    offer = sections(d, y)
     offer["school_id"] = d.school_ids[offer["school"]]
     offer["course_id"] = (
         "crs-"
@@ -73,13 +73,13 @@ def courses_and_classes(
         + "-"
         + cls["section"].astype(str)
     )
-    # Teachers: each school's classes dealt round-robin to its teachers.
-    cls["teacher_no"] = cls.groupby("school").cumcount() % cls["school"].map(
-        d.teachers_per_school()
-    )
-    cls["teacher_id"] = (
-        "tch-" + cls["school_id"].str[4:] + "-" + cls["teacher_no"].astype(str).str.zfill(3)
-    )
+    # Teachers: each school's classes dealt round-robin to the teachers there this year.
+    staff = d.teachers(y).sort_values(["school", "home", "number"], kind="stable")
+    count = np.bincount(staff["school"], minlength=d.n_schools)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    school = cls["school"].to_numpy()
+    dealt = start[school] + cls.groupby("school").cumcount().to_numpy() % count[school]
+    cls["teacher_id"] = staff["teacher_id"].to_numpy()[dealt]
     classes = pd.DataFrame(
         {
             "sourcedId": cls["class_id"],
@@ -116,13 +116,14 @@ def enrollments(
     d: District, cal: Calendar, night: date, day: int, classes: pd.DataFrame, modified: pd.Timestamp
 ) -> pd.DataFrame:
     here = np.flatnonzero(d.present(night))
-    offer = sections(d).set_index(["school", "grade", "slot"])["sections"]
-    parts = []
     y = cal.year
+    offer = sections(d, y).set_index(["school", "grade", "slot"])["sections"]
+    school_of, grade_of = d.school_in(y), d.grade_in(y)
+    parts = []
     for t, (_term_id, start, end) in enumerate(cal.terms):
         for slot in range(max(s for _, s in LEVELS.values())):
-            school = d.stu_school[here]
-            grade = d.stu_grade[here]
+            school = school_of[here]
+            grade = grade_of[here]
             key = pd.MultiIndex.from_arrays([school, grade, np.full(len(here), slot)])
             n_sections = offer.reindex(key).to_numpy()
             has = ~np.isnan(n_sections)
@@ -137,9 +138,9 @@ def enrollments(
                 "cls-"
                 + str(y)
                 + "-"
-                + pd.Series(d.school_ids[d.stu_school[i]]).str[4:]
+                + pd.Series(d.school_ids[school_of[i]]).str[4:]
                 + "-"
-                + pd.Series(d.stu_grade[i])
+                + pd.Series(grade_of[i])
                 + "-"
                 + str(slot)
                 + "-"
@@ -154,7 +155,7 @@ def enrollments(
                     {
                         "userSourcedId": d.stu_ids[i],
                         "classSourcedId": class_id.to_numpy(),
-                        "schoolSourcedId": d.school_ids[d.stu_school[i]],
+                        "schoolSourcedId": d.school_ids[school_of[i]],
                         "beginDate": begin_date,
                         "endDate": end,
                         "dateLastModified": pd.Series(

@@ -145,7 +145,9 @@ class SimulatorServer:
             if self._frames is None:
                 self._frames = {
                     k: v.sort_values("sourcedId", ignore_index=True)
-                    for k, v in self.district.snapshot(self.night).items()
+                    for k, v in self.district.snapshot(
+                        self.night, self.profile.keeps_tobedeleted_days
+                    ).items()
                 }
             return self._frames
 

@@ -32,6 +32,9 @@ class VendorProfile:
     gradebook_deletes: bool = True
     # A broken provider: every offset answered with the first page (hostile-server tests).
     honours_offset: bool = True
+    # Nights after the rollover that last year's records are still served, as tobedeleted
+    # (0: dropped at once).
+    keeps_tobedeleted_days: int = 0
 
     def with_(self, **changes: object) -> VendorProfile:
         return replace(self, **changes)
@@ -70,6 +73,7 @@ VENDORS: dict[str, VendorProfile] = {
         honours_sort=False,
         natural_order_sorted=False,
         gradebook_deletes=False,
+        keeps_tobedeleted_days=14,
     ),
     # Infinite Campus: OneRoster 1.2, limit up to 50K, appName on the token URL.
     "infinite_campus": VendorProfile(
@@ -79,6 +83,7 @@ VENDORS: dict[str, VendorProfile] = {
         max_page_size=50_000,
         string_booleans=True,
         token_query="?appName=demo",
+        keeps_tobedeleted_days=30,
     ),
     "generic": VendorProfile("generic", "1.1", "oauth2", max_page_size=10_000),
 }
