@@ -33,12 +33,12 @@ from .population import (
     STUDENTS_PER_TEACHER,
     TRANSFERS_AT_ROLLOVER,
 )
+from .schedule import courses_and_classes, enrollments
 
 BASE_YEAR = school_year_of(EPOCH)  # the school year whose grades the candidates are drawn in
 NEVER = 10**6
 # Last year's records a SIS keeps as tobedeleted after the rollover (the rest go at once).
 LEFTOVERS = ("academic_sessions", "courses", "classes", "enrollments", "users")
-from .schedule import courses_and_classes, enrollments
 
 
 class District:
