@@ -121,6 +121,10 @@ class Lake:
         """One Canvas SIS CSV (accounts, terms, …) of the full state a night implies."""
         return self.file(CANVAS_MAPPING, name, night, tenant)
 
+    def out_of_scope(self, night: date | str, tenant: str) -> UPath:
+        """The night's records the tenant's scope left out: collection, sourcedId, reason."""
+        return self.file(CANVAS_MAPPING, "out_of_scope", night, tenant)
+
     def canvas_retained(self, name: str, night: date | str, tenant: str) -> UPath:
         """The rows of one Canvas file (terms, courses, sections) kept in Canvas after they
         left the SIS, as the night left them: with the night's mapping, its whole state."""

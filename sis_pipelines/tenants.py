@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -117,6 +118,51 @@ class OneRoster(_Strict):
         return self
 
 
+class Among(_Strict):
+    """Which values are in: every value when ``include`` is empty, less ``exclude``."""
+
+    include: list[str] = []
+    exclude: list[str] = []
+
+    @property
+    def everything(self) -> bool:
+        return not self.include and not self.exclude
+
+
+class Scope(_Strict):
+    """What of the SIS goes to Canvas. Records out of scope are not provisioned; they stay in
+    the night's snapshot and are listed, with their reason, beside the Canvas mapping."""
+
+    # Orgs by sourcedId or identifier, each with the orgs below it (a district: its schools).
+    orgs: Among = Among()
+    session_types: Among = Among()  # academicSession types: term, semester, gradingPeriod …
+    session_titles: Among = Among()  # academicSession titles, exactly
+    # Only sessions that overlap this window (either end may be left open).
+    sessions_from: date | None = None
+    sessions_until: date | None = None
+    class_types: Among = Among()  # homeroom, scheduled
+    roles: Among = Among()  # user roles: student, teacher, guardian, aide …
+    grades: Among = Among()  # CEDS grades of classes and students: KG, 01 … 12
+
+    @property
+    def everything(self) -> bool:
+        return (
+            all(
+                getattr(self, f).everything
+                for f in (
+                    "orgs",
+                    "session_types",
+                    "session_titles",
+                    "class_types",
+                    "roles",
+                    "grades",
+                )
+            )
+            and self.sessions_from is None
+            and self.sessions_until is None
+        )
+
+
 class Canvas(_Strict):
     base_url: str = ""
     account_id: int | str = 1
@@ -141,6 +187,7 @@ class Canvas(_Strict):
     # A course that leaves the SIS before its term ends: concluded (work kept), or deleted
     # when it never had an enrollment. After its term ended a course is always concluded.
     course_removal: Literal["conclude", "delete_if_unused"] = "conclude"
+    scope: Scope = Scope()  # which schools, sessions, classes and people go to Canvas
     # Above this share of a tenant's active users, courses, sections or enrollments
     # removed in one night, nothing is uploaded until an operator allows it.
     max_removal_share: float = Field(0.05, ge=0, le=1)
@@ -197,6 +244,9 @@ class Gpb(_Strict):
     # A grade the SIS changed after our last push: "keep_sis" leaves it and reports it;
     # "overwrite" sends ours anyway (and reports it).
     on_sis_change: Literal["keep_sis", "overwrite"] = "keep_sis"
+    # Grades of a course are passed back until this many days after its term ended (teachers
+    # finish grading), never later: a closed term's grades in the SIS are final.
+    days_after_term: int = Field(14, ge=0, le=365)
     max_concurrency: int = Field(2, ge=1, le=16)
     # How a lineItem or result of ours that Canvas no longer implies leaves the SIS: "delete"
     # (DELETE), or "tobedeleted" (the record PUT back with status tobedeleted) for SIS and

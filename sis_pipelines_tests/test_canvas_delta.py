@@ -186,7 +186,7 @@ def test_graduates_leaving_after_their_last_term_are_not_counted():
         "enrollments": 0,
     }
     reasons = set(delta.changes.loc[delta.changes["file"] == "users", "reason"])
-    assert reasons == {"gone from the SIS after its last term ended"}
+    assert reasons == {"left the SIS after its last term ended"}
 
 
 def test_an_empty_users_file_is_blocked():

@@ -150,13 +150,15 @@ def compute_delta(
     *,
     retained: Mapping[str, pd.DataFrame] | None = None,
     enrolled: Mapping[str, set[str]] | None = None,
+    out_of_scope: Mapping[str, set[str]] | None = None,
 ) -> Delta:
     """The delta of every Canvas file; each night's files in memory or as stored Parquet.
 
     ``previous``: the Canvas state of the last applied night (its mapping), ``retained``: the
     rows that night kept in Canvas after they left the SIS (added to ``previous``),
-    ``enrolled``: the course and section ids that ever had an enrollment before it. Rows
-    that left the SIS are decided by the lifecycle (``lifecycle.py``)."""
+    ``enrolled``: the course and section ids that ever had an enrollment before it,
+    ``out_of_scope``: the Canvas ids whose records the tenant's scope left out tonight. Rows
+    that left the SIS (or the scope) are decided by the lifecycle (``lifecycle.py``)."""
     previous = dict(previous or {})
     for name, rows in (retained or {}).items():
         if len(rows):
@@ -185,7 +187,13 @@ def compute_delta(
         carried={
             name: set(_sis_id(rows, FILES[name].key)) for name, rows in (retained or {}).items()
         },
+        out_of_scope={k: set(v) for k, v in (out_of_scope or {}).items()},
     )
+    if "sections" in found and life.out_of_scope.get("sections"):
+        # A course left the scope with its classes.
+        gone = found["sections"].gone
+        scoped = gone["section_id"].astype(str).isin(life.out_of_scope["sections"])
+        life.out_of_scope["courses"] = set(gone.loc[scoped, "course_id"].astype(str))
     decided = _decide(found, life, previous, current, night)
     return _assemble(found, decided)
 
@@ -242,6 +250,10 @@ def _decide(
             held = frame["course_id"].astype(str).isin(life.carried.get("courses", set()))
             in_use |= set(frame.loc[held, "term_id"].dropna().astype(str))
         decided["terms"] = life.terms_(found["terms"].gone, in_use)
+    if "accounts" in found:
+        decided["accounts"] = life.accounts(
+            found["accounts"].gone, _accounts_in_use(found, decided, previous, current, life)
+        )
     if "enrollments" in found:
         decided["enrollments"] = life.enrollments(
             found["enrollments"].gone, courses_kept, sections_kept
@@ -258,6 +270,40 @@ def _decide(
         if name not in decided:
             decided[name] = life.others(name, found[name].gone)
     return decided
+
+
+def _accounts_in_use(
+    found: dict[str, FileChanges],
+    decided: dict[str, Decisions],
+    previous: Mapping[str, FileSource],
+    current: Mapping[str, FileSource | None],
+    life: Lifecycle,
+) -> set[str]:
+    """Accounts holding a course Canvas keeps (tonight's, concluded, retained) or an account
+    of ours, and the accounts above those."""
+    used = _ids(current.get("courses"), "account_id") | _kept(
+        found, decided, "courses", "account_id"
+    )
+    carried = previous.get("courses")
+    if carried is not None and rows_in(carried) and life.carried.get("courses"):
+        frame = read_whole(carried)
+        held = frame["course_id"].astype(str).isin(life.carried["courses"])
+        used |= set(frame.loc[held, "account_id"].dropna().astype(str))
+    parents: dict[str, str] = {}
+    for side in (previous, current):
+        source = side.get("accounts")
+        if source is not None and rows_in(source):
+            frame = read_whole(source)
+            parents |= dict(
+                zip(frame["account_id"].astype(str), frame["parent_account_id"], strict=True)
+            )
+    used |= _ids(current.get("accounts"), "account_id")
+    for account in list(used):
+        cursor, seen = parents.get(account), 0
+        while cursor is not None and cursor == cursor and seen < 16:  # a NaN is no parent
+            used.add(str(cursor))
+            cursor, seen = parents.get(str(cursor)), seen + 1
+    return used
 
 
 def _assemble(found: dict[str, FileChanges], decided: dict[str, Decisions]) -> Delta:

@@ -28,7 +28,8 @@ import pandas as pd
 from ..tenants import Canvas
 
 # Canvas files whose objects may stay in Canvas after leaving the SIS.
-RETAINED = ("terms", "courses", "sections")
+RETAINED = ("accounts", "terms", "courses", "sections")
+SIS, SCOPE = "left the SIS", "left the tenant's scope"
 KEEP = "keep"  # nothing sent: Canvas keeps the object as it is
 ACTIONS = {
     "deleted": "delete",
@@ -92,6 +93,13 @@ class Lifecycle:
     enrolled_courses: set[str] = field(default_factory=set)
     enrolled_sections: set[str] = field(default_factory=set)
     carried: dict[str, set[str]] = field(default_factory=dict)  # keys retained before
+    # Canvas ids whose records are still in the SIS but out of the tenant's scope, per file.
+    out_of_scope: dict[str, set[str]] = field(default_factory=dict)
+
+    def _left(self, name: str, keys: pd.Series) -> np.ndarray:
+        """How each row left: the SIS, or the tenant's scope."""
+        out = keys.astype(object).isin(self.out_of_scope.get(name, set())).to_numpy(bool)
+        return np.where(out, SCOPE, SIS).astype(object)
 
     def _term(self, term_ids: pd.Series) -> tuple[np.ndarray, list[str]]:
         """Whether each term has ended, and its name for the reason."""
@@ -115,13 +123,14 @@ class Lifecycle:
         used = ids.isin(self.enrolled_courses).to_numpy(bool)
         delete = ~over & ~used & (self.cfg.course_removal == "delete_if_unused")
         status = np.where(delete, "deleted", "completed").astype(object)
+        left = self._left("courses", ids)
         reason = [
-            f"left the SIS after its term ({t}) ended: concluded, work kept"
+            f"{how} after its term ({t}) ended: concluded, work kept"
             if o
-            else f"left the SIS before its term ({t}) ended, never had an enrollment: deleted"
+            else f"{how} before its term ({t}) ended, never had an enrollment: deleted"
             if d
-            else f"left the SIS before its term ({t}) ended: concluded, work kept"
-            for o, d, t in zip(over, delete, term, strict=True)
+            else f"{how} before its term ({t}) ended: concluded, work kept"
+            for o, d, t, how in zip(over, delete, term, left, strict=True)
         ]
         was = gone["status"].astype(object).to_numpy() if "status" in gone else status
         silent = self._carried("courses", ids) | (was == "completed")
@@ -139,16 +148,16 @@ class Lifecycle:
         used = gone["section_id"].astype(object).isin(self.enrolled_sections).to_numpy(bool)
         keep = over | kept_course | used
         status = np.where(keep, KEEP, "deleted").astype(object)
+        left = self._left("sections", gone["section_id"])
         reason = [
-            "left the SIS with its course, which Canvas keeps: kept"
+            f"{how} with its course, which Canvas keeps: kept"
             if k
-            else "left the SIS after its term ended: kept"
+            else f"{how} after its term ended: kept"
             if o
-            else "left the SIS before its term ended and had enrollments: kept, its "
-            "enrollments completed"
+            else f"{how} before its term ended and had enrollments: kept, its enrollments completed"
             if u
-            else "left the SIS before its term ended, never had an enrollment: deleted"
-            for k, o, u in zip(kept_course, over, used, strict=True)
+            else f"{how} before its term ended, never had an enrollment: deleted"
+            for k, o, u, how in zip(kept_course, over, used, left, strict=True)
         ]
         silent = self._carried("sections", gone["section_id"])
         harmful = (status == "deleted") | (~over & ~kept_course & ~silent)
@@ -159,13 +168,26 @@ class Lifecycle:
             return Decisions.empty()
         used = gone["term_id"].astype(object).isin(in_use).to_numpy(bool)
         status = np.where(used, KEEP, "deleted").astype(object)
+        left = self._left("terms", gone["term_id"])
         reason = [
-            "left the SIS; Canvas courses still use it: kept"
-            if u
-            else "left the SIS, unused: deleted"
-            for u in used
+            f"{how}; Canvas courses still use it: kept" if u else f"{how}, unused: deleted"
+            for u, how in zip(used, left, strict=True)
         ]
         silent = self._carried("terms", gone["term_id"])
+        return Decisions(status, reason, np.zeros(len(gone), bool), silent)
+
+    def accounts(self, gone: pd.DataFrame, in_use: set[str]) -> Decisions:
+        """An account is kept while a course or another account of ours is in it."""
+        if gone.empty:
+            return Decisions.empty()
+        used = gone["account_id"].astype(object).isin(in_use).to_numpy(bool)
+        status = np.where(used, KEEP, "deleted").astype(object)
+        left = self._left("accounts", gone["account_id"])
+        reason = [
+            f"{how}; Canvas courses are still in it: kept" if u else f"{how}, empty: deleted"
+            for u, how in zip(used, left, strict=True)
+        ]
+        silent = self._carried("accounts", gone["account_id"])
         return Decisions(status, reason, np.zeros(len(gone), bool), silent)
 
     def enrollments(
@@ -184,8 +206,8 @@ class Lifecycle:
         status = np.where(complete, "completed", "deleted").astype(object)
         reason = _pick(
             (over, "gone from the SIS after its term ended: completed, work kept"),
-            (with_course, "its course or section left the SIS before the term ended: completed"),
-            otherwise="gone from the SIS",
+            (with_course, "its course or section left before the term ended: completed"),
+            otherwise="gone from the SIS or the tenant's scope",
         )
         was = gone["status"].astype(object).to_numpy() if "status" in gone else status
         silent = was == status
@@ -198,9 +220,10 @@ class Lifecycle:
             return Decisions.empty()
         status = np.full(len(gone), self.cfg.user_remove_status, dtype=object)
         mid_term = gone["user_id"].astype(object).isin(studying).to_numpy(bool)
-        reason = _pick(
-            (mid_term, "gone from the SIS during a term it was enrolled in"),
-            otherwise="gone from the SIS after its last term ended",
+        left = self._left("users", gone["user_id"])
+        reason = list(
+            left
+            + np.where(mid_term, " during a term it was enrolled in", " after its last term ended")
         )
         was = gone["status"].astype(object).to_numpy() if "status" in gone else status
         silent = was == status

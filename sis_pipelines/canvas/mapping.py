@@ -28,6 +28,7 @@ from .enrollments import (
     text,
 )
 from .files import FILES, ORDER
+from .scope import Scoping
 
 OBSERVER_ROLES = {"guardian", "parent", "relative"}
 USER_TYPES = {
@@ -96,8 +97,9 @@ LOGIN_FIELDS = ("username", "email", "identifier")
 
 def mapped_columns(name: str, cfg: Canvas) -> list[str]:
     """The columns of a collection the mapping reads for this tenant: of a district's two
-    million users, only its login field and, with observers, the guardians' students."""
-    columns = MAPPED_COLUMNS[name]
+    million users, only its login field and, with observers, the guardians' students (and
+    what the tenant's scope asks of them)."""
+    columns = MAPPED_COLUMNS[name] + Scoping(cfg.scope).columns().get(name, [])
     if name != "users":
         return columns
     unused = {f for f in LOGIN_FIELDS if f not in (cfg.login_id_field, "email")}
@@ -268,10 +270,10 @@ def _observers(
 
 
 def map_snapshot(
-    snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date
+    snapshot: Mapping[str, pd.DataFrame], cfg: Canvas, night: date, scoping: Scoping | None = None
 ) -> dict[str, pd.DataFrame]:
     """The full Canvas state (one frame per CSV file, unprefixed ids) of a snapshot."""
-    files = canvas_state(snapshot, cfg, night)
+    files = canvas_state(snapshot, cfg, night, scoping)
     return {
         name: file.to_frame() if isinstance(file, CanvasEnrollments) else file
         for name, file in files.items()
@@ -279,15 +281,18 @@ def map_snapshot(
 
 
 def canvas_state(
-    snapshot: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]], cfg: Canvas, night: date
+    snapshot: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]],
+    cfg: Canvas,
+    night: date,
+    scoping: Scoping | None = None,
 ) -> dict[str, pd.DataFrame | CanvasEnrollments]:
     """The full Canvas state of a snapshot, every file at once (see ``canvas_files_of``)."""
-    files = dict(canvas_files_of(dict(snapshot), cfg, night))
+    files = dict(canvas_files_of(dict(snapshot), cfg, night, scoping))
     return {name: files[name] for name in ORDER if name in files}
 
 
 def canvas_files_of(
-    snapshot: Collections, cfg: Canvas, night: date
+    snapshot: Collections, cfg: Canvas, night: date, scoping: Scoping | None = None
 ) -> Iterator[tuple[str, pd.DataFrame | CanvasEnrollments]]:
     """The Canvas files of a snapshot one at a time, enrollments last: they may come in
     batches, and are then built into rows a slice at a time as they are written.
@@ -296,16 +301,23 @@ def canvas_files_of(
     enrollments need of the rest (each class's course and dates, the mapped users' ids): a
     district's users, classes and their Canvas files are let go before its ten million
     enrollments are read (a consumer lets each file go once written).
+
+    Only what is in the tenant's scope is mapped; ``scoping`` (made here when not given)
+    holds what was left out.
     """
     prefix = cfg.sis_id_prefix
-    yield "accounts", _prefixed("accounts", canvas_accounts(snapshot.pop("orgs")), prefix)
-    terms, term_of = canvas_terms(snapshot.pop("academic_sessions"), cfg)
+    scoping = scoping if scoping is not None else Scoping(cfg.scope)
+    orgs = scoping.take_orgs(_active(snapshot.pop("orgs")))
+    yield "accounts", _prefixed("accounts", canvas_accounts(orgs), prefix)
+    del orgs
+    sessions = scoping.take_sessions(_active(snapshot.pop("academic_sessions")))
+    terms, term_of = canvas_terms(sessions, cfg)
     term_dates = terms.set_index("term_id")[["name", "start_date", "end_date"]]
     yield "terms", _prefixed("terms", terms, prefix)
     del terms
 
     cls, courses = _classes_and_courses(
-        _active(snapshot.pop("classes")),
+        scoping.take_classes(_active(snapshot.pop("classes"))),
         _active(snapshot.pop("courses")),
         term_of,
         {str(k): v for k, v in term_dates["name"].items()},
@@ -337,7 +349,7 @@ def canvas_files_of(
     ).to_pandas(types_mapper=pd.ArrowDtype)
     del cls
 
-    users_src = snapshot.pop("users")
+    users_src = scoping.take_users(snapshot.pop("users"))
     users, eligible = canvas_users(users_src, cfg)
     user_ids = text(users_src["sourcedId"]).filter(eligible)
     observers = _observers(users_src, eligible, users, prefix) if cfg.observers else None
@@ -350,7 +362,9 @@ def canvas_files_of(
         del observers
     yield (
         "enrollments",
-        canvas_enrollments(snapshot.pop("enrollments"), keys, user_ids, cfg.role_map, prefix),
+        canvas_enrollments(
+            snapshot.pop("enrollments"), keys, user_ids, scoping.role_map(cfg.role_map), prefix
+        ),
     )
 
 

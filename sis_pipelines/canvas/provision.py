@@ -56,6 +56,7 @@ from .mapping import (
     term_signature,
 )
 from .package import CanvasCsvError, build_zip
+from .scope import Scoping, canvas_ids
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -122,8 +123,10 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
     # A file is written while the next is made, and let go once written: the next is made
     # from what the snapshot still holds.
     writes = WriteBehind("canvas-files")
+    scoping = Scoping(cfg.scope)
     try:
-        for name, file in canvas_files_of(StoredSnapshot(lake, tenant_id, night, cfg), cfg, night):
+        snapshot = StoredSnapshot(lake, tenant_id, night, cfg)
+        for name, file in canvas_files_of(snapshot, cfg, night, scoping):
             path = lake.canvas_file(name, night, tenant_id)
             writes.submit(write_canvas_file, name, file, path)
             rows[name] = len(file)
@@ -134,6 +137,12 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
         writes.close()
     figures: Figures = {f"{name}_rows": rows[name] for name in ORDER if name in rows}
     figures["users_without_login_id"] = without_login
+    write_frame(scoping.listing(), lake.out_of_scope(night, tenant_id))
+    figures["out_of_scope"] = sum(scoping.counts.values())
+    if scoping.counts:
+        figures["out_of_scope_by_reason"] = Markdown(
+            "\n".join(f"- {reason}: {n}" for reason, n in sorted(scoping.counts.items()))
+        )
     return figures
 
 
@@ -223,7 +232,17 @@ def delta_night(
     previous = canvas_files(lake, base_night, tenant_id) if base_night else None
     kept = retained_files(lake, base_night, tenant_id) if base_night else {}
     enrolled = enrolled_before(lake, tenant_id, previous)
-    delta = compute_delta(previous, current, cfg, night, retained=kept, enrolled=enrolled)
+    scoped = lake.out_of_scope(night, tenant_id)
+    out_of_scope = canvas_ids(read_frame(scoped), cfg.sis_id_prefix) if scoped.exists() else None
+    delta = compute_delta(
+        previous,
+        current,
+        cfg,
+        night,
+        retained=kept,
+        enrolled=enrolled,
+        out_of_scope=out_of_scope,
+    )
     passed, findings = deletion_guard(previous, current, delta, cfg.max_removal_share)
     verdict = GuardVerdict(
         passed,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pandas as pd
 import pyarrow.parquet as pq
 from upath import UPath
 
+from ..canvas.lifecycle import ended
 from ..errors import SourceError, StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
@@ -56,15 +57,24 @@ def passes_back(tenant: Tenant) -> bool:
     return tenant.gpb.endpoints != "off" and tenant.canvas is not None
 
 
-def provisioned_courses(lake: Lake, tenant_id: str, night: date | str) -> list[str]:
-    """The active Canvas courses the night provisioned (SIS course ids)."""
+def provisioned_courses(
+    lake: Lake, tenant_id: str, night: date, days_after_term: int | None = None
+) -> list[str]:
+    """The active Canvas courses the night provisioned (SIS course ids); with
+    ``days_after_term``, those whose term ended longer ago than that are left out (their
+    grades in the SIS are final: nothing is sent to them, nothing of theirs removed)."""
     courses_path = lake.canvas_file("courses", night, tenant_id)
     if not courses_path.exists():
         raise StoredStateError(
             f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize canvas/mapping first"
         )
     courses = read_frame(courses_path)
-    active = courses["status"].astype("string") == "active"
+    active = (courses["status"].astype("string") == "active").fillna(False).to_numpy(bool)
+    terms_path = lake.canvas_file("terms", night, tenant_id)
+    if days_after_term is not None and terms_path.exists() and "term_id" in courses:
+        terms = read_frame(terms_path).drop_duplicates("term_id").set_index("term_id")
+        ends = courses["term_id"].astype(object).map(terms["end_date"])
+        active &= ~ended(ends, night - timedelta(days=days_after_term))
     return sorted(courses.loc[active, "course_id"].astype(str))
 
 
@@ -72,7 +82,7 @@ def read_canvas_gradebook(
     lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
 ) -> Figures:
     """The whole gradebook of every active course the night provisioned."""
-    course_ids = provisioned_courses(lake, tenant_id, night)
+    course_ids = provisioned_courses(lake, tenant_id, night, tenant.gpb.days_after_term)
     until = services.canvas_now(tenant, night)
     passed = courses_passed_back(lake, tenant_id)
     with services.canvas(tenant_id, tenant, night) as canvas:
