@@ -91,3 +91,24 @@ def latest_meta(instance, key: str) -> dict:
 
     record = instance.fetch_materializations(dg.AssetKey(key.split("/")), limit=1).records[0]
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def canvas_matches(sim, files: dict) -> None:
+    """Canvas (a CanvasSimulator) holds exactly the night's state as its rows say (the mapping
+    active, retained rows as they were left); anything else is no longer active."""
+    from sis_pipelines.canvas.files import FILES
+    from sis_pipelines.canvas.mapping import INTERNAL
+
+    for name, frame in files.items():
+        spec = FILES[name]
+        expected = {}
+        for row in frame.drop(columns=[INTERNAL], errors="ignore").to_dict("records"):
+            key = "|".join(str(row[k]) for k in spec.key)
+            expected[key] = {k: ("" if v is None else str(v)) for k, v in row.items()}
+        state = sim.state[name]
+        for key, row in expected.items():
+            assert key in state, (name, key)
+            assert {k: state[key].get(k, "") for k in row} == row, (name, key)
+        for key, row in state.items():
+            if key not in expected:
+                assert row["status"] != "active", (name, key)

@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 from sis_pipelines.canvas import api as api_module
 from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
 from sis_pipelines.canvas.delta import compute_delta, with_retained
-from sis_pipelines.canvas.files import FILES
 from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
 from sis_pipelines.canvas.package import build_zip
 from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.district import District
 from sis_pipelines.tenants import Canvas
 
-from .support import canonical
+from .support import canonical, canvas_matches
 
 FAST = Polling(first_wait_s=0.001, max_wait_s=0.01, throttle_retries=4)
 
@@ -91,23 +90,6 @@ def test_a_wrong_token_is_refused_and_not_echoed(canvas, first_night):
         client.post_sis_import(first_night, {})
     assert caught.value.status == 401
     assert "wrong-token-123" not in str(caught.value)
-
-
-def canvas_matches(sim: CanvasSimulator, files: dict) -> None:
-    """Canvas holds exactly the mapping as active rows; anything else is no longer active."""
-    for name, frame in files.items():
-        spec = FILES[name]
-        expected = {}
-        for row in frame.drop(columns=[INTERNAL], errors="ignore").to_dict("records"):
-            key = "|".join(str(row[k]) for k in spec.key)
-            expected[key] = {k: ("" if v is None else str(v)) for k, v in row.items()}
-        state = sim.state[name]
-        for key, row in expected.items():
-            assert key in state, (name, key)
-            assert {k: state[key].get(k, "") for k in row} == row, (name, key)
-        for key, row in state.items():
-            if key not in expected:
-                assert row["status"] != "active", (name, key)
 
 
 def apply_nights(sim: CanvasSimulator, district: District, cfg: Canvas, nights: list[date]) -> dict:

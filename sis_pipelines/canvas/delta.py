@@ -300,9 +300,9 @@ def _accounts_in_use(
     used |= _ids(current.get("accounts"), "account_id")
     for account in list(used):
         cursor, seen = parents.get(account), 0
-        while cursor is not None and cursor == cursor and seen < 16:  # a NaN is no parent
-            used.add(str(cursor))
-            cursor, seen = parents.get(str(cursor)), seen + 1
+        while cursor is not None and seen < 16:
+            used.add(cursor)
+            cursor, seen = parents.get(cursor), seen + 1
     return used
 
 

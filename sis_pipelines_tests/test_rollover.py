@@ -1,0 +1,124 @@
+"""The school year's rollover, night by night from the end of May to mid-September: the end
+of the spring term, the summer, the 1 August rollover (graduates leave, students move up and
+change school, kindergarteners and transfers arrive, teachers move, class ids change while
+course codes persist) and the first day of school. After every night Canvas holds the
+night's state, nothing that ever had an enrollment is deleted, an ended term's enrollments
+end completed, and the deletion guard lets every night through.
+
+Walked for a SIS that drops last year's records at once and for one that keeps them
+``tobedeleted`` for a month (Genesis's and Infinite Campus's simulated profiles).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from sis_pipelines.canvas.api import CanvasClient, Polling
+from sis_pipelines.canvas.delta import compute_delta, deletion_guard, with_retained
+from sis_pipelines.canvas.enrollments import INTERNAL
+from sis_pipelines.canvas.lifecycle import ended
+from sis_pipelines.canvas.mapping import map_snapshot
+from sis_pipelines.canvas.package import build_zip
+from sis_pipelines.simulator.canvas import CanvasSimulator
+from sis_pipelines.simulator.district import District
+from sis_pipelines.simulator.vendors import VENDORS
+from sis_pipelines.tenants import Canvas
+
+from .support import canonical, canvas_matches
+
+FAST = Polling(first_wait_s=0.001, max_wait_s=0.01, throttle_retries=4)
+FIRST, LAST = date(2026, 5, 25), date(2026, 9, 15)
+ROLLOVER = date(2026, 8, 1)
+
+
+def nights() -> list[date]:
+    return [FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
+
+
+class Walk:
+    """Canvas, night after night, as the pipeline leaves it; what each night did."""
+
+    def __init__(self, sim: CanvasSimulator, cfg: Canvas) -> None:
+        self.sim, self.cfg = sim, cfg
+        self.previous: dict | None = None
+        self.retained: dict = {}
+        self.enrolled: dict[str, set[str]] = {"courses": set(), "sections": set()}
+        self.deltas: dict[date, object] = {}
+
+    def night(self, client: CanvasClient, snapshot: dict, night: date) -> dict:
+        files = map_snapshot(canonical(snapshot), self.cfg, night)
+        delta = compute_delta(
+            self.previous, files, self.cfg, night, retained=self.retained, enrolled=self.enrolled
+        )
+        passed, findings = deletion_guard(self.previous, files, delta, self.cfg.max_removal_share)
+        assert passed, (night, [f for f in findings if f.removals], delta.changes[delta.harmful])
+        package = {n: f.drop(columns=[INTERNAL], errors="ignore") for n, f in delta.files.items()}
+        if any(len(f) for f in package.values()):
+            final = client.wait(client.post_sis_import(build_zip(package), {})["id"])
+            assert final["workflow_state"] == "imported", final
+        self.deltas[night] = delta
+        self.previous, self.retained = files, delta.retained
+        enrollments = files["enrollments"]
+        self.enrolled["courses"] |= set(enrollments["course_id"].astype(str))
+        self.enrolled["sections"] |= set(enrollments["section_id"].astype(str))
+        return with_retained(files, delta.retained)
+
+
+# Genesis (1.1) drops last year's records at once, Infinite Campus (1.2) keeps them a month.
+@pytest.mark.parametrize("vendor", ["genesis", "infinite_campus"])
+def test_a_district_walks_from_may_to_september_without_harm(vendor):
+    profile = VENDORS[vendor]
+    district = District(160, 8)
+    cfg = Canvas(source="simulator")
+    ever_enrolled: set[str] = set()
+    users_before: set[str] = set()
+    with CanvasSimulator() as sim, CanvasClient("t1", sim.base_url, sim.token, 1, FAST) as client:
+        walk = Walk(sim, cfg)
+        for night in nights():
+            state = walk.night(
+                client, district.snapshot(night, profile.keeps_tobedeleted_days), night
+            )
+            canvas_matches(sim, state)
+            ever_enrolled |= {
+                row["course_id"]
+                for row in sim.state["enrollments"].values()
+                if row.get("course_id")
+            }
+            courses = sim.state["courses"]
+            assert not [c for c in ever_enrolled if courses[c]["status"] == "deleted"], night
+            changes = walk.deltas[night].changes
+            removed = changes[changes["file"] == "enrollments"]
+            # An enrollment that leaves after its term ended is completed, never deleted.
+            deleted = removed[removed["action"] == "delete"]["sis_id"]
+            for key in deleted:
+                assert not ended(pd.Series([sim.state["enrollments"][key]["end_date"]]), night)[0]
+            if night == ROLLOVER - timedelta(days=1):
+                users_before = {k for k, r in sim.state["users"].items() if r["status"] == "active"}
+            if night == ROLLOVER:
+                rollover = changes.groupby(["file", "action"]).size()
+                assert rollover.get(("courses", "conclude"), 0) > 0
+                assert rollover.get(("courses", "delete"), 0) == 0
+                assert rollover.get(("sections", "delete"), 0) == 0
+                assert rollover.get(("terms", "delete"), 0) == 0
+                assert rollover.get(("courses", "add"), 0) > 0  # the new year, the same night
+                # Returning students keep their Canvas user: nobody is recreated.
+                returning = users_before & set(state["users"]["user_id"])
+                assert len(returning) > 0.8 * len(users_before)
+                assert all(sim.state["users"][u]["status"] == "active" for u in returning)
+                assert not (set(changes.loc[changes["action"] == "add", "sis_id"]) & returning)
+        # Mid-September: last year's courses concluded, none deleted, this year's active.
+        last_year = [c for c in sim.state["courses"] if c.startswith("cls-2025-")]
+        assert last_year and {sim.state["courses"][c]["status"] for c in last_year} == {"completed"}
+        this_year = [c for c in sim.state["courses"] if c.startswith("cls-2026-")]
+        assert {sim.state["courses"][c]["status"] for c in this_year} == {"active"}
+        # Every enrollment of last year's courses ended completed (none deleted at the end).
+        last = [r for r in sim.state["enrollments"].values() if r["course_id"] in last_year]
+        assert {r["status"] for r in last} <= {"completed", "deleted"}
+        assert sum(r["status"] == "completed" for r in last) > 0.9 * len(last)
+        # Terms of last year kept: their courses are in them.
+        assert {sim.state["terms"][t]["status"] for t in ("term-2025-1", "term-2025-2")} == {
+            "active"
+        }
