@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 DEMO_ENV := DAGSTER_HOME=$(CURDIR)/.dagster_home \
 	SIS_PIPELINES_TENANTS=$${SIS_PIPELINES_TENANTS:-$(CURDIR)/sis_pipelines/demo/tenants.yaml} \
 	SIS_PIPELINES_DATA_DIR=$${SIS_PIPELINES_DATA_DIR:-$(CURDIR)/data} \
-	SIS_PIPELINES_FIRST_NIGHT=$${SIS_PIPELINES_FIRST_NIGHT:-$$($(BIN)/python -m sis_pipelines.demo --first-night)}
+	SIS_PIPELINES_DEMO_ROLLOVER=$(ROLLOVER) \
+	SIS_PIPELINES_FIRST_NIGHT=$${SIS_PIPELINES_FIRST_NIGHT:-$$(SIS_PIPELINES_DEMO_ROLLOVER=$(ROLLOVER) $(BIN)/python -m sis_pipelines.demo --first-night)}
 
 SIZE ?= small
+ROLLOVER ?=
 
 # glibc gives each thread that allocates an arena of its own and keeps what is freed there:
 # with DuckDB's, Arrow's and our writer threads that was a third of a step's peak at xl.

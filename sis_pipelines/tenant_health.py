@@ -23,11 +23,13 @@ TRENDS: dict[str, dict[str, str]] = {
         }
         for name in COLLECTIONS
     },
+    "canvas/mapping": {"out_of_scope": "canvas_out_of_scope"},
     "canvas/delta": {
         "rows": "canvas_changes",
         "add_rows": "canvas_adds",
         "update_rows": "canvas_updates",
         "delete_rows": "canvas_deletes",
+        "conclude_rows": "canvas_conclusions",
     },
     "gpb/push": {
         "sent": "grades_sent",

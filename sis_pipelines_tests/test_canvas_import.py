@@ -97,6 +97,7 @@ def apply_nights(sim: CanvasSimulator, district: District, cfg: Canvas, nights: 
     its mapping and what Canvas keeps after it left the SIS."""
     previous, retained = None, {}
     files = {}
+    enrolled: set[str] = set()
     with CanvasClient("t1", sim.base_url, sim.token, 1, FAST) as client:
         for night in nights:
             files = map_snapshot(canonical(district.snapshot(night)), cfg, night)
@@ -116,6 +117,10 @@ def apply_nights(sim: CanvasSimulator, district: District, cfg: Canvas, nights: 
                 final = client.wait(client.post_sis_import(zip_of(package), params)["id"])
                 assert final["workflow_state"] == "imported", final
             previous, retained = files, delta.retained
+            # Whatever the nights, a course that ever had an enrollment is never deleted.
+            enrolled |= {r["course_id"] for r in sim.state["enrollments"].values()}
+            deleted = {k for k, r in sim.state["courses"].items() if r["status"] == "deleted"}
+            assert not enrolled & deleted, night
     return with_retained(files, retained)
 
 

@@ -122,3 +122,92 @@ def test_a_district_walks_from_may_to_september_without_harm(vendor):
         assert {sim.state["terms"][t]["status"] for t in ("term-2025-1", "term-2025-2")} == {
             "active"
         }
+
+
+TENANTS = """
+tenants:
+  roll-11:
+    vendor: genesis
+    oneroster: {version: "1.1", source: simulator, students: 160, seed: 8}
+    canvas: {source: simulator, sis_id_prefix: "r-", gradebook_share: 2}
+    gpb: {endpoints: standard, default_category: Homework, days_after_term: 14}
+  roll-12:
+    vendor: infinite_campus
+    oneroster: {version: "1.2", source: simulator, students: 160, seed: 9}
+    canvas: {source: simulator, sis_id_prefix: "s-", gradebook_share: 2}
+    gpb: {endpoints: standard, default_category: Homework, days_after_term: 14}
+"""
+# The spring term's last days, two weeks after, the summer, the rollover, school again.
+KEY_NIGHTS = [
+    date(2026, 6, 5),
+    date(2026, 6, 20),
+    date(2026, 7, 31),
+    ROLLOVER,
+    date(2026, 8, 20),
+]
+
+
+def _term_ends(data, tenant: str, night: date) -> dict[str, date]:
+    """Each class's term end, from the night's stored snapshot."""
+    root = data / "oneroster"
+    classes = pd.read_parquet(root / "classes" / str(night) / f"{tenant}.parquet")
+    sessions = pd.read_parquet(root / "academic_sessions" / str(night) / f"{tenant}.parquet")
+    end = dict(zip(sessions["sourcedId"], pd.to_datetime(sessions["endDate"]).dt.date, strict=True))
+    return {
+        c: end.get(t[0])
+        for c, t in zip(classes["sourcedId"], classes["termSourcedIds"], strict=True)
+    }
+
+
+@pytest.mark.parametrize("tenant", ["roll-11", "roll-12"])
+def test_the_rollover_through_dagster_with_grade_passback(workspace, tenant):
+    import json
+
+    from sis_pipelines.cli import run_tenant_night
+
+    instance, data, tenants = workspace
+    tenants.write_text(TENANTS)
+    sent_to: dict[date, set[str]] = {}
+    for night in KEY_NIGHTS:
+        outcome = run_tenant_night(instance, tenant, night)
+        assert outcome.success, (night, outcome.errors)
+        requests = data / "gpb" / "requests" / str(night) / f"{tenant}.jsonl"
+        lines = (
+            [json.loads(x) for x in requests.read_text().splitlines()] if requests.exists() else []
+        )
+        ends = _term_ends(data, tenant, night)
+        classes = {r["meta"].get("class") for r in lines} - {None}
+        sent_to[night] = classes
+        # Grades go to a class until 14 days after its term ended, never later.
+        late = {c for c in classes if ends.get(c) and ends[c] < night - timedelta(days=14)}
+        assert not late, (night, sorted(late)[:5])
+        # Last year's lineItems and results are never taken back.
+        removals = [
+            r
+            for r in lines
+            if r["method"] == "DELETE" or (r["body"] and "tobedeleted" in json.dumps(r["body"]))
+        ]
+        assert not removals, (night, removals[:2])
+    assert sent_to[date(2026, 6, 5)]  # the spring term still grading
+    assert not sent_to[date(2026, 7, 31)]  # summer: every term closed
+    changes = pd.read_parquet(data / "canvas" / "changes" / str(ROLLOVER) / f"{tenant}.parquet")
+    counts = changes.groupby(["file", "action"]).size()
+    assert counts.get(("courses", "conclude"), 0) > 0 and counts.get(("courses", "add"), 0) > 0
+    assert not changes["action"].eq("delete").any()
+    # The term-change sensor recognises the rollover: its runs re-derive the nights from it.
+    import dagster as dg
+
+    from sis_pipelines.definitions import defs
+
+    sensor = defs.resolve_sensor_def("term_change_sensor")
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        result = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        )
+    rollover = [
+        r for r in result.run_requests if r.tags["sis_pipelines/backfill"].startswith("rollover")
+    ]
+    assert [r.partition_key for r in rollover] == [
+        f"{ROLLOVER}|{tenant}",
+        f"{date(2026, 8, 20)}|{tenant}",
+    ]

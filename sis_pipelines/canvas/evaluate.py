@@ -15,13 +15,14 @@ import pandas as pd
 from ..errors import StoredStateError
 from ..figures import Figures, Markdown
 from ..lake import Lake
-from ..storage import atomic_write_bytes, write_frame
+from ..storage import atomic_write_bytes, read_frame, write_frame
 from ..tenants import Tenant
 from .compare import rows_in
-from .delta import REMOVALS, compute_delta
+from .delta import REMOVALS, compute_delta, deletion_guard, harm_summary
 from .enrollments import INTERNAL
 from .files import FILES
 from .provision import canvas_files
+from .scope import canvas_ids
 
 if TYPE_CHECKING:
     from ..connect import Services
@@ -57,10 +58,20 @@ def evaluate_night(
     }
     if "enrollments" in in_canvas:
         in_canvas["enrollments"] = _with_term_end(in_canvas)
-    delta = compute_delta(in_canvas, current, tenant.canvas, night)
+    scoped = lake.out_of_scope(night, tenant_id)
+    out_of_scope = (
+        canvas_ids(read_frame(scoped), tenant.canvas.sis_id_prefix) if scoped.exists() else None
+    )
+    delta = compute_delta(in_canvas, current, tenant.canvas, night, out_of_scope=out_of_scope)
     changes, changes_file = delta.changes, lake.evaluation(night, tenant_id)
     write_frame(changes, changes_file)
-    report = _markdown(tenant_id, night, _summary(changes, current, in_canvas), changes)
+    passed, _ = deletion_guard(in_canvas, current, delta, tenant.canvas.max_removal_share)
+    guard = (
+        "The deletion guard would let it through."
+        if passed
+        else f"The deletion guard would stop it: {harm_summary(delta)}."
+    )
+    report = _markdown(tenant_id, night, _summary(changes, current, in_canvas), changes, guard)
     atomic_write_bytes(report.encode(), lake.evaluation_report(night, tenant_id))
     return {"evaluation": Markdown(report), "changes_file": changes_file}
 
@@ -110,9 +121,13 @@ def _summary(changes: pd.DataFrame, current, in_canvas) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _markdown(tenant_id: str, night: date, table: pd.DataFrame, changes: pd.DataFrame) -> str:
+def _markdown(
+    tenant_id: str, night: date, table: pd.DataFrame, changes: pd.DataFrame, guard: str
+) -> str:
     lines = [
         f"# What night {night} of {tenant_id} would change in Canvas as it stands",
+        "",
+        guard,
         "",
         "| file | in the SIS | in Canvas | matched | to create | to change | in Canvas, absent from the SIS |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -52,6 +52,7 @@ from .mapping import (
     MAPPED_AS_DICTIONARY,
     MAPPED_COLUMNS,
     canvas_files_of,
+    canvas_terms,
     mapped_columns,
     term_signature,
 )
@@ -395,17 +396,37 @@ def _import_params(tenant_id: str, cfg: Canvas) -> dict[str, object]:
     return params
 
 
-def term_change_nights(lake: Lake, tenant_id: str, night: date, cfg: Canvas) -> list[date]:
+@dataclass
+class TermChange:
+    """The nights to re-derive after a change of a tenant's Canvas terms, and whether the
+    change is the school year's rollover (none of the night before's terms remain)."""
+
+    nights: list[date]
+    rollover: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "rollover" if self.rollover else "term-change"
+
+
+def term_change(lake: Lake, tenant_id: str, night: date, cfg: Canvas) -> TermChange:
     """Nights to re-derive when ``night``'s academic sessions change the Canvas terms (a new
     term, changed dates, a rollover): it and every later stored night; none otherwise."""
     nights = [date.fromisoformat(n) for n in lake.snapshot_nights("academic_sessions", tenant_id)]
     earlier = [n for n in nights if n < night]
     if not earlier or night not in nights:
-        return []
+        return TermChange([])
 
-    def signature(n: date) -> str:
-        return term_signature(read_frame(lake.snapshot("academic_sessions", n, tenant_id)), cfg)
+    def sessions(n: date) -> pd.DataFrame:
+        return read_frame(lake.snapshot("academic_sessions", n, tenant_id))
 
-    if signature(earlier[-1]) == signature(night):
-        return []
-    return [n for n in nights if n >= night]
+    before, now = sessions(earlier[-1]), sessions(night)
+    if term_signature(before, cfg) == term_signature(now, cfg):
+        return TermChange([])
+    old = set(canvas_terms(before, cfg)[0]["term_id"])
+    new = set(canvas_terms(now, cfg)[0]["term_id"])
+    return TermChange([n for n in nights if n >= night], bool(old and new and not old & new))
+
+
+def term_change_nights(lake: Lake, tenant_id: str, night: date, cfg: Canvas) -> list[date]:
+    return term_change(lake, tenant_id, night, cfg).nights

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 DEMO_TENANTS = Path(__file__).with_name("tenants.yaml")
@@ -13,13 +13,33 @@ INSTANCE_YAML = (
     "telemetry:\n  enabled: false\npython_logs:\n  managed_python_loggers: [sis_pipelines]\n"
 )
 DEMO_WEEK = 7  # the demo's partitions start this many nights before the latest
+# make demo ROLLOVER=1: one tenant also runs the school year's rollover night (and the one
+# before), before the demo's own nights.
+ROLLOVER = os.environ.get("SIS_PIPELINES_DEMO_ROLLOVER", "") not in ("", "0")
+ROLLOVER_TENANT = "demo-progressbook"
+
+
+def rollover_nights() -> list[date]:
+    """The night before this school year's rollover, and the rollover (1 August)."""
+    from ..nights import latest_complete_night
+    from ..simulator.calendar import ROLLOVER_MONTH_DAY, school_year_of
+
+    latest = latest_complete_night()
+    rollover = date(school_year_of(latest), *ROLLOVER_MONTH_DAY)
+    if rollover >= latest - timedelta(days=1):  # the demo's own nights hold it
+        return []
+    return [rollover - timedelta(days=1), rollover]
 
 
 def demo_first_night() -> str:
-    """Where the demo's nights start: a week back, so its partitions are the nights it runs."""
+    """Where the demo's nights start: a week back, so its partitions are the nights it runs
+    (with ROLLOVER, from the night before the rollover)."""
     from ..nights import latest_complete_night
 
-    return (latest_complete_night() - timedelta(days=DEMO_WEEK)).isoformat()
+    first = latest_complete_night() - timedelta(days=DEMO_WEEK)
+    if ROLLOVER and rollover_nights():
+        first = min(first, rollover_nights()[0])
+    return first.isoformat()
 
 
 def _environment() -> None:
@@ -51,6 +71,8 @@ def main() -> int:
     latest = latest_complete_night()
     nights = [latest - timedelta(days=1), latest]
     outcomes = []
+    if ROLLOVER and rollover_nights():
+        outcomes += _rollover(instance, run_tenant_night)
     day = None
     for night in nights:
         if night == latest:  # between the nights, a teacher changes a gradebook in Canvas
@@ -134,6 +156,29 @@ def main() -> int:
     for o in failed:
         print(f"FAILED: {o.tenant} {o.night}: {'; '.join(o.errors)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _rollover(instance, run_tenant_night) -> list:
+    """The school year's rollover for one tenant: the night before, then the rollover night,
+    and the line that says what the rollover did in Canvas."""
+    from ..lake import Lake
+    from ..storage import read_frame
+
+    outcomes = []
+    before, rollover = rollover_nights()
+    for night in (before, rollover):
+        print(f"Materializing {ROLLOVER_TENANT} for {night} (the school year's rollover) …")
+        outcomes.append(run_tenant_night(instance, ROLLOVER_TENANT, night))
+    changes = read_frame(Lake.at().changes(rollover, ROLLOVER_TENANT))
+    counts = changes.groupby(["file", "action"]).size()
+    done = "; ".join(
+        f"{file} " + ", ".join(f"{a} {int(n)}" for a, n in counts[file].items())
+        for file in dict.fromkeys(changes["file"])
+    )
+    guard = "passed" if outcomes[-1].success else "stopped the night"
+    print(f"Rollover night {rollover} of {ROLLOVER_TENANT}: {done}. Deletion guard: {guard}.")
+    print()
+    return outcomes
 
 
 def _example(path_of, outcomes, collections: list[str]) -> str | None:

@@ -4,7 +4,7 @@ from datetime import date
 
 import dagster as dg
 
-from ...canvas.provision import term_change_nights
+from ...canvas.provision import term_change
 from ...lake import Lake
 from ...tenants import TenantsFileError, load_tenants
 from ..partitions import partition_key, registration_request, split_key
@@ -64,13 +64,20 @@ def term_change_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         if tenant is None or tenant.canvas is None or not night_s:
             continue
         night = date.fromisoformat(night_s)
-        for affected in term_change_nights(lake, tenant_id, night, tenant.canvas):
+        change = term_change(lake, tenant_id, night, tenant.canvas)
+        if change.rollover:
+            context.log.info(
+                f"tenant {tenant_id}: the school year rolled over on {night_s} (none of the "
+                "terms of the night before remain): last year's courses are concluded, not "
+                "deleted; re-deriving the nights from it"
+            )
+        for affected in change.nights:
             requests.append(
                 dg.RunRequest(
-                    run_key=f"term-change:{tenant_id}:{night_s}:{affected}",
+                    run_key=f"{change.kind}:{tenant_id}:{night_s}:{affected}",
                     partition_key=str(partition_key(tenant_id, affected)),
                     tags={
-                        BACKFILL: f"term-change {night_s}",
+                        BACKFILL: f"{change.kind} {night_s}",
                         **tenant_tags(tenant_id, tenant.vendor),
                     },
                 )

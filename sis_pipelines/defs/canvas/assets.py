@@ -89,7 +89,7 @@ def canvas_mapping(context: dg.AssetExecutionContext, tenants: TenantsResource, 
                 "of the drop rejected (file, line, column, reason in the metadata and in "
                 f"quarantine/canvas_csv/{step.night}/{step.tenant_id}.parquet)"
             )
-        observe(context, step, figures)
+    observe(context, step, figures)
     yield dg.MaterializeResult(metadata=metadata(figures))
 
 
