@@ -6,7 +6,7 @@ its memory limit, so the delta's memory does not grow with the district. Rows ar
 by their fingerprints (``fingerprint``: a 64-bit hash of the key, one of the whole row),
 read from the file where the mapping stored them, else computed from the text. With stored
 fingerprints a first pass sums each night up in 65,536 buckets of key hashes (a count and
-an XOR of row hashes): the buckets that agree hold the same rows, and only the rest are
+an XOR of the row hashes, each hashed again): the buckets that agree hold the same rows, and only the rest are
 joined. The join pairs rows by key hash, keeps the pairs whose row hashes differ, and reads
 just those rows whole.
 
@@ -259,11 +259,14 @@ def comparing(
 
 def _dirty_buckets(old: NightFile, new: NightFile) -> pa.Table:
     """The buckets of key hashes whose rows differ between the nights (by count and XOR of
-    row hashes: rows alike give both alike, whatever their order)."""
+    row hashes: rows alike give both alike, whatever their order). Each row hash is hashed
+    again first: a row hash is an XOR of its cells' terms, so two rows of a bucket making
+    the same change (a term's new end date), or swapping a value, would cancel out in a
+    plain XOR and the bucket would look alike."""
 
     def summary(side: NightFile) -> str:
         return (
-            f"select {KEY_HASH} >> {BUCKET_SHIFT} as b, bit_xor({ROW_HASH}) as x, "
+            f"select {KEY_HASH} >> {BUCKET_SHIFT} as b, bit_xor(hash({ROW_HASH})) as x, "
             f"count(*) as c from {side.name} group by b"
         )
 
