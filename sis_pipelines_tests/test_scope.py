@@ -3,7 +3,7 @@ narrower scope does to what Canvas already holds (concluded through the guard, n
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -113,3 +113,58 @@ def test_no_scope_is_everything(snapshot):
     assert scoping.counts == {} and scoping.listing().empty
     assert len(files["sections"]) == len(snapshot["classes"])
     assert isinstance(scoping.listing(), pd.DataFrame)
+
+
+SCOPED = """
+tenants:
+  scoped:
+    vendor: genesis
+    oneroster: {{version: "1.1", source: simulator, students: 2000, seed: 4}}
+    canvas:
+      source: simulator
+      scope: {{orgs: {{{orgs}}}, class_types: {{exclude: [homeroom]}}}}
+"""
+
+
+def test_a_scoped_tenant_through_the_night_and_a_narrower_scope_through_the_guard(workspace):
+    import json
+
+    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.lake import Lake
+
+    from .support import latest_meta
+
+    instance, data, tenants = workspace
+    night = date(2026, 11, 20)
+    tenants.write_text(SCOPED.format(orgs='include: ["sch-0001", "1002"]'))  # 1002: sch-0003
+    assert run_tenant_night(instance, "scoped", night).success
+    canvas = json.loads((data / "simulator" / "canvas" / "scoped.json").read_text())
+    schools = {r["account_id"] for r in canvas["state"]["courses"].values()}
+    assert schools == {"sch-0001", "sch-0003"}
+    mapping = latest_meta(instance, "canvas/mapping")
+    assert mapping["out_of_scope"] > 0
+    assert "classes: school out of scope" in mapping["out_of_scope_by_reason"]
+    listing = pd.read_parquet(Lake.at(data).out_of_scope(night, "scoped"))
+    assert {"school out of scope", "class type out of scope"} <= set(listing["reason"])
+    # The district narrows its scope mid-term: the guard stops the conclusions, in one line.
+    tenants.write_text(SCOPED.format(orgs='include: ["sch-0001"]'))
+    later = night + timedelta(days=1)
+    blocked = run_tenant_night(instance, "scoped", later)
+    assert not blocked.success
+    check = latest_check(instance)
+    assert "left the tenant's scope before its term" in check.description
+    allowed = run_tenant_night(
+        instance, "scoped", later, extra_tags={"sis_pipelines/allow_mass_removal": "true"}
+    )
+    assert allowed.success, allowed.errors
+    canvas = json.loads((data / "simulator" / "canvas" / "scoped.json").read_text())
+    left = [r for r in canvas["state"]["courses"].values() if r["account_id"] == "sch-0003"]
+    assert left and {r["status"] for r in left} == {"completed"}
+
+
+def latest_check(instance):
+    import dagster as dg
+
+    key = dg.AssetCheckKey(dg.AssetKey(["canvas", "delta"]), "deletion_guard")
+    record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+    return record.event.dagster_event.event_specific_data
