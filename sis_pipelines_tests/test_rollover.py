@@ -169,6 +169,8 @@ def test_the_rollover_through_dagster_with_grade_passback(workspace, tenant):
     tenants.write_text(TENANTS)
     sent_to: dict[date, set[str]] = {}
     for night in KEY_NIGHTS:
+        if night == ROLLOVER:  # the summer's last pass: an intraday sync of spring is refused
+            refuse_closed_sync(data, tenant)
         outcome = run_tenant_night(instance, tenant, night)
         assert outcome.success, (night, outcome.errors)
         requests = data / "gpb" / "requests" / str(night) / f"{tenant}.jsonl"
@@ -211,3 +213,18 @@ def test_the_rollover_through_dagster_with_grade_passback(workspace, tenant):
         f"{ROLLOVER}|{tenant}",
         f"{date(2026, 8, 20)}|{tenant}",
     ]
+
+
+def refuse_closed_sync(data, tenant: str) -> None:
+    from sis_pipelines.connect import Services
+    from sis_pipelines.errors import ConfigurationError
+    from sis_pipelines.gpb.sync import sync_grades
+    from sis_pipelines.lake import Lake
+    from sis_pipelines.tenants import load_tenants
+
+    lake = Lake.at(data)
+    courses = pd.read_parquet(lake.canvas_file("courses", date(2026, 7, 31), tenant))
+    spring = sorted(courses.loc[courses["term_id"].str.endswith("term-2025-2"), "course_id"])
+    config = load_tenants().tenants[tenant]
+    with pytest.raises(ConfigurationError, match=r"gpb\.days_after_term"):
+        sync_grades(lake, Services(lake), tenant, config, courses=spring[:1])

@@ -58,7 +58,7 @@ def passes_back(tenant: Tenant) -> bool:
 
 
 def provisioned_courses(
-    lake: Lake, tenant_id: str, night: date, days_after_term: int | None = None
+    lake: Lake, tenant_id: str, night: date | str, days_after_term: int | None = None
 ) -> list[str]:
     """The active Canvas courses the night provisioned (SIS course ids); with
     ``days_after_term``, those whose term ended longer ago than that are left out (their
@@ -74,7 +74,8 @@ def provisioned_courses(
     if days_after_term is not None and terms_path.exists() and "term_id" in courses:
         terms = read_frame(terms_path).drop_duplicates("term_id").set_index("term_id")
         ends = courses["term_id"].astype(object).map(terms["end_date"])
-        active &= ~ended(ends, night - timedelta(days=days_after_term))
+        closing = date.fromisoformat(str(night)) - timedelta(days=days_after_term)
+        active &= ~ended(ends, closing)
     return sorted(courses.loc[active, "course_id"].astype(str))
 
 

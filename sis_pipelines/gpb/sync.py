@@ -84,7 +84,15 @@ def sync_grades(
             f"tenant {tenant_id!r}: {', '.join(unknown)} is not a course this pipeline provisioned "
             f"(night {night}); give SIS course ids as Canvas has them (sis_course_id)"
         )
-    chosen = sorted(set(courses)) if courses else provisioned
+    grading = provisioned_courses(lake, tenant_id, night, tenant.gpb.days_after_term)
+    closed = sorted(set(courses or ()) - set(grading))
+    if closed:
+        raise ConfigurationError(
+            f"tenant {tenant_id!r}: {', '.join(closed)}: its term ended more than "
+            f"{tenant.gpb.days_after_term} days before night {night} (gpb.days_after_term): its "
+            "grades in the SIS are final and are not sent"
+        )
+    chosen = sorted(set(courses)) if courses else grading
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     classes = read_frame(lake.snapshot("classes", night, tenant_id), CLASS_COLUMNS)
     sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
