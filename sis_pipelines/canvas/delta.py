@@ -249,11 +249,10 @@ def _decide(
             frame = read_whole(carried)
             held = frame["course_id"].astype(str).isin(life.carried.get("courses", set()))
             in_use |= set(frame.loc[held, "term_id"].dropna().astype(str))
-        decided["terms"] = life.terms_(found["terms"].gone, in_use)
+        decided["terms"] = life.containers("terms", found["terms"].gone, in_use)
     if "accounts" in found:
-        decided["accounts"] = life.accounts(
-            found["accounts"].gone, _accounts_in_use(found, decided, previous, current, life)
-        )
+        in_use = _accounts_in_use(found, decided, previous, current, life)
+        decided["accounts"] = life.containers("accounts", found["accounts"].gone, in_use)
     if "enrollments" in found:
         decided["enrollments"] = life.enrollments(
             found["enrollments"].gone, courses_kept, sections_kept

@@ -30,6 +30,7 @@ from ..tenants import Canvas
 # Canvas files whose objects may stay in Canvas after leaving the SIS.
 RETAINED = ("accounts", "terms", "courses", "sections")
 SIS, SCOPE = "left the SIS", "left the tenant's scope"
+FILES_KEY = {"terms": "term_id", "accounts": "account_id"}
 KEEP = "keep"  # nothing sent: Canvas keeps the object as it is
 ACTIONS = {
     "deleted": "delete",
@@ -163,31 +164,19 @@ class Lifecycle:
         harmful = (status == "deleted") | (~over & ~kept_course & ~silent)
         return Decisions(status, reason, harmful & ~silent, silent)
 
-    def terms_(self, gone: pd.DataFrame, in_use: set[str]) -> Decisions:
+    def containers(self, name: str, gone: pd.DataFrame, in_use: set[str]) -> Decisions:
+        """Terms and accounts: kept while a course (or an account) of ours is in them; Canvas
+        refuses to delete a term with courses."""
         if gone.empty:
             return Decisions.empty()
-        used = gone["term_id"].astype(object).isin(in_use).to_numpy(bool)
+        ids = gone[FILES_KEY[name]]
+        used = ids.astype(object).isin(in_use).to_numpy(bool)
         status = np.where(used, KEEP, "deleted").astype(object)
-        left = self._left("terms", gone["term_id"])
-        reason = [
-            f"{how}; Canvas courses still use it: kept" if u else f"{how}, unused: deleted"
-            for u, how in zip(used, left, strict=True)
-        ]
-        silent = self._carried("terms", gone["term_id"])
-        return Decisions(status, reason, np.zeros(len(gone), bool), silent)
-
-    def accounts(self, gone: pd.DataFrame, in_use: set[str]) -> Decisions:
-        """An account is kept while a course or another account of ours is in it."""
-        if gone.empty:
-            return Decisions.empty()
-        used = gone["account_id"].astype(object).isin(in_use).to_numpy(bool)
-        status = np.where(used, KEEP, "deleted").astype(object)
-        left = self._left("accounts", gone["account_id"])
         reason = [
             f"{how}; Canvas courses are still in it: kept" if u else f"{how}, empty: deleted"
-            for u, how in zip(used, left, strict=True)
+            for u, how in zip(used, self._left(name, ids), strict=True)
         ]
-        silent = self._carried("accounts", gone["account_id"])
+        silent = self._carried(name, ids)
         return Decisions(status, reason, np.zeros(len(gone), bool), silent)
 
     def enrollments(
