@@ -41,9 +41,15 @@ WARN_AFTER = 1  # nights missing: the night just ended has not arrived (yet)
 FAIL_AFTER = 2  # nights missing: a night went by without it
 
 
+# Figures whose names start so are trends of the same name (one per reason a scope left out).
+TREND_PREFIXES = {"canvas/mapping": "out_of_scope: "}
+
+
 def trend(asset: str, figures: Mapping[str, object]) -> dict[str, int | float]:
     """The figures of an asset's step that make the tenant's trends, by trend name."""
-    wanted = TRENDS.get(asset, {})
+    wanted = dict(TRENDS.get(asset, {}))
+    if prefix := TREND_PREFIXES.get(asset):
+        wanted |= {f: f"canvas_{f}" for f in figures if f.startswith(prefix)}
     return {
         name: value
         for figure, name in wanted.items()

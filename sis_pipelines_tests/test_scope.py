@@ -129,6 +129,8 @@ tenants:
 def test_a_scoped_tenant_through_the_night_and_a_narrower_scope_through_the_guard(workspace):
     import json
 
+    import dagster as dg
+
     from sis_pipelines.cli import run_tenant_night
     from sis_pipelines.lake import Lake
 
@@ -144,6 +146,11 @@ def test_a_scoped_tenant_through_the_night_and_a_narrower_scope_through_the_guar
     mapping = latest_meta(instance, "canvas/mapping")
     assert mapping["out_of_scope"] > 0
     assert "classes: school out of scope" in mapping["out_of_scope_by_reason"]
+    assert mapping["out_of_scope: classes: school out of scope"] > 0
+    page = instance.fetch_observations(dg.AssetKey(["tenants", "scoped"]), limit=1).records[0]
+    seen = page.asset_observation.metadata
+    assert seen["canvas_out_of_scope"].value == mapping["out_of_scope"]
+    assert seen["canvas_out_of_scope: classes: school out of scope"].value > 0
     listing = pd.read_parquet(Lake.at(data).out_of_scope(night, "scoped"))
     assert {"school out of scope", "class type out of scope"} <= set(listing["reason"])
     # The district narrows its scope mid-term: the guard stops the conclusions, in one line.

@@ -144,6 +144,8 @@ def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
         figures["out_of_scope_by_reason"] = Markdown(
             "\n".join(f"- {reason}: {n}" for reason, n in sorted(scoping.counts.items()))
         )
+        # Each reason a figure of its own, so the tenant's page plots it night after night.
+        figures |= {f"out_of_scope: {reason}": n for reason, n in sorted(scoping.counts.items())}
     return figures
 
 
