@@ -335,3 +335,13 @@ def test_acknowledgements_are_written_through_on_a_local_lake_only(tmp_path):
     assert not acks.path.exists() and len(list(acks.path.parent.glob("*.parquet"))) == 1
     remote = LedgerChanges(Lake(UPath("memory://acks-test")), "t", empty_ledger())
     assert remote.acknowledgements() is None
+
+
+def test_a_first_pass_that_sends_nothing_stores_an_empty_ledger(tmp_path):
+    """A tenant's first night in the summer (every term closed) sends nothing: its ledger is
+    stored empty, and read back as such."""
+    lake = Lake.at(UPath(tmp_path))
+    changes = LedgerChanges(lake, "t", read_ledger(lake, "t"))
+    changes.store()
+    assert lake.gpb_ledger_file("t").exists()
+    assert read_ledger(lake, "t").empty

@@ -175,8 +175,12 @@ def _rollover(instance, run_tenant_night) -> list:
         f"{file} " + ", ".join(f"{a} {int(n)}" for a, n in counts[file].items())
         for file in dict.fromkeys(changes["file"])
     )
-    guard = "passed" if outcomes[-1].success else "stopped the night"
-    print(f"Rollover night {rollover} of {ROLLOVER_TENANT}: {done}. Deletion guard: {guard}.")
+    entry = Lake.at().canvas_applied(ROLLOVER_TENANT).read().get(str(rollover))
+    if entry and entry.get("import_id"):
+        how = f"the deletion guard passed; Canvas import #{entry['import_id']} {entry['workflow_state']}"
+    else:
+        how = "not imported: " + "; ".join(outcomes[-1].errors)
+    print(f"Rollover night {rollover} of {ROLLOVER_TENANT}: {done}; {how}.")
     print()
     return outcomes
 

@@ -196,7 +196,9 @@ class LedgerChanges:
             changed.append(rows["key"].combine_chunks().cast(schema.field("key").type))
             yield rows.filter(pc.invert(rows[REMOVED])).drop_columns([REMOVED]).cast(schema)
         ledger = self.ledger
-        for start in range(0, len(ledger), SLICE_ROWS):
+        # An empty ledger is a slice too: a tenant's first pass may send nothing (a summer
+        # night, every term closed), and the stored ledger says so.
+        for start in range(0, max(len(ledger), 1), SLICE_ROWS):
             yield unchanged(_table(ledger.iloc[start : start + SLICE_ROWS]).cast(schema))
 
 
