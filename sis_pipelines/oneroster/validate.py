@@ -158,13 +158,14 @@ def check(
 
 def quarantine_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Quarantined records (sourcedId, reason, record) as stored: Arrow text."""
-    quarantine = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame({"sourcedId": [], "reason": [], "record": []})
-    )
     text = pd.ArrowDtype(pyarrow_.string())
-    return quarantine.astype({"sourcedId": text, "reason": text, "record": text})
+    columns = {"sourcedId": text, "reason": text, "record": text}
+    # Each part as text first, empty ones left out: pandas' concatenation of empty or all-NA
+    # parts is changing (a FutureWarning on every night).
+    parts = [p.astype(columns) for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    return pd.concat(parts, ignore_index=True).astype(columns)
 
 
 def kept_repairs(repairs: Repairs, quarantine: pd.DataFrame) -> pd.DataFrame:
