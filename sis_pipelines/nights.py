@@ -12,7 +12,18 @@ def deployment_timezone() -> str:
 
 
 def first_night() -> str:
-    return os.environ.get("SIS_PIPELINES_FIRST_NIGHT", "2026-08-01")
+    """The first night partition (SIS_PIPELINES_FIRST_NIGHT), checked: a mistake there is
+    one line naming the variable, not a date parser's message."""
+    value = os.environ.get("SIS_PIPELINES_FIRST_NIGHT", "2026-08-01")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"SIS_PIPELINES_FIRST_NIGHT must be the first night as YYYY-MM-DD, not {value!r}"
+        ) from None
+    return value
 
 
 def latest_complete_night(now: datetime | None = None) -> date:

@@ -57,3 +57,9 @@ tenants:
     out = capsys.readouterr().out
     assert "warning:" in out and "SIS_PIPELINES_FIRST_NIGHT" in out
     assert sorted(instance.get_dynamic_partitions("tenant")) == ["a-1", "a-2"]
+    # A first night that is no date: one line naming the variable, exit code 2.
+    monkeypatch.setenv("SIS_PIPELINES_FIRST_NIGHT", "2026-13-01")
+    assert main(["tenants", "sync"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SIS_PIPELINES_FIRST_NIGHT must be" in err
+    assert "'2026-13-01'" in err
