@@ -5,7 +5,9 @@ Secrets never live here: the file names the environment variables that hold them
 
 from __future__ import annotations
 
+import difflib
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
@@ -438,6 +440,33 @@ def unregistered(tenants: TenantsFile, registered: Iterable[str]) -> list[str]:
     return sorted(t for t, cfg in tenants.tenants.items() if cfg.enabled and t not in known)
 
 
+def _model_at(loc: list) -> type[BaseModel] | None:
+    """The model whose key ``loc`` ends on (``loc`` from a tenant's entry down)."""
+    model: type[BaseModel] | None = Tenant
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        for candidate in (annotation, *typing.get_args(annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+        else:
+            return None
+    return model
+
+
+def _unknown_key(loc: list) -> str:
+    """An unknown key, with the nearest one the place takes ("did you mean")."""
+    model = _model_at(loc)
+    if model is None:
+        return "not a key here"
+    known = sorted(model.model_fields)
+    near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if near:
+        return f"not a key here; did you mean {near[0]!r}?"
+    return "not a key here; the keys are " + ", ".join(known)
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for e in error.errors():
@@ -458,6 +487,8 @@ def _describe(error: ValidationError) -> str:
             if p not in ("function-after",) and not str(p).startswith("function-")
         )
         message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = _unknown_key(loc) if where else "not a key here; the file takes tenants"
         if not key and where:  # a tenant-wide rule names its key itself
             lines.append(f"{where}: {message}")
             continue

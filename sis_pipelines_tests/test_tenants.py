@@ -73,7 +73,7 @@ def test_a_rest_tenant_loads():
             REST.replace("page_size", "x").replace(
                 "source: rest", "source: rest\n      pagesize: 10"
             ),
-            "oneroster.pagesize: Extra inputs are not permitted",
+            "oneroster.pagesize: not a key here; did you mean 'page_size'?",
         ),
         # A tenant that contradicts what its vendor's SIS is known to speak.
         (
