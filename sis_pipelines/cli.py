@@ -162,6 +162,25 @@ def _known_tenant(instance, tenant: str) -> dict:
     return tenants
 
 
+def _secrets_set(tenant_id: str, tenant, selection, defs) -> None:
+    """Before a run is made: every variable the selected steps will read is set, else one
+    line naming the first missing (the run would fail in each step that needs it)."""
+    from .errors import MissingSecretError
+    from .tenants import secret_variables
+
+    keys = selection if selection is not None else defs.resolve_asset_graph().get_all_asset_keys()
+    groups = {key.path[0] for key in keys}
+    for group, needed in secret_variables(tenant).items():
+        if group not in groups:
+            continue
+        for key, variable in needed:
+            if not os.environ.get(variable):
+                raise MissingSecretError(
+                    f"tenant {tenant_id!r}: environment variable {variable} ({key}) is not set; "
+                    "set it and run again (nothing was run)"
+                )
+
+
 def run_tenant_night(
     instance,
     tenant: str,
@@ -183,6 +202,7 @@ def run_tenant_night(
     tenants = _known_tenant(instance, tenant)
     check_night(night)
     selection = _selection(select) if select else tenant_selection(tenants[tenant])
+    _secrets_set(tenant, tenants[tenant], selection, defs)
     job = defs.resolve_job_def("nightly")
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:

@@ -422,6 +422,29 @@ class TenantsFileError(ConfigurationError, ValueError):
 NOT_SECRET = ("client_id_env", "vendor_key_env")
 
 
+def secret_variables(tenant: Tenant) -> dict[str, list[tuple[str, str]]]:
+    """The environment variables a tenant's real services need, by the group of assets that
+    reads them (``oneroster``, ``canvas``, ``gpb``): (tenants-file key, variable)."""
+    needs: dict[str, list[tuple[str, str]]] = {"oneroster": [], "canvas": [], "gpb": []}
+    o = tenant.oneroster
+    if o is not None and o.source == "rest" and o.auth is not None:
+        a = o.auth
+        for key in ("token_env",) if a.type == "bearer" else ("client_id_env", "client_secret_env"):
+            if getattr(a, key):
+                needs["oneroster"].append((f"auth.{key}", getattr(a, key)))
+    if tenant.privacy.contact_fields == "hash" and tenant.privacy.hash_salt_env:
+        needs["oneroster"].append(("privacy.hash_salt_env", tenant.privacy.hash_salt_env))
+    if tenant.canvas is not None and tenant.canvas.source == "rest" and tenant.canvas.token_env:
+        needs["canvas"].append(("canvas.token_env", tenant.canvas.token_env))
+        needs["gpb"].append(("canvas.token_env", tenant.canvas.token_env))
+    if tenant.gpb.endpoints != "off":
+        needs["gpb"] += needs["oneroster"][:2] if o is not None and o.source == "rest" else []
+        for key in ("vendor_key_env", "vendor_secret_env"):
+            if getattr(tenant.gpb, key):
+                needs["gpb"].append((f"gpb.{key}", getattr(tenant.gpb, key)))
+    return needs
+
+
 def read_secret(env: Mapping[str, str], tenant_id: str, key: str, env_name: str | None) -> str:
     """The secret in the environment variable the tenants file names at ``key``."""
     value = env.get(env_name or "")

@@ -8,9 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.definitions import defs
+from sis_pipelines.errors import MissingSecretError
 from sis_pipelines.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.simulator.server import SimulatorServer
@@ -200,11 +202,11 @@ def test_missing_secret_fails_with_the_variable_name_only(workspace, sis, monkey
     monkeypatch.delenv("REST_A_SECRET", raising=False)
     monkeypatch.setenv("REST_A_ID", "district-id")
     write_tenants(tenants, sis)
-    outcome = run_tenant_night(
-        instance, "rest-a", latest_complete_night(), select="key:oneroster/orgs"
-    )
-    assert not outcome.success
-    assert "REST_A_SECRET" in " ".join(outcome.errors)
+    # Refused before a run is made (a run the schedule makes fails in the step, as
+    # test_connect's services do, with the same line).
+    with pytest.raises(MissingSecretError, match=r"REST_A_SECRET \(auth.client_secret_env\)"):
+        run_tenant_night(instance, "rest-a", latest_complete_night(), select="key:oneroster/orgs")
+    assert not instance.get_run_records()
 
 
 def test_cli_syncs_tenants_and_runs_a_night(workspace, monkeypatch, capsys):
@@ -255,9 +257,12 @@ def test_operator_mistakes_are_one_line_and_a_non_zero_exit(workspace, sis, monk
     # A missing secret: one line naming the variable, however many steps it stopped.
     monkeypatch.delenv("REST_A_SECRET", raising=False)
     monkeypatch.setenv("REST_A_ID", "district-id")
-    assert main(["run", "--tenant", "rest-a", "--night", night, "--select", "group:oneroster"]) == 1
+    runs = len(instance.get_run_records())
+    assert main(["run", "--tenant", "rest-a", "--night", night, "--select", "group:oneroster"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "REST_A_SECRET (auth.client_secret_env) is not set" in err
+    assert "nothing was run" in err
+    assert len(instance.get_run_records()) == runs  # refused before a run was made
     # No Dagster instance at all.
     monkeypatch.undo()
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
