@@ -32,7 +32,7 @@ PAGES = {
     "tenant-page": "/assets/tenants/demo-genesis",
     "tenant-page-events": "/assets/tenants/demo-genesis?view=events",
     "tenant-page-checks": "/assets/tenants/demo-genesis?view=checks",
-    "tenants-lineage": "/asset-groups/tenants@sis_pipelines:__repository__",
+    "tenants-lineage": "/locations/sis_pipelines/asset-groups/tenants",
     "gpb-payloads-checks": "/assets/gpb/payloads?view=checks",
     "gpb-push": "/assets/gpb/push",
     "grade-sync-runs": "/locations/sis_pipelines/jobs/grade_sync/runs",
