@@ -66,8 +66,13 @@ def test_two_nights_then_the_same_night_sends_nothing(workspace):
     assert latest_meta(instance, "gpb/push")["outcome"].startswith("not pushed: a later night")
     assert (data / "gpb" / "outcomes" / str(night1) / "gpb-a.parquet").stat().st_mtime_ns == before
     # A tenant with grade passback off gets no gpb outputs at all.
-    assert run_tenant_night(instance, "gpb-off", night2).success
+    off = run_tenant_night(instance, "gpb-off", night2)
+    assert off.success
     assert not (data / "gpb" / "requests" / str(night2) / "gpb-off.jsonl").exists()
+    # Its run has no gpb steps, and no blocking check left without a result to warn of.
+    logs = instance.all_logs(off.run_id)
+    assert not [e for e in logs if e.step_key and e.step_key.startswith("gpb")]
+    assert not [e for e in logs if "emitted no result" in (e.user_message or "")]
 
 
 def test_a_backfill_computes_payloads_and_pushes_only_when_forced(workspace, monkeypatch):
