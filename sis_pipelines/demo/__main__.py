@@ -152,6 +152,18 @@ def main() -> int:
         f"Grade passback: {root}/gpb/requests/<night>/<tenant>.jsonl and gpb/outcomes/<night>/<tenant>.parquet"
     )
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (look at it with `make ui`)")
+    print()
+    print("What next:")
+    print(
+        "  make ui                 the runs, lineage, checks and each tenant's page (tenants/<tenant>)"
+    )
+    print(
+        "  make canvas             grade in demo-genesis's Canvas, then watch the grades reach the SIS"
+    )
+    print(
+        "  make demo ROLLOVER=1    the school year's rollover night (in a fresh data/ and .dagster_home/)"
+    )
+    print("  .venv/bin/sis-pipelines --help   run a night, backfill, evaluate, check connections")
     failed = [o for o in outcomes if not o.success]
     for o in failed:
         print(f"FAILED: {o.tenant} {o.night}: {'; '.join(o.errors)}", file=sys.stderr)
