@@ -53,6 +53,7 @@ def create_backfill(
     tags: Mapping[str, str],
     asset_selection: Sequence[dg.AssetKey] | None,
     title: str,
+    description: str | None = None,
 ) -> PartitionBackfill:
     """Records the backfill (status requested) and returns it."""
     backfill = PartitionBackfill(
@@ -63,6 +64,7 @@ def create_backfill(
         backfill_timestamp=get_current_timestamp(),
         asset_selection=list(asset_selection) if asset_selection else None,
         title=title,
+        description=description,
         partition_set_origin=RemotePartitionSetOrigin(
             repository_origin=repository_origin(),
             partition_set_name=partition_set_snap_name_for_job_name(job_name),

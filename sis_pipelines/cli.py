@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .defs.tags import BACKFILL, DELIBERATE, FORCE_PUSH, on
+from .defs.tags import BACKFILL, DELIBERATE, FORCE_PUSH, on, tenant_tags
 from .errors import SisPipelinesError
 from .nights import first_night, latest_complete_night, parse_night, partition_budget
 from .tenants import TenantsFileError, load_tenants, tenants_path
@@ -196,7 +196,7 @@ def run_tenant_night(
     from .definitions import defs
     from .defs.partitions import partition_key
     from .defs.selection import tenant_selection
-    from .defs.tags import FORCE_REFETCH, tenant_tags
+    from .defs.tags import FORCE_REFETCH
     from .runs import create_run, run_and_follow
 
     tenants = _known_tenant(instance, tenant)
@@ -584,9 +584,15 @@ def backfill(instance, args: argparse.Namespace) -> int:
             instance,
             "nightly",
             [str(partition_key(tenant, n)) for n in nights],
-            {BACKFILL: f"{first}..{last}", **(on(FORCE_PUSH) if force_push else {})},
+            {
+                BACKFILL: f"{first}..{last}",
+                # The Backfills page shows a backfill's tags: which district it is.
+                **tenant_tags(tenant, known[tenant].vendor),
+                **(on(FORCE_PUSH) if force_push else {}),
+            },
             selection,
             title=f"{tenant} {first}..{last}",
+            description=f"tenant {tenant}, nights {first} to {last} ({len(nights)})",
         )
     total = len(record.partition_names or [])
     print(f"backfill {record.backfill_id} of {tenant}: {total} nights (the UI's Backfills page)")

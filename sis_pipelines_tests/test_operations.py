@@ -166,6 +166,11 @@ tenants:
         filters=dg.RunsFilter(tags={"sis_pipelines/backfill": f"{first}..{latest}"})
     )
     assert len(runs) == 2
+    # The Backfills page shows which district and nights: its title, description and tags.
+    [record] = instance.get_backfills()
+    assert record.title == f"sim-a {first}..{latest}"
+    assert record.description == f"tenant sim-a, nights {first} to {latest} (2)"
+    assert record.tags["tenant"] == "sim-a" and record.tags["sis_vendor"] == "genesis"
 
 
 @pytest.fixture
