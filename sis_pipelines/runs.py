@@ -34,6 +34,9 @@ STEP_EVENTS = {
 QUEUE_NOTICE_S = 10.0
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
 HEARTBEAT_FRESH_S = 60.0
+# While a run waits in the queue, whether its daemon still beats is asked this often: a
+# daemon stopped after the run was queued would leave the command waiting forever.
+DAEMON_RECHECK_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,24 @@ def _follow_queued(
     """The run's step events as the daemon's launch writes them, until the run ends."""
     cursor = None
     started, noticed = time.monotonic(), False
+    checked = started
     while True:
         run = instance.get_run_by_id(run_id)
         assert run is not None
+        if (
+            run.status == dg.DagsterRunStatus.QUEUED
+            and time.monotonic() - checked >= DAEMON_RECHECK_S
+        ):
+            checked = time.monotonic()
+            if not daemon_beats(instance, QUEUE_DAEMON):
+                from .errors import ConfigurationError
+
+                raise ConfigurationError(
+                    f"run {run_id} is queued and the daemon that launches queued runs has "
+                    f"stopped (no heartbeat in {HEARTBEAT_FRESH_S:.0f} s): start it again "
+                    "(make ui, or dagster-daemon run) and it launches the run, or cancel the run "
+                    "in the UI (Runs) and run the command again without a daemon"
+                )
         records = instance.get_records_for_run(run_id, cursor=cursor, of_type=set(STEP_EVENTS))
         cursor = records.cursor
         for record in records.records:

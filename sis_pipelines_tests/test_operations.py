@@ -6,6 +6,7 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import psycopg2
@@ -308,3 +309,22 @@ def test_the_schedule_tick_yields_one_run_per_demo_tenant(workspace, monkeypatch
         "infinite_campus",
     }
     assert len({r.run_key for r in requests}) == 4
+
+
+def test_a_queued_run_whose_daemon_stopped_is_one_line_not_a_wait(monkeypatch):
+    """The daemon beat when the run was queued, and stopped after (make ui closed): the
+    command says what to do instead of waiting for a launch that never comes."""
+    from sis_pipelines import runs
+    from sis_pipelines.errors import ConfigurationError
+
+    monkeypatch.setattr(runs, "DAEMON_RECHECK_S", 0.0)
+    monkeypatch.setattr(runs, "daemon_beats", lambda instance, daemon: False)
+    queued = SimpleNamespace(status=dg.DagsterRunStatus.QUEUED, is_finished=False)
+    nothing = SimpleNamespace(cursor=None, records=[], has_more=False)
+    # The instance as the follower sees it: the run stays queued, no event comes.
+    instance = SimpleNamespace(
+        get_run_by_id=lambda run_id: queued,
+        get_records_for_run=lambda run_id, cursor, of_type: nothing,
+    )
+    with pytest.raises(ConfigurationError, match="daemon that launches queued runs has stopped"):
+        list(runs._follow_queued(instance, "r1", print))
