@@ -96,23 +96,34 @@ def main() -> int:
     lake = Lake.at()
     root = lake.root
     print()
+    shown = ("users", "classes", "enrollments")
     print(
-        f"{'tenant':<22} {'night':<11} {'collection':<18} {'rows':>8} {'repaired':>9} {'quarantined':>11}"
+        f"{'tenant':<22} {'night':<11} "
+        + " ".join(f"{n:>11}" for n in shown)
+        + f"  {'repaired':<22} {'quarantined':<22}"
     )
+
+    def rows(path) -> int:
+        return parquet_rows(path) if path.exists() else 0
+
+    def where(path_of, outcome) -> str:
+        found = {
+            name: n
+            for name in COLLECTIONS
+            if (n := rows(path_of(name, outcome.night, outcome.tenant)))
+        }
+        return ", ".join(f"{n} {name}" for name, n in found.items()) or "0"
+
+    # A line a tenant-night: the largest collections, and where records were repaired or
+    # quarantined (the rest are zeros).
     for outcome in outcomes:
-        for name in COLLECTIONS:
-            counts = [
-                parquet_rows(path) if path.exists() else "-"
-                for path in (
-                    lake.snapshot(name, outcome.night, outcome.tenant),
-                    lake.repairs(name, outcome.night, outcome.tenant),
-                    lake.quarantine(name, outcome.night, outcome.tenant),
-                )
-            ]
-            rows, fixed, bad = (str(c) for c in counts)
-            print(
-                f"{outcome.tenant:<22} {outcome.night!s:<11} {name:<18} {rows:>8} {fixed:>9} {bad:>11}"
-            )
+        sizes = " ".join(
+            f"{rows(lake.snapshot(n, outcome.night, outcome.tenant)):>11}" for n in shown
+        )
+        print(
+            f"{outcome.tenant:<22} {outcome.night!s:<11} {sizes}  "
+            f"{where(lake.repairs, outcome):<22} {where(lake.quarantine, outcome):<22}"
+        )
     for kind, path_of in (("Quarantined", lake.quarantine), ("Repaired", lake.repairs)):
         example = _example(path_of, outcomes, list(COLLECTIONS))
         if example:
