@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .defs.tags import BACKFILL, DELIBERATE, FORCE_PUSH, on, tenant_tags
-from .errors import SisPipelinesError
+from .errors import SisPipelinesError, StoredStateError
 from .nights import first_night, latest_complete_night, parse_night, partition_budget
 from .tenants import TenantsFileError, load_tenants, tenants_path
 
@@ -181,6 +181,46 @@ def _secrets_set(tenant_id: str, tenant, selection, defs) -> None:
                 )
 
 
+def _inputs_stored(
+    tenant_id: str, tenant, nights: list[date], selection, force_refetch: bool, defs
+) -> None:
+    """Before a run is made: every OneRoster snapshot the selected steps read and do not make
+    is stored, and a real SIS is not asked for a past night (it serves only today). Else one
+    line saying which night lacks what, and what to run."""
+    from .lake import Lake
+    from .nights import is_past
+
+    graph = defs.resolve_asset_graph()
+    keys = set(selection if selection is not None else graph.get_all_asset_keys())
+    lake = Lake.at()
+    rest = tenant.oneroster is not None and tenant.oneroster.source == "rest"
+    for night in nights:
+        wanted = {
+            parent
+            for key in keys
+            if graph.has(key)
+            for parent in graph.get(key).parent_keys
+            if parent.path[0] == "oneroster" and parent not in keys
+        }
+        if rest and is_past(night) and not force_refetch:
+            wanted |= {k for k in keys if k.path[0] == "oneroster"}
+        for key in sorted(wanted):
+            name = key.path[-1]
+            if tenant.privacy.leaves_out(name) or lake.snapshot(name, night, tenant_id).exists():
+                continue
+            if key in keys:
+                raise StoredStateError(
+                    f"tenant {tenant_id!r}, night {night}: no oneroster/{name} snapshot stored, "
+                    "and the SIS serves only its present state; add --force-refetch to store "
+                    "today's data as that night (recorded), or choose a stored night"
+                )
+            raise StoredStateError(
+                f"tenant {tenant_id!r}, night {night}: no oneroster/{name} snapshot stored; "
+                f"materialize it first: sis-pipelines run --tenant {tenant_id} --night {night} "
+                "--select group:oneroster"
+            )
+
+
 def run_tenant_night(
     instance,
     tenant: str,
@@ -203,6 +243,7 @@ def run_tenant_night(
     check_night(night)
     selection = _selection(select) if select else tenant_selection(tenants[tenant])
     _secrets_set(tenant, tenants[tenant], selection, defs)
+    _inputs_stored(tenant, tenants[tenant], [night], selection, force_refetch, defs)
     job = defs.resolve_job_def("nightly")
     tags = {**tenant_tags(tenant, tenants[tenant].vendor), **(extra_tags or {})}
     if force_refetch:
@@ -580,6 +621,9 @@ def backfill(instance, args: argparse.Namespace) -> int:
         known = _known_tenant(instance, tenant)
         selection = _selection(select) if select else tenant_selection(known[tenant])
         nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        from .definitions import defs
+
+        _inputs_stored(tenant, known[tenant], nights, selection, False, defs)
         record = backfills.create_backfill(
             instance,
             "nightly",

@@ -12,7 +12,7 @@ import pytest
 
 from sis_pipelines.cli import main, run_tenant_night
 from sis_pipelines.definitions import defs
-from sis_pipelines.errors import MissingSecretError
+from sis_pipelines.errors import MissingSecretError, StoredStateError
 from sis_pipelines.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.simulator.server import SimulatorServer
@@ -128,9 +128,10 @@ def test_a_past_night_of_a_real_sis_is_never_overwritten_with_todays_data(
     monkeypatch.setenv("REST_A_SECRET", SECRET)
     write_tenants(tenants, sis)
     night = latest_complete_night() - timedelta(days=30)
-    outcome = run_tenant_night(instance, "rest-a", night, select="key:oneroster/orgs")
-    assert not outcome.success
-    assert "serves only its present state" in " ".join(outcome.errors)
+    # Refused before a run is made (a run the UI makes fails in its step, the same line).
+    with pytest.raises(StoredStateError, match="serves only its present state"):
+        run_tenant_night(instance, "rest-a", night, select="key:oneroster/orgs")
+    assert not instance.get_run_records()
     assert not (data / "oneroster" / "orgs" / str(night)).exists()
     forced = run_tenant_night(
         instance, "rest-a", night, select="key:oneroster/orgs", force_refetch=True
@@ -249,11 +250,17 @@ def test_operator_mistakes_are_one_line_and_a_non_zero_exit(workspace, sis, monk
     # A backfill of nights whose snapshots were never stored: which night, and what to run.
     old = str(latest_complete_night() - timedelta(days=5))
     backfill = ["backfill", "--tenant", "sim-a", "--from", old, "--to", old]
-    assert main([*backfill, "--select", "key:oneroster/enrollments"]) == 1
+    assert main([*backfill, "--select", "key:oneroster/enrollments"]) == 2
     out = capsys.readouterr()
     assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1, out.err
     assert f"night {old}: no oneroster/" in out.err
     assert f"sis-pipelines run --tenant sim-a --night {old} --select group:oneroster" in out.err
+    assert not instance.get_backfills()  # refused before the backfill was recorded
+    # A past night of a real SIS, never stored: the SIS serves only today.
+    monkeypatch.setenv("REST_A_ID", "district-id")
+    monkeypatch.setenv("REST_A_SECRET", SECRET)
+    assert main(["run", "--tenant", "rest-a", "--night", old, "--select", "group:oneroster"]) == 2
+    assert "--force-refetch" in _one_line(capsys)
     # A missing secret: one line naming the variable, however many steps it stopped.
     monkeypatch.delenv("REST_A_SECRET", raising=False)
     monkeypatch.setenv("REST_A_ID", "district-id")
