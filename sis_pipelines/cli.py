@@ -190,6 +190,8 @@ def _inputs_stored(
     from .lake import Lake
     from .nights import is_past
 
+    if tenant.oneroster is None:  # a CSV Gateway tenant reads its drop, not snapshots
+        return
     graph = defs.resolve_asset_graph()
     keys = set(selection if selection is not None else graph.get_all_asset_keys())
     lake = Lake.at()
