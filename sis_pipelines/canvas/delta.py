@@ -244,11 +244,7 @@ def _decide(
         in_use = _ids(current.get("courses"), "term_id") | _kept(
             found, decided, "courses", "term_id"
         )
-        carried = previous.get("courses")
-        if carried is not None and rows_in(carried):
-            frame = read_whole(carried)
-            held = frame["course_id"].astype(str).isin(life.carried.get("courses", set()))
-            in_use |= set(frame.loc[held, "term_id"].dropna().astype(str))
+        in_use |= _of_retained_courses(previous, life, "term_id")
         decided["terms"] = life.containers("terms", found["terms"].gone, in_use)
     if "accounts" in found:
         in_use = _accounts_in_use(found, decided, previous, current, life)
@@ -271,6 +267,19 @@ def _decide(
     return decided
 
 
+def _of_retained_courses(
+    previous: Mapping[str, FileSource], life: Lifecycle, column: str
+) -> set[str]:
+    """A column's values over the courses retained before (concluded, still in Canvas);
+    nothing is read when none is retained."""
+    courses = previous.get("courses")
+    if courses is None or not life.carried.get("courses") or not rows_in(courses):
+        return set()
+    frame = read_whole(courses)
+    held = frame["course_id"].astype(str).isin(life.carried["courses"])
+    return set(frame.loc[held, column].dropna().astype(str))
+
+
 def _accounts_in_use(
     found: dict[str, FileChanges],
     decided: dict[str, Decisions],
@@ -283,11 +292,7 @@ def _accounts_in_use(
     used = _ids(current.get("courses"), "account_id") | _kept(
         found, decided, "courses", "account_id"
     )
-    carried = previous.get("courses")
-    if carried is not None and rows_in(carried) and life.carried.get("courses"):
-        frame = read_whole(carried)
-        held = frame["course_id"].astype(str).isin(life.carried["courses"])
-        used |= set(frame.loc[held, "account_id"].dropna().astype(str))
+    used |= _of_retained_courses(previous, life, "account_id")
     parents: dict[str, str] = {}
     for side in (previous, current):
         source = side.get("accounts")
