@@ -15,6 +15,25 @@ from collections.abc import Callable, Iterator
 # definitions are imported (their partitions are made then).
 os.environ.setdefault("SIS_PIPELINES_FIRST_NIGHT", "2026-05-01")
 
+
+def _a_zone_far_from_midnight() -> str:
+    """The deployment's time zone for this run: UTC, unless midnight UTC falls within the
+    suite's quarter hour. A test that runs a night, then runs it again, asks which night is
+    the latest; midnight in between makes its own night a past one (refused from a real SIS).
+    Then a zone three hours away keeps every "latest night" of the run the same."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    minutes = now.hour * 60 + now.minute
+    if minutes >= 22 * 60 + 30:
+        return "Etc/GMT-3"  # 01:30 to 03:00, the next day
+    if minutes < 90:
+        return "Etc/GMT+3"  # 21:00 to 22:30, the day before
+    return "UTC"
+
+
+os.environ.setdefault("SIS_PIPELINES_TIMEZONE", _a_zone_far_from_midnight())
+
 import dagster as dg
 import pytest
 
