@@ -39,10 +39,9 @@ demo: setup
 # `make test PYTEST_ARGS="-m 'not e2e'"` leaves out the Dagster end-to-end runs.
 TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
-# Lint and formatting first (seconds), then the suite; the 15 slowest tests are listed at the end.
-test: setup
-	$(BIN)/ruff check -q .
-	$(BIN)/ruff format --check -q .
+# Lint, formatting and the layers' import contracts first (seconds), then the suite; the 15
+# slowest tests are listed at the end.
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 ui: setup
@@ -78,7 +77,9 @@ bench: setup
 	$(BIN)/python -m bench.run --size $(SIZE) --source $(SOURCE) $(if $(filter 0,$(GPB)),--no-gpb,)
 
 lint: setup
-	$(BIN)/ruff check .
+	$(BIN)/ruff check -q .
+	$(BIN)/ruff format --check -q .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 clean:
 	rm -rf .dagster_home data

@@ -176,8 +176,8 @@ def webserver_figures(url: str) -> dict:
 
 
 def measure(n: int, window: float, workdir: Path) -> dict:
+    from sis_pipelines.core.nights import latest_complete_night
     from sis_pipelines.defs.partitions import add_tenants
-    from sis_pipelines.nights import latest_complete_night
 
     text, ids = tenants_yaml(n)
     figures: dict = {"tenants": n}

@@ -268,7 +268,7 @@ def submit_runs(instance, requests: list, threads: int = 1) -> list[str]:
     """The requests' runs created and submitted to the queue, as the daemon's scheduler does
     (on ``threads`` threads, its ``num_submit_workers``)."""
     from sis_pipelines.definitions import defs
-    from sis_pipelines.runs import create_run
+    from sis_pipelines.operate.runs import create_run
 
     job = defs.resolve_job_def("nightly")
 
@@ -354,8 +354,8 @@ class FleetNight:
 
 def figures(instance, records) -> FleetNight:
     """From the PostgreSQL run records: outcomes, wall time, rate, the most in flight."""
-    from sis_pipelines.cli import step_error
-    from sis_pipelines.runs import failed_steps
+    from sis_pipelines.operate import step_error
+    from sis_pipelines.operate.runs import failed_steps
 
     spans, vendor_spans, tenant_spans = [], [], []
     final: dict[str, object] = {}
@@ -532,7 +532,7 @@ def main() -> int:
         help="kill Celery worker host 0 once it has started this many steps",
     )
     args = parser.parse_args()
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
 
     night = args.night or latest_complete_night()
     workdir = Path(tempfile.mkdtemp(prefix="sis-fleet-"))

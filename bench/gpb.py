@@ -26,7 +26,10 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from bench.process import in_fresh_process
-from sis_pipelines.connect import Services
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.nights import end_of_night
+from sis_pipelines.core.storage import read_frame
+from sis_pipelines.core.tenants import Tenant, parse_tenants
 from sis_pipelines.gpb.canvas_gradebook import read_gradebook
 from sis_pipelines.gpb.passback import (
     compute_payloads,
@@ -36,11 +39,8 @@ from sis_pipelines.gpb.passback import (
 )
 from sis_pipelines.gpb.payloads import CLASS_COLUMNS
 from sis_pipelines.gpb.state import courses_passed_back
-from sis_pipelines.lake import Lake
-from sis_pipelines.nights import end_of_night
+from sis_pipelines.services.connect import Services
 from sis_pipelines.simulator.canvas_gradebook import GRADEBOOK_SHARE
-from sis_pipelines.storage import read_frame
-from sis_pipelines.tenants import Tenant, parse_tenants
 
 TOKEN = "bench-canvas-token"
 VENDOR_KEY = "bench-vendor-key"

@@ -147,8 +147,8 @@ def _active(instance) -> bool:
 
 
 def _in_sis(data: Path, title: str, enrollment: dict) -> float | None:
+    from sis_pipelines.core.lake import Lake
     from sis_pipelines.demo.grades import sis_score
-    from sis_pipelines.lake import Lake
 
     return sis_score(Lake.at(str(data)), title, enrollment)
 

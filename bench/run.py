@@ -36,9 +36,10 @@ from sis_pipelines.canvas.delta import compute_delta, file_delta
 from sis_pipelines.canvas.mapping import INTERNAL
 from sis_pipelines.canvas.package import build_zip
 from sis_pipelines.canvas.provision import canvas_files, map_night
-from sis_pipelines.connect import Services
-from sis_pipelines.lake import Lake
-from sis_pipelines.memory import release_memory
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.memory import release_memory
+from sis_pipelines.core.storage import read_frame, write_tables
+from sis_pipelines.core.tenants import Canvas, parse_tenants
 from sis_pipelines.oneroster import batches as batches_module
 from sis_pipelines.oneroster import client as client_module
 from sis_pipelines.oneroster import csv_bundle as csv_module
@@ -46,8 +47,7 @@ from sis_pipelines.oneroster.batches import BATCH_ROWS
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.schemas import referenced_collections
 from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
-from sis_pipelines.storage import read_frame, write_tables
-from sis_pipelines.tenants import Canvas, parse_tenants
+from sis_pipelines.services.connect import Services
 
 SIZES = {"small": 10_000, "large": 100_000, "xl": 1_000_000}
 ORDER = ["orgs", "academic_sessions", "courses", "classes", "users", "enrollments", "demographics"]

@@ -196,7 +196,7 @@ def _bench_instance(args: argparse.Namespace, work: Path, db: str) -> list[tuple
     home = work / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
 
     latest = latest_complete_night()
     first = latest - timedelta(days=args.nights - 1)
@@ -215,7 +215,7 @@ def _bench_instance(args: argparse.Namespace, work: Path, db: str) -> list[tuple
 def _measure(ids: list[str], latest, history: int) -> list[tuple[str, float, str]]:
     import dagster as dg
 
-    from sis_pipelines.cli import console, quiet_dagster
+    from sis_pipelines.operate import console, quiet_dagster
 
     quiet_dagster()
     rows: list[tuple[str, float, str]] = []
@@ -318,7 +318,7 @@ def _measure(ids: list[str], latest, history: int) -> list[tuple[str, float, str
         took, answer = _timed(lambda: _graphql(client, LAUNCH_BACKFILL, names=names), repeat=1)
         kind = answer["launchPartitionBackfill"]["__typename"]
         rows.append(("backfill launch from the UI (30 nights, one tenant)", took, kind))
-    from sis_pipelines.backfills import create_backfill
+    from sis_pipelines.operate.backfills import create_backfill
 
     took, _ = _timed(
         lambda: create_backfill(instance, "nightly", names, {}, None, "bench"), repeat=1

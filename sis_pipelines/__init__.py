@@ -1,6 +1,6 @@
 """sis_pipelines: OneRoster SIS data into Canvas LMS, per tenant, on Dagster."""
 
-from .memory import return_freed_memory
+from .core.memory import return_freed_memory
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .core.memory import settle_loaded_code
 from .defs.automation.connection_check import connection_check_job
 from .defs.automation.jobs import nightly_job, tenant_freshness_job, term_change_job
 from .defs.automation.schedules import nightly_schedule, tenant_freshness_schedule
@@ -12,7 +13,6 @@ from .defs.gpb.sync import grade_sync_job, grade_sync_sensors
 from .defs.oneroster.assets import oneroster_assets
 from .defs.resources import default_resources
 from .defs.tenants.assets import tenant_pages
-from .memory import settle_loaded_code
 
 # Freshness is each tenant's own (tenants/<tenant>: night_arrived): a freshness policy on a
 # tenant x night asset is met by any tenant's night, so a stopped district would look fresh.

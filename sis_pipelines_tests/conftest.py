@@ -16,6 +16,16 @@ from collections.abc import Callable, Iterator
 os.environ.setdefault("SIS_PIPELINES_FIRST_NIGHT", "2026-05-01")
 
 
+import dagster as dg
+import pytest
+
+from sis_pipelines.simulator.district import District
+from sis_pipelines.simulator.server import SimulatorServer
+from sis_pipelines.simulator.vendors import VendorProfile
+
+from .support import NIGHT, PLANTED_SECRETS, SECRET
+
+
 def _a_zone_far_from_midnight() -> str:
     """The deployment's time zone for this run: UTC, unless midnight UTC falls within the
     suite's quarter hour. A test that runs a night, then runs it again, asks which night is
@@ -33,15 +43,6 @@ def _a_zone_far_from_midnight() -> str:
 
 
 os.environ.setdefault("SIS_PIPELINES_TIMEZONE", _a_zone_far_from_midnight())
-
-import dagster as dg
-import pytest
-
-from sis_pipelines.simulator.district import District
-from sis_pipelines.simulator.server import SimulatorServer
-from sis_pipelines.simulator.vendors import VendorProfile
-
-from .support import NIGHT, PLANTED_SECRETS, SECRET
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, time
 
 import pandas as pd
 
+from sis_pipelines.core.tenants import parse_tenants
 from sis_pipelines.gpb.canvas_gradebook import CanvasGradebook, assemble, course_rows
 from sis_pipelines.gpb.payloads import Settings
 from sis_pipelines.simulator.canvas_gradebook import course_gradebook
-from sis_pipelines.tenants import parse_tenants
 
 NIGHT = date(2026, 11, 21)
 PREFIX = "p-"

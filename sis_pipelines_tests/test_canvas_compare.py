@@ -19,9 +19,9 @@ from sis_pipelines.canvas.delta import compute_delta, deletion_guard, file_delta
 from sis_pipelines.canvas.files import FILES
 from sis_pipelines.canvas.fingerprint import fingerprinted
 from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
+from sis_pipelines.core.storage import write_frame, write_tables
+from sis_pipelines.core.tenants import Canvas
 from sis_pipelines.simulator.district import District
-from sis_pipelines.storage import write_frame, write_tables
-from sis_pipelines.tenants import Canvas
 
 from .support import canonical
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import dagster as dg
 import pyarrow.parquet as pq
 
-from sis_pipelines.cli import run_tenant_night
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.core.nights import latest_complete_night
+from sis_pipelines.operate import run_tenant_night
 
 TENANTS = """
 tenants:
@@ -118,7 +118,7 @@ def test_evaluate_shows_what_a_night_would_change_in_canvas_as_it_stands(
     from sis_pipelines.cli import main
 
     instance, data, tenants = workspace
-    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    monkeypatch.setattr("sis_pipelines.operate.dagster_instance", lambda: instance)
     tenants.write_text(TENANTS.format(share=1.0, dry="false"))
     night2 = latest_complete_night()
     night1 = night2 - timedelta(days=20)

@@ -11,7 +11,7 @@ import pytest
 
 from sis_pipelines.canvas.delta import compute_delta, deletion_guard
 from sis_pipelines.canvas.package import build_zip, check_zip, read_zip
-from sis_pipelines.tenants import Canvas
+from sis_pipelines.core.tenants import Canvas
 
 CFG = Canvas(source="simulator")
 TERM_END = "2027-01-15T00:00:00Z"

@@ -13,9 +13,9 @@ from sis_pipelines.canvas.api import CanvasClient, CanvasError, Polling
 from sis_pipelines.canvas.delta import compute_delta, with_retained
 from sis_pipelines.canvas.mapping import INTERNAL, map_snapshot
 from sis_pipelines.canvas.package import build_zip
+from sis_pipelines.core.tenants import Canvas
 from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.district import District
-from sis_pipelines.tenants import Canvas
 
 from .support import canonical, canvas_matches
 

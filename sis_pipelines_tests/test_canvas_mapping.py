@@ -20,9 +20,9 @@ from sis_pipelines.canvas.mapping import (
     map_snapshot,
     mapped_columns,
 )
+from sis_pipelines.core.storage import read_frame, write_frame
+from sis_pipelines.core.tenants import Canvas
 from sis_pipelines.simulator.district import District
-from sis_pipelines.storage import read_frame, write_frame
-from sis_pipelines.tenants import Canvas
 
 from .support import canonical
 
@@ -254,7 +254,7 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
     from sis_pipelines.canvas import enrollments as canvas_enrollments
     from sis_pipelines.canvas import provision
     from sis_pipelines.canvas.provision import map_night
-    from sis_pipelines.lake import Lake
+    from sis_pipelines.core.lake import Lake
 
     night = date(2026, 12, 20)
     snapshot = canonical(District(300, 5).snapshot(night))
@@ -385,7 +385,7 @@ def test_a_diffing_import_sends_the_whole_files_with_canvas_columns_only(tmp_pat
     import pyarrow.parquet as pq
 
     from sis_pipelines.canvas.provision import delta_night, map_night
-    from sis_pipelines.lake import Lake
+    from sis_pipelines.core.lake import Lake
 
     night = date(2026, 12, 20)
     lake = Lake(UPath(tmp_path))

@@ -200,7 +200,7 @@ def test_persistent_failure_names_tenant_endpoint_and_message(simulator):
         and "/ims/oneroster/v1p1/users" in text
         and "Service Unavailable - maintenance" in text
     )
-    assert caught.value.transient
+    assert caught.value.retryable
 
 
 def test_imsx_error_becomes_a_clear_error(simulator):
@@ -215,7 +215,7 @@ def test_imsx_error_becomes_a_clear_error(simulator):
         client.fetch(COLLECTIONS["classes"])
     assert "Focus SIS: bad filter" in str(caught.value)
     assert "invalid_filter_field" in str(caught.value)
-    assert not caught.value.transient
+    assert not caught.value.retryable
 
 
 def test_error_envelope_inside_a_200(simulator):

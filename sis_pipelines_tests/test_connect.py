@@ -10,11 +10,11 @@ from datetime import date
 import httpx
 import pytest
 
-from sis_pipelines.connect import Services
-from sis_pipelines.errors import ConfigurationError, MissingSecretError, SisPipelinesError
-from sis_pipelines.lake import Lake
+from sis_pipelines.core.errors import ConfigurationError, MissingSecretError, SisPipelinesError
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.tenants import parse_tenants
 from sis_pipelines.oneroster.collections import COLLECTIONS
-from sis_pipelines.tenants import parse_tenants
+from sis_pipelines.services.connect import Services
 
 NIGHT = date(2026, 11, 21)
 TENANTS = """
@@ -89,7 +89,7 @@ def test_a_missing_secret_and_a_non_rest_source_are_explained(tmp_path):
 
 def test_the_product_loads_no_simulator_until_a_tenant_asks_for_one():
     code = (
-        "import sys, sis_pipelines.definitions, sis_pipelines.connect, sis_pipelines.cli;"
+        "import sys, sis_pipelines.definitions, sis_pipelines.services.connect, sis_pipelines.cli;"
         "print(sorted(m for m in sys.modules if m.startswith('sis_pipelines.simulator')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from upath import UPath
 
+from sis_pipelines.core.lake import Lake
 from sis_pipelines.gpb.passback import send
 from sis_pipelines.gpb.sis import SisGradebook
 from sis_pipelines.gpb.state import read_ledger
-from sis_pipelines.lake import Lake
 from sis_pipelines.oneroster.client import OneRosterClient
 from sis_pipelines.simulator.sis_gradebook import SisGradebook as SimulatedGradebook
 
@@ -85,7 +85,7 @@ def test_a_push_killed_mid_part_resends_only_what_the_sis_did_not_acknowledge(
         import json
         from upath import UPath
         from sis_pipelines.gpb.passback import send
-        from sis_pipelines.lake import Lake
+        from sis_pipelines.core.lake import Lake
         from sis_pipelines_tests.gpb_world import tenant
         from sis_pipelines_tests.test_crash import gradebook_client
         from types import SimpleNamespace
@@ -164,8 +164,8 @@ def cli_run(night) -> str:
 
 
 def test_a_run_killed_while_canvas_imports_is_followed_not_uploaded_again(canvas_tenant):
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
+    from sis_pipelines.operate import run_tenant_night
 
     instance, data, canvas, env = canvas_tenant
     night = latest_complete_night()
@@ -185,8 +185,8 @@ def test_an_upload_cut_off_before_canvas_answered_is_settled_by_asking_canvas(ca
     """The intent is recorded, the zip may or may not have arrived: no import made since, and
     the zip goes; one made since, and nothing is sent without the operator's word."""
     from sis_pipelines.canvas.provision import _now
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
+    from sis_pipelines.operate import run_tenant_night
 
     instance, data, canvas, _env = canvas_tenant
     night = latest_complete_night()
@@ -216,8 +216,8 @@ def test_an_upload_cut_off_before_canvas_answered_is_settled_by_asking_canvas(ca
 
 
 def test_two_runs_of_one_tenant_night_never_both_upload(canvas_tenant):
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
+    from sis_pipelines.operate import run_tenant_night
 
     instance, _data, canvas, env = canvas_tenant
     night = latest_complete_night()
@@ -272,8 +272,8 @@ def mapping_started(data: Path) -> bool:
 def test_a_night_killed_at_any_moment_then_run_again_ends_as_an_uninterrupted_night(
     canvas_tenant, tmp_path, monkeypatch, moment
 ):
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
+    from sis_pipelines.operate import run_tenant_night
     from sis_pipelines.simulator.canvas import CanvasSimulator
 
     instance, data, canvas, env = canvas_tenant
@@ -356,8 +356,8 @@ def grading_world(small_district, night):
 def test_a_night_killed_mid_push_then_run_again_sends_each_acknowledged_grade_once(
     workspace, small_district, tmp_path, monkeypatch
 ):
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.nights import latest_complete_night
+    from sis_pipelines.core.nights import latest_complete_night
+    from sis_pipelines.operate import run_tenant_night
 
     from .support import SECRET
 

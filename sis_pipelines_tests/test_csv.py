@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sis_pipelines.cli import run_tenant_night
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.core.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.csv_bundle import FILE_NAMES, BundleError, load_bundle, read_collection
 from sis_pipelines.oneroster.schemas import referenced_collections
 from sis_pipelines.oneroster.validate import validate
+from sis_pipelines.operate import run_tenant_night
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 
@@ -294,7 +294,7 @@ def test_a_bundle_over_sftp(workspace, tmp_path, monkeypatch):
 
 
 def test_an_sftp_path_needs_a_host_key():
-    from sis_pipelines.tenants import TenantsFileError, parse_tenants
+    from sis_pipelines.core.tenants import TenantsFileError, parse_tenants
 
     with pytest.raises(TenantsFileError, match="sftp_host_key"):
         parse_tenants(TENANT.format(path="sftp://u@h/d", extra=", sftp_password_env: P"))

@@ -187,10 +187,10 @@ def _night_of(folder: Path, night: date, edit=None) -> Path:
 
 
 def _take(folder: Path, night: date, name: str):
-    from sis_pipelines.connect import Services
-    from sis_pipelines.lake import Lake
+    from sis_pipelines.core.lake import Lake
+    from sis_pipelines.core.tenants import parse_tenants
     from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
-    from sis_pipelines.tenants import parse_tenants
+    from sis_pipelines.services.connect import Services
 
     text = f"""
 tenants:

@@ -10,11 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sis_pipelines.cli import main, run_tenant_night
+from sis_pipelines.cli import main
+from sis_pipelines.core.errors import MissingSecretError, StoredStateError
+from sis_pipelines.core.nights import latest_complete_night
 from sis_pipelines.definitions import defs
-from sis_pipelines.errors import MissingSecretError, StoredStateError
-from sis_pipelines.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
+from sis_pipelines.operate import run_tenant_night
 from sis_pipelines.simulator.server import SimulatorServer
 
 from .support import SECRET
@@ -213,7 +214,7 @@ def test_missing_secret_fails_with_the_variable_name_only(workspace, sis, monkey
 def test_cli_syncs_tenants_and_runs_a_night(workspace, monkeypatch, capsys):
     instance, data, tenants = workspace
     write_tenants(tenants)
-    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    monkeypatch.setattr("sis_pipelines.operate.dagster_instance", lambda: instance)
     assert main(["tenants", "sync"]) == 0
     out = capsys.readouterr().out
     assert "sim-a" in out and "disabled" in out
@@ -238,7 +239,7 @@ def _one_line(capsys) -> str:
 def test_operator_mistakes_are_one_line_and_a_non_zero_exit(workspace, sis, monkeypatch, capsys):
     instance, _data, tenants = workspace
     write_tenants(tenants, sis)
-    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    monkeypatch.setattr("sis_pipelines.operate.dagster_instance", lambda: instance)
     night = str(latest_complete_night())
     run = ["run", "--tenant", "sim-a", "--night"]
     assert main([*run, "2020-01-01"]) == 2

@@ -9,7 +9,7 @@ import pytest
 from dagster._config import Shape, process_config
 from dagster._core.instance.config import dagster_instance_config
 
-from sis_pipelines.nights import partition_budget
+from sis_pipelines.core.nights import partition_budget
 
 ROOT = Path(__file__).parents[1]
 PG_ENV = {

@@ -12,8 +12,8 @@ import yaml
 from dagster_celery.cli import get_validated_config
 
 from sis_pipelines.canvas.package import ENTRY_TIME, build_zip
+from sis_pipelines.core.errors import ConfigurationError
 from sis_pipelines.defs.executor import CELERY_CONFIG, EXECUTOR_ENV, run_executor
-from sis_pipelines.errors import ConfigurationError
 
 WORKER_YAML = Path(__file__).parents[1] / "deploy" / "celery" / "worker.yaml"
 

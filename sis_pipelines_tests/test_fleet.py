@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from bench.fleet import BROKEN_CANVAS, DOWN, fleet_night, most_in_flight
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.core.nights import latest_complete_night
 
 
 def test_most_in_flight_counts_overlaps_per_key():

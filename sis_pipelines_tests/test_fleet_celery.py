@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.fleet import BROKEN_CANVAS, DOWN, fleet_night
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.core.nights import latest_complete_night
 
 # What a night stores that must not depend on where its steps ran (the simulators' own state
 # and the import log, which records Canvas's import ids and times, are left out).

@@ -17,11 +17,12 @@ import pytest
 from sis_pipelines.canvas.compare import columns_of, layout_of
 from sis_pipelines.canvas.delta import key_and_values
 from sis_pipelines.canvas.fingerprint import Layout
-from sis_pipelines.cli import check_connections, evaluate_tenant, main, run_tenant_night
-from sis_pipelines.lake import Lake
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.cli import main
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.nights import latest_complete_night
+from sis_pipelines.core.tenants import TenantsFileError, parse_tenants
+from sis_pipelines.operate import check_connections, evaluate_tenant, run_tenant_night
 from sis_pipelines.simulator.plugin import canvas_simulator
-from sis_pipelines.tenants import TenantsFileError, parse_tenants
 
 from .sftp_server import SftpServer
 

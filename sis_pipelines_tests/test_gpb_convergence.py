@@ -21,16 +21,16 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sis_pipelines.connect import Services
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.nights import end_of_night
+from sis_pipelines.core.storage import write_frame
+from sis_pipelines.core.tenants import parse_tenants
 from sis_pipelines.gpb import passback
 from sis_pipelines.gpb.passback import compute_payloads, push_night, read_canvas_gradebook
-from sis_pipelines.lake import Lake
-from sis_pipelines.nights import end_of_night
+from sis_pipelines.services.connect import Services
 from sis_pipelines.simulator.canvas_gradebook import assignment_groups, counts
 from sis_pipelines.simulator.plugin import canvas_simulator
 from sis_pipelines.simulator.sis_gradebook import SisGradebook
-from sis_pipelines.storage import write_frame
-from sis_pipelines.tenants import parse_tenants
 
 from .gpb_world import SESSIONS
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pyarrow.parquet as pq
 
-from sis_pipelines.cli import main, run_tenant_night
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.cli import main
+from sis_pipelines.core.nights import latest_complete_night
+from sis_pipelines.operate import run_tenant_night
 
 from .support import latest_meta
 

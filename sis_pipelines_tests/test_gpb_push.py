@@ -10,18 +10,18 @@ import pandas as pd
 import pytest
 from upath import UPath
 
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.storage import read_frame, write_frame
 from sis_pipelines.gpb.ledger import LedgerChanges
 from sis_pipelines.gpb.passback import send
 from sis_pipelines.gpb.payloads import SisState, build
 from sis_pipelines.gpb.push import LEDGER_COLUMNS, empty_ledger, push
 from sis_pipelines.gpb.sis import SisGradebook
 from sis_pipelines.gpb.state import read_ledger
-from sis_pipelines.lake import Lake
 from sis_pipelines.oneroster.client import OneRosterClient
 from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.sis_gradebook import SisGradebook as SimulatedGradebook
-from sis_pipelines.storage import read_frame, write_frame
 
 from .gpb_world import CLASSES, NIGHT, SESSIONS, canvas_book, settings, tenant
 from .support import FAST_RETRY, auth_for

@@ -11,11 +11,12 @@ from datetime import timedelta
 import dagster as dg
 import httpx
 
-from sis_pipelines.cli import main, run_tenant_night
+from sis_pipelines.cli import main
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.nights import end_of_night, latest_complete_night
 from sis_pipelines.defs.gpb.sync import grade_sync_tick
-from sis_pipelines.lake import Lake
-from sis_pipelines.nights import end_of_night, latest_complete_night
-from sis_pipelines.runs import create_run, run_and_follow
+from sis_pipelines.operate import run_tenant_night
+from sis_pipelines.operate.runs import create_run, run_and_follow
 from sis_pipelines.simulator.plugin import canvas_simulator
 from sis_pipelines.simulator.sis_gradebook import SisGradebook
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sis_pipelines.cli import run_tenant_night
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.core.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.csv_bundle import BundleError, load_bundle, read_collection
 from sis_pipelines.oneroster.csv_source import locate_local
+from sis_pipelines.operate import run_tenant_night
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 
@@ -163,8 +163,8 @@ def test_control_characters_are_repaired_or_refused_per_record_and_reach_canvas_
     """A carriage return in a quoted familyName is repaired (recorded); one in an unquoted field
     quarantines its row with file and line; NUL in a name or an id quarantines the record.
     The rest of the district reaches Canvas, and the zip reads back as written."""
+    from sis_pipelines.core.storage import read_frame
     from sis_pipelines.simulator.canvas import CanvasSimulator
-    from sis_pipelines.storage import read_frame
 
     instance, data, tenants = workspace
     folder = unpacked(

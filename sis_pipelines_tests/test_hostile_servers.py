@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from sis_pipelines.cli import main
+from sis_pipelines.core.secrets import redact, remember
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.errors import OneRosterError
 from sis_pipelines.oneroster.paging import PagingError
-from sis_pipelines.secrets import redact, remember
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.vendors import VENDORS
 
@@ -31,7 +31,7 @@ def test_a_secret_echoed_by_the_sis_is_shown_and_stored_nowhere(
     workspace, small_district, monkeypatch, capsys
 ):
     instance, data, tenants = workspace
-    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    monkeypatch.setattr("sis_pipelines.operate.dagster_instance", lambda: instance)
     monkeypatch.setenv("ECHO_ID", "district-id")
     monkeypatch.setenv("ECHO_SECRET", SECRET)
     with SimulatorServer(
@@ -160,9 +160,9 @@ def test_a_wrong_content_type_fails_in_one_line(simulator):
 def test_a_huge_field_and_control_characters_over_rest(workspace, small_district, monkeypatch):
     """A 30 MB givenName: the record is quarantined (it is kept, whole, with its reason), but no
     reason, warning or log event carries more than a prefix of it."""
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.nights import latest_complete_night
-    from sis_pipelines.storage import read_frame
+    from sis_pipelines.core.nights import latest_complete_night
+    from sis_pipelines.core.storage import read_frame
+    from sis_pipelines.operate import run_tenant_night
 
     instance, data, tenants = workspace
     monkeypatch.setenv("HUGE_ID", "district-id")

@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 from upath import UPath
 
+from sis_pipelines.core.lake import Lake
 from sis_pipelines.defs.io_manager import ParquetIO
-from sis_pipelines.lake import Lake
 
 NIGHT = "2026-11-21"
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from upath import UPath
 
-from sis_pipelines.locks import HeldElsewhere, step_lock
-from sis_pipelines.storage import atomic_write_bytes
+from sis_pipelines.core.locks import HeldElsewhere, step_lock
+from sis_pipelines.core.storage import atomic_write_bytes
 
 PG = {
     "DAGSTER_PG_HOST": "127.0.0.1",
@@ -31,7 +31,7 @@ def holding(lake: str, env: dict[str, str]) -> subprocess.Popen:
         f"""
         import time
         from upath import UPath
-        from sis_pipelines.locks import step_lock
+        from sis_pipelines.core.locks import step_lock
         with step_lock(UPath({lake!r}), "t", "2026-11-21", "canvas/sis_import", "run R-first"):
             print("held", flush=True)
             time.sleep(600)

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from sis_pipelines.cli import main
+from sis_pipelines.core.nights import end_of_night, utc_stamp
 from sis_pipelines.defs.tags import DELIBERATE, RunFlags, on, tenant_tags
-from sis_pipelines.nights import end_of_night, utc_stamp
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ tenants:
   a-2: {vendor: focus, oneroster: {version: "1.1", source: simulator}}
 """
     )
-    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    monkeypatch.setattr("sis_pipelines.operate.dagster_instance", lambda: instance)
     assert main(["tenants", "sync"]) == 0
     assert "warning" not in capsys.readouterr().out
     # Two tenants over nights since 1800: far more partitions than Dagster recommends.

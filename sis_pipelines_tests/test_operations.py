@@ -12,10 +12,11 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from sis_pipelines.cli import main, run_tenant_night
+from sis_pipelines.cli import main
+from sis_pipelines.core.nights import latest_complete_night
 from sis_pipelines.definitions import defs
 from sis_pipelines.defs.automation.jobs import term_change_job
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.operate import run_tenant_night
 
 from .support import SECRET
 
@@ -140,7 +141,7 @@ tenants:
     canvas: {source: simulator, max_removal_share: 1.0}
 """
     )
-    monkeypatch.setattr("sis_pipelines.cli._instance", lambda: instance)
+    monkeypatch.setattr("sis_pipelines.operate.dagster_instance", lambda: instance)
     latest = latest_complete_night()
     first = latest - timedelta(days=1)
     for night in (first, latest):
@@ -315,7 +316,7 @@ def test_a_queued_run_whose_daemon_stopped_is_one_line_not_a_wait(monkeypatch):
     """The daemon beat when the run was queued, and stopped after (make ui closed): the
     command says what to do instead of waiting for a launch that never comes."""
     from sis_pipelines import runs
-    from sis_pipelines.errors import ConfigurationError
+    from sis_pipelines.core.errors import ConfigurationError
 
     monkeypatch.setattr(runs, "DAEMON_RECHECK_S", 0.0)
     monkeypatch.setattr(runs, "daemon_beats", lambda instance, daemon: False)

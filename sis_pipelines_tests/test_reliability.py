@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sis_pipelines.cli import run_tenant_night
-from sis_pipelines.nights import latest_complete_night
+from sis_pipelines.core.nights import latest_complete_night
 from sis_pipelines.oneroster.collections import COLLECTIONS
 from sis_pipelines.oneroster.csv_bundle import BundleError, load_bundle
 from sis_pipelines.oneroster.normalise import normalise_page
 from sis_pipelines.oneroster.validate import validate
+from sis_pipelines.operate import run_tenant_night
 from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.server import SimulatorServer
 from sis_pipelines.simulator.sis_gradebook import SisGradebook
@@ -117,7 +117,7 @@ WRITER = textwrap.dedent(
     """
     import sys, pyarrow as pa
     from upath import UPath
-    from sis_pipelines.storage import atomic_write_table
+    from sis_pipelines.core.storage import atomic_write_table
     path = UPath(sys.argv[1])
     big = pa.table({"sourcedId": [f"id-{i:09d}" for i in range(2_000_000)], "v": list(range(2_000_000))})
     print("ready", flush=True)
@@ -130,7 +130,7 @@ WRITER = textwrap.dedent(
 def test_a_process_killed_mid_write_leaves_the_previous_file_and_nothing_partial(tmp_path):
     from upath import UPath
 
-    from sis_pipelines.storage import atomic_write_table
+    from sis_pipelines.core.storage import atomic_write_table
 
     path = tmp_path / "oneroster" / "users" / "2026-11-21" / "t.parquet"
     atomic_write_table(pa.table({"sourcedId": ["before"]}), UPath(path))

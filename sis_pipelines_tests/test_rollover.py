@@ -22,10 +22,10 @@ from sis_pipelines.canvas.enrollments import INTERNAL
 from sis_pipelines.canvas.lifecycle import ended
 from sis_pipelines.canvas.mapping import map_snapshot
 from sis_pipelines.canvas.package import build_zip
+from sis_pipelines.core.tenants import Canvas
 from sis_pipelines.simulator.canvas import CanvasSimulator
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.vendors import VENDORS
-from sis_pipelines.tenants import Canvas
 
 from .support import canonical, canvas_matches
 
@@ -163,7 +163,7 @@ def _term_ends(data, tenant: str, night: date) -> dict[str, date]:
 def test_the_rollover_through_dagster_with_grade_passback(workspace, tenant):
     import json
 
-    from sis_pipelines.cli import run_tenant_night
+    from sis_pipelines.operate import run_tenant_night
 
     instance, data, tenants = workspace
     tenants.write_text(TENANTS)
@@ -216,11 +216,11 @@ def test_the_rollover_through_dagster_with_grade_passback(workspace, tenant):
 
 
 def refuse_closed_sync(data, tenant: str) -> None:
-    from sis_pipelines.connect import Services
-    from sis_pipelines.errors import ConfigurationError
+    from sis_pipelines.core.errors import ConfigurationError
+    from sis_pipelines.core.lake import Lake
+    from sis_pipelines.core.tenants import load_tenants
     from sis_pipelines.gpb.sync import sync_grades
-    from sis_pipelines.lake import Lake
-    from sis_pipelines.tenants import load_tenants
+    from sis_pipelines.services.connect import Services
 
     lake = Lake.at(data)
     courses = pd.read_parquet(lake.canvas_file("courses", date(2026, 7, 31), tenant))

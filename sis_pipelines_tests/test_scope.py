@@ -11,8 +11,8 @@ import pytest
 from sis_pipelines.canvas.delta import compute_delta, deletion_guard
 from sis_pipelines.canvas.mapping import map_snapshot
 from sis_pipelines.canvas.scope import Scoping, canvas_ids
+from sis_pipelines.core.tenants import Canvas, Scope
 from sis_pipelines.simulator.district import District
-from sis_pipelines.tenants import Canvas, Scope
 
 from .support import canonical
 
@@ -131,8 +131,8 @@ def test_a_scoped_tenant_through_the_night_and_a_narrower_scope_through_the_guar
 
     import dagster as dg
 
-    from sis_pipelines.cli import run_tenant_night
-    from sis_pipelines.lake import Lake
+    from sis_pipelines.core.lake import Lake
+    from sis_pipelines.operate import run_tenant_night
 
     from .support import latest_meta
 

@@ -12,8 +12,8 @@ import pytest
 from upath import UPath
 
 from sis_pipelines import storage
-from sis_pipelines.lake import Lake
-from sis_pipelines.storage import atomic_write_table, read_frame, write_frame
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.storage import atomic_write_table, read_frame, write_frame
 
 
 def test_paths_follow_the_interface(tmp_path):

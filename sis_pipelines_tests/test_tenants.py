@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sis_pipelines.tenants import TenantsFileError, load_tenants, parse_tenants
+from sis_pipelines.core.tenants import TenantsFileError, load_tenants, parse_tenants
 
 DEMO = Path(__file__).parents[1] / "sis_pipelines" / "demo" / "tenants.yaml"
 

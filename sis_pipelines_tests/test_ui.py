@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from sis_pipelines.cli import main
+from sis_pipelines.core.nights import latest_complete_night
 from sis_pipelines.demo.screenshots import webserver as running_webserver
-from sis_pipelines.nights import latest_complete_night
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[1]
@@ -139,10 +139,10 @@ def test_a_cli_backfill_is_a_backfill_the_backfills_page_lists(webserver, capsys
 
 
 def test_a_backfill_cancelled_in_the_ui_stops_and_resumes_from_the_cli(webserver, capsys):
-    from sis_pipelines.backfills import carry_out, create_backfill
-    from sis_pipelines.cli import _instance, run_tenant_night
+    from sis_pipelines.operate import dagster_instance, run_tenant_night
+    from sis_pipelines.operate.backfills import carry_out, create_backfill
 
-    instance = _instance()
+    instance = dagster_instance()
     main(["tenants", "sync"])
     nights = _nights(3)
     record = create_backfill(

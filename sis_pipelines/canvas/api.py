@@ -15,8 +15,8 @@ import httpx
 import orjson
 import pandas as pd
 
-from ..errors import SourceError
-from ..memory import release_response
+from ..core.errors import SourceError, retryable_status
+from ..core.memory import release_response
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,15 @@ FAILED = {"aborted", "failed", "failed_with_messages"}
 
 
 class CanvasError(SourceError):
-    """Canvas refused or failed a request; a later attempt may succeed."""
-
-    retryable = True
+    """Canvas refused or failed a request: a later attempt may succeed as its HTTP status says
+    (a refused token, 401, will not); without a status (a report that did not finish, an
+    answer that is not what Canvas documents) it may."""
 
     def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None):
-        self.status = status
         super().__init__(
-            f"tenant {tenant!r}, Canvas {endpoint}: {'HTTP ' + str(status) + ': ' if status else ''}{message}"
+            f"tenant {tenant!r}, Canvas {endpoint}: {'HTTP ' + str(status) + ': ' if status else ''}{message}",
+            status=status,
+            retryable=retryable_status(status),
         )
 
 

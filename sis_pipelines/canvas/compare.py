@@ -33,8 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
-from ..duck import bounded
-from ..storage import parquet_rows, read_frame
+from ..core.duck import bounded
+from ..core.storage import parquet_rows, read_frame
 from . import fingerprint
 from .fingerprint import KEY_HASH, ROW_HASH, Layout
 

@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from ..tenants import Canvas
+from ..core.tenants import Canvas
 from .compare import (
     FileSource,
     columns_of,

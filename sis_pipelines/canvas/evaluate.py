@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..errors import StoredStateError
-from ..figures import Figures, Markdown
-from ..lake import Lake
-from ..storage import atomic_write_bytes, read_frame, write_frame
-from ..tenants import Tenant
+from ..core.errors import StoredStateError
+from ..core.figures import Figures, Markdown
+from ..core.lake import Lake
+from ..core.storage import atomic_write_bytes, read_frame, write_frame
+from ..core.tenants import Tenant
 from .compare import rows_in
 from .delta import REMOVALS, compute_delta, deletion_guard, harm_summary
 from .enrollments import INTERNAL
@@ -25,7 +25,7 @@ from .provision import canvas_files
 from .scope import canvas_ids
 
 if TYPE_CHECKING:
-    from ..connect import Services
+    from ..services.connect import Services
 
 EXAMPLES = 3
 

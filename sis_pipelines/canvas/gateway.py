@@ -22,20 +22,20 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 import pandas as pd
 
-from ..figures import Figures, Markdown
-from ..lake import CANVAS_MAPPING, Lake
+from ..core.figures import Figures, Markdown
+from ..core.lake import CANVAS_MAPPING, Lake
+from ..core.storage import write_frame
 from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, zip_members
 from ..oneroster.csv_source import locate_drop
 from ..oneroster.shown import MAX_SHOWN
-from ..storage import write_frame
 from .compare import read_whole
 from .files import FILES, ORDER
 from .package import CONTROL, identify
 from .provision import write_canvas_file
 
 if TYPE_CHECKING:
-    from ..connect import Services
-    from ..tenants import Tenant
+    from ..core.tenants import Tenant
+    from ..services.connect import Services
 
 REJECT_COLUMNS = ["file", "line", "column", "reason", "row"]
 

@@ -25,7 +25,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from ..tenants import Canvas
+from ..core.tenants import Canvas
 
 # Canvas files whose objects may stay in Canvas after leaving the SIS.
 RETAINED = ("accounts", "terms", "courses", "sections")

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tenants import Canvas
+from ..core.tenants import Canvas
 from .enrollments import (
     INTERNAL,
     CanvasEnrollments,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from ..errors import SisPipelinesError
+from ..core.errors import SisPipelinesError
 from ..oneroster.repair import CONTROL as control_characters
 from ..oneroster.shown import shown
 from .files import FILES, ORDER

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from upath import UPath
 
-from ..errors import SourceError, StoredStateError
-from ..figures import Figures, Markdown
-from ..lake import Lake, NightLog
-from ..storage import (
+from ..core.errors import SourceError, StoredStateError
+from ..core.figures import Figures, Markdown
+from ..core.lake import Lake, NightLog
+from ..core.storage import (
     WriteBehind,
     as_stored,
     atomic_write_bytes,
@@ -29,7 +29,7 @@ from ..storage import (
     write_frame,
     write_tables,
 )
-from ..tenants import Canvas, Tenant
+from ..core.tenants import Canvas, Tenant
 from . import fingerprint
 from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of, distinct
@@ -60,7 +60,7 @@ from .package import CanvasCsvError, build_zip
 from .scope import Scoping, canvas_ids
 
 if TYPE_CHECKING:
-    from ..connect import Services
+    from ..services.connect import Services
 
 ACTIONS = ("add", "update", "delete", "suspend", "complete", "conclude", "keep")
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tenants import Among, Scope
+from ..core.tenants import Among, Scope
 from .enrollments import arrow_column, first_items, text
 
 OUT_OF_SCOPE_COLUMNS = ["collection", "sourcedId", "reason"]

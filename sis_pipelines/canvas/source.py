@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from ..tenants import Tenant, read_secret
+from ..core.tenants import Tenant, read_secret
 from .api import CanvasClient, Polling
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 EXECUTOR_ENV = "SIS_PIPELINES_EXECUTOR"
 EXECUTORS = ("in_process", "celery")

@@ -6,10 +6,10 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from ..errors import StoredStateError
-from ..lake import Lake
-from ..memory import release_memory
-from ..storage import StoredFile, read_frame, write_frame
+from ..core.errors import StoredStateError
+from ..core.lake import Lake
+from ..core.memory import release_memory
+from ..core.storage import StoredFile, read_frame, write_frame
 
 
 class ParquetIO(dg.UPathIOManager):

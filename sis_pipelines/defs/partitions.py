@@ -7,8 +7,8 @@ from datetime import date
 
 import dagster as dg
 
-from ..nights import deployment_timezone, first_night
-from ..tenants import TenantsFile, unregistered
+from ..core.nights import deployment_timezone, first_night
+from ..core.tenants import TenantsFile, unregistered
 
 # The checks are partitioned like their assets, so each tenant-night has its own status
 # (docs/architecture.md says why); Dagster marks partitioned checks as a preview.

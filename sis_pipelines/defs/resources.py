@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ..lake import Lake
-from ..tenants import Tenant, TenantsFile, load_tenants, tenants_path
+from ..core.lake import Lake
+from ..core.tenants import Tenant, TenantsFile, load_tenants, tenants_path
 
 
 class TenantsResource(dg.ConfigurableResource):

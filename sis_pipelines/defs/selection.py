@@ -7,9 +7,9 @@ selection from here: the schedule, the CLI, backfills."""
 
 import dagster as dg
 
+from ..core.tenants import Tenant
 from ..gpb.passback import passes_back
 from ..oneroster.collections import COLLECTIONS
-from ..tenants import Tenant
 
 MAPPING = dg.AssetKey(["canvas", "mapping"])
 DELTA = dg.AssetKey(["canvas", "delta"])

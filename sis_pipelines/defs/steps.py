@@ -13,18 +13,18 @@ from typing import Any
 import dagster as dg
 from upath import UPath
 
-from ..connect import Services
-from ..errors import SisPipelinesError
-from ..figures import Figures, Markdown
-from ..lake import Lake
-from ..locks import step_lock
+from ..core.errors import SisPipelinesError
+from ..core.figures import Figures, Markdown
+from ..core.lake import Lake
+from ..core.locks import step_lock
+from ..core.secrets import redact
+from ..core.tenants import Tenant
 from ..oneroster.errors import OneRosterError
-from ..secrets import redact
-from ..tenant_health import trend
-from ..tenants import Tenant
+from ..services.connect import Services
 from .partitions import tenant_and_night
 from .resources import DataLake, TenantsResource
 from .tags import RunFlags
+from .tenants.health import trend
 
 OWNERS = ["team:data-engineering"]
 # A table of changes or messages is long; Dagster keeps each event in its storage.
@@ -142,7 +142,7 @@ def explained(
     try:
         yield
     except SisPipelinesError as exc:
-        if isinstance(exc, OneRosterError) and exc.transient and context and tenant:
+        if isinstance(exc, OneRosterError) and exc.retryable and context and tenant:
             retries = tenant.oneroster.step_retries
             if context.retry_number < retries:
                 wait = tenant.oneroster.step_retry_wait_s

@@ -21,7 +21,7 @@ ROLLOVER_TENANT = "demo-progressbook"
 
 def rollover_nights() -> list[date]:
     """The night before this school year's rollover, and the rollover (1 August)."""
-    from ..nights import latest_complete_night
+    from ..core.nights import latest_complete_night
     from ..simulator.calendar import ROLLOVER_MONTH_DAY, school_year_of
 
     latest = latest_complete_night()
@@ -34,7 +34,7 @@ def rollover_nights() -> list[date]:
 def demo_first_night() -> str:
     """Where the demo's nights start: a week back, so its partitions are the nights it runs
     (with ROLLOVER, from the night before the rollover)."""
-    from ..nights import latest_complete_night
+    from ..core.nights import latest_complete_night
 
     first = latest_complete_night() - timedelta(days=DEMO_WEEK)
     if ROLLOVER and rollover_nights():
@@ -55,17 +55,23 @@ def _environment() -> None:
 
 def main() -> int:
     _environment()
-    from ..cli import _instance, check_freshness, quiet_dagster, run_tenant_night, sync_tenants
     from ..cli import main as cli
-    from ..lake import Lake
-    from ..nights import latest_complete_night
+    from ..core.lake import Lake
+    from ..core.nights import latest_complete_night
+    from ..core.storage import parquet_rows, read_frame
+    from ..core.tenants import load_tenants
     from ..oneroster.collections import COLLECTIONS
-    from ..storage import parquet_rows, read_frame
-    from ..tenants import load_tenants
+    from ..operate import (
+        check_freshness,
+        dagster_instance,
+        quiet_dagster,
+        run_tenant_night,
+        sync_tenants,
+    )
     from . import grades
 
     quiet_dagster()
-    instance = _instance()
+    instance = dagster_instance()
     print("Registering the demo tenants:")
     sync_tenants(instance)
     latest = latest_complete_night()
@@ -184,8 +190,8 @@ def main() -> int:
 def _rollover(instance, run_tenant_night) -> list:
     """The school year's rollover for one tenant: the night before, then the rollover night,
     and the line that says what the rollover did in Canvas."""
-    from ..lake import Lake
-    from ..storage import read_frame
+    from ..core.lake import Lake
+    from ..core.storage import read_frame
 
     outcomes = []
     before, rollover = rollover_nights()
@@ -211,7 +217,7 @@ def _rollover(instance, run_tenant_night) -> list:
 def _example(path_of, outcomes, collections: list[str]) -> str | None:
     """One record the nights quarantined (or repaired), and why: what a data engineer would
     look at first."""
-    from ..storage import read_frame
+    from ..core.storage import read_frame
 
     for outcome in outcomes:
         for name in collections:

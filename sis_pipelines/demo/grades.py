@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 import pandas as pd
 
-from ..lake import Lake
-from ..nights import end_of_night
+from ..core.lake import Lake
+from ..core.nights import end_of_night
+from ..core.storage import read_frame
 from ..simulator.canvas import CanvasSimulator
 from ..simulator.plugin import canvas_simulator
 from ..simulator.sis_gradebook import SisGradebook
 from ..simulator.teacher import TeacherDay, a_course_with_grades, a_day_of_edits, grade
-from ..storage import read_frame
 
 TENANT = "demo-genesis"
 
@@ -63,8 +63,8 @@ def within_minutes(instance, lake: Lake) -> None:
     Grade Change Log, sent by the grade_sync run it asks for: how long until the SIS has it."""
     import dagster as dg
 
-    from ..cli import run_request
     from ..defs.gpb.sync import grade_sync_tick
+    from ..operate import run_request
 
     sim = _canvas(lake)
     sim.clock = None

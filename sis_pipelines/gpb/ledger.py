@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
-from ..lake import Lake
-from ..storage import read_typed, write_frame, write_tables
+from ..core.lake import Lake
+from ..core.storage import read_typed, write_frame, write_tables
 from .removals import LEDGER_COLUMNS, empty_ledger
 
 REMOVED = "removed"  # a journal row whose key left the ledger (its other columns empty)

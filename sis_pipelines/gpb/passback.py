@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from ..canvas.lifecycle import ended
-from ..errors import SourceError, StoredStateError
-from ..figures import Figures, Markdown
-from ..lake import Lake
-from ..nights import end_of_night, utc_stamp
-from ..storage import COMPRESSION, publish, read_frame, write_frame
-from ..tenants import Tenant, removal_method
+from ..core.errors import SourceError, StoredStateError
+from ..core.figures import Figures, Markdown
+from ..core.lake import Lake
+from ..core.nights import end_of_night, utc_stamp
+from ..core.storage import COMPRESSION, publish, read_frame, write_frame
+from ..core.tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .ledger import LedgerChanges
 from .payloads import Payloads, Settings, SisState, build, students_by_class
@@ -40,7 +40,7 @@ from .state import (
 )
 
 if TYPE_CHECKING:
-    from ..connect import Services
+    from ..services.connect import Services
 
 
 class GradesNotSent(SourceError):

@@ -30,8 +30,8 @@ import orjson
 import pandas as pd
 
 from ..canvas.enrollments import arrow_column, first_items
-from ..nights import end_of_night, utc_stamp
-from ..tenants import Tenant
+from ..core.nights import end_of_night, utc_stamp
+from ..core.tenants import Tenant
 from .canvas_gradebook import CanvasGradebook
 
 # What the payloads read of the night's classes (a district's are half a million, with lists).

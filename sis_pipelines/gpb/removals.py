@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..figures import Figures, Markdown
+from ..core.figures import Figures, Markdown
 from .canvas_gradebook import TEXT, CanvasGradebook
 from .payloads import SisState, students_by_class
 

@@ -14,12 +14,12 @@ from urllib.parse import quote
 
 import httpx
 
+from ..core.tenants import Tenant, read_secret, removal_method
 from ..oneroster.auth import SCOPE_PREFIX
 from ..oneroster.client import OneRosterClient, RetryPolicy
 from ..oneroster.errors import OneRosterError
 from ..oneroster.paging import total_count
 from ..oneroster.source import build_auth
-from ..tenants import Tenant, read_secret, removal_method
 
 SCOPES = ("gradebook.readonly", "gradebook.createput")
 

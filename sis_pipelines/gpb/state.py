@@ -12,10 +12,10 @@ import orjson
 import pandas as pd
 from upath import UPath
 
-from ..errors import StoredStateError
-from ..lake import Lake
-from ..nights import utc_stamp
-from ..storage import atomic_write_bytes, publish, read_frame, read_typed, write_frame
+from ..core.errors import StoredStateError
+from ..core.lake import Lake
+from ..core.nights import utc_stamp
+from ..core.storage import atomic_write_bytes, publish, read_frame, read_typed, write_frame
 from .canvas_gradebook import (
     ASSIGNMENT_COLUMNS,
     STUDENT_COLUMNS,

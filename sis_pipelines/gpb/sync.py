@@ -13,12 +13,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError, StoredStateError
-from ..figures import Figures
-from ..lake import Lake
-from ..nights import latest_complete_night, utc_stamp
-from ..storage import read_frame
-from ..tenants import Tenant
+from ..core.errors import ConfigurationError, StoredStateError
+from ..core.figures import Figures
+from ..core.lake import Lake
+from ..core.nights import latest_complete_night, utc_stamp
+from ..core.storage import read_frame
+from ..core.tenants import Tenant
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .grade_changes import GradeChanges, grade_changes
 from .passback import plan, provisioned_courses, send
@@ -32,7 +32,7 @@ from .state import (
 )
 
 if TYPE_CHECKING:
-    from ..connect import Services
+    from ..services.connect import Services
 
 
 def last_pass(lake: Lake, tenant_id: str) -> tuple[str, str]:

@@ -26,8 +26,9 @@ from authlib.oauth1.rfc5849.signature import generate_signature_base_string
 from authlib.oauth1.rfc5849.util import escape
 from authlib.oauth2.rfc6749 import OAuth2Token
 
-from ..secrets import remember, remember_basic
-from .errors import OneRosterError, TransientError, error_message
+from ..core.errors import retryable_status
+from ..core.secrets import remember, remember_basic
+from .errors import OneRosterError, error_message
 
 SCOPE_PREFIX = {
     "1.1": "https://purl.imsglobal.org/spec/or/v1p1/scope/",
@@ -136,8 +137,8 @@ class ClientCredentials(httpx.Auth):
     def _store(self, response: httpx.Response) -> str:
         endpoint = urlsplit(self._token_url).path
         response.read()
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(
+        if retryable_status(response.status_code):
+            raise OneRosterError(
                 self._tenant,
                 endpoint,
                 error_message(response.content, response.headers.get("content-type", "")),
@@ -157,8 +158,12 @@ class ClientCredentials(httpx.Auth):
             remember(str(access))  # issued to us: as secret as the client secret
             remember(payload.get("refresh_token"))
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise TransientError(
-                self._tenant, endpoint, "token response is not a JSON token", response.status_code
+            raise OneRosterError(
+                self._tenant,
+                endpoint,
+                "token response is not a JSON token",
+                response.status_code,
+                retryable=True,
             ) from None
         payload.setdefault("expires_at", int(time.time()) + int(payload.get("expires_in") or 3600))
         with self._lock:

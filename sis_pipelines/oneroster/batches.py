@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..duck import bounded
-from ..storage import COMPRESSION, WriteBehind, stored_schema
+from ..core.duck import bounded
+from ..core.storage import COMPRESSION, WriteBehind, stored_schema
 from .collections import Collection
 from .ids import IdSet, id_hashes
 from .normalise import Rejects, arrow_schema, strictly_ascending

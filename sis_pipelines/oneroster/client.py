@@ -21,16 +21,16 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from ..memory import release_response
+from ..core.errors import retryable_status
+from ..core.memory import release_response
 from .collections import Collection
 from .columnar import decode_page
-from .errors import OneRosterError, TransientError, error_message, imsx_message
+from .errors import OneRosterError, error_message, imsx_message
 from .normalise import Rejects, arrow_schema, normalise_page
 from .paging import FetchStats, Page, has_next, keep_last_by_id, paginate, total_count
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The largest answer taken: a page of 50,000 enrollments is some 30 MB.
 MAX_ANSWER_BYTES = 1 << 30
 # A whole answer must arrive within this many read timeouts: a server that sends a byte
@@ -163,15 +163,20 @@ class OneRosterClient:
                 finally:
                     release_response(response)
                 return decoded, response.headers, response.status_code
-            except TransientError as exc:
-                error: OneRosterError = exc
+            except OneRosterError as exc:
+                if not exc.retryable:
+                    raise
+                error = exc
                 if exc.status == 429:
                     retry_after = retry_after_seconds(response.headers.get("retry-after"))
             except httpx.TimeoutException:
-                error = TransientError(self.tenant, endpoint, "timed out")
+                error = OneRosterError(self.tenant, endpoint, "timed out", retryable=True)
             except httpx.TransportError as exc:
-                error = TransientError(
-                    self.tenant, endpoint, f"connection failed ({type(exc).__name__})"
+                error = OneRosterError(
+                    self.tenant,
+                    endpoint,
+                    f"connection failed ({type(exc).__name__})",
+                    retryable=True,
                 )
             delay = self.retry.delay(attempt - 1, retry_after)
             elapsed = time.monotonic() - started
@@ -181,7 +186,7 @@ class OneRosterClient:
                     endpoint,
                     f"gave up after {attempt} attempts: {error.sis_message}",
                     error.status,
-                    transient=True,
+                    retryable=True,
                 ) from None
             self._count("retries")
             log.warning("%s; retrying in %.1fs", error, delay)
@@ -221,11 +226,12 @@ class OneRosterClient:
                         response.status_code,
                     )
                 if time.monotonic() > deadline:
-                    raise TransientError(
+                    raise OneRosterError(
                         self.tenant,
                         endpoint,
                         f"the answer was still arriving after {self.answer_s:.0f}s ({size:,} bytes)",
                         response.status_code,
+                        retryable=True,
                     )
                 parts.append(part)
         release_response(response)  # (its stream is read and closed)
@@ -243,8 +249,8 @@ class OneRosterClient:
     ) -> Any:
         status = response.status_code
         content_type = response.headers.get("content-type", "")
-        if status in RETRY_STATUSES:
-            raise TransientError(
+        if retryable_status(status):  # throttled, timed out, the server's failure
+            raise OneRosterError(
                 self.tenant, endpoint, error_message(response.content, content_type), status
             )
         if 300 <= status < 400:
@@ -267,11 +273,12 @@ class OneRosterClient:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             # A 200 whose body is cut or not JSON: a proxy or a dropped stream, worth another try.
-            raise TransientError(
+            raise OneRosterError(
                 self.tenant,
                 endpoint,
                 f"response is not valid JSON ({error_message(response.content, content_type)[:80]})",
                 status,
+                retryable=True,
             ) from None
         message = imsx_message(body)
         if message:

@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 from .client import FetchResult
 from .collections import Collection, Kind
 from .csv_columnar import SECRET_COLUMNS, fields_by_name, file_batches, read_file

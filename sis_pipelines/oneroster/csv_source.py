@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from ..secrets import remember
+from ..core.secrets import remember
 from .csv_bundle import MAX_DROP_BYTES, BundleError, drop_files, load_bundle, open_in_drop
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import SourceError
-from ..secrets import redact
+from ..core.errors import SourceError
+from ..core.secrets import redact
 
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
@@ -16,7 +16,8 @@ MAX_MESSAGE = 300
 
 
 class OneRosterError(SourceError):
-    """A OneRoster provider refused or failed a request."""
+    """A OneRoster provider refused or failed a request: retryable as its HTTP status says
+    (``core.errors.retryable_status``), or as the raiser says when there is no status to go by."""
 
     def __init__(
         self,
@@ -24,27 +25,14 @@ class OneRosterError(SourceError):
         endpoint: str,
         message: str,
         status: int | None = None,
-        transient: bool = False,
+        retryable: bool | None = None,
     ):
-        self.transient = transient
         self.tenant = tenant
         self.endpoint = endpoint
-        self.status = status
         self.sis_message = redact(message)
         where = f"tenant {tenant!r}, endpoint {endpoint}"
         code = f"HTTP {status}: " if status else ""
-        super().__init__(f"{where}: {code}{message}")
-
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        return self.transient
-
-
-class TransientError(OneRosterError):
-    """Worth retrying: throttling, server errors, timeouts, dropped connections, bad bodies."""
-
-    def __init__(self, tenant: str, endpoint: str, message: str, status: int | None = None):
-        super().__init__(tenant, endpoint, message, status, transient=True)
+        super().__init__(f"{where}: {code}{message}", status=status, retryable=retryable)
 
 
 def _lower_keys(value: Any) -> Any:

@@ -18,13 +18,20 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import ConfigurationError, SisPipelinesError, StoredStateError
-from ..figures import Figures
-from ..lake import Lake
-from ..nights import is_past
-from ..secrets import remember
-from ..storage import StoredFile, atomic_write_table, parquet_rows, read_frame, staged, write_frame
-from ..tenants import Tenant
+from ..core.errors import ConfigurationError, SisPipelinesError, StoredStateError
+from ..core.figures import Figures
+from ..core.lake import Lake
+from ..core.nights import is_past
+from ..core.secrets import remember
+from ..core.storage import (
+    StoredFile,
+    atomic_write_table,
+    parquet_rows,
+    read_frame,
+    staged,
+    write_frame,
+)
+from ..core.tenants import Tenant
 from .batches import SnapshotWriter
 from .collections import Collection
 from .csv_bundle import (
@@ -45,7 +52,7 @@ from .privacy import contact_hook
 from .shown import shown
 
 if TYPE_CHECKING:
-    from ..connect import Services
+    from ..services.connect import Services
 
 # Figures only a REST fetch has: a CSV bundle has no pages, requests or server sort.
 REST_ONLY = (

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from ..tenants import Tenant, read_secret
+from ..core.tenants import Tenant, read_secret
 from .auth import BearerToken, ClientCredentials, OAuth1HmacSha256, default_scope
 from .client import OneRosterClient, RetryPolicy
 

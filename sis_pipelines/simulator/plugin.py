@@ -18,13 +18,13 @@ from pathlib import Path
 import httpx
 
 from ..canvas.api import CanvasClient, Polling
+from ..core.nights import end_of_night
+from ..core.tenants import Tenant, removal_method
 from ..gpb.sis import SisGradebook as GradebookClient
 from ..gpb.sis import gradebook_client, gradebook_scope
-from ..nights import end_of_night
 from ..oneroster.auth import ClientCredentials, OAuth1HmacSha256, default_scope
 from ..oneroster.client import OneRosterClient
 from ..oneroster.source import rest_client
-from ..tenants import Tenant, removal_method
 from .canvas import CanvasSimulator
 from .district import District
 from .server import SimulatorServer

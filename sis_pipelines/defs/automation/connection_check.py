@@ -3,9 +3,9 @@ new tenant is checked as soon as the onboarding sensor registers it."""
 
 import dagster as dg
 
-from ...connect import Services
-from ...connection_check import check_tenant
-from ...nights import latest_complete_night
+from ...core.nights import latest_complete_night
+from ...services.connect import Services
+from ...services.connection_check import check_tenant
 from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS
 

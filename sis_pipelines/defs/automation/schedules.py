@@ -6,8 +6,8 @@ from datetime import timedelta
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ...nights import deployment_timezone
-from ...tenants import TenantsFileError, load_tenants
+from ...core.nights import deployment_timezone
+from ...core.tenants import TenantsFileError, load_tenants
 from ..partitions import partition_key, registered
 from ..selection import tenant_selection
 from ..tags import tenant_tags

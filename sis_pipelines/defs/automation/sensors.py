@@ -5,8 +5,8 @@ from datetime import date
 import dagster as dg
 
 from ...canvas.provision import term_change
-from ...lake import Lake
-from ...tenants import TenantsFileError, load_tenants
+from ...core.lake import Lake
+from ...core.tenants import TenantsFileError, load_tenants
 from ..partitions import partition_key, registration_request, split_key
 from ..tags import BACKFILL, tenant_tags
 from .connection_check import check_request, connection_check_job

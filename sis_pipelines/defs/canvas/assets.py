@@ -6,7 +6,7 @@ from upath import UPath
 from ...canvas.gateway import gateway_night
 from ...canvas.mapping import MAPPED_COLUMNS
 from ...canvas.provision import GuardVerdict, delta_night, import_night, map_night
-from ...memory import release_memory
+from ...core.memory import release_memory
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS, Step, explained, held, metadata, observe, step_for

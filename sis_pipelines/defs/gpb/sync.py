@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ...connect import Services
-from ...errors import SisPipelinesError
+from ...core.errors import SisPipelinesError
+from ...core.lake import Lake
+from ...core.nights import utc_stamp
+from ...core.tenants import Tenant, TenantsFileError, load_tenants
 from ...gpb.sync import changed_courses, last_pass, sync_grades
-from ...lake import Lake
-from ...nights import utc_stamp
-from ...tenants import Tenant, TenantsFileError, load_tenants
+from ...services.connect import Services
 from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS, explained, metadata
 from ..tags import ALLOW_MASS_REMOVAL, GRADE_SYNC_TRIGGER, TENANT_PARTITION, tenant_tags

@@ -4,13 +4,13 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from ...core.tenants import Tenant
 from ...oneroster.collections import COLLECTIONS, Collection
 from ...oneroster.descriptions import column_description
 from ...oneroster.normalise import arrow_schema
 from ...oneroster.reasons import markdown
 from ...oneroster.schemas import referenced_collections
 from ...oneroster.snapshot import STORED, Snapshot, SnapshotRequest, take_snapshot
-from ...tenants import Tenant
 from ..partitions import tenant_night
 from ..resources import DataLake, TenantsResource
 from ..selection import GATEWAY_SELECTION_TEXT

@@ -11,11 +11,11 @@ on the next reload); a step observes its tenant's page either way.
 
 import dagster as dg
 
-from ...nights import latest_complete_night
-from ...tenant_health import FAIL_AFTER, arrivals
-from ...tenants import Tenant, TenantsFileError, load_tenants
+from ...core.nights import latest_complete_night
+from ...core.tenants import Tenant, TenantsFileError, load_tenants
 from ..partitions import night_partitions
 from ..steps import OWNERS, TENANT_PAGES, tenant_key
+from .health import FAIL_AFTER, arrivals
 
 NIGHT_ARRIVED = "night_arrived"
 # A tenant's night has arrived when its whole roster is stored: enrollments come last.

@@ -50,7 +50,9 @@ def parse_night(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"night must be YYYY-MM-DD or 'latest', not {value!r}") from None
+        from .errors import UsageError
+
+        raise UsageError(f"night must be YYYY-MM-DD or 'latest', not {value!r}") from None
 
 
 def is_past(night: date, now: datetime | None = None) -> bool:

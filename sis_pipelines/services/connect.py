@@ -19,16 +19,16 @@ from typing import Protocol
 
 import httpx
 
-from .canvas.api import CanvasClient, Polling
-from .canvas.source import open_canvas
-from .errors import ConfigurationError
-from .gpb.sis import SisGradebook, open_gradebook
-from .lake import Lake
-from .nights import end_of_night
-from .oneroster.client import OneRosterClient
-from .oneroster.csv_source import Located, locate
-from .oneroster.source import open_rest
-from .tenants import Tenant
+from ..canvas.api import CanvasClient, Polling
+from ..canvas.source import open_canvas
+from ..core.errors import ConfigurationError
+from ..core.lake import Lake
+from ..core.nights import end_of_night
+from ..core.tenants import Tenant
+from ..gpb.sis import SisGradebook, open_gradebook
+from ..oneroster.client import OneRosterClient
+from ..oneroster.csv_source import Located, locate
+from ..oneroster.source import open_rest
 
 PLUGIN_GROUP = "sis_pipelines.simulated_services"
 

@@ -140,7 +140,7 @@ def _follow_queued(
         ):
             checked = time.monotonic()
             if not daemon_beats(instance, QUEUE_DAEMON):
-                from .errors import ConfigurationError
+                from ..core.errors import ConfigurationError
 
                 raise ConfigurationError(
                     f"run {run_id} is queued and the daemon that launches queued runs has "

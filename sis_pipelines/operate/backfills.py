@@ -26,6 +26,7 @@ from dagster._core.storage.dagster_run import RunsFilter
 from dagster._core.utils import make_new_backfill_id
 from dagster._time import get_current_timestamp
 
+from ..core.errors import UsageError
 from .runs import daemon_beats, repository_origin
 
 BACKFILL_DAEMON = "BACKFILL"
@@ -79,13 +80,13 @@ def resumable(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBackfi
     """The backfill, ready to carry on from its checkpoint; ValueError says why it cannot."""
     backfill = instance.get_backfill(backfill_id)
     if backfill is None or backfill.partition_names is None:
-        raise ValueError(f"no backfill {backfill_id} of this pipeline's jobs on this instance")
+        raise UsageError(f"no backfill {backfill_id} of this pipeline's jobs on this instance")
     if backfill.status not in RESUMABLE:
-        raise ValueError(
+        raise UsageError(
             f"backfill {backfill_id} is {backfill.status.value.lower()}: nothing to resume"
         )
     if _unfinished_runs(instance, backfill_id):
-        raise ValueError(f"backfill {backfill_id} has a run in progress: it is being run already")
+        raise UsageError(f"backfill {backfill_id} has a run in progress: it is being run already")
     backfill = backfill.with_status(BulkActionStatus.REQUESTED)
     instance.update_backfill(backfill)
     return backfill

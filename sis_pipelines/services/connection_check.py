@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-from .canvas.api import Polling
-from .canvas.gateway import load_drop
+from ..canvas.api import Polling
+from ..canvas.gateway import load_drop
+from ..core.errors import SisPipelinesError
+from ..core.tenants import Tenant
+from ..oneroster.collections import COLLECTIONS
+from ..oneroster.csv_source import locate_drop
+from ..oneroster.paging import PageIds
 from .connect import Services
-from .errors import SisPipelinesError
-from .oneroster.collections import COLLECTIONS
-from .oneroster.csv_source import locate_drop
-from .oneroster.paging import PageIds
-from .tenants import Tenant
 
 
 @dataclass(frozen=True)
