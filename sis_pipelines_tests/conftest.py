@@ -26,23 +26,23 @@ from sis_pipelines.simulator.vendors import VendorProfile
 from .support import NIGHT, PLANTED_SECRETS, SECRET
 
 
-def _a_zone_far_from_midnight() -> str:
-    """The deployment's time zone for this run: UTC, unless midnight UTC falls within the
-    suite's quarter hour. A test that runs a night, then runs it again, asks which night is
-    the latest; midnight in between makes its own night a past one (refused from a real SIS).
-    Then a zone three hours away keeps every "latest night" of the run the same."""
-    from datetime import UTC, datetime
+def _one_calendar_day() -> None:
+    """The suite runs within one day (UTC): a test that runs a night, then runs it again, asks
+    which night is the latest, and midnight in between makes its own night a past one (which
+    a real SIS no longer serves). A suite started in the half hour before midnight waits for
+    it, once (all workers together)."""
+    import time
+    from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC)
-    minutes = now.hour * 60 + now.minute
-    if minutes >= 22 * 60 + 30:
-        return "Etc/GMT-3"  # 01:30 to 03:00, the next day
-    if minutes < 90:
-        return "Etc/GMT+3"  # 21:00 to 22:30, the day before
-    return "UTC"
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if midnight - now < timedelta(minutes=30) and not os.environ.get("SIS_PIPELINES_TESTS_NO_WAIT"):
+        wait = (midnight - now).total_seconds() + 5
+        print(f"the suite waits {wait:.0f}s for midnight UTC, to run within one day", flush=True)
+        time.sleep(wait)
 
 
-os.environ.setdefault("SIS_PIPELINES_TIMEZONE", _a_zone_far_from_midnight())
+_one_calendar_day()
 
 
 @pytest.fixture(autouse=True)

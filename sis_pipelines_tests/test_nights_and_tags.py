@@ -8,7 +8,7 @@ import pytest
 
 from sis_pipelines.cli import main
 from sis_pipelines.core.nights import end_of_night, utc_stamp
-from sis_pipelines.defs.tags import DELIBERATE, RunFlags, on, tenant_tags
+from sis_pipelines.core.tags import DELIBERATE, RunFlags, on, tenant_tags
 
 
 @pytest.mark.parametrize(

@@ -315,8 +315,8 @@ def test_the_schedule_tick_yields_one_run_per_demo_tenant(workspace, monkeypatch
 def test_a_queued_run_whose_daemon_stopped_is_one_line_not_a_wait(monkeypatch):
     """The daemon beat when the run was queued, and stopped after (make ui closed): the
     command says what to do instead of waiting for a launch that never comes."""
-    from sis_pipelines import runs
     from sis_pipelines.core.errors import ConfigurationError
+    from sis_pipelines.operate import runs
 
     monkeypatch.setattr(runs, "DAEMON_RECHECK_S", 0.0)
     monkeypatch.setattr(runs, "daemon_beats", lambda instance, daemon: False)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from upath import UPath
 
-from sis_pipelines import storage
+from sis_pipelines.core import storage
 from sis_pipelines.core.lake import Lake
 from sis_pipelines.core.storage import atomic_write_table, read_frame, write_frame
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .. import operate
 from ..core.errors import SisPipelinesError, UsageError
 from ..core.nights import parse_night
-from ..defs.tags import DELIBERATE, on
+from ..core.tags import DELIBERATE, on
 
 
 def _parser() -> argparse.ArgumentParser:

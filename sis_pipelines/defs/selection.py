@@ -9,13 +9,9 @@ import dagster as dg
 
 from ..core.tenants import Tenant
 from ..gpb.passback import passes_back
-from ..oneroster.collections import COLLECTIONS
+from .keys import CANVAS, ONEROSTER
 
-MAPPING = dg.AssetKey(["canvas", "mapping"])
-DELTA = dg.AssetKey(["canvas", "delta"])
-SIS_IMPORT = dg.AssetKey(["canvas", "sis_import"])
-
-GATEWAY_SELECTION = [MAPPING, DELTA, SIS_IMPORT]
+GATEWAY_SELECTION = CANVAS
 GATEWAY_SELECTION_TEXT = ", ".join(k.to_user_string() for k in GATEWAY_SELECTION)
 
 
@@ -25,7 +21,4 @@ def tenant_selection(tenant: Tenant) -> list[dg.AssetKey] | None:
         return GATEWAY_SELECTION
     if tenant.canvas is not None and passes_back(tenant):
         return None
-    keys = [dg.AssetKey(["oneroster", name]) for name in COLLECTIONS]
-    if tenant.canvas is not None:
-        keys += [MAPPING, DELTA, SIS_IMPORT]
-    return keys
+    return ONEROSTER + (CANVAS if tenant.canvas is not None else [])

@@ -1,11 +1,11 @@
-"""What every asset does around its one domain call: find the tenant, night and run flags,
-open the lake and the services, record the figures, explain domain errors in one line."""
+"""One way to declare a tenant-night asset, and what every one does around its one domain call:
+find the tenant, night and run flags, skip a tenant it does not apply to, hold the
+tenant-night, explain domain errors in one line, record the figures on the step and on the
+tenant's page."""
 
-from __future__ import annotations
-
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any
@@ -18,23 +18,18 @@ from ..core.figures import Figures, Markdown
 from ..core.lake import Lake
 from ..core.locks import step_lock
 from ..core.secrets import redact
+from ..core.tags import ALLOW_MASS_REMOVAL, RunFlags
 from ..core.tenants import Tenant
 from ..oneroster.errors import OneRosterError
 from ..services.connect import Services
-from .partitions import tenant_and_night
+from ..services.health import trend
+from .keys import tenant_page
+from .partitions import tenant_and_night, tenant_night
 from .resources import DataLake, TenantsResource
-from .tags import RunFlags
-from .tenants.health import trend
 
 OWNERS = ["team:data-engineering"]
 # A table of changes or messages is long; Dagster keeps each event in its storage.
 MAX_MARKDOWN = 200_000
-TENANT_PAGES = "tenants"
-
-
-def tenant_key(tenant_id: str) -> dg.AssetKey:
-    """The tenant's own page (``defs/tenants``): its trends and its freshness."""
-    return dg.AssetKey([TENANT_PAGES, tenant_id])
 
 
 @dataclass(frozen=True)
@@ -49,36 +44,129 @@ class Step:
     flags: RunFlags
 
 
+@dataclass
+class Made:
+    """What a step's domain call made: its figures, its checks, and (for an asset the IO
+    manager stores) its value, with metadata beyond the figures."""
+
+    figures: Figures
+    checks: Sequence[dg.AssetCheckResult] = ()
+    value: Any = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 def step_of(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: DataLake) -> Step:
     tenant_id, night = tenant_and_night(context)
     store = lake.lake()
-    return Step(
-        tenant_id,
-        tenants.tenant(tenant_id),
-        night,
-        store,
-        Services(store),
-        RunFlags.of(context.run.tags),
+    flags = RunFlags.of(context.run.tags)
+    return Step(tenant_id, tenants.tenant(tenant_id), night, store, Services(store), flags)
+
+
+def tenant_night_asset(
+    key: dg.AssetKey,
+    *,
+    group: str,
+    kinds: set[str],
+    description: str,
+    applies: tuple[Callable[[Tenant], bool], str] | None = None,
+    deps: Sequence[dg.AssetKey] = (),
+    ins: Mapping[str, dg.AssetIn] | None = None,
+    checks: Sequence[dg.AssetCheckSpec] = (),
+    stored: bool = False,
+    retry_sis: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> Callable[[Callable[..., Made]], dg.AssetsDefinition]:
+    """A tenant x night asset whose step is ``call(context, step, **inputs) -> Made``.
+
+    ``applies``: (whether the asset applies to a tenant, the line logged when not): the step
+    is then skipped. ``stored``: the value is the IO manager's to store. ``retry_sis``: a
+    SIS that stays down gets the tenant's step retries, minutes apart (the client already
+    retried within seconds, and only this tenant waits)."""
+
+    def declare(call: Callable[..., Made]) -> dg.AssetsDefinition:
+        @dg.asset(
+            key=key,
+            deps=list(deps),
+            ins=dict(ins or {}),
+            partitions_def=tenant_night,
+            group_name=group,
+            kinds=kinds,
+            owners=OWNERS,
+            description=description,
+            metadata=dict(metadata or {}),
+            output_required=applies is None,
+            check_specs=list(checks),
+        )
+        def _asset(
+            context: dg.AssetExecutionContext,
+            tenants: TenantsResource,
+            lake: DataLake,
+            **inputs: Any,
+        ) -> Iterator[Any]:
+            step = step_of(context, tenants, lake)
+            if applies is not None and not applies[0](step.tenant):
+                context.log.info(f"tenant {step.tenant_id!r}: {applies[1]}")
+                return
+            with explained(context, step, retry_sis), held(context, step):
+                made = call(context, step, **inputs)
+            observe(context, step, made.figures, made.checks)
+            meta = {**made.extra, **metadata_of(made.figures)}
+            if stored:
+                yield dg.Output(made.value, metadata=meta)
+                yield from made.checks
+            else:
+                yield dg.MaterializeResult(metadata=meta, check_results=list(made.checks))
+
+        return _asset
+
+    return declare
+
+
+def check_spec(
+    name: str, key: dg.AssetKey, description: str, blocking: bool = False
+) -> dg.AssetCheckSpec:
+    """A check of a tenant-night asset: partitioned like it, so each tenant-night has its own
+    status (docs/architecture.md says why)."""
+    return dg.AssetCheckSpec(
+        name, asset=key, blocking=blocking, partitions_def=tenant_night, description=description
     )
 
 
-def step_for(
-    context: dg.AssetExecutionContext,
-    tenants: TenantsResource,
-    lake: DataLake,
-    applies: Callable[[Tenant], bool],
-    skipped: str,
-) -> Step | None:
-    """The step, or None (and a line saying why) when the asset does not apply to the tenant:
-    the asset is then skipped (``output_required=False``)."""
-    step = step_of(context, tenants, lake)
-    if not applies(step.tenant):
-        context.log.info(f"tenant {step.tenant_id!r}: {skipped}")
-        return None
-    return step
+def guard_result(
+    name: str,
+    *,
+    passed: bool,
+    overridden: bool,
+    run_id: str,
+    refused: str,
+    table: str,
+    figures: Mapping[str, Any],
+) -> dg.AssetCheckResult:
+    """A guard's outcome: within its limit, over it and let through on purpose (by whom), or
+    over it and stopped (``refused``: what was stopped and how to let it through)."""
+    if passed:
+        description = "within the limit"
+    elif overridden:
+        description = f"over the limit, allowed on purpose by run {run_id} ({ALLOW_MASS_REMOVAL})"
+    else:
+        description = (
+            f"over the limit{refused}. Re-run with the tag {ALLOW_MASS_REMOVAL}=true (or "
+            "--allow-mass-removal) to let it through."
+        )
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=passed or overridden,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "what_would_be_removed": dg.MetadataValue.md(table),
+            "overridden": overridden,
+            **figures,
+        },
+    )
 
 
-def metadata(figures: Figures) -> dict[str, Any]:
+def metadata_of(figures: Figures) -> dict[str, Any]:
     """A domain step's figures as Dagster metadata."""
     out: dict[str, Any] = {}
     for key, value in figures.items():
@@ -99,18 +187,18 @@ def observe(
     context: dg.AssetExecutionContext,
     step: Step,
     figures: Figures,
-    checks: list[dg.AssetCheckResult] | None = None,
+    checks: Sequence[dg.AssetCheckResult] = (),
 ) -> None:
     """Puts the step's headline figures and its checks' outcomes on its tenant's page, for the
     night. Each observation of a run carries the night so far (the run's previous one merged
     in), so the page's latest event for a night is the whole night."""
     values: dict[str, Any] = dict(trend(context.asset_key.to_user_string(), figures))
-    for check in checks or []:
+    for check in checks:
         outcome = "passed" if check.passed else str(check.severity.value)
         values[f"{context.asset_key.path[-1]}_{check.check_name}"] = outcome
     if not values:
         return
-    key, night = tenant_key(step.tenant_id), str(step.night)
+    key, night = tenant_page(step.tenant_id), str(step.night)
     latest = context.instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[night]), limit=1
     ).records
@@ -121,8 +209,8 @@ def observe(
 
 @contextmanager
 def held(context: dg.AssetExecutionContext, step: Step) -> Iterator[None]:
-    """The step's tenant-night held by this run while the block runs (``locks.py``): a second
-    run of the same tenant-night's step is refused in one line naming this run."""
+    """The step's tenant-night held by this run while the block runs (``core/locks.py``): a
+    second run of the same tenant-night's step is refused in one line naming this run."""
     asset = context.asset_key.to_user_string()
     with step_lock(step.lake.root, step.tenant_id, step.night, asset, f"run {context.run_id}"):
         yield
@@ -131,28 +219,25 @@ def held(context: dg.AssetExecutionContext, step: Step) -> Iterator[None]:
 @contextmanager
 def explained(
     context: dg.AssetExecutionContext | None = None,
-    tenant: Tenant | None = None,
-    observed: Step | None = None,
+    step: Step | None = None,
+    retry_sis: bool = False,
 ) -> Iterator[None]:
-    """Domain errors become a step failure with their one line (no traceback in the UI).
-
-    With a context and a tenant, a SIS that stays down gets the tenant's step retries,
-    minutes apart: the client already retried within seconds, and only this tenant waits.
-    """
+    """Domain errors become a step failure with their one line (no traceback in the UI); the
+    figures of a step that failed part way (a push) still go on the tenant's page."""
     try:
         yield
     except SisPipelinesError as exc:
-        if isinstance(exc, OneRosterError) and exc.retryable and context and tenant:
-            retries = tenant.oneroster.step_retries
+        if retry_sis and isinstance(exc, OneRosterError) and exc.retryable and context and step:
+            retries = step.tenant.oneroster.step_retries  # type: ignore[union-attr]
             if context.retry_number < retries:
-                wait = tenant.oneroster.step_retry_wait_s
+                wait = step.tenant.oneroster.step_retry_wait_s  # type: ignore[union-attr]
                 context.log.warning(f"{exc}; retrying the step in {wait:.0f}s")
                 raise dg.RetryRequested(max_retries=retries, seconds_to_wait=wait) from None
         figures = getattr(exc, "figures", None)
-        if figures and context and observed:  # a failed push's figures are a night's trend too
-            observe(context, observed, figures)
+        if figures and context and step:
+            observe(context, step, figures)
         raise dg.Failure(
             description=str(exc),
-            metadata=metadata(figures) if figures else None,
+            metadata=metadata_of(figures) if figures else None,
             allow_retries=exc.retryable,
         ) from None

@@ -90,6 +90,15 @@ class Snapshot:
     def quarantined_records(self) -> int:
         return self.quarantined - self.other_files
 
+    @property
+    def quarantined_share(self) -> float:
+        return self.quarantined_records / self.records if self.records else 0.0
+
+    def stops_the_night(self, max_quarantined_share: float) -> bool:
+        """More records quarantined than the tenant allows: its night goes no further (a bad
+        row of a side file, or fewer records, only warn)."""
+        return self.quarantined_share > max_quarantined_share
+
 
 @dataclass(frozen=True)
 class SnapshotRequest:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..core.errors import UsageError
+from ..core.tags import on
 from ..core.tenants import tenants_path
-from ..defs.tags import on
 from .instance import console
 from .tenant_night import step_errors
 from .tenants import in_tenants_file
@@ -20,8 +20,8 @@ def sync_grades(
 ) -> bool:
     """A run of the grade_sync job for the tenant's courses (all provisioned if none), as the
     sensor launches it; a line of what went to the SIS. Whether it succeeded."""
+    from ..core.tags import ALLOW_MASS_REMOVAL
     from ..defs.gpb.sync import sync_request
-    from ..defs.tags import ALLOW_MASS_REMOVAL
 
     tenants = in_tenants_file(tenant)
     cfg = tenants[tenant]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from ..core.errors import UsageError
-from ..defs.tags import BACKFILL, FORCE_PUSH, on, tenant_tags
+from ..core.tags import BACKFILL, FORCE_PUSH, on, tenant_tags
 from .tenant_night import (
     RunOutcome,
     check_night,

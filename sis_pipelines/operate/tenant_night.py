@@ -10,7 +10,7 @@ from datetime import date
 
 from ..core.errors import StoredStateError, UsageError
 from ..core.nights import first_night, latest_complete_night
-from ..defs.tags import on, tenant_tags
+from ..core.tags import on, tenant_tags
 from .instance import console, first_line
 from .tenants import known_tenant
 
@@ -153,10 +153,10 @@ def run_tenant_night(
 ) -> RunOutcome:
     """A run of the nightly job (or the selection) for the tenant-night, as the UI makes it;
     ``progress`` hears a line per step as it ends."""
+    from ..core.tags import FORCE_REFETCH
     from ..definitions import defs
     from ..defs.partitions import partition_key
     from ..defs.selection import tenant_selection
-    from ..defs.tags import FORCE_REFETCH
     from .runs import create_run, run_and_follow
 
     tenants = known_tenant(instance, tenant)

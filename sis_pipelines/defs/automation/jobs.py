@@ -3,8 +3,8 @@
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ..canvas.assets import DELTA, MAPPING
 from ..executor import run_executor
+from ..keys import DELTA, MAPPING
 from ..partitions import tenant_night
 
 nightly_job = dg.define_asset_job(

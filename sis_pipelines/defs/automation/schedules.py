@@ -7,10 +7,10 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ...core.nights import deployment_timezone
+from ...core.tags import tenant_tags
 from ...core.tenants import TenantsFileError, load_tenants
 from ..partitions import partition_key, registered
 from ..selection import tenant_selection
-from ..tags import tenant_tags
 from .jobs import nightly_job
 
 

@@ -6,13 +6,12 @@ import dagster as dg
 
 from ...canvas.provision import term_change
 from ...core.lake import Lake
+from ...core.tags import BACKFILL, tenant_tags
 from ...core.tenants import TenantsFileError, load_tenants
+from ..keys import SESSIONS
 from ..partitions import partition_key, registration_request, split_key
-from ..tags import BACKFILL, tenant_tags
 from .connection_check import check_request, connection_check_job
 from .jobs import term_change_job
-
-SESSIONS = dg.AssetKey(["oneroster", "academic_sessions"])
 
 
 @dg.sensor(

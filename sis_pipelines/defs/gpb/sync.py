@@ -9,12 +9,12 @@ import dagster as dg
 from ...core.errors import SisPipelinesError
 from ...core.lake import Lake
 from ...core.nights import utc_stamp
+from ...core.tags import GRADE_SYNC_TRIGGER, TENANT_PARTITION, RunFlags, tenant_tags
 from ...core.tenants import Tenant, TenantsFileError, load_tenants
 from ...gpb.sync import changed_courses, last_pass, sync_grades
 from ...services.connect import Services
 from ..resources import DataLake, TenantsResource
-from ..steps import OWNERS, explained, metadata
-from ..tags import ALLOW_MASS_REMOVAL, GRADE_SYNC_TRIGGER, TENANT_PARTITION, tenant_tags
+from ..steps import OWNERS, explained, metadata_of
 
 # Runs of a tenant that a sync waits for: its nightly pass reads and writes the same ledger.
 ACTIVE = [
@@ -57,12 +57,12 @@ def sync_grades_op(
             "queued or running and writes the same ledger; sync again when it has finished",
             allow_retries=False,
         )
-    allow = context.run.tags.get(ALLOW_MASS_REMOVAL, "").lower() == "true"
+    allow = RunFlags.of(context.run.tags).allow_mass_removal
     with explained():
         figures = sync_grades(
             lake.lake(), Services(lake.lake()), config.tenant, tenant, config.courses or None, allow
         )
-    return dg.Output(None, metadata=metadata(figures))
+    return dg.Output(None, metadata=metadata_of(figures))
 
 
 @dg.job(

@@ -13,14 +13,14 @@ import dagster as dg
 
 from ...core.nights import latest_complete_night
 from ...core.tenants import Tenant, TenantsFileError, load_tenants
+from ...services.health import FAIL_AFTER, arrivals
+from ..keys import ENROLLMENTS as ARRIVED
+from ..keys import MAPPING, TENANT_PAGES
+from ..keys import tenant_page as tenant_key
 from ..partitions import night_partitions
-from ..steps import OWNERS, TENANT_PAGES, tenant_key
-from .health import FAIL_AFTER, arrivals
+from ..steps import OWNERS
 
 NIGHT_ARRIVED = "night_arrived"
-# A tenant's night has arrived when its whole roster is stored: enrollments come last.
-ARRIVED = dg.AssetKey(["oneroster", "enrollments"])
-MAPPING = dg.AssetKey(["canvas", "mapping"])
 
 
 def _page(tenant_id: str, tenant: Tenant) -> dg.AssetSpec:

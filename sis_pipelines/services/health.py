@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from ...oneroster.collections import COLLECTIONS
+from ..oneroster.collections import COLLECTIONS
 
 # asset (as "group/name") -> {figure of its step: the tenant's trend of that name}
 TRENDS: dict[str, dict[str, str]] = {
