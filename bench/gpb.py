@@ -29,6 +29,7 @@ from bench.process import in_fresh_process
 from sis_pipelines.core.lake import Lake
 from sis_pipelines.core.nights import end_of_night
 from sis_pipelines.core.storage import read_frame
+from sis_pipelines.core.tenant_night import TenantNight
 from sis_pipelines.core.tenants import Tenant, parse_tenants
 from sis_pipelines.gpb.canvas_gradebook import read_gradebook
 from sis_pipelines.gpb.passback import (
@@ -216,13 +217,15 @@ def _step(name: str, root: str, tenant_id: str, tenant: Tenant, night: date) -> 
     transport = CountingTransport()
     services = Services(lake, env=ENV, transport=transport)
     if name == "gpb_canvas_read":
-        figures = read_canvas_gradebook(lake, services, tenant_id, tenant, night)
+        figures = read_canvas_gradebook(lake, services, TenantNight(tenant_id, tenant, night))
     elif name == "gpb_payloads":
         classes = read_frame(lake.snapshot("classes", night, tenant_id), CLASS_COLUMNS)
         sessions = read_frame(lake.snapshot("academic_sessions", night, tenant_id))
-        figures, _ = compute_payloads(lake, services, tenant_id, tenant, night, classes, sessions)
+        figures, _ = compute_payloads(
+            lake, services, TenantNight(tenant_id, tenant, night), classes, sessions
+        )
     elif name == "gpb_push":
-        figures = push_night(lake, services, tenant_id, tenant, night)
+        figures = push_night(lake, services, TenantNight(tenant_id, tenant, night))
     else:  # the read we started from
         figures = {"requests": every_course_read(lake, tenant_id, tenant.canvas.base_url, night)}
     return {

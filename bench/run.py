@@ -39,7 +39,8 @@ from sis_pipelines.canvas.provision import canvas_files, map_night
 from sis_pipelines.core.lake import Lake
 from sis_pipelines.core.memory import release_memory
 from sis_pipelines.core.storage import read_frame, write_tables
-from sis_pipelines.core.tenants import Canvas, parse_tenants
+from sis_pipelines.core.tenant_night import TenantNight
+from sis_pipelines.core.tenants import Canvas, Tenant, parse_tenants
 from sis_pipelines.oneroster import batches as batches_module
 from sis_pipelines.oneroster import client as client_module
 from sis_pipelines.oneroster import csv_bundle as csv_module
@@ -58,6 +59,10 @@ NIGHT1 = NIGHT2 - timedelta(days=1)
 TENANT = "bench"
 BENCH_ENV = {"BENCH_ID": "demo", "BENCH_SECRET": "bench-secret"}
 BENCH_CANVAS = Canvas(source="simulator", max_removal_share=1.0)
+# The mapping step reads only the tenant's canvas section.
+BENCH_TENANT = Tenant(
+    vendor="generic", oneroster={"version": "1.2", "source": "simulator"}, canvas=BENCH_CANVAS
+)
 SEED = 7
 SOURCES = ("rest", "csv")
 
@@ -280,7 +285,9 @@ def night(
                 for r in referenced_collections(name)
             }
             refs_wall, refs_cpu = time.perf_counter() - wall, time.process_time() - cpu
-            request = SnapshotRequest(TENANT, tenant, when, COLLECTIONS[name], force_refetch=True)
+            request = SnapshotRequest(
+                TenantNight(TENANT, tenant, when), COLLECTIONS[name], force_refetch=True
+            )
             taken = take_snapshot(lake, services, request, refs)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             peak = clock.rss.reset()  # interleaved page by page: one peak for the step
@@ -313,7 +320,7 @@ def night(
 
 def mapped_rows(root: str, when: date) -> dict[str, int]:
     """The night's Canvas mapping: its rows by Canvas file."""
-    figures = map_night(Lake(UPath(root)), TENANT, BENCH_CANVAS, when)
+    figures = map_night(Lake(UPath(root)), TenantNight(TENANT, BENCH_TENANT, when))
     return {k.removesuffix("_rows"): v for k, v in figures.items() if k.endswith("_rows")}
 
 

@@ -112,3 +112,15 @@ def canvas_matches(sim, files: dict) -> None:
         for key, row in state.items():
             if key not in expected:
                 assert row["status"] != "active", (name, key)
+
+
+def canvas_night(tenant_id: str, canvas, night: date):
+    """A tenant-night of a simulated OneRoster tenant with this canvas section (the Canvas
+    steps read only it)."""
+    from sis_pipelines.core.tenant_night import TenantNight
+    from sis_pipelines.core.tenants import Tenant
+
+    tenant = Tenant(
+        vendor="generic", oneroster={"version": "1.1", "source": "simulator"}, canvas=canvas
+    )
+    return TenantNight(tenant_id, tenant, night)

@@ -24,7 +24,7 @@ from sis_pipelines.core.storage import read_frame, write_frame
 from sis_pipelines.core.tenants import Canvas
 from sis_pipelines.simulator.district import District
 
-from .support import canonical
+from .support import canonical, canvas_night
 
 NIGHT = date(2026, 11, 21)
 
@@ -268,7 +268,7 @@ def test_the_night_mapped_a_batch_and_a_slice_at_a_time_stores_what_the_whole_ma
     monkeypatch.setattr(canvas_enrollments, "SLICE_ROWS", 89)
     monkeypatch.setattr(provision, "ENROLLMENT_BATCH_ROWS", 150)  # two row groups a batch
     config = cfg(sis_id_prefix="d1-")
-    figures = map_night(lake, "t", config, night)
+    figures = map_night(lake, canvas_night("t", config, night))
     whole = map_snapshot(snapshot, config, night)
     assert figures["enrollments_rows"] == len(whole["enrollments"]) > 89 * 3
     for name, frame in whole.items():
@@ -395,8 +395,8 @@ def test_a_diffing_import_sends_the_whole_files_with_canvas_columns_only(tmp_pat
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
         pq.write_table(table, str(path))
     config = cfg(import_mode="diffing")
-    figures = map_night(lake, "t", config, night)
-    delta_night(lake, "t", config, night, allow_mass_removal=False)
+    figures = map_night(lake, canvas_night("t", config, night))
+    delta_night(lake, canvas_night("t", config, night), allow_mass_removal=False)
     with zipfile.ZipFile(io.BytesIO(lake.sis_import_zip(night, "t").read_bytes())) as bundle:
         for member in bundle.namelist():
             name = member.removesuffix(".csv")

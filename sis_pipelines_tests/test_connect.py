@@ -112,6 +112,7 @@ tenants:
 def test_a_simulated_sis_sends_the_flaws_its_tenant_asks_for(tmp_path):
     import pyarrow.parquet as pq
 
+    from sis_pipelines.core.tenant_night import TenantNight
     from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
 
     text = """
@@ -124,7 +125,9 @@ tenants:
     lake, services = Lake.at(tmp_path), Services(Lake.at(tmp_path))
 
     def take(name: str, refs: dict):
-        request = SnapshotRequest("sim-f", tenant, NIGHT, COLLECTIONS[name], force_refetch=True)
+        request = SnapshotRequest(
+            TenantNight("sim-f", tenant, NIGHT), COLLECTIONS[name], force_refetch=True
+        )
         return take_snapshot(lake, services, request, refs)
 
     orgs = pq.read_table(str(take("orgs", {}).stored.path))

@@ -188,6 +188,7 @@ def _night_of(folder: Path, night: date, edit=None) -> Path:
 
 def _take(folder: Path, night: date, name: str):
     from sis_pipelines.core.lake import Lake
+    from sis_pipelines.core.tenant_night import TenantNight
     from sis_pipelines.core.tenants import parse_tenants
     from sis_pipelines.oneroster.snapshot import SnapshotRequest, take_snapshot
     from sis_pipelines.services.connect import Services
@@ -200,7 +201,9 @@ tenants:
 """
     tenant = parse_tenants(text).tenants["d"]
     lake = Lake.at(folder / "lake")
-    request = SnapshotRequest("d", tenant, night, COLLECTIONS[name], force_refetch=True)
+    request = SnapshotRequest(
+        TenantNight("d", tenant, night), COLLECTIONS[name], force_refetch=True
+    )
     return take_snapshot(lake, Services(lake), request, {})
 
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from sis_pipelines.core.lake import Lake
 from sis_pipelines.core.nights import end_of_night
 from sis_pipelines.core.storage import write_frame
+from sis_pipelines.core.tenant_night import TenantNight
 from sis_pipelines.core.tenants import parse_tenants
 from sis_pipelines.gpb import passback
 from sis_pipelines.gpb.passback import compute_payloads, push_night, read_canvas_gradebook
@@ -277,12 +278,11 @@ def _night(world: World, night: date) -> None:
         pd.DataFrame({"course_id": courses, "status": ["active"] * len(courses)}),
         world.lake.canvas_file("courses", night, TENANT),
     )
-    figures = read_canvas_gradebook(world.lake, world.services, TENANT, world.tenant, night)
+    tn = TenantNight(TENANT, world.tenant, night)
+    figures = read_canvas_gradebook(world.lake, world.services, tn)
     assert figures["courses_read"] == len(ROSTER)
-    compute_payloads(
-        world.lake, world.services, TENANT, world.tenant, night, CLASSES, SESSIONS, True
-    )
-    push_night(world.lake, world.services, TENANT, world.tenant, night)
+    compute_payloads(world.lake, world.services, tn, CLASSES, SESSIONS, True)
+    push_night(world.lake, world.services, tn)
 
 
 @pytest.mark.parametrize(("vendor", "version", "endpoints"), CONFIGURATIONS)

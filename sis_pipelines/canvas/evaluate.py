@@ -16,7 +16,7 @@ from ..core.errors import StoredStateError
 from ..core.figures import Figures, Markdown
 from ..core.lake import Lake
 from ..core.storage import atomic_write_bytes, read_frame, write_frame
-from ..core.tenants import Tenant
+from ..core.tenant_night import TenantNight
 from .compare import rows_in
 from .delta import REMOVALS, compute_delta, deletion_guard, harm_summary
 from .enrollments import INTERNAL
@@ -38,10 +38,9 @@ def tenants_rows(frame: pd.DataFrame, name: str, prefix: str) -> pd.DataFrame:
     return frame[frame[key].fillna("").str.startswith(prefix)].reset_index(drop=True)
 
 
-def evaluate_night(
-    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
-) -> Figures:
+def evaluate_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     """Compares the night's Canvas mapping with what Canvas holds; stores and sums it up."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     assert tenant.canvas is not None
     current = canvas_files(lake, night, tenant_id)
     if current is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -25,6 +24,7 @@ import pandas as pd
 from ..core.figures import Figures, Markdown
 from ..core.lake import CANVAS_MAPPING, Lake
 from ..core.storage import write_frame
+from ..core.tenant_night import TenantNight
 from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, zip_members
 from ..oneroster.csv_source import locate_drop
 from ..oneroster.shown import MAX_SHOWN
@@ -34,7 +34,6 @@ from .package import CONTROL, identify
 from .provision import write_canvas_file
 
 if TYPE_CHECKING:
-    from ..core.tenants import Tenant
     from ..services.connect import Services
 
 REJECT_COLUMNS = ["file", "line", "column", "reason", "row"]
@@ -198,11 +197,10 @@ def _first_of_key(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     return frame[~dup], rejected
 
 
-def gateway_night(
-    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
-) -> Figures:
+def gateway_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     """The night's drop as the night's Canvas files (and its rejected rows); a file the drop
     leaves out is the previous night's."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     cfg = tenant.canvas_csv
     assert cfg is not None
     located = locate_drop(tenant_id, cfg, night, load_drop, services.env)

@@ -29,7 +29,8 @@ from ..core.storage import (
     write_frame,
     write_tables,
 )
-from ..core.tenants import Canvas, Tenant
+from ..core.tenant_night import TenantNight
+from ..core.tenants import Canvas
 from . import fingerprint
 from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of, distinct
@@ -117,8 +118,10 @@ def write_canvas_file(name: str, file: pd.DataFrame | CanvasEnrollments, path: U
     write_tables(slices, path, fingerprint.COLUMNS)
 
 
-def map_night(lake: Lake, tenant_id: str, cfg: Canvas, night: date) -> Figures:
+def map_night(lake: Lake, tn: TenantNight) -> Figures:
     """Stores the Canvas files (accounts, terms, …) the night's snapshot implies; their sizes."""
+    tenant_id, cfg, night = tn.id, tn.tenant.canvas, tn.night
+    assert cfg is not None
     rows: dict[str, int] = {}
     without_login = 0
     # A file is written while the next is made, and let go once written: the next is made
@@ -220,11 +223,13 @@ class GuardVerdict:
 
 
 def delta_night(
-    lake: Lake, tenant_id: str, cfg: Canvas, night: date, allow_mass_removal: bool
+    lake: Lake, tn: TenantNight, allow_mass_removal: bool
 ) -> tuple[Figures, GuardVerdict]:
     """Tonight's delta against the last night applied to Canvas, every row explained in the
     changes file, and packaged as the night's zip when the deletion guard lets it through
     (never a stale zip where a blocked one would be)."""
+    tenant_id, cfg, night = tn.id, tn.tenant.canvas, tn.night
+    assert cfg is not None
     current = canvas_files(lake, night, tenant_id)
     if current is None:
         raise StoredStateError(
@@ -292,12 +297,11 @@ def delta_night(
     return figures, verdict
 
 
-def import_night(
-    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date, force: bool
-) -> Figures:
+def import_night(lake: Lake, services: Services, tn: TenantNight, force: bool) -> Figures:
     """Posts the night's zip to Canvas and follows it to a terminal state, once per night:
     never again for an imported night, never for a night older than one applied (unless
     ``force``), never in a dry run. The applied-nights log records the outcome."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     cfg = tenant.canvas
     assert cfg is not None
     log = lake.canvas_applied(tenant_id)

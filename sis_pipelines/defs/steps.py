@@ -19,6 +19,7 @@ from ..core.lake import Lake
 from ..core.locks import step_lock
 from ..core.secrets import redact
 from ..core.tags import ALLOW_MASS_REMOVAL, RunFlags
+from ..core.tenant_night import TenantNight
 from ..core.tenants import Tenant
 from ..oneroster.errors import OneRosterError
 from ..services.connect import Services
@@ -34,14 +35,24 @@ MAX_MARKDOWN = 200_000
 
 @dataclass(frozen=True)
 class Step:
-    """One asset's step for one tenant-night."""
+    """One asset's step: its tenant-night, the lake, the services and the run's flags."""
 
-    tenant_id: str
-    tenant: Tenant
-    night: date
+    tn: TenantNight
     lake: Lake
     services: Services
     flags: RunFlags
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tn.id
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.tn.tenant
+
+    @property
+    def night(self) -> date:
+        return self.tn.night
 
 
 @dataclass
@@ -59,7 +70,9 @@ def step_of(context: dg.AssetExecutionContext, tenants: TenantsResource, lake: D
     tenant_id, night = tenant_and_night(context)
     store = lake.lake()
     flags = RunFlags.of(context.run.tags)
-    return Step(tenant_id, tenants.tenant(tenant_id), night, store, Services(store), flags)
+    return Step(
+        TenantNight(tenant_id, tenants.tenant(tenant_id), night), store, Services(store), flags
+    )
 
 
 def tenant_night_asset(

@@ -22,6 +22,7 @@ from ..core.figures import Figures, Markdown
 from ..core.lake import Lake
 from ..core.nights import end_of_night, utc_stamp
 from ..core.storage import COMPRESSION, publish, read_frame, write_frame
+from ..core.tenant_night import TenantNight
 from ..core.tenants import Tenant, removal_method
 from .canvas_gradebook import CanvasGradebook, read_gradebook
 from .ledger import LedgerChanges
@@ -79,10 +80,9 @@ def provisioned_courses(
     return sorted(courses.loc[active, "course_id"].astype(str))
 
 
-def read_canvas_gradebook(
-    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, night: date
-) -> Figures:
+def read_canvas_gradebook(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     """The whole gradebook of every active course the night provisioned."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     course_ids = provisioned_courses(lake, tenant_id, night, tenant.gpb.days_after_term)
     until = services.canvas_now(tenant, night)
     passed = courses_passed_back(lake, tenant_id)
@@ -293,14 +293,13 @@ PLAN_COLUMNS = ["key", "sis_id", "kind", "class", "course", "line_item_key", "st
 def compute_payloads(
     lake: Lake,
     services: Services,
-    tenant_id: str,
-    tenant: Tenant,
-    night: date,
+    tn: TenantNight,
     classes: pd.DataFrame,
     academic_sessions: pd.DataFrame,
     allow_mass_removal: bool = False,
 ) -> tuple[Figures, Plan]:
     """The night's requests file, from the gradebook snapshot and what the SIS holds now."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     book = load_gradebook(lake, tenant_id, night)
     ledger = read_ledger(lake, tenant_id, PLAN_COLUMNS)
     requests_file = lake.gpb_requests(night, tenant_id)
@@ -352,14 +351,13 @@ def _rostering_base(tenant: Tenant, gradebook_url: str) -> str:
 def push_night(
     lake: Lake,
     services: Services,
-    tenant_id: str,
-    tenant: Tenant,
-    night: date,
+    tn: TenantNight,
     force: bool = False,
     backfill: str | None = None,
 ) -> Figures:
     """Sends the night's requests: never from a backfill or over a later night's pass unless
     ``force``. A complete push records the pass; a partial one raises ``GradesNotSent``."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     if backfill and not force:
         return {
             "outcome": f"not pushed: a backfill run ({backfill}) computes payloads only; run with --force-push to send"

@@ -31,6 +31,7 @@ from ..core.storage import (
     staged,
     write_frame,
 )
+from ..core.tenant_night import TenantNight
 from ..core.tenants import Tenant
 from .batches import SnapshotWriter
 from .collections import Collection
@@ -102,13 +103,23 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class SnapshotRequest:
-    """Which snapshot: the tenant, the night, the collection, and whether to refetch."""
+    """Which snapshot: the tenant-night, the collection, and whether to refetch."""
 
-    tenant_id: str
-    tenant: Tenant
-    night: date
+    tenant_night: TenantNight
     collection: Collection
     force_refetch: bool = False
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant_night.id
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.tenant_night.tenant
+
+    @property
+    def night(self) -> date:
+        return self.tenant_night.night
 
 
 def take_snapshot(

@@ -66,6 +66,7 @@ def evaluate_tenant(tenant_id: str, night: date, out=print) -> int:
     the changes are. Reads the lake and Canvas only (no Dagster instance)."""
     from ..canvas.evaluate import evaluate_night
     from ..core.lake import Lake
+    from ..core.tenant_night import TenantNight
     from ..services.connect import Services
 
     tenant = in_tenants_file(tenant_id)[tenant_id]
@@ -73,7 +74,7 @@ def evaluate_tenant(tenant_id: str, night: date, out=print) -> int:
     if tenant.canvas is None:
         raise UsageError(f"tenant {tenant_id!r} has no canvas section: nothing to evaluate")
     lake = Lake.at()
-    figures = evaluate_night(lake, Services(lake), tenant_id, tenant, night)
+    figures = evaluate_night(lake, Services(lake), TenantNight(tenant_id, tenant, night))
     out(str(figures["evaluation"]).rstrip())
     out(f"changes: {figures['changes_file']}")
     return 0

@@ -45,10 +45,10 @@ drop = dg.AssetSpec(
 def canvas_mapping(context: dg.AssetExecutionContext, step: Step) -> Made:
     assert step.tenant.canvas is not None
     if not step.tenant.gateway:
-        figures = map_night(step.lake, step.tenant_id, step.tenant.canvas, step.night)
+        figures = map_night(step.lake, step.tn)
         release_memory()  # written: the delta step that follows starts without them
         return Made(figures)
-    figures = gateway_night(step.lake, step.services, step.tenant_id, step.tenant, step.night)
+    figures = gateway_night(step.lake, step.services, step.tn)
     # Lineage: the drop the rows came from, observed for this tenant-night.
     observed = {k: figures[k] for k in ("drop", "drop_sha256")}
     context.log_event(
@@ -87,7 +87,7 @@ def canvas_mapping(context: dg.AssetExecutionContext, step: Step) -> Made:
 def canvas_delta(context: dg.AssetExecutionContext, step: Step) -> Made:
     assert step.tenant.canvas is not None
     allow = step.flags.allow_mass_removal
-    figures, verdict = delta_night(step.lake, step.tenant_id, step.tenant.canvas, step.night, allow)
+    figures, verdict = delta_night(step.lake, step.tn, allow)
     if verdict.overridden:
         context.log.warning(
             f"tenant {step.tenant_id!r}, night {step.night}: mass removal allowed by the "
@@ -125,9 +125,7 @@ def canvas_delta(context: dg.AssetExecutionContext, step: Step) -> Made:
 )
 def canvas_sis_import(context: dg.AssetExecutionContext, step: Step) -> Made:
     force = step.flags.force_upload
-    return Made(
-        import_night(step.lake, step.services, step.tenant_id, step.tenant, step.night, force)
-    )
+    return Made(import_night(step.lake, step.services, step.tn, force))
 
 
 canvas_assets = [canvas_mapping, canvas_delta, canvas_sis_import, drop]

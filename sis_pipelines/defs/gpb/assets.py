@@ -22,9 +22,7 @@ PASSING_BACK = (passes_back, "grade passback is off")
     "assignments, students (with course grades) and every submission.",
 )
 def canvas_gradebook(context: dg.AssetExecutionContext, step: Step) -> Made:
-    return Made(
-        read_canvas_gradebook(step.lake, step.services, step.tenant_id, step.tenant, step.night)
-    )
+    return Made(read_canvas_gradebook(step.lake, step.services, step.tn))
 
 
 @tenant_night_asset(
@@ -62,9 +60,7 @@ def gpb_payloads(
     figures, plan = compute_payloads(
         step.lake,
         step.services,
-        step.tenant_id,
-        step.tenant,
-        step.night,
+        step.tn,
         classes,
         academic_sessions,
         step.flags.allow_mass_removal,
@@ -100,9 +96,7 @@ def gpb_push(context: dg.AssetExecutionContext, step: Step) -> Made:
         push_night(
             step.lake,
             step.services,
-            step.tenant_id,
-            step.tenant,
-            step.night,
+            step.tn,
             force=step.flags.force_push,
             backfill=step.flags.backfill,
         )

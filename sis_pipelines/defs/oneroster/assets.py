@@ -143,9 +143,7 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
                 f"{step.tenant_id} (or the schedule), which select {GATEWAY_SELECTION_TEXT}",
                 allow_retries=False,
             )
-        request = SnapshotRequest(
-            step.tenant_id, step.tenant, step.night, collection, step.flags.force_refetch
-        )
+        request = SnapshotRequest(step.tn, collection, step.flags.force_refetch)
         references = {ref: pa.array(upstream[ref]["sourcedId"]) for ref in refs}
         snapshot = take_snapshot(step.lake, step.services, request, references)
         for line in snapshot.notes:
