@@ -10,6 +10,7 @@ night finds what a sync sent unchanged. Its requests and outcomes are kept under
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,28 @@ def changed_courses(
     courses = watched_courses(lake, tenant_id, night)
     with services.canvas(tenant_id, tenant, None) as canvas:
         return grade_changes(canvas, courses, after, utc_stamp(datetime.now(UTC)))
+
+
+@dataclass(frozen=True)
+class ChangesSince:
+    """The watched courses whose grades changed ``after`` a moment, and where to look from next."""
+
+    courses: list[str]
+    events: int
+    after: str
+    until: str
+
+
+def changes_since(
+    lake: Lake, services: Services, tenant_id: str, tenant: Tenant, after: str | None
+) -> ChangesSince:
+    """The grade changes since ``after`` (a sensor's cursor), never from before the last pass
+    read Canvas: what that pass read is already in the SIS."""
+    _, read_as_at = last_pass(lake, tenant_id)
+    after = max(after or read_as_at, read_as_at)
+    changes = changed_courses(lake, services, tenant_id, tenant, after)
+    until = changes.latest or utc_stamp(datetime.now(UTC))
+    return ChangesSince(changes.courses, changes.events, after, until)
 
 
 def sync_grades(

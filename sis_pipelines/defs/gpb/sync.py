@@ -2,16 +2,14 @@
 sensor per tenant that launches it when Canvas's Grade Change Log shows new grades."""
 
 import json
-from datetime import UTC, datetime
 
 import dagster as dg
 
 from ...core.errors import SisPipelinesError
 from ...core.lake import Lake
-from ...core.nights import utc_stamp
 from ...core.tags import GRADE_SYNC_TRIGGER, TENANT_PARTITION, RunFlags, tenant_tags
 from ...core.tenants import Tenant, TenantsFileError, load_tenants
-from ...gpb.sync import changed_courses, last_pass, sync_grades
+from ...gpb.sync import changes_since, sync_grades
 from ...services.connect import Services
 from ..resources import DataLake, TenantsResource
 from ..steps import OWNERS, explained, metadata_of
@@ -23,6 +21,20 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+
+
+def _active_runs(
+    instance: dg.DagsterInstance, tenant_id: str, but: str = "", syncs: bool = True
+) -> list:
+    """The tenant's queued or running runs but ``but`` (and but its syncs unless ``syncs``)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=ACTIVE, tags={TENANT_PARTITION: tenant_id}), limit=5
+    )
+    return [
+        r.dagster_run
+        for r in records
+        if r.dagster_run.run_id != but and (syncs or r.dagster_run.job_name != "grade_sync")
+    ]
 
 
 class GradeSyncConfig(dg.Config):
@@ -44,14 +56,7 @@ def sync_grades_op(
 ) -> dg.Output[None]:
     tenant = tenants.tenant(config.tenant)
     # A run from the launchpad carries no tenant tag for the queue to hold it by: it looks.
-    busy = [
-        r.dagster_run
-        for r in context.instance.get_run_records(
-            dg.RunsFilter(statuses=ACTIVE, tags={TENANT_PARTITION: config.tenant}), limit=5
-        )
-        if r.dagster_run.run_id != context.run_id and r.dagster_run.job_name != "grade_sync"
-    ]
-    if busy:
+    if busy := _active_runs(context.instance, config.tenant, context.run_id, syncs=False):
         raise dg.Failure(
             description=f"tenant {config.tenant!r}: its {busy[0].job_name} run {busy[0].run_id} is "
             "queued or running and writes the same ledger; sync again when it has finished",
@@ -117,37 +122,35 @@ def grade_sync_tick(
         return dg.SkipReason(str(exc))
     if tenant is None or not tenant.enabled:
         return dg.SkipReason(f"tenant {tenant_id!r} is not an enabled tenant of the tenants file")
-    running = context.instance.get_run_records(
-        dg.RunsFilter(statuses=ACTIVE, tags={TENANT_PARTITION: tenant_id}), limit=1
-    )
-    if running:
+    if running := _active_runs(context.instance, tenant_id):
         return dg.SkipReason(
-            f"a run of tenant {tenant_id} is queued or running ({running[0].dagster_run.job_name}); the next tick syncs"
+            f"a run of tenant {tenant_id} is queued or running ({running[0].job_name}); the next tick syncs"
         )
     lake = Lake.at()
     try:
-        _, read_as_at = last_pass(lake, tenant_id)
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        after = max(cursor.get("after", read_as_at), read_as_at)
-        changes = changed_courses(lake, Services(lake), tenant_id, tenant, after)
+        after = json.loads(context.cursor)["after"] if context.cursor else None
+        changes = changes_since(lake, Services(lake), tenant_id, tenant, after)
     except SisPipelinesError as exc:
         return dg.SkipReason(str(exc))
     if not changes.courses:
         return dg.SensorResult(
-            skip_reason=f"no grade changes in Canvas since {after}",
-            cursor=json.dumps({"after": after}),
+            skip_reason=f"no grade changes in Canvas since {changes.after}",
+            cursor=json.dumps({"after": changes.after}),
         )
-    latest = changes.latest or utc_stamp(datetime.now(UTC))
     context.log.info(
-        f"{changes.events} grade changes in {len(changes.courses)} courses since {after}"
+        f"{changes.events} grade changes in {len(changes.courses)} courses since {changes.after}"
     )
     return dg.SensorResult(
         run_requests=[
             sync_request(
-                tenant_id, tenant, changes.courses, "grade_change_log", f"{tenant_id}:{latest}"
+                tenant_id,
+                tenant,
+                changes.courses,
+                "grade_change_log",
+                f"{tenant_id}:{changes.until}",
             )
         ],
-        cursor=json.dumps({"after": latest}),
+        cursor=json.dumps({"after": changes.until}),
     )
 
 
