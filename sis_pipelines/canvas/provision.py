@@ -16,7 +16,7 @@ import pandas as pd
 from upath import UPath
 
 from ..core.errors import SourceError, StoredStateError
-from ..core.figures import Figures, Markdown
+from ..core.figures import Check, Figures, Markdown, guard_check
 from ..core.lake import Lake, NightLog
 from ..core.storage import (
     WriteBehind,
@@ -204,6 +204,9 @@ def enrolled_before(
     return sets
 
 
+GUARD_CHECK = "deletion_guard"
+
+
 @dataclass
 class GuardVerdict:
     """The deletion guard on a night's delta: passed, or let through on purpose, or blocked."""
@@ -220,6 +223,18 @@ class GuardVerdict:
 
     def shares(self) -> Figures:
         return {f"{f.file}_removal_share": round(f.removal_share, 6) for f in self.findings}
+
+    def check(self, evaluation: UPath | None = None) -> Check:
+        """The deletion guard's check; ``evaluation``: the tenant's evaluation of the night
+        (sis-pipelines evaluate), when there is one."""
+        return guard_check(
+            GUARD_CHECK,
+            passed=self.passed,
+            overridden=self.overridden,
+            refused=f" ({self.summary}): nothing will be uploaded. Check the changes",
+            table=self.table,
+            figures={**self.shares(), **({"evaluation": evaluation} if evaluation else {})},
+        )
 
 
 def delta_night(

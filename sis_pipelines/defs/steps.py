@@ -14,11 +14,11 @@ import dagster as dg
 from upath import UPath
 
 from ..core.errors import SisPipelinesError
-from ..core.figures import Figures, Markdown
+from ..core.figures import Check, Figures, Markdown
 from ..core.lake import Lake
 from ..core.locks import step_lock
 from ..core.secrets import redact
-from ..core.tags import ALLOW_MASS_REMOVAL, RunFlags
+from ..core.tags import RunFlags
 from ..core.tenant_night import TenantNight
 from ..core.tenants import Tenant
 from ..oneroster.errors import OneRosterError
@@ -61,7 +61,7 @@ class Made:
     manager stores) its value, with metadata beyond the figures."""
 
     figures: Figures
-    checks: Sequence[dg.AssetCheckResult] = ()
+    checks: Sequence[Check] = ()
     value: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -124,11 +124,12 @@ def tenant_night_asset(
                 made = call(context, step, **inputs)
             observe(context, step, made.figures, made.checks)
             meta = {**made.extra, **metadata_of(made.figures)}
+            checks = [check_result(check) for check in made.checks]
             if stored:
                 yield dg.Output(made.value, metadata=meta)
-                yield from made.checks
+                yield from checks
             else:
-                yield dg.MaterializeResult(metadata=meta, check_results=list(made.checks))
+                yield dg.MaterializeResult(metadata=meta, check_results=checks)
 
         return _asset
 
@@ -145,37 +146,15 @@ def check_spec(
     )
 
 
-def guard_result(
-    name: str,
-    *,
-    passed: bool,
-    overridden: bool,
-    run_id: str,
-    refused: str,
-    table: str,
-    figures: Mapping[str, Any],
-) -> dg.AssetCheckResult:
-    """A guard's outcome: within its limit, over it and let through on purpose (by whom), or
-    over it and stopped (``refused``: what was stopped and how to let it through)."""
-    if passed:
-        description = "within the limit"
-    elif overridden:
-        description = f"over the limit, allowed on purpose by run {run_id} ({ALLOW_MASS_REMOVAL})"
-    else:
-        description = (
-            f"over the limit{refused}. Re-run with the tag {ALLOW_MASS_REMOVAL}=true (or "
-            "--allow-mass-removal) to let it through."
-        )
+def check_result(check: Check) -> dg.AssetCheckResult:
+    """A domain check as the asset check's result of the step's tenant-night."""
+    table = {check.table_name: dg.MetadataValue.md(check.table)} if check.table else {}
     return dg.AssetCheckResult(
-        check_name=name,
-        passed=passed or overridden,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
-        metadata={
-            "what_would_be_removed": dg.MetadataValue.md(table),
-            "overridden": overridden,
-            **figures,
-        },
+        check_name=check.name,
+        passed=check.passed,
+        severity=dg.AssetCheckSeverity.ERROR if check.severe else dg.AssetCheckSeverity.WARN,
+        description=check.description,
+        metadata={**table, **metadata_of(check.figures)},
     )
 
 
@@ -200,15 +179,15 @@ def observe(
     context: dg.AssetExecutionContext,
     step: Step,
     figures: Figures,
-    checks: Sequence[dg.AssetCheckResult] = (),
+    checks: Sequence[Check] = (),
 ) -> None:
     """Puts the step's headline figures and its checks' outcomes on its tenant's page, for the
     night. Each observation of a run carries the night so far (the run's previous one merged
     in), so the page's latest event for a night is the whole night."""
     values: dict[str, Any] = dict(trend(context.asset_key.to_user_string(), figures))
     for check in checks:
-        outcome = "passed" if check.passed else str(check.severity.value)
-        values[f"{context.asset_key.path[-1]}_{check.check_name}"] = outcome
+        outcome = "passed" if check.passed else "ERROR" if check.severe else "WARN"
+        values[f"{context.asset_key.path[-1]}_{check.name}"] = outcome
     if not values:
         return
     key, night = tenant_page(step.tenant_id), str(step.night)

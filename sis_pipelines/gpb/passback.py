@@ -18,7 +18,7 @@ from upath import UPath
 
 from ..canvas.lifecycle import ended
 from ..core.errors import SourceError, StoredStateError
-from ..core.figures import Figures, Markdown
+from ..core.figures import Check, Figures, Markdown, guard_check
 from ..core.lake import Lake
 from ..core.nights import end_of_night, utc_stamp
 from ..core.storage import COMPRESSION, publish, read_frame, write_frame
@@ -116,6 +116,9 @@ def _book_figures(book: CanvasGradebook, courses: int) -> Figures:
     }
 
 
+REMOVAL_GUARD = "removal_guard"
+
+
 @dataclass
 class Plan:
     """A pass's requests and the removal guard's verdict on its removals."""
@@ -126,6 +129,17 @@ class Plan:
     overridden: bool
     sis_reads: int
     counts: dict[str, int]  # requests that add or update, by kind
+
+    def check(self) -> Check:
+        """The removal guard's check on the pass's removals."""
+        return guard_check(
+            REMOVAL_GUARD,
+            passed=self.guard_passed,
+            overridden=self.overridden,
+            refused=": nothing will be pushed",
+            table=Markdown(self.removals.table()),
+            figures=self.removals.figures(),
+        )
 
     @property
     def sent_removals(self) -> int:

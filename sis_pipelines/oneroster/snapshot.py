@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..core.errors import ConfigurationError, SisPipelinesError, StoredStateError
-from ..core.figures import Figures
+from ..core.figures import Check, Figures, Markdown
 from ..core.lake import Lake
 from ..core.nights import is_past
 from ..core.secrets import remember
@@ -50,6 +50,7 @@ from .csv_columnar import RowPath
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
+from .reasons import markdown
 from .shown import shown
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ REST_ONLY = (
 )
 
 STORED = "stored snapshot"  # the origin of a night taken again from its stored snapshot
+
+
+QUARANTINE_CHECK = "quarantine"
+REPAIRS_CHECK = "repairs"
 
 
 @dataclass
@@ -99,6 +104,42 @@ class Snapshot:
         """More records quarantined than the tenant allows: its night goes no further (a bad
         row of a side file, or fewer records, only warn)."""
         return self.quarantined_share > max_quarantined_share
+
+    def checks(self, max_quarantined_share: float) -> list[Check]:
+        """Its quarantine (severe above the tenant's share) and its repairs, with their
+        reasons grouped; the counts are the step's figures (the tenant's trends)."""
+        limit, share = max_quarantined_share, self.quarantined_share
+        others = f", and {self.other_files} rows of other files" if self.other_files else ""
+        repaired = int(self.figures.get("repaired", 0))  # type: ignore[arg-type]
+        return [
+            Check(
+                QUARANTINE_CHECK,
+                passed=self.quarantined == 0,  # a bad row of a side file warns as well
+                severe=self.stops_the_night(limit),
+                description=(
+                    f"{self.quarantined_records} of {self.records} records quarantined "
+                    f"({share:.2%}; limit {limit:.2%}){others}"
+                    if self.quarantined
+                    else "every record valid"
+                ),
+                table=_grouped(self.quarantine),
+            ),
+            Check(
+                REPAIRS_CHECK,
+                passed=repaired == 0,
+                description=(
+                    f"{repaired} fields repaired in kept records (the SIS's values are in the "
+                    "repairs file)"
+                    if repaired
+                    else "no repair"
+                ),
+                table=_grouped(self.repairs),
+            ),
+        ]
+
+
+def _grouped(frame: pd.DataFrame | None) -> Markdown | None:
+    return None if frame is None or not len(frame) else Markdown(markdown(frame))
 
 
 @dataclass(frozen=True)

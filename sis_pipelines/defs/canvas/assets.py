@@ -4,14 +4,13 @@ import dagster as dg
 
 from ...canvas.gateway import gateway_night
 from ...canvas.mapping import MAPPED_COLUMNS
-from ...canvas.provision import delta_night, import_night, map_night
+from ...canvas.provision import GUARD_CHECK, delta_night, import_night, map_night
 from ...core.memory import release_memory
 from ...core.tags import ALLOW_MASS_REMOVAL
 from ..keys import DELTA, DROP, MAPPING, SIS_IMPORT, oneroster
 from ..partitions import tenant_night
-from ..steps import OWNERS, Made, Step, check_spec, guard_result, tenant_night_asset
+from ..steps import OWNERS, Made, Step, check_spec, tenant_night_asset
 
-GUARD_CHECK = "deletion_guard"
 PROVISIONED = (lambda tenant: tenant.canvas is not None, "no canvas section: Canvas skipped")
 
 # A CSV Gateway tenant's nightly Canvas-format drop: outside Dagster, observed by canvas/mapping.
@@ -93,25 +92,8 @@ def canvas_delta(context: dg.AssetExecutionContext, step: Step) -> Made:
             f"tenant {step.tenant_id!r}, night {step.night}: mass removal allowed by the "
             f"{ALLOW_MASS_REMOVAL} tag of run {context.run_id}"
         )
-    evaluation = step.lake.evaluation_report(step.night, step.tenant_id)
-    guard = guard_result(
-        GUARD_CHECK,
-        passed=verdict.passed,
-        overridden=verdict.overridden,
-        run_id=context.run_id,
-        refused=f" ({verdict.summary}): nothing will be uploaded. Check the changes",
-        table=verdict.table,
-        figures={
-            **verdict.shares(),
-            # The tenant's evaluation of the night (sis-pipelines evaluate), when there is one.
-            **(
-                {"evaluation": dg.MetadataValue.path(str(evaluation))}
-                if evaluation.exists()
-                else {}
-            ),
-        },
-    )
-    return Made(figures, [guard])
+    evaluation = step.tn.files(step.lake).evaluation_report()
+    return Made(figures, [verdict.check(evaluation if evaluation.exists() else None)])
 
 
 @tenant_night_asset(

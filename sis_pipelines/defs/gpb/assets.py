@@ -3,12 +3,17 @@
 import dagster as dg
 import pandas as pd
 
-from ...gpb.passback import compute_payloads, passes_back, push_night, read_canvas_gradebook
+from ...gpb.passback import (
+    REMOVAL_GUARD,
+    compute_payloads,
+    passes_back,
+    push_night,
+    read_canvas_gradebook,
+)
 from ...gpb.payloads import CLASS_COLUMNS
 from ..keys import GRADEBOOK, MAPPING, PAYLOADS, PUSH, SIS_IMPORT, oneroster
-from ..steps import Made, Step, check_spec, guard_result, tenant_night_asset
+from ..steps import Made, Step, check_spec, tenant_night_asset
 
-REMOVAL_GUARD = "removal_guard"
 PASSING_BACK = (passes_back, "grade passback is off")
 
 
@@ -65,16 +70,7 @@ def gpb_payloads(
         academic_sessions,
         step.flags.allow_mass_removal,
     )
-    guard = guard_result(
-        REMOVAL_GUARD,
-        passed=plan.guard_passed,
-        overridden=plan.overridden,
-        run_id=context.run_id,
-        refused=": nothing will be pushed",
-        table=plan.removals.table(),
-        figures=plan.removals.figures(),
-    )
-    return Made(figures, [guard])
+    return Made(figures, [plan.check()])
 
 
 @tenant_night_asset(

@@ -8,15 +8,17 @@ import pyarrow as pa
 from ...oneroster.collections import COLLECTIONS, Collection
 from ...oneroster.descriptions import column_description
 from ...oneroster.normalise import arrow_schema
-from ...oneroster.reasons import markdown
 from ...oneroster.schemas import referenced_collections
-from ...oneroster.snapshot import STORED, Snapshot, SnapshotRequest, take_snapshot
+from ...oneroster.snapshot import (
+    QUARANTINE_CHECK,
+    REPAIRS_CHECK,
+    STORED,
+    SnapshotRequest,
+    take_snapshot,
+)
 from ..keys import oneroster
 from ..selection import GATEWAY_SELECTION_TEXT
 from ..steps import Made, Step, check_spec, tenant_night_asset
-
-QUARANTINE_CHECK = "quarantine"
-REPAIRS_CHECK = "repairs"
 
 
 def column_schema(collection: Collection) -> dg.TableSchema:
@@ -30,52 +32,6 @@ def column_schema(collection: Collection) -> dg.TableSchema:
             )
             for field in arrow_schema(collection)
         ]
-    )
-
-
-def _grouped(frame: pd.DataFrame | None) -> dict:
-    """The top reasons, as a table (the numbers are on the tenant's page)."""
-    return (
-        {}
-        if frame is None or not len(frame)
-        else {"top_reasons": dg.MetadataValue.md(markdown(frame))}
-    )
-
-
-def quarantine_check(snapshot: Snapshot, limit: float) -> dg.AssetCheckResult:
-    quarantined, total, share = (
-        snapshot.quarantined_records,
-        snapshot.records,
-        snapshot.quarantined_share,
-    )
-    others = f", and {snapshot.other_files} rows of other files" if snapshot.other_files else ""
-    return dg.AssetCheckResult(
-        check_name=QUARANTINE_CHECK,
-        passed=snapshot.quarantined == 0,  # a bad row of a side file warns as well
-        severity=dg.AssetCheckSeverity.ERROR
-        if snapshot.stops_the_night(limit)
-        else dg.AssetCheckSeverity.WARN,
-        metadata=_grouped(snapshot.quarantine),
-        description=(
-            f"{quarantined} of {total} records quarantined ({share:.2%}; limit {limit:.2%}){others}"
-            if snapshot.quarantined
-            else "every record valid"
-        ),
-    )
-
-
-def repairs_check(snapshot: Snapshot) -> dg.AssetCheckResult:
-    repaired = int(snapshot.figures.get("repaired", 0))  # type: ignore[arg-type]
-    return dg.AssetCheckResult(
-        check_name=REPAIRS_CHECK,
-        passed=repaired == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata=_grouped(snapshot.repairs),
-        description=(
-            f"{repaired} fields repaired in kept records (the SIS's values are in the repairs file)"
-            if repaired
-            else "no repair"
-        ),
     )
 
 
@@ -151,10 +107,9 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
         for line in snapshot.warnings:
             context.log.warning(line)
         figures = {"dagster/row_count": snapshot.stored.rows, **snapshot.figures}
-        limit = step.tenant.validation.max_quarantined_share
         return Made(
             figures,
-            [quarantine_check(snapshot, limit), repairs_check(snapshot)],
+            snapshot.checks(step.tenant.validation.max_quarantined_share),
             snapshot.stored,
             _as_fetched(context) if figures.get("origin") == STORED else {},
         )
