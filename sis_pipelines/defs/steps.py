@@ -31,6 +31,12 @@ from .resources import DataLake, TenantsResource
 OWNERS = ["team:data-engineering"]
 # A table of changes or messages is long; Dagster keeps each event in its storage.
 MAX_MARKDOWN = 200_000
+# The checks list shows a partitioned check's worst tenant-night, its "latest execution"
+# whichever tenant ran last: where each district's own status is, said on the check.
+BY_PARTITION = (
+    "Each tenant-night has its own status (the Partitions tab); the list shows the worst, "
+    "the latest execution may be another tenant's."
+)
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,11 @@ def check_spec(
     """A check of a tenant-night asset: partitioned like it, so each tenant-night has its own
     status (docs/architecture.md says why)."""
     return dg.AssetCheckSpec(
-        name, asset=key, blocking=blocking, partitions_def=tenant_night, description=description
+        name,
+        asset=key,
+        blocking=blocking,
+        partitions_def=tenant_night,
+        description=f"{description}. {BY_PARTITION}",
     )
 
 

@@ -80,14 +80,14 @@ def build_collection_asset(collection: Collection) -> dg.AssetsDefinition:
                 QUARANTINE_CHECK,
                 key,
                 "WARN when records are quarantined; ERROR (blocking) above the tenant's "
-                "max_quarantined_share. The counts are on the tenant's page.",
+                "max_quarantined_share; the counts are on the tenant's page",
                 blocking=True,
             ),
             check_spec(
                 REPAIRS_CHECK,
                 key,
                 "WARN when fields of kept records were repaired (an optional field unreadable, "
-                "an optional reference to no record), with the reasons.",
+                "an optional reference to no record), with the reasons",
             ),
         ],
     )
