@@ -366,3 +366,26 @@ def test_page_ids_in_columns_answer_as_records_do(ids, anchor):
         assert in_columns.contains(anchor) == one_by_one.contains(anchor)
         kept = in_columns.after(anchor)
         assert kept["sourcedId"].to_pylist() == [r["sourcedId"] for r in one_by_one.after(anchor)]
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (401, False),
+        (403, False),
+        (404, False),
+        (422, False),
+        (408, True),
+        (429, True),
+        (500, True),
+        (503, True),
+    ],
+)
+def test_one_retry_signal_decided_by_the_http_status(status, retryable):
+    """OneRoster and Canvas errors say whether to retry the same way: a refused token (401)
+    is not retried on either side, a throttled or failing server is."""
+    from sis_pipelines.canvas.api import CanvasError
+
+    assert OneRosterError("t", "/users", "no", status).retryable is retryable
+    assert CanvasError("t", "/api/v1/x", "no", status).retryable is retryable
+    assert CanvasError("t", "/api/v1/x", "the report did not finish").retryable  # no status

@@ -63,3 +63,23 @@ tenants:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SIS_PIPELINES_FIRST_NIGHT must be" in err
     assert "'2026-13-01'" in err
+
+
+def test_an_operators_mistake_is_exit_2_and_a_bug_is_one_line_saying_so(monkeypatch, capsys):
+    """The CLI explains what is in the error tree (a usage mistake included) and nothing else:
+    a library's ValueError is a bug, said in one line (exit 1), its traceback under --verbose."""
+    assert main(["evaluate", "--tenant", "t", "--night", "2026-02-30"]) == 2
+    assert capsys.readouterr().err == (
+        "sis-pipelines: night must be YYYY-MM-DD or 'latest', not '2026-02-30'\n"
+    )
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot convert float NaN to integer\n  (and more lines)")
+
+    monkeypatch.setattr("sis_pipelines.operate.check_connections", broken)
+    assert main(["tenants", "check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sis-pipelines: bug: ValueError: cannot convert float NaN to integer")
+    assert err.count("\n") == 1 and "--verbose" in err
+    with pytest.raises(ValueError, match="NaN"):
+        main(["--verbose", "tenants", "check"])
