@@ -406,8 +406,8 @@ def _bench(args: argparse.Namespace, clock: Clock) -> int:
         counters = night(students, NIGHT2, root, clock, args.port + 1, args.source)
         with clock.stage("delta"):
             delta = compute_delta(
-                canvas_files(lake, NIGHT1, TENANT),
-                canvas_files(lake, NIGHT2, TENANT),
+                canvas_files(lake, TENANT, NIGHT1),
+                canvas_files(lake, TENANT, NIGHT2),
                 BENCH_CANVAS,
                 NIGHT2,
             )

@@ -42,7 +42,7 @@ def evaluate_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     """Compares the night's Canvas mapping with what Canvas holds; stores and sums it up."""
     tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     assert tenant.canvas is not None
-    current = canvas_files(lake, night, tenant_id)
+    current = canvas_files(lake, tenant_id, night)
     if current is None:
         raise StoredStateError(
             f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize it first: "

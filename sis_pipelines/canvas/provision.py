@@ -152,7 +152,7 @@ def map_night(lake: Lake, tn: TenantNight) -> Figures:
     return figures
 
 
-def canvas_files(lake: Lake, night: date | str, tenant_id: str) -> dict[str, UPath] | None:
+def canvas_files(lake: Lake, tenant_id: str, night: date | str) -> dict[str, UPath] | None:
     """The stored Canvas files of a night: the delta reads them itself, column by column."""
     files = {}
     for name in ORDER:
@@ -162,7 +162,7 @@ def canvas_files(lake: Lake, night: date | str, tenant_id: str) -> dict[str, UPa
     return files or None
 
 
-def retained_files(lake: Lake, night: date | str, tenant_id: str) -> dict[str, pd.DataFrame]:
+def retained_files(lake: Lake, tenant_id: str, night: date | str) -> dict[str, pd.DataFrame]:
     """The rows a night kept in Canvas after they left the SIS (``lifecycle.py``)."""
     out = {}
     for name in RETAINED:
@@ -245,15 +245,15 @@ def delta_night(
     (never a stale zip where a blocked one would be)."""
     tenant_id, cfg, night = tn.id, tn.tenant.canvas, tn.night
     assert cfg is not None
-    current = canvas_files(lake, night, tenant_id)
+    current = canvas_files(lake, tenant_id, night)
     if current is None:
         raise StoredStateError(
             f"tenant {tenant_id!r}, night {night}: no Canvas mapping; materialize canvas/mapping first"
         )
     applied = lake.canvas_applied(tenant_id).before(night)
     base_night = applied[-1] if applied else None
-    previous = canvas_files(lake, base_night, tenant_id) if base_night else None
-    kept = retained_files(lake, base_night, tenant_id) if base_night else {}
+    previous = canvas_files(lake, tenant_id, base_night) if base_night else None
+    kept = retained_files(lake, tenant_id, base_night) if base_night else {}
     enrolled = enrolled_before(lake, tenant_id, previous)
     scoped = lake.out_of_scope(night, tenant_id)
     out_of_scope = canvas_ids(read_frame(scoped), cfg.sis_id_prefix) if scoped.exists() else None

@@ -48,13 +48,14 @@ def check_connections(only: str | None = None, verbose: bool = False, out=print)
         logging.getLogger("sis_pipelines").setLevel(logging.ERROR)
     from ..core.lake import Lake
     from ..core.nights import latest_complete_night
+    from ..core.tenant_night import TenantNight
     from ..services.connect import Services
     from ..services.connection_check import check_tenant
 
     tenants = in_tenants_file(only) if only is not None else load_tenants().tenants
     services, night, ok = Services(Lake.at()), latest_complete_night(), True
     for tenant_id in [only] if only else sorted(tenants):
-        for line in check_tenant(services, tenant_id, tenants[tenant_id], night):
+        for line in check_tenant(services, TenantNight(tenant_id, tenants[tenant_id], night)):
             status = "OK" if line.ok else "FAIL"
             out(f"  {tenant_id:<24} {line.what:<32} {status:<5} {line.detail}")
             ok &= line.ok

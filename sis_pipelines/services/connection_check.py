@@ -17,6 +17,7 @@ from datetime import date
 from ..canvas.api import Polling
 from ..canvas.gateway import load_drop
 from ..core.errors import SisPipelinesError
+from ..core.tenant_night import TenantNight
 from ..core.tenants import Tenant
 from ..oneroster.collections import COLLECTIONS
 from ..oneroster.csv_source import locate_drop
@@ -37,8 +38,9 @@ QUICK = {"retry_attempts": 2, "retry_backoff_s": 0.2, "timeout_s": 15.0}
 QUICK_CANVAS = Polling(throttle_retries=1)
 
 
-def check_tenant(services: Services, tenant_id: str, tenant: Tenant, night: date) -> list[Line]:
-    """Every check of the tenant, a line each."""
+def check_tenant(services: Services, tn: TenantNight) -> list[Line]:
+    """Every check of the tenant, a line each (its night: the one its SIS serves now)."""
+    tenant_id, tenant, night = tn.id, tn.tenant, tn.night
     if tenant.gateway:
         return _canvas_drop(services, tenant_id, tenant, night) + _canvas(
             services, tenant_id, tenant

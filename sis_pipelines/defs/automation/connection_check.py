@@ -4,6 +4,7 @@ new tenant is checked as soon as the onboarding sensor registers it."""
 import dagster as dg
 
 from ...core.nights import latest_complete_night
+from ...core.tenant_night import TenantNight
 from ...services.connect import Services
 from ...services.connection_check import check_tenant
 from ..resources import DataLake, TenantsResource
@@ -33,7 +34,7 @@ def check_connections_op(
     lines = [
         line
         for tenant_id, tenant in sorted(chosen.items())
-        for line in check_tenant(services, tenant_id, tenant, night)
+        for line in check_tenant(services, TenantNight(tenant_id, tenant, night))
     ]
     rows = [
         f"| {line.tenant} | {line.what} | {'OK' if line.ok else 'FAIL'} | "
