@@ -215,3 +215,140 @@ def test_the_schedule_runs_a_gateway_tenants_canvas_steps_only(gateway):
     )
     [request] = nightly_schedule.evaluate_tick(context).run_requests
     assert list(request.asset_selection) == GATEWAY_SELECTION
+
+
+EVERY_TYPE = {
+    "xlists.csv": (["xlist_course_id", "section_id", "status"], [["c-0", "s-1", "active"]]),
+    "admins.csv": (
+        ["user_id", "account_id", "role", "status"],
+        [["tch-0", "sch-1", "AccountAdmin", "active"]],
+    ),
+    "group_categories.csv": (
+        ["group_category_id", "account_id", "course_id", "category_name", "status"],
+        [["gc-1", "", "c-0", "Projects", "active"]],
+    ),
+    "groups.csv": (
+        ["group_id", "group_category_id", "account_id", "course_id", "name", "status"],
+        [["g-1", "gc-1", "sch-1", "", "Team 1", "available"]],
+    ),
+    "group_memberships.csv": (["group_id", "user_id", "status"], [["g-1", "stu-0", "accepted"]]),
+    "user_observers.csv": (["observer_id", "student_id", "status"], [["tch-1", "stu-1", "active"]]),
+    "logins.csv": (
+        ["user_id", "login_id", "authentication_provider_id", "existing_user_id"],
+        [["stu-0-sso", "stu0@district.org", "google", "stu-0"]],
+    ),
+}
+
+
+def _every_type(files: dict[str, list[list[str]]], extra: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, (header, rows) in {
+            **{n: (HEADERS[n], r) for n, r in files.items()},
+            **extra,
+        }.items():
+            text = io.StringIO()
+            csv.writer(text).writerows([header, *rows])
+            z.writestr(name, text.getvalue())
+    return buffer.getvalue()
+
+
+def test_a_drop_of_every_canvas_file_type_reaches_canvas(gateway):
+    """Every file type Canvas's SIS import documents goes through a night in Canvas's order:
+    the ones Canvas keeps (cross-lists, admins, groups, observers) through the delta, the ones
+    it takes as instructions (logins, change_sis_id) whole, the night they come only; a
+    conversion's renames reach Canvas before the files that use the new ids."""
+    instance, data, outbox, _ = gateway
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    (outbox / f"canvas-{night1}.zip").write_bytes(_every_type(_drop(20), EVERY_TYPE))
+    first = run_tenant_night(instance, "gw", night1)
+    assert first.success, first.errors
+    sim = canvas_simulator("gw", Lake.at(str(data)).simulator_state("canvas"))
+    assert sim.active("xlists")["s-1"]["xlist_course_id"] == "c-0"
+    assert set(sim.active("admins")) == {"tch-0|sch-1|AccountAdmin|"}
+    assert sim.active("groups")["g-1"]["group_category_id"] == "gc-1"
+    assert set(sim.active("group_memberships")) == {"g-1|stu-0"}
+    assert set(sim.active("user_observers")) == {"tch-1|stu-1"}
+    assert set(sim.state["logins"]) == {"stu-0-sso|stu0@district.org"}
+    lake = Lake.at(str(data))
+    with zipfile.ZipFile(io.BytesIO(lake.sis_import_zip(night1, "gw").read_bytes())) as z:
+        order = [n.removesuffix(".csv") for n in z.namelist()]
+    assert order.index("users") < order.index("logins") < order.index("enrollments")
+    assert order.index("sections") < order.index("xlists") < order.index("users")
+    # Night two: the district renumbers a course and a user (change_sis_id.csv, the other
+    # files already under the new ids); the group membership leaves.
+    renamed = _drop(20)
+    renamed["courses.csv"][0][0] = "course-0"
+    for name in ("sections.csv", "enrollments.csv"):
+        for row in renamed[name]:
+            row[0] = "course-0" if row[0] == "c-0" else row[0]
+    renamed["users.csv"] = [
+        ["student-0" if r[0] == "stu-0" else r[0], *r[1:]] for r in renamed["users.csv"]
+    ]
+    for row in renamed["enrollments.csv"]:
+        row[2] = "student-0" if row[2] == "stu-0" else row[2]
+    changes = {
+        "change_sis_id.csv": (
+            ["old_id", "new_id", "type"],
+            [["c-0", "course-0", "course"], ["stu-0", "student-0", "user"]],
+        ),
+        "xlists.csv": (EVERY_TYPE["xlists.csv"][0], [["course-0", "s-1", "active"]]),
+        "group_memberships.csv": (EVERY_TYPE["group_memberships.csv"][0], []),
+    }
+    (outbox / f"canvas-{night2}.zip").write_bytes(_every_type(renamed, changes))
+    second = run_tenant_night(instance, "gw", night2)
+    assert second.success, second.errors
+    with zipfile.ZipFile(io.BytesIO(lake.sis_import_zip(night2, "gw").read_bytes())) as z:
+        names = z.namelist()
+        sent = z.read("change_sis_id.csv").decode()
+    assert names[0] == "change_sis_id.csv" and "logins.csv" not in names
+    assert "c-0,course-0" in sent
+    assert "course-0" in sim.active("courses") and "c-0" not in sim.state["courses"]
+    assert "student-0" in sim.active("users") and "stu-0" not in sim.state["users"]
+    # Renamed, not deleted and created again: the enrollments followed the ids.
+    assert "s-0|student-0|student" in sim.active("enrollments")
+    assert sim.state["group_memberships"]["g-1|student-0"]["status"] == "deleted"
+    changes_file = pq.read_table(data / "canvas" / "changes" / str(night2) / "gw.parquet")
+    sent_whole = [r for r in changes_file.to_pylist() if r["action"] == "send"]
+    assert {r["file"] for r in sent_whole} == {"change_sis_id"}
+    assert not [
+        r for r in changes_file.to_pylist() if r["file"] == "courses" and r["action"] == "delete"
+    ]
+
+
+def test_a_file_canvas_does_not_know_is_refused_in_one_line(gateway):
+    instance, _, outbox, _ = gateway
+    night = latest_complete_night()
+    odd = {"grades.csv": (["student", "grade"], [["stu-0", "A"]])}
+    (outbox / f"canvas-{night}.zip").write_bytes(_every_type(_drop(5), odd))
+    outcome = run_tenant_night(instance, "gw", night)
+    assert not outcome.success
+    [line] = outcome.errors
+    assert "grades.csv: header student, grade is not one a Canvas SIS importer takes" in line
+    assert "take the file out of the drop" in line
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [
+        (["old_id", "new_id", "type"], "change_sis_id"),
+        (["account_id", "parent_account_id", "name", "status"], "accounts"),
+        (["section_id", "course_id", "name", "status"], "sections"),
+        (["xlist_course_id", "section_id", "status"], "xlists"),
+        (["user_id", "login_id", "email", "status"], "users"),
+        (["user_id", "login_id", "existing_user_id"], "logins"),
+        (["course_id", "section_id", "user_id", "role", "status"], "enrollments"),
+        (["user_id", "account_id", "role", "status"], "admins"),
+        (["group_category_id", "course_id", "category_name", "status"], "group_categories"),
+        (["group_id", "group_category_id", "account_id", "name", "status"], "groups"),
+        (["group_id", "user_id", "status"], "group_memberships"),
+        (["observer_id", "student_id", "status"], "user_observers"),
+        (["User_ID", "Login_ID"], "users"),  # Canvas lowercases the header first
+        (["student", "grade"], None),
+    ],
+)
+def test_a_file_goes_to_the_first_importer_in_canvas_order_whose_header_test_passes(header, kind):
+    from sis_pipelines.canvas.package import identify
+
+    assert identify(header) == kind

@@ -377,6 +377,28 @@ def _assemble(found: dict[str, FileChanges], decided: dict[str, Decisions]) -> D
     return Delta(files, frame, mask, retained)
 
 
+def with_whole(delta: Delta, whole: Mapping[str, pd.DataFrame]) -> Delta:
+    """The delta with the night's files Canvas takes whole (``files.WHOLE``: a conversion's
+    renames, logins to add): sent as they came, each row listed, none of them harmful."""
+    whole = {name: rows for name, rows in whole.items() if len(rows)}
+    if not whole:
+        return delta
+    listed = [
+        pd.DataFrame(
+            {
+                "file": name,
+                "sis_id": _sis_id(rows, FILES[name].key).to_numpy(),
+                "action": "send",
+                "reason": f"sent whole: Canvas takes {name}.csv as it comes (never compared)",
+            }
+        )
+        for name, rows in whole.items()
+    ]
+    changes = pd.concat([delta.changes, *listed], ignore_index=True).astype(str)
+    harmful = np.concatenate([delta.harmful, np.zeros(len(changes) - len(delta.changes), bool)])
+    return Delta({**delta.files, **whole}, changes, harmful, delta.retained)
+
+
 @dataclass
 class GuardFinding:
     file: str

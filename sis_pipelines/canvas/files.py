@@ -11,8 +11,13 @@ class CanvasFile:
     columns: tuple[str, ...]  # header, in order
     key: tuple[str, ...]  # what identifies a row
     required: tuple[str, ...]  # cells that may not be empty
-    statuses: frozenset[str]
+    statuses: frozenset[str]  # empty: the file has no status column
     dates: tuple[str, ...] = ()  # Canvas clears these on an empty cell
+    one_of: tuple[tuple[str, ...], ...] = ()  # of each group, at least one cell filled
+    choices: tuple[tuple[str, frozenset[str]], ...] = ()  # a column's only values
+    # Sent as it is, the night it comes, never compared with a night before nor carried to
+    # the next: Canvas takes it as an instruction (a conversion's renames, logins to add).
+    whole: bool = False
 
 
 FILES: dict[str, CanvasFile] = {
@@ -78,9 +83,106 @@ FILES: dict[str, CanvasFile] = {
             ("observer_id", "student_id", "status"),
             frozenset({"active", "deleted"}),
         ),
+        # The files a CSV Gateway drop may also hold (Canvas's SIS CSV format document).
+        CanvasFile(
+            "change_sis_id",
+            ("old_id", "new_id", "old_integration_id", "new_integration_id", "type"),
+            ("type", "old_id", "old_integration_id"),
+            ("type",),
+            frozenset(),
+            one_of=(("old_id", "old_integration_id"), ("new_id", "new_integration_id")),
+            choices=(
+                (
+                    "type",
+                    frozenset(
+                        {"account", "term", "course", "section", "group", "group_category", "user"}
+                    ),
+                ),
+            ),
+            whole=True,
+        ),
+        CanvasFile(
+            "xlists",
+            ("xlist_course_id", "section_id", "status"),
+            ("section_id",),
+            ("xlist_course_id", "section_id", "status"),
+            frozenset({"active", "deleted"}),
+        ),
+        CanvasFile(
+            "logins",
+            (
+                "user_id",
+                "integration_id",
+                "login_id",
+                "password",
+                "ssha_password",
+                "authentication_provider_id",
+                "existing_user_id",
+                "existing_integration_id",
+                "existing_canvas_user_id",
+                "root_account",
+                "email",
+            ),
+            ("user_id", "login_id"),
+            ("user_id", "login_id"),
+            frozenset(),
+            one_of=(("existing_user_id", "existing_integration_id", "existing_canvas_user_id"),),
+            whole=True,
+        ),
+        CanvasFile(
+            "admins",
+            ("user_id", "account_id", "role_id", "role", "status", "root_account"),
+            ("user_id", "account_id", "role", "role_id"),
+            ("user_id", "status"),
+            frozenset({"active", "deleted"}),
+            one_of=(("role", "role_id"),),
+        ),
+        CanvasFile(
+            "group_categories",
+            ("group_category_id", "account_id", "course_id", "category_name", "status"),
+            ("group_category_id",),
+            ("group_category_id", "category_name", "status"),
+            frozenset({"active", "deleted"}),
+        ),
+        CanvasFile(
+            "groups",
+            ("group_id", "group_category_id", "account_id", "course_id", "name", "status"),
+            ("group_id",),
+            ("group_id", "name", "status"),
+            frozenset({"available", "deleted"}),
+        ),
+        CanvasFile(
+            "group_memberships",
+            ("group_id", "user_id", "status"),
+            ("group_id", "user_id"),
+            ("group_id", "user_id", "status"),
+            frozenset({"accepted", "deleted"}),
+        ),
     )
 }
 
-# Canvas imports in this order; parents first.
-ORDER = ("accounts", "terms", "courses", "sections", "users", "enrollments", "user_observers")
+# The files a night's state is made of (mapped, compared night to night), parents first.
+ORDER = (
+    "accounts",
+    "terms",
+    "courses",
+    "sections",
+    "xlists",
+    "users",
+    "enrollments",
+    "admins",
+    "group_categories",
+    "groups",
+    "group_memberships",
+    "user_observers",
+)
+# Canvas's processing order, in which a zip's files are written: change_sis_id first (the
+# other files already use the new ids), logins once their users exist.
+ZIP_ORDER = (
+    "change_sis_id",
+    *ORDER[: ORDER.index("users") + 1],
+    "logins",
+    *ORDER[ORDER.index("users") + 1 :],
+)
+WHOLE = tuple(name for name in ZIP_ORDER if FILES[name].whole)
 GUARDED = ("users", "courses", "sections", "enrollments")

@@ -29,7 +29,7 @@ from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, 
 from ..oneroster.csv_source import locate_drop
 from ..oneroster.shown import MAX_SHOWN
 from .compare import read_whole
-from .files import FILES, ORDER
+from .files import FILES, ORDER, WHOLE, ZIP_ORDER
 from .package import CONTROL, identify
 from .provision import write_canvas_file
 
@@ -82,7 +82,7 @@ def read_drop(drop: CanvasDrop) -> ReadDrop:
         if kind is None:
             raise BundleError(
                 f"{drop.source}: {name}: header {', '.join(frame.columns)} is not one a Canvas "
-                "SIS importer takes (accounts, terms, courses, sections, users, enrollments, user_observers)"
+                f"SIS importer takes ({', '.join(ZIP_ORDER)}); take the file out of the drop"
             )
         good, bad = _checked(name, kind, frame)
         files.setdefault(kind, []).append(good)
@@ -106,7 +106,7 @@ def _csv(name: str, data: bytes) -> pd.DataFrame:
     frame = pd.read_csv(
         io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True
     )
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [str(c).strip().lower() for c in frame.columns]  # as Canvas reads it
     return frame
 
 
@@ -138,12 +138,27 @@ def _checked(name: str, kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, p
         fail(held, column, f"{column} holds a control character (NUL, CR, LF, tab…)")
     for column in spec.required:
         fail(out[column] == "", column, f"{column} is required")
-    status = out["status"]
-    fail(
-        ~status.isin(spec.statuses),
-        "status",
-        'Improper status "' + status + '" (takes ' + ", ".join(sorted(spec.statuses)) + ")",
-    )
+    for group in spec.one_of:
+        fail(
+            (out[list(group)] == "").all(axis=1), group[0], f"one of {', '.join(group)} is required"
+        )
+    for column, allowed in spec.choices:
+        fail(
+            ~out[column].isin(allowed),
+            column,
+            f'{column} "'
+            + out[column]
+            + '" is not one Canvas takes ('
+            + ", ".join(sorted(allowed))
+            + ")",
+        )
+    if spec.statuses:
+        status = out["status"]
+        fail(
+            ~status.isin(spec.statuses),
+            "status",
+            'Improper status "' + status + '" (takes ' + ", ".join(sorted(spec.statuses)) + ")",
+        )
     for column in spec.dates:
         value = out[column]
         parsed = pd.to_datetime(
@@ -207,6 +222,12 @@ def gateway_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     drop = read_drop(located.bundle)
     earlier = [n for n in lake.stored_nights(CANVAS_MAPPING, "users", tenant_id) if n < str(night)]
     carried = []
+    for kind in WHOLE:  # sent the night they come, never carried to the next
+        path = lake.canvas_file(kind, night, tenant_id)
+        if kind in drop.files:
+            write_canvas_file(kind, drop.files[kind].reset_index(drop=True), path)
+        elif path.exists():
+            path.unlink()
     for kind in ORDER:
         path = lake.canvas_file(kind, night, tenant_id)
         if kind in drop.files:
@@ -226,7 +247,11 @@ def gateway_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
         "rejected_rows": len(drop.rejected),
         "files": Markdown(
             "| Canvas file | from the drop's |\n|---|---|\n"
-            + "\n".join(f"| {k} | {drop.sources[k]} |" for k in ORDER if k in drop.sources)
+            + "\n".join(
+                f"| {k} | {drop.sources[k]}{' (sent whole, as Canvas takes it)' if k in WHOLE else ''} |"
+                for k in ZIP_ORDER
+                if k in drop.sources
+            )
             + "".join(f"\n| {k} | (not in the drop: last night's, unchanged) |" for k in carried)
         ),
     }

@@ -14,7 +14,7 @@ import pandas as pd
 from ..core.errors import SisPipelinesError
 from ..oneroster.repair import CONTROL as control_characters
 from ..oneroster.shown import shown
-from .files import FILES, ORDER
+from .files import FILES, ZIP_ORDER
 
 CONTROL = re.compile(control_characters)
 
@@ -43,7 +43,7 @@ ENTRY_TIME = (1980, 1, 1, 0, 0, 0)
 def build_zip(files: Mapping[str, pd.DataFrame]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        for name in ORDER:
+        for name in ZIP_ORDER:
             frame = files.get(name)
             if frame is None or frame.empty:
                 continue
@@ -58,23 +58,48 @@ def build_zip(files: Mapping[str, pd.DataFrame]) -> bytes:
     return data
 
 
+# Canvas's header tests, in its processing order: a file goes to the first that takes it.
+HEADER_TESTS: tuple[tuple[str, tuple[frozenset[str], ...]], ...] = (
+    ("change_sis_id", (frozenset({"old_id"}), frozenset({"old_integration_id"}))),
+    ("accounts", (frozenset({"account_id", "parent_account_id"}),)),
+    ("terms", (frozenset({"term_id", "name"}),)),
+    ("courses", (frozenset({"course_id", "short_name"}),)),
+    ("sections", (frozenset({"section_id", "name"}),)),
+    ("xlists", (frozenset({"xlist_course_id", "section_id"}),)),
+    ("users", (frozenset({"user_id", "login_id"}),)),  # and no existing_* column
+    (
+        "logins",
+        tuple(
+            frozenset({c})
+            for c in ("existing_user_id", "existing_integration_id", "existing_canvas_user_id")
+        ),
+    ),
+    (
+        "enrollments",
+        tuple(
+            frozenset({a, b})
+            for a in ("course_id", "section_id")
+            for b in ("user_id", "user_integration_id")
+        ),
+    ),
+    ("admins", (frozenset({"account_id", "user_id"}),)),
+    ("group_categories", (frozenset({"group_category_id", "category_name"}),)),
+    ("groups", (frozenset({"group_id", "account_id"}),)),
+    ("group_memberships", (frozenset({"group_id", "user_id"}),)),
+    ("user_observers", (frozenset({"observer_id", "student_id"}),)),
+)
+EXISTING = frozenset({"existing_user_id", "existing_integration_id", "existing_canvas_user_id"})
+
+
 def identify(header: list[str]) -> str | None:
-    """Which Canvas importer takes a CSV, by its header (as Canvas itself decides)."""
-    h = set(header)
-    if {"user_id", "login_id"} <= h:
-        return "users"
-    if ("section_id" in h or "course_id" in h) and ("user_id" in h or "user_integration_id" in h):
-        return "enrollments"
-    if {"section_id", "name"} <= h:
-        return "sections"
-    if {"course_id", "short_name"} <= h:
-        return "courses"
-    if {"term_id", "name"} <= h:
-        return "terms"
-    if {"account_id", "parent_account_id"} <= h:
-        return "accounts"
-    if {"observer_id", "student_id"} <= h:
-        return "user_observers"
+    """Which Canvas importer takes a CSV, by its header, as Canvas decides: the first in its
+    processing order whose header test passes (``lib/sis/csv/*_importer.rb``)."""
+    h = {c.strip().lower() for c in header}
+    for name, tests in HEADER_TESTS:
+        if name == "users" and h & EXISTING:
+            continue
+        if any(test <= h for test in tests):
+            return name
     return None
 
 
@@ -88,6 +113,8 @@ def read_zip(data: bytes) -> dict[str, list[dict[str, str]]]:
             text = bundle.read(info).decode("utf-8-sig")
             reader = csv.DictReader(io.StringIO(text, newline=""))
             try:
+                if reader.fieldnames:  # Canvas lowercases the header first
+                    reader.fieldnames = [c.strip().lower() for c in reader.fieldnames]
                 kind = identify(reader.fieldnames or [])
                 if kind is None:
                     raise CanvasCsvError(f"{info.filename}: header not recognised by any importer")
@@ -111,8 +138,19 @@ def check_zip(data: bytes) -> list[str]:
             for column in spec.required:
                 if not (row.get(column) or "").strip():
                     problems.append(f"{kind}.csv line {line}: {column} is required")
+            for group in spec.one_of:
+                if not any((row.get(c) or "").strip() for c in group):
+                    problems.append(
+                        f"{kind}.csv line {line}: one of {', '.join(group)} is required"
+                    )
+            for column, allowed in spec.choices:
+                value = row.get(column, "")
+                if value and value not in allowed:
+                    problems.append(
+                        f'{kind}.csv line {line}: {column} "{value}" is not one Canvas takes'
+                    )
             status = row.get("status", "")
-            if status and status not in spec.statuses:
+            if spec.statuses and status and status not in spec.statuses:
                 problems.append(f'{kind}.csv line {line}: Improper status "{status}"')
             for column in spec.dates:
                 value = row.get(column) or ""

@@ -34,6 +34,7 @@ from ..core.tenants import Canvas
 from . import fingerprint
 from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of, distinct
+from .conversion import renamed_files, renamed_ids, renames
 from .delta import (
     GuardFinding,
     changes_markdown,
@@ -43,9 +44,10 @@ from .delta import (
     harm_summary,
     key_and_values,
     with_retained,
+    with_whole,
 )
 from .enrollments import CanvasEnrollments
-from .files import ORDER
+from .files import ORDER, WHOLE
 from .fingerprint import fingerprinted
 from .lifecycle import RETAINED
 from .mapping import (
@@ -255,6 +257,21 @@ def delta_night(
     previous = canvas_files(lake, tenant_id, base_night) if base_night else None
     kept = retained_files(lake, tenant_id, base_night) if base_night else {}
     enrolled = enrolled_before(lake, tenant_id, previous)
+    # What the night holds that Canvas takes whole: a conversion's renames apply first.
+    whole = {
+        name: read_frame(path, columns_of(path))
+        for name in WHOLE
+        if (path := lake.canvas_file(name, night, tenant_id)).exists()
+    }
+    if by_type := renames(whole.get("change_sis_id")):
+        previous = renamed_files(previous or {}, by_type) or None
+        kept = {
+            n: f for n, f in renamed_files(kept, by_type).items() if isinstance(f, pd.DataFrame)
+        }
+        enrolled = {
+            "courses": renamed_ids(enrolled["courses"], by_type.get("course", {})),
+            "sections": renamed_ids(enrolled["sections"], by_type.get("section", {})),
+        }
     scoped = lake.out_of_scope(night, tenant_id)
     out_of_scope = canvas_ids(read_frame(scoped), cfg.sis_id_prefix) if scoped.exists() else None
     delta = compute_delta(
@@ -266,6 +283,7 @@ def delta_night(
         enrolled=enrolled,
         out_of_scope=out_of_scope,
     )
+    delta = with_whole(delta, whole)  # sent as they came, never compared nor carried
     passed, findings = deletion_guard(previous, current, delta, cfg.max_removal_share)
     verdict = GuardVerdict(
         passed,
@@ -289,6 +307,7 @@ def delta_night(
                 {n: read_frame(p, columns_of(p)) for n, p in current.items()},  # not fingerprints
                 delta.retained,
             )
+            | {n: delta.files[n] for n in WHOLE if n in delta.files}
             if cfg.import_mode == "diffing"
             else delta.files
         )

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ..canvas.conversion import HELD_IN, NAMED_BY
 from ..canvas.files import FILES
 from ..canvas.package import CanvasCsvError, check_zip, read_zip
 from . import canvas_gradebook_api as gradebook_api
@@ -115,8 +116,10 @@ class CanvasSimulator:
         self.stop()
 
     def active(self, name: str) -> dict[str, dict[str, str]]:
-        """Rows of a file that are active in Canvas."""
-        return {k: r for k, r in self.state[name].items() if r.get("status") in ("active", None)}
+        """Rows of a file that are active in Canvas (a group is "available", a membership
+        "accepted"; logins have no status)."""
+        live = ("active", "available", "accepted", None)
+        return {k: r for k, r in self.state[name].items() if r.get("status") in live}
 
     def _save(self) -> None:
         if self.state_file is None:
@@ -145,6 +148,8 @@ class CanvasSimulator:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w") as z:
                 for name, spec in FILES.items():
+                    if spec.whole:  # instructions, not data Canvas keeps as such
+                        continue
                     text = io.StringIO()
                     writer = csv.DictWriter(text, list(spec.columns), extrasaction="ignore")
                     writer.writeheader()
@@ -225,9 +230,12 @@ class CanvasSimulator:
 
     def _apply(self, files: dict[str, list[dict[str, str]]], params: dict[str, str]) -> list[str]:
         warnings: list[str] = []
+        # Processed first, as Canvas does: the other files already use the new ids.
+        warnings += self._change_sis_ids(files.pop("change_sis_id", []))
         identifier = params.get("diffing_data_set_identifier")
         if identifier:
-            files, warnings = self._diff(identifier, files, params)
+            files, diffed = self._diff(identifier, files, params)
+            warnings += diffed
         for name in FILES:
             spec = FILES[name]
             for row in files.get(name, []):
@@ -237,6 +245,32 @@ class CanvasSimulator:
                     **{k: v for k, v in row.items() if v != "" or k in spec.dates},
                 }
         self.version += 1
+        return warnings
+
+    def _change_sis_ids(self, rows: list[dict[str, str]]) -> list[str]:
+        """change_sis_id.csv: each object's SIS id renamed where Canvas keeps it, and every
+        row that names it; a row whose old id is unknown or whose new id is taken fails."""
+        warnings = []
+        for line, row in enumerate(rows, start=2):
+            old, new, kind = row.get("old_id", ""), row.get("new_id", ""), row.get("type", "")
+            name, column = HELD_IN[kind]
+            if not old or not new:  # integration ids are not kept here
+                continue
+            if old not in {r.get(column) for r in self.state[name].values()}:
+                warnings.append(f"change_sis_id.csv line {line}: no {kind} with id {old}")
+                continue
+            if new in {r.get(column) for r in self.state[name].values()}:
+                warnings.append(f"change_sis_id.csv line {line}: {kind} id {new} is taken")
+                continue
+            for file, columns in NAMED_BY[kind]:
+                spec = FILES[file]
+                renamed = {}
+                for row_ in self.state[file].values():
+                    for c in columns:
+                        if row_.get(c) == old:
+                            row_[c] = new
+                    renamed["|".join(row_.get(k, "") for k in spec.key)] = row_
+                self.state[file] = renamed
         return warnings
 
     def _diff(
