@@ -380,7 +380,11 @@ def _assemble(found: dict[str, FileChanges], decided: dict[str, Decisions]) -> D
 def with_whole(delta: Delta, whole: Mapping[str, pd.DataFrame]) -> Delta:
     """The delta with the night's files Canvas takes whole (``files.WHOLE``: a conversion's
     renames, logins to add): sent as they came, each row listed, none of them harmful."""
-    whole = {name: rows for name, rows in whole.items() if len(rows)}
+    whole = {  # every column of the file (a renames file may give only old_id, new_id, type)
+        name: rows.reindex(columns=list(FILES[name].columns), fill_value="")
+        for name, rows in whole.items()
+        if len(rows)
+    }
     if not whole:
         return delta
     listed = [

@@ -272,6 +272,13 @@ def delta_night(
             "courses": renamed_ids(enrolled["courses"], by_type.get("course", {})),
             "sections": renamed_ids(enrolled["sections"], by_type.get("section", {})),
         }
+        write_frame(  # kept under the new ids: a renamed course keeps its history
+            pd.DataFrame(
+                [(n, i) for n, ids in enrolled.items() for i in sorted(ids)],
+                columns=["file", "sis_id"],
+            ),
+            lake.canvas_enrolled(tenant_id),
+        )
     scoped = lake.out_of_scope(night, tenant_id)
     out_of_scope = canvas_ids(read_frame(scoped), cfg.sis_id_prefix) if scoped.exists() else None
     delta = compute_delta(

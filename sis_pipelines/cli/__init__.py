@@ -55,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--tenant", required=True)
     evaluate.add_argument("--night", default="latest", help="YYYY-MM-DD or latest (default)")
+    convert = sub.add_parser(
+        "convert",
+        help="a SIS conversion: match the old SIS's records to the new one's, report, and "
+        "with --go send the renames (change_sis_id.csv) before the night's delta",
+    )
+    convert.add_argument("--tenant", required=True)
+    convert.add_argument(
+        "--from-snapshot",
+        dest="old_night",
+        required=True,
+        help="the old SIS's last night applied to Canvas, YYYY-MM-DD",
+    )
+    convert.add_argument("--night", default="latest", help="the new SIS's night (default latest)")
+    convert.add_argument(
+        "--mapping", help="the district's own CSV of old_id,new_id,type, taken before matching"
+    )
+    convert.add_argument(
+        "--go", action="store_true", help="store the renames for the night's run to send"
+    )
     sync = sub.add_parser(
         "sync-grades",
         help="send a tenant's grades to the SIS now (the grade_sync job), not waiting for the night",
@@ -113,6 +132,14 @@ def _command(args: argparse.Namespace) -> int:
         return 0 if operate.check_connections(args.tenant, args.verbose) else 1
     if args.command == "evaluate":  # needs no Dagster instance either
         return operate.evaluate_tenant(args.tenant, parse_night(args.night))
+    if args.command == "convert":  # nor this
+        return operate.convert_tenant(
+            args.tenant,
+            parse_night(args.old_night),
+            parse_night(args.night),
+            args.mapping,
+            args.go,
+        )
     instance = operate.dagster_instance()
     if args.command == "tenants":
         if args.action == "list":

@@ -117,6 +117,10 @@ class Lake:
         """The same, summed up per Canvas file with examples (Markdown)."""
         return self.file(EVALUATE, "report", night, tenant, suffix=".md")
 
+    def conversion(self, night: date | str, tenant: str, suffix: str = ".parquet") -> UPath:
+        """A SIS conversion's matching, per type (``.md``: the same for people to read)."""
+        return self.file(EVALUATE, "conversion", night, tenant, suffix=suffix)
+
     def canvas_file(self, name: str, night: date | str, tenant: str) -> UPath:
         """One Canvas SIS CSV (accounts, terms, …) of the full state a night implies."""
         return self.file(CANVAS_MAPPING, name, night, tenant)

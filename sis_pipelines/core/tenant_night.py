@@ -66,6 +66,9 @@ class NightFiles:
     def evaluation_report(self) -> UPath:
         return self.lake.evaluation_report(self.night, self.tenant)
 
+    def conversion(self, suffix: str = ".parquet") -> UPath:
+        return self.lake.conversion(self.night, self.tenant, suffix)
+
     def gateway_rejects(self) -> UPath:
         return self.lake.gateway_rejects(self.night, self.tenant)
 

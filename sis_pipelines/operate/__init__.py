@@ -2,7 +2,7 @@
 check freshness and connections, evaluate a night, sync grades. The CLI, the demo, the benchmark
 and the tests call these; Dagster's internals stay in ``runs`` and ``backfills``."""
 
-from .checks import check_connections, check_freshness, evaluate_tenant
+from .checks import check_connections, check_freshness, convert_tenant, evaluate_tenant
 from .grades import run_request, sync_grades
 from .instance import console, dagster_instance, first_line, quiet_dagster
 from .tenant_backfill import backfill_nights, report, resume_backfill
@@ -16,6 +16,7 @@ __all__ = [
     "check_freshness",
     "check_night",
     "console",
+    "convert_tenant",
     "dagster_instance",
     "evaluate_tenant",
     "first_line",

@@ -79,3 +79,47 @@ def evaluate_tenant(tenant_id: str, night: date, out=print) -> int:
     out(str(figures["evaluation"]).rstrip())
     out(f"changes: {figures['changes_file']}")
     return 0
+
+
+def convert_tenant(
+    tenant_id: str,
+    old_night: date,
+    night: date,
+    mapping: str | None = None,
+    go: bool = False,
+    out=print,
+) -> int:
+    """A SIS conversion: the old SIS's last night matched with the new SIS's night, the
+    report printed and stored; with ``go``, the renames stored for the night's run to send
+    first (change_sis_id.csv). Reads and writes the lake only (no Dagster instance)."""
+    import pandas as pd
+
+    from ..canvas.conversion import convert_night
+    from ..core.lake import Lake
+    from ..core.tenant_night import TenantNight
+
+    tenant = in_tenants_file(tenant_id)[tenant_id]
+    check_night(night)
+    if tenant.canvas is None:
+        raise UsageError(f"tenant {tenant_id!r} has no canvas section: nothing to convert")
+    supplied = None
+    if mapping:
+        try:
+            supplied = pd.read_csv(mapping, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--mapping {mapping}: {exc}") from None
+        if not {"old_id", "new_id", "type"} <= set(supplied.columns):
+            raise UsageError(f"--mapping {mapping}: the columns must be old_id, new_id, type")
+    figures = convert_night(
+        Lake.at(), TenantNight(tenant_id, tenant, night), old_night, supplied, go
+    )
+    out(str(figures["conversion"]))
+    if go:
+        out(
+            f"{figures['renames']} renames stored for night {night}: sis-pipelines run --tenant "
+            f"{tenant_id} --night {night} sends change_sis_id.csv first, then the night's delta "
+            "under the new ids"
+        )
+    else:
+        out("nothing stored: add --go to send these renames with the night")
+    return 0
