@@ -16,7 +16,7 @@ from sis_pipelines.canvas.conversion import match
 from sis_pipelines.cli import main
 from sis_pipelines.core.lake import Lake
 from sis_pipelines.core.nights import latest_complete_night
-from sis_pipelines.operate import run_tenant_night
+from sis_pipelines.operate import evaluate_tenant, run_tenant_night
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 from sis_pipelines.simulator.plugin import canvas_simulator
@@ -102,6 +102,12 @@ def test_a_sis_conversion_keeps_every_canvas_course_section_and_enrollment(
     assert not (data / "canvas_mapping" / "change_sis_id" / str(night2) / "conv.parquet").exists()
     # Then sent: change_sis_id.csv first, and the night's delta under the new ids.
     assert main(["convert", "--tenant", "conv", "--from-snapshot", str(night1), "--go"]) == 0
+    # evaluate shows the night against Canvas as the renames will leave it: nothing to remove
+    # nor to create.
+    assert evaluate_tenant("conv", night2, out=lambda line: None) == 0
+    evaluated = pq.read_table(data / "evaluate" / "changes" / str(night2) / "conv.parquet")
+    removing = {"add", "delete", "conclude", "complete", "suspend"}
+    assert not removing & set(evaluated.column("action").to_pylist())
     outcome = run_tenant_night(instance, "conv", night2)
     assert outcome.success, outcome.errors
     changes = pq.read_table(data / "canvas" / "changes" / str(night2) / "conv.parquet").to_pandas()

@@ -17,7 +17,8 @@ from ..core.figures import Figures, Markdown
 from ..core.lake import Lake
 from ..core.storage import atomic_write_bytes, read_frame, write_frame
 from ..core.tenant_night import TenantNight
-from .compare import rows_in
+from .compare import read_whole, rows_in
+from .conversion import renamed_files, renames
 from .delta import REMOVALS, compute_delta, deletion_guard, harm_summary
 from .enrollments import INTERNAL
 from .files import FILES
@@ -61,6 +62,10 @@ def evaluate_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     out_of_scope = (
         canvas_ids(read_frame(scoped), tenant.canvas.sis_id_prefix) if scoped.exists() else None
     )
+    # A conversion stored for the night (convert --go): Canvas as it will be once renamed.
+    renaming = lake.canvas_file("change_sis_id", night, tenant_id)
+    if renaming.exists() and (by_type := renames(read_frame(renaming))):
+        in_canvas = {n: read_whole(f) for n, f in renamed_files(in_canvas, by_type).items()}
     delta = compute_delta(in_canvas, current, tenant.canvas, night, out_of_scope=out_of_scope)
     changes, changes_file = delta.changes, lake.evaluation(night, tenant_id)
     write_frame(changes, changes_file)
