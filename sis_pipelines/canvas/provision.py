@@ -35,6 +35,7 @@ from . import fingerprint
 from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of, distinct
 from .conversion import renamed_files, renamed_ids, renames
+from .crosslist import crosslists
 from .delta import (
     GuardFinding,
     changes_markdown,
@@ -141,6 +142,12 @@ def map_night(lake: Lake, tn: TenantNight) -> Figures:
             del file
     finally:
         writes.close()
+    xlists, path = crosslists(lake, tn), lake.canvas_file("xlists", night, tenant_id)
+    if xlists is not None:
+        write_canvas_file("xlists", xlists, path)
+        rows["xlists"] = len(xlists)
+    elif path.exists():  # the rule turned off: tonight has none, the delta sends them back
+        path.unlink()
     figures: Figures = {f"{name}_rows": rows[name] for name in ORDER if name in rows}
     figures["users_without_login_id"] = without_login
     write_frame(scoping.listing(), lake.out_of_scope(night, tenant_id))

@@ -189,6 +189,10 @@ class Canvas(_Strict):
     # A course that leaves the SIS before its term ends: concluded (work kept), or deleted
     # when it never had an enrollment. After its term ended a course is always concluded.
     course_removal: Literal["conclude", "delete_if_unused"] = "conclude"
+    # "course_teacher_term": the classes of one course, taught by the same teachers in one term
+    # at one school, are one Canvas course: the others' sections cross-listed into the first's
+    # (xlists.csv), and sent back when the rule no longer holds. Needs course_mode class.
+    crosslist: Literal["none", "course_teacher_term"] = "none"
     scope: Scope = Scope()  # which schools, sessions, classes and people go to Canvas
     # Above this share of a tenant's active users, courses, sections or enrollments
     # removed in one night, nothing is uploaded until an operator allows it.
@@ -215,6 +219,11 @@ class Canvas(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Canvas:
+        if self.crosslist != "none" and self.course_mode != "class":
+            raise ValueError(
+                "crosslist: course_mode course_term already makes a course of a course's "
+                "classes in a term (a section each); cross-listing needs course_mode class"
+            )
         if self.source == "rest" and not (
             self.base_url.startswith(("https://", "http://")) and self.token_env
         ):

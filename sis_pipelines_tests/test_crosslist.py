@@ -1,0 +1,106 @@
+"""Cross-listing: the classes of one course taught by the same teachers in one term at one
+school become one Canvas course (xlists.csv), and go back when the rule no longer holds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow.parquet as pq
+import pytest
+
+from sis_pipelines.core.lake import Lake
+from sis_pipelines.core.nights import latest_complete_night
+from sis_pipelines.core.tenants import TenantsFileError, parse_tenants
+from sis_pipelines.operate import run_tenant_night
+from sis_pipelines.simulator.district import District
+from sis_pipelines.simulator.export import export_bundle
+from sis_pipelines.simulator.plugin import canvas_simulator
+
+TENANT = """
+tenants:
+  xl:
+    vendor: generic
+    oneroster: {{version: "1.1", source: csv, path: "{path}"}}
+    canvas: {{source: simulator, account_id: 1, crosslist: {rule}}}
+"""
+
+
+class TwoPeriods:
+    """The district with each course's second section taught by its first section's teacher
+    (as a teacher takes two periods of one course)."""
+
+    def __init__(self, district: District):
+        self.district, self.district_id = district, district.district_id
+
+    def snapshot(self, night):
+        snapshot = self.district.snapshot(night)
+        enrollments = snapshot["enrollments"].copy()
+        teacher = enrollments["role"] == "teacher"
+        of_class = enrollments[teacher].set_index("classSourcedId")["userSourcedId"]
+        sibling = enrollments.loc[teacher, "classSourcedId"].str.replace(r"-1$", "-0", regex=True)
+        takes = teacher & enrollments["classSourcedId"].str.endswith("-1")
+        enrollments.loc[takes, "userSourcedId"] = (
+            sibling[takes].map(of_class).fillna(enrollments.loc[takes, "userSourcedId"])
+        )
+        return {**snapshot, "enrollments": enrollments}
+
+
+def test_sections_of_one_course_teacher_and_term_are_cross_listed_then_sent_back(
+    workspace, tmp_path
+):
+    instance, data, tenants = workspace
+    drops = tmp_path / "drops"
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    district = TwoPeriods(District(300, 5))
+    for night in (night1, night2):
+        export_bundle(district, night, drops)
+    tenants.write_text(TENANT.format(path=drops, rule="course_teacher_term"))
+    assert run_tenant_night(instance, "xl", night1).success
+    sim = canvas_simulator("xl", Lake.at(str(data)).simulator_state("canvas"))
+    xlists = sim.active("xlists")
+    assert xlists
+    snapshot = district.snapshot(night1)
+    classes = snapshot["classes"].set_index("sourcedId")
+    enrollments = snapshot["enrollments"]
+    teachers = (
+        enrollments[enrollments["role"] == "teacher"]
+        .groupby("classSourcedId")["userSourcedId"]
+        .agg(lambda s: tuple(sorted(s)))
+    )
+
+    def rule(cls: str) -> tuple:
+        row = classes.loc[cls]
+        return (
+            row["courseSourcedId"],
+            row["termSourcedIds"][0],
+            row["schoolSourcedId"],
+            teachers[cls],
+        )
+
+    for section, row in xlists.items():
+        target = row["xlist_course_id"]
+        assert target < section and rule(target) == rule(section), (section, target)
+    # Every class of a group is either the target or cross-listed into it.
+    grouped = {}
+    for cls in teachers.index.intersection(classes.index):
+        grouped.setdefault(rule(cls), []).append(cls)
+    expected = sum(len(g) - 1 for g in grouped.values())
+    assert len(xlists) == expected
+    # The rule turned off: tonight has no cross-list, every section goes back to its course.
+    tenants.write_text(TENANT.format(path=drops, rule="none"))
+    assert run_tenant_night(instance, "xl", night2).success
+    assert not sim.active("xlists")
+    assert {r["status"] for r in sim.state["xlists"].values()} == {"deleted"}
+    changes = pq.read_table(data / "canvas" / "changes" / str(night2) / "xl.parquet").to_pandas()
+    sent_back = changes[changes["file"] == "xlists"]
+    assert set(sent_back["action"]) == {"delete"} and len(sent_back) == len(xlists)
+
+
+def test_cross_listing_needs_a_course_per_class():
+    with pytest.raises(TenantsFileError, match="cross-listing needs course_mode class"):
+        parse_tenants(
+            "tenants:\n  t:\n    vendor: generic\n"
+            "    oneroster: {version: '1.1', source: simulator}\n"
+            "    canvas: {source: simulator, course_mode: course_term, crosslist: course_teacher_term}\n"
+        )
