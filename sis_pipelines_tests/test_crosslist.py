@@ -104,3 +104,39 @@ def test_cross_listing_needs_a_course_per_class():
             "    oneroster: {version: '1.1', source: simulator}\n"
             "    canvas: {source: simulator, course_mode: course_term, crosslist: course_teacher_term}\n"
         )
+
+
+ADMINS = """
+tenants:
+  ad:
+    vendor: generic
+    oneroster: {{version: "1.1", source: csv, path: "{path}"}}
+    canvas: {{source: simulator, account_id: 1{admins}}}
+"""
+
+
+def test_administrators_become_account_admins_and_leave_when_no_longer_named(workspace, tmp_path):
+    """canvas.admins: the SIS's administrators are admins of their school's account (the
+    district's staff of the root account), removed when the tenant stops naming them."""
+    instance, data, tenants = workspace
+    drops = tmp_path / "drops"
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    district = District(300, 5)
+    for night in (night1, night2):
+        export_bundle(district, night, drops)
+    named = ", admins: [{roles: [administrator], account: school, role: AccountAdmin}]"
+    tenants.write_text(ADMINS.format(path=drops, admins=named))
+    assert run_tenant_night(instance, "ad", night1).success
+    sim = canvas_simulator("ad", Lake.at(str(data)).simulator_state("canvas"))
+    users = district.snapshot(night1)["users"]
+    staff = users[users["role"] == "administrator"]
+    expected = {
+        f"{u}|{school}|AccountAdmin|"
+        for u, school in zip(staff["sourcedId"], staff["primaryOrgSourcedId"], strict=True)
+    }
+    assert set(sim.active("admins")) == expected and expected
+    tenants.write_text(ADMINS.format(path=drops, admins=""))
+    assert run_tenant_night(instance, "ad", night2).success
+    assert not sim.active("admins")
+    assert {r["status"] for r in sim.state["admins"].values()} == {"deleted"}

@@ -32,6 +32,7 @@ from ..core.storage import (
 from ..core.tenant_night import TenantNight
 from ..core.tenants import Canvas
 from . import fingerprint
+from .admins import admins
 from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of, distinct
 from .conversion import renamed_files, renamed_ids, renames
@@ -147,6 +148,12 @@ def map_night(lake: Lake, tn: TenantNight) -> Figures:
         write_canvas_file("xlists", xlists, path)
         rows["xlists"] = len(xlists)
     elif path.exists():  # the rule turned off: tonight has none, the delta sends them back
+        path.unlink()
+    made, path = admins(lake, tn), lake.canvas_file("admins", night, tenant_id)
+    if made is not None:
+        write_canvas_file("admins", made, path)
+        rows["admins"] = len(made)
+    elif path.exists():  # no admins named any more: the delta removes the ones we made
         path.unlink()
     figures: Figures = {f"{name}_rows": rows[name] for name in ORDER if name in rows}
     figures["users_without_login_id"] = without_login

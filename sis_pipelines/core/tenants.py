@@ -165,6 +165,16 @@ class Scope(_Strict):
         )
 
 
+class Admins(_Strict):
+    """Canvas account admins from OneRoster roles: which roles, at which account, which role."""
+
+    roles: list[str] = Field(min_length=1)  # OneRoster roles, e.g. administrator
+    # "school": the account of the user's school (its primary org, else its first); "district":
+    # the root account.
+    account: Literal["school", "district"] = "school"
+    role: str = "AccountAdmin"  # AccountAdmin or a custom account role (case-sensitive)
+
+
 class Canvas(_Strict):
     base_url: str = ""
     account_id: int | str = 1
@@ -193,6 +203,9 @@ class Canvas(_Strict):
     # at one school, are one Canvas course: the others' sections cross-listed into the first's
     # (xlists.csv), and sent back when the rule no longer holds. Needs course_mode class.
     crosslist: Literal["none", "course_teacher_term"] = "none"
+    # Opt-in: OneRoster users of these roles become account admins (admins.csv); an admin who
+    # leaves the role or the SIS is removed (deleted), only ever an admin this pipeline made.
+    admins: list[Admins] = []
     scope: Scope = Scope()  # which schools, sessions, classes and people go to Canvas
     # Above this share of a tenant's active users, courses, sections or enrollments
     # removed in one night, nothing is uploaded until an operator allows it.
