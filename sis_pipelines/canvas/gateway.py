@@ -121,8 +121,13 @@ def _checked(name: str, kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, p
     spec = FILES[kind]
     lines = pd.Series(np.arange(len(frame)) + 2, index=frame.index)  # the header is line 1
     out = pd.DataFrame(index=frame.index)
+    # Every documented column the file has is kept; one it lacks is left out (not an empty
+    # cell: Canvas keeps what it holds for a column a file does not have).
+    needed = {*spec.key, *spec.required, *(c for g in spec.one_of for c in g)}
+    needed |= {"status"} if spec.statuses else set()
     for column in spec.columns:
-        out[column] = frame[column].str.strip() if column in frame else ""
+        if column in frame or column in needed:
+            out[column] = frame[column].str.strip() if column in frame else ""
     reason = pd.Series("", index=frame.index, dtype=object)
     column_of = pd.Series("", index=frame.index, dtype=object)
 
@@ -131,7 +136,7 @@ def _checked(name: str, kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, p
         reason[new] = why[new] if isinstance(why, pd.Series) else why
         column_of[new] = column
 
-    for column in spec.columns:
+    for column in out.columns:
         # A drop's row goes to Canvas as written: a control character (a NUL in a user_id, a
         # bare carriage return in a name) is refused with the row, never passed on.
         held = out[column].str.contains(CONTROL.pattern, regex=True)
@@ -159,7 +164,7 @@ def _checked(name: str, kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, p
             "status",
             'Improper status "' + status + '" (takes ' + ", ".join(sorted(spec.statuses)) + ")",
         )
-    for column in spec.dates:
+    for column in (c for c in spec.dates if c in out):
         value = out[column]
         parsed = pd.to_datetime(
             value.where(value != ""), errors="coerce", utc=True, format="ISO8601"
@@ -204,7 +209,7 @@ def _first_of_key(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
                 "column": ",".join(key),
                 "reason": f"a second {kind} row for {'/'.join(str(r[k]) for k in key)} "
                 f"(the first is {r['_file_first']} line {int(r['_line_first'])}); Canvas would take only one",
-                "row": ",".join(str(r[c]) for c in FILES[kind].columns),
+                "row": ",".join(str(r[c]) for c in FILES[kind].columns if c in r),
             }
             for r in seen.to_dict("records")
         ]

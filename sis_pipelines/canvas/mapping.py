@@ -102,7 +102,8 @@ def mapped_columns(name: str, cfg: Canvas) -> list[str]:
     columns = MAPPED_COLUMNS[name] + Scoping(cfg.scope).columns().get(name, [])
     if name != "users":
         return columns
-    unused = {f for f in LOGIN_FIELDS if f not in (cfg.login_id_field, "email")}
+    wanted = (cfg.login_id_field, "email", cfg.integration_id_field)
+    unused = {f for f in LOGIN_FIELDS if f not in wanted}
     if not cfg.observers:
         unused.add("agentSourcedIds")
     return [c for c in columns if c not in unused]
@@ -239,9 +240,28 @@ def canvas_users(users: pd.DataFrame, cfg: Canvas) -> tuple[pd.DataFrame, np.nda
             "status": pc.if_else(disabled, "suspended", "active"),
         }
     ).filter(eligible)
+    table = _sign_in(table, users, role, cfg, eligible)
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     frame.attrs["without_login"] = int(without_login)
     return frame, eligible.to_numpy(zero_copy_only=False)
+
+
+def _sign_in(
+    table: pa.Table, users: pd.DataFrame, role: pa.ChunkedArray, cfg: Canvas, eligible
+) -> pa.Table:
+    """The tenant's sign-in columns, only when it sets them (a file without them is compared
+    as before: turning one on updates every user once)."""
+    if cfg.integration_id_field is not None:
+        table = table.append_column(
+            "integration_id", text(users[cfg.integration_id_field]).filter(eligible)
+        )
+    if cfg.authentication_provider_id is not None or cfg.authentication_provider_by_role:
+        chosen = _mapped(role, cfg.authentication_provider_by_role)
+        if cfg.authentication_provider_id is not None:
+            chosen = pc.coalesce(chosen, cfg.authentication_provider_id)
+        chosen = chosen.filter(eligible)
+        table = table.append_column("authentication_provider_id", chosen)
+    return table
 
 
 def _observers(

@@ -203,6 +203,14 @@ class Canvas(_Strict):
     # at one school, are one Canvas course: the others' sections cross-listed into the first's
     # (xlists.csv), and sent back when the rule no longer holds. Needs course_mode class.
     crosslist: Literal["none", "course_teacher_term"] = "none"
+    # How users sign in (users.csv authentication_provider_id): the tenant's provider for
+    # every login (saml, google, microsoft, openid_connect, cas, ldap, or a provider's id),
+    # and per OneRoster role over it. None: Canvas's own logins.
+    authentication_provider_id: str | None = None
+    authentication_provider_by_role: dict[str, str] = {}
+    # A OneRoster field sent as each user's integration_id (users.csv): e.g. the state id
+    # districts keep in identifier.
+    integration_id_field: Literal["identifier", "sourcedId", "email", "username"] | None = None
     # Opt-in: OneRoster users of these roles become account admins (admins.csv); an admin who
     # leaves the role or the SIS is removed (deleted), only ever an admin this pipeline made.
     admins: list[Admins] = []

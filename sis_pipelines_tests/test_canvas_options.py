@@ -1,10 +1,15 @@
-"""Cross-listing: the classes of one course taught by the same teachers in one term at one
-school become one Canvas course (xlists.csv), and go back when the rule no longer holds."""
+"""What a district asks of Canvas beyond its roster, through a night: cross-listing (the
+classes of one course taught by the same teachers in one term at one school become one Canvas
+course, and go back when the rule no longer holds), account admins from OneRoster roles, and
+how users sign in (SSO providers, integration ids)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import timedelta
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -140,3 +145,39 @@ def test_administrators_become_account_admins_and_leave_when_no_longer_named(wor
     assert run_tenant_night(instance, "ad", night2).success
     assert not sim.active("admins")
     assert {r["status"] for r in sim.state["admins"].values()} == {"deleted"}
+
+
+def test_sign_in_providers_and_integration_ids_reach_canvas_only_when_set(workspace, tmp_path):
+    instance, data, tenants = workspace
+    drops = tmp_path / "drops"
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    district = District(300, 5)
+    for night in (night1, night2):
+        export_bundle(district, night, drops)
+    tenants.write_text(ADMINS.format(path=drops, admins=""))
+    assert run_tenant_night(instance, "ad", night1).success
+    lake = Lake.at(str(data))
+    with zipfile.ZipFile(io.BytesIO(lake.sis_import_zip(night1, "ad").read_bytes())) as z:
+        header = z.read("users.csv").decode().splitlines()[0]
+    assert "authentication_provider_id" not in header and "integration_id" not in header
+    sign_in = (
+        ", authentication_provider_id: google, authentication_provider_by_role: {teacher: saml}"
+        ", integration_id_field: identifier"
+    )
+    tenants.write_text(ADMINS.format(path=drops, admins=sign_in))
+    assert run_tenant_night(instance, "ad", night2).success
+    sim = canvas_simulator("ad", lake.simulator_state("canvas"))
+    users = district.snapshot(night2)["users"].set_index("sourcedId")
+    held = sim.active("users")
+    for user_id, row in held.items():
+        role = users.loc[user_id, "role"]
+        assert row["authentication_provider_id"] == ("saml" if role == "teacher" else "google")
+        identifier = users.loc[user_id, "identifier"]
+        assert row.get("integration_id", "") == ("" if pd.isna(identifier) else str(identifier))
+    # Turned on, every user already in Canvas is updated once (the sign-in changed); the
+    # night's new students added; none removed.
+    changes = pq.read_table(data / "canvas" / "changes" / str(night2) / "ad.parquet").to_pandas()
+    actions = changes.loc[changes["file"] == "users", "action"]
+    assert set(actions) <= {"update", "add"}
+    assert (actions == "update").sum() == len(held) - (actions == "add").sum()
