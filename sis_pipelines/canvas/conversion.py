@@ -114,7 +114,9 @@ MATCHED_BY: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("term", (("name", "start_date"),)),
     ("course", (("short_name", "long_name", "account_id", "term_id"),)),
     ("section", (("name", "course_id"),)),
-    ("user", (("login_id",), ("email",))),
+    # A state id sent as integration_id (canvas.integration_id_field) first: it survives a
+    # conversion when logins change.
+    ("user", (("integration_id",), ("login_id",), ("email",))),
 )
 # Columns that name a parent, matched before: compared under the new SIS's ids.
 PARENTS = {"account_id": "account", "term_id": "term", "course_id": "course"}
