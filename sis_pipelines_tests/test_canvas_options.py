@@ -30,6 +30,16 @@ tenants:
 """
 
 
+def two_nights(tmp_path, district) -> tuple:
+    """The district's CSV drops for the last two nights: (drops folder, night1, night2)."""
+    drops = tmp_path / "drops"
+    night2 = latest_complete_night()
+    night1 = night2 - timedelta(days=1)
+    for night in (night1, night2):
+        export_bundle(district, night, drops)
+    return drops, night1, night2
+
+
 class TwoPeriods:
     """The district with each course's second section taught by its first section's teacher
     (as a teacher takes two periods of one course)."""
@@ -54,12 +64,8 @@ def test_sections_of_one_course_teacher_and_term_are_cross_listed_then_sent_back
     workspace, tmp_path
 ):
     instance, data, tenants = workspace
-    drops = tmp_path / "drops"
-    night2 = latest_complete_night()
-    night1 = night2 - timedelta(days=1)
     district = TwoPeriods(District(300, 5))
-    for night in (night1, night2):
-        export_bundle(district, night, drops)
+    drops, night1, night2 = two_nights(tmp_path, district)
     tenants.write_text(TENANT.format(path=drops, rule="course_teacher_term"))
     assert run_tenant_night(instance, "xl", night1).success
     sim = canvas_simulator("xl", Lake.at(str(data)).simulator_state("canvas"))
@@ -124,12 +130,8 @@ def test_administrators_become_account_admins_and_leave_when_no_longer_named(wor
     """canvas.admins: the SIS's administrators are admins of their school's account (the
     district's staff of the root account), removed when the tenant stops naming them."""
     instance, data, tenants = workspace
-    drops = tmp_path / "drops"
-    night2 = latest_complete_night()
-    night1 = night2 - timedelta(days=1)
     district = District(300, 5)
-    for night in (night1, night2):
-        export_bundle(district, night, drops)
+    drops, night1, night2 = two_nights(tmp_path, district)
     named = ", admins: [{roles: [administrator], account: school, role: AccountAdmin}]"
     tenants.write_text(ADMINS.format(path=drops, admins=named))
     assert run_tenant_night(instance, "ad", night1).success
@@ -149,12 +151,8 @@ def test_administrators_become_account_admins_and_leave_when_no_longer_named(wor
 
 def test_sign_in_providers_and_integration_ids_reach_canvas_only_when_set(workspace, tmp_path):
     instance, data, tenants = workspace
-    drops = tmp_path / "drops"
-    night2 = latest_complete_night()
-    night1 = night2 - timedelta(days=1)
     district = District(300, 5)
-    for night in (night1, night2):
-        export_bundle(district, night, drops)
+    drops, night1, night2 = two_nights(tmp_path, district)
     tenants.write_text(ADMINS.format(path=drops, admins=""))
     assert run_tenant_night(instance, "ad", night1).success
     lake = Lake.at(str(data))
