@@ -71,6 +71,10 @@ class OneRoster(_Strict):
     page_size: int = Field(1000, ge=1, le=1_000_000)
     max_concurrency: int = Field(2, ge=1, le=32)
     sort: bool = True  # ask for sort=sourcedId (drift-safe paging when the SIS honours it)
+    # How the large collections (courses, classes, enrollments) are read: "bulk" (one endpoint
+    # each), "by_school" (/schools/{id}/…, a school at a time, for a SIS whose bulk endpoints
+    # time out), or "auto" (bulk, and school by school when a bulk collection fails).
+    service: Literal["bulk", "by_school", "auto"] = "bulk"
     timeout_s: float = Field(60.0, gt=0)
     # After the client's own retries: how often, and how far apart, a failed fetch step runs again.
     step_retries: int = Field(2, ge=0, le=10)

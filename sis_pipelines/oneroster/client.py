@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -310,6 +310,24 @@ class OneRosterClient:
 
     def stats_for(self, collection: Collection) -> FetchStats:
         return FetchStats(endpoint=urlsplit(f"{self.base_url}/{collection.endpoint}").path)
+
+    def by_school(
+        self,
+        collection: Collection,
+        schools: list[str],
+        stats: FetchStats,
+        hook: Callable[[dict], None] | None = None,
+    ) -> Iterator[tuple[pa.Table, Rejects]]:
+        """The collection read school by school (``/schools/{id}/classes`` …), one walk each;
+        ``stats`` sums them. A record under two schools comes twice: whoever keeps them
+        de-duplicates."""
+        for school in schools:
+            of_school = replace(
+                collection, endpoint=f"schools/{quote(school, safe='')}/{collection.endpoint}"
+            )
+            part = self.stats_for(of_school)
+            yield from self.pages(of_school, part, hook)
+            stats.absorb(part)
 
     def pages(
         self,

@@ -47,6 +47,15 @@ class FetchStats:
     totals_reported: list[int] = field(default_factory=list)
     drift_rewinds: int = 0
 
+    def absorb(self, part: FetchStats) -> None:
+        """One school's walk added to the collection's (read school by school)."""
+        for name in ("requests", "pages", "retries", "records_received", "duplicates"):
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.drift_rewinds += part.drift_rewinds
+        self.page_size_requested = part.page_size_requested or self.page_size_requested
+        self.page_size_served = part.page_size_served or self.page_size_served
+        self.sorted_by_server &= part.sorted_by_server
+
     @property
     def reconciled(self) -> bool | None:
         """Whether the provider's own count matches what we kept (None: it sent no count)."""

@@ -47,6 +47,7 @@ from .csv_bundle import (
     streamed_read,
 )
 from .csv_columnar import RowPath
+from .errors import OneRosterError
 from .normalise import Rejects, arrow_schema
 from .paging import FetchStats
 from .privacy import contact_hook
@@ -55,6 +56,7 @@ from .shown import shown
 
 if TYPE_CHECKING:
     from ..services.connect import Services
+    from .client import OneRosterClient
 
 # Figures only a REST fetch has: a CSV bundle has no pages, requests or server sort.
 REST_ONLY = (
@@ -227,11 +229,8 @@ def take_snapshot(
                 }
             else:
                 with services.rostering(r.tenant_id, r.tenant, r.night) as client:
-                    stats = client.stats_for(r.collection)
-                    hook = privacy_hook(r.tenant_id, r.tenant, r.collection)
-                    for table, rejects in client.pages(r.collection, stats, hook):
-                        writer.add(table, rejects)
-                keep_last = not stats.sorted_by_server
+                    stats, by_school = _fetch_rest(client, lake, r, writer, notes)
+                keep_last = by_school or not stats.sorted_by_server
                 source = r.tenant.oneroster.source  # the tenants file's name for it
                 origin = {"origin": "sis" if source == "rest" else source}
             result = writer.finish(keep_last)
@@ -322,6 +321,57 @@ def _first_night_absent(
         if bundle.mode(ref) == "absent"
         and not any(n < str(r.night) for n in lake.snapshot_nights(ref, r.tenant_id))
     ]
+
+
+# The collections a SIS also serves school by school (/schools/{id}/…, OneRoster 1.1 and 1.2).
+BY_SCHOOL = frozenset({"courses", "classes", "enrollments"})
+
+
+def _fetch_rest(
+    client: OneRosterClient,
+    lake: Lake,
+    r: SnapshotRequest,
+    writer: SnapshotWriter,
+    notes: list[str],
+) -> tuple[FetchStats, bool]:
+    """The collection from the SIS into ``writer``: its bulk endpoint, or school by school as
+    the tenant's ``oneroster.service`` says (``auto``: when the bulk endpoint fails after the
+    client's retries, the collection is read again from the start, school by school). Its
+    fetch figures, and whether it was read by school."""
+    hook = privacy_hook(r.tenant_id, r.tenant, r.collection)
+    service = r.tenant.oneroster.service if r.collection.name in BY_SCHOOL else "bulk"
+    stats = client.stats_for(r.collection)
+    if service != "by_school":
+        try:
+            for table, rejects in client.pages(r.collection, stats, hook):
+                writer.add(table, rejects)
+            return stats, False
+        except OneRosterError as exc:
+            if service != "auto" or not exc.retryable:
+                raise
+            writer.restart()
+            notes.append(
+                f"tenant {r.tenant_id!r}, {r.collection.name}: the bulk endpoint failed ({exc}); "
+                "read school by school instead (oneroster.service: auto)"
+            )
+    schools = _schools(lake, r)
+    stats = client.stats_for(r.collection)
+    stats.endpoint = f"schools/{{id}}/{r.collection.endpoint} ({len(schools)} schools)"
+    for table, rejects in client.by_school(r.collection, schools, stats, hook):
+        writer.add(table, rejects)
+    return stats, True
+
+
+def _schools(lake: Lake, r: SnapshotRequest) -> list[str]:
+    """The night's schools (orgs of type school), from its stored orgs snapshot."""
+    path = lake.snapshot("orgs", r.night, r.tenant_id)
+    if not path.exists():
+        raise StoredStateError(
+            f"tenant {r.tenant_id!r}, {r.collection.name}, night {r.night}: read by school, it "
+            "needs the night's orgs first: materialize oneroster/orgs"
+        )
+    orgs = read_frame(path, ["sourcedId", "type"])
+    return sorted(orgs.loc[orgs["type"].astype(str) == "school", "sourcedId"].astype(str))
 
 
 def _fetch_figures(stats: FetchStats) -> Figures:

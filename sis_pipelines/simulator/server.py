@@ -40,6 +40,12 @@ VIEWS = {
     "students": ("users", "role", {"student"}),
     "teachers": ("users", "role", {"teacher"}),
 }
+# A school's collections (/schools/{id}/…): endpoint -> the column naming the school.
+OF_SCHOOL = {
+    "classes": "schoolSourcedId",
+    "courses": "orgSourcedId",
+    "enrollments": "schoolSourcedId",
+}
 
 
 class SimulatorServer:
@@ -195,6 +201,9 @@ class SimulatorServer:
         if not path.startswith(base + "/"):
             return 404, {}, imsx("failure", "unknownobject", f"no such route {path}")
         parts = path[len(base) + 1 :].strip("/").split("/")
+        school = None
+        if len(parts) == 3 and parts[0] == "schools" and parts[2] in OF_SCHOOL:
+            school, parts = unquote(parts[1]), parts[2:]  # /schools/{id}/classes …
         endpoint = parts[0]
         if endpoint in ENDPOINTS:
             name, view = ENDPOINTS[endpoint], None
@@ -205,6 +214,11 @@ class SimulatorServer:
         frame = self.frames[name]
         if view is not None:
             frame = frame[frame[view[1]].isin(view[2])]
+        if school is not None:
+            orgs = self.frames["orgs"]
+            if not ((orgs["sourcedId"] == school) & (orgs["type"] == "school")).any():
+                return 404, {}, imsx("failure", "unknownobject", f"school {school} not found")
+            frame = frame[frame[OF_SCHOOL[endpoint]] == school]
         renderer = Renderer(self.profile, self.base_url)
         collection = COLLECTIONS[name]
         envelope = collection.envelope
