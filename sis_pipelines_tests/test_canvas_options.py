@@ -162,6 +162,7 @@ def test_sign_in_providers_and_integration_ids_reach_canvas_only_when_set(worksp
     sign_in = (
         ", authentication_provider_id: google, authentication_provider_by_role: {teacher: saml}"
         ", integration_id_field: identifier"
+        ", logins: [{login_id_field: email, authentication_provider_id: google}]"
     )
     tenants.write_text(ADMINS.format(path=drops, admins=sign_in))
     assert run_tenant_night(instance, "ad", night2).success
@@ -173,6 +174,12 @@ def test_sign_in_providers_and_integration_ids_reach_canvas_only_when_set(worksp
         assert row["authentication_provider_id"] == ("saml" if role == "teacher" else "google")
         identifier = users.loc[user_id, "identifier"]
         assert row.get("integration_id", "") == ("" if pd.isna(identifier) else str(identifier))
+    # A second login (the email, through Google) for each user with an email.
+    emails = users.loc[list(held), "email"].dropna()
+    logins = sim.state["logins"]
+    assert {f"{u}-email|{e}" for u, e in emails.items() if e} == set(logins) and logins
+    assert {r["existing_user_id"] for r in logins.values()} <= set(held)
+    assert {r["authentication_provider_id"] for r in logins.values()} == {"google"}
     # Turned on, every user already in Canvas is updated once (the sign-in changed); the
     # night's new students added; none removed.
     changes = pq.read_table(data / "canvas" / "changes" / str(night2) / "ad.parquet").to_pandas()

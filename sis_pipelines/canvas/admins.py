@@ -1,7 +1,8 @@
-"""Account admins from OneRoster roles (``canvas.admins``): each user of a listed role who is a
-Canvas user of the night becomes an admin of its school's account (or the root account), with
-the Canvas role the tenant names. Only what the tenant opts into; Canvas lets an import remove
-only the admins SIS imports made."""
+"""Who a user is in Canvas beyond users.csv, as the tenant opts in: account admins from
+OneRoster roles (``canvas.admins``: each user of a listed role who is a Canvas user of the
+night becomes an admin of its school's account, or the root account, with the Canvas role
+named; Canvas lets an import remove only the admins SIS imports made), and further logins
+from other OneRoster fields (``canvas.logins``)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,38 @@ def _school(users: pd.DataFrame) -> pd.Series:
         return first
     primary = users["primaryOrgSourcedId"]
     return primary.where(primary.notna() & (primary.astype(str) != ""), first)
+
+
+def extra_logins(lake: Lake, tn: TenantNight) -> pd.DataFrame | None:
+    """The night's logins rows (None: the tenant asks for no further login). Each login has
+    its own SIS id (the user's, with the field's name) and names its user."""
+    cfg = tn.tenant.canvas
+    assert cfg is not None
+    if not cfg.logins:
+        return None
+    files, prefix = tn.files(lake), cfg.sis_id_prefix
+    fields = sorted({rule.login_id_field for rule in cfg.logins})
+    users = read_frame(files.snapshot("users"), ["sourcedId", *fields])
+    mapped = read_frame(files.canvas_file("users"), ["user_id"])["user_id"].astype(str)
+    user_ids = prefix + users["sourcedId"].astype(str)
+    rows = []
+    for rule in cfg.logins:
+        value = (
+            users[rule.login_id_field].astype(object).where(users[rule.login_id_field].notna(), "")
+        )
+        value = value.astype(str).str.strip()
+        chosen = user_ids.isin(set(mapped)) & (value != "")
+        rows.append(
+            pd.DataFrame(
+                {
+                    "user_id": user_ids[chosen] + "-" + rule.login_id_field,
+                    "login_id": value[chosen],
+                    "authentication_provider_id": rule.authentication_provider_id or "",
+                    "existing_user_id": user_ids[chosen],
+                }
+            )
+        )
+    out = pd.concat(rows, ignore_index=True).reindex(
+        columns=list(FILES["logins"].columns), fill_value=""
+    )
+    return out.drop_duplicates(["user_id", "login_id"]).reset_index(drop=True)

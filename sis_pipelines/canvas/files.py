@@ -176,9 +176,8 @@ FILES: dict[str, CanvasFile] = {
             ),
             ("user_id", "login_id"),
             ("user_id", "login_id"),
-            frozenset(),
+            frozenset(),  # Canvas only adds logins: one is removed through users.csv
             one_of=(("existing_user_id", "existing_integration_id", "existing_canvas_user_id"),),
-            whole=True,
         ),
         CanvasFile(
             "admins",
@@ -220,6 +219,7 @@ ORDER = (
     "sections",
     "xlists",
     "users",
+    "logins",
     "enrollments",
     "admins",
     "group_categories",
@@ -228,12 +228,7 @@ ORDER = (
     "user_observers",
 )
 # Canvas's processing order, in which a zip's files are written: change_sis_id first (the
-# other files already use the new ids), logins once their users exist.
-ZIP_ORDER = (
-    "change_sis_id",
-    *ORDER[: ORDER.index("users") + 1],
-    "logins",
-    *ORDER[ORDER.index("users") + 1 :],
-)
+# other files already use the new ids).
+ZIP_ORDER = ("change_sis_id", *ORDER)
 WHOLE = tuple(name for name in ZIP_ORDER if FILES[name].whole)
 GUARDED = ("users", "courses", "sections", "enrollments")

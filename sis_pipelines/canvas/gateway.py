@@ -29,6 +29,7 @@ from ..oneroster.csv_bundle import MAX_DROP_BYTES, BundleError, folder_members, 
 from ..oneroster.csv_source import locate_drop
 from ..oneroster.shown import MAX_SHOWN
 from .compare import read_whole
+from .conversion import renamed_files, renames
 from .files import FILES, ORDER, WHOLE, ZIP_ORDER
 from .package import CONTROL, identify
 from .provision import write_canvas_file
@@ -227,6 +228,7 @@ def gateway_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
     drop = read_drop(located.bundle)
     earlier = [n for n in lake.stored_nights(CANVAS_MAPPING, "users", tenant_id) if n < str(night)]
     carried = []
+    by_type = renames(drop.files.get("change_sis_id"))
     for kind in WHOLE:  # sent the night they come, never carried to the next
         path = lake.canvas_file(kind, night, tenant_id)
         if kind in drop.files:
@@ -238,9 +240,9 @@ def gateway_night(lake: Lake, services: Services, tn: TenantNight) -> Figures:
         if kind in drop.files:
             write_canvas_file(kind, drop.files[kind].reset_index(drop=True), path)
         elif earlier and lake.canvas_file(kind, earlier[-1], tenant_id).exists():
-            write_canvas_file(
-                kind, read_whole(lake.canvas_file(kind, earlier[-1], tenant_id)), path
-            )
+            last = read_whole(lake.canvas_file(kind, earlier[-1], tenant_id))
+            # Renamed by tonight's change_sis_id like everything Canvas holds.
+            write_canvas_file(kind, renamed_files({kind: last}, by_type)[kind], path)
             carried.append(kind)
         elif path.exists():
             path.unlink()  # a re-run of the night: nothing stale stays

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.tenants import Canvas
+from .files import FILES
 
 # Canvas files whose objects may stay in Canvas after leaving the SIS.
 RETAINED = ("accounts", "terms", "courses", "sections")
@@ -221,6 +222,13 @@ class Lifecycle:
 
     def others(self, name: str, gone: pd.DataFrame) -> Decisions:
         n = len(gone)
+        if not FILES[name].statuses:  # logins: Canvas only adds them
+            return Decisions(
+                np.full(n, KEEP, dtype=object),
+                [f"kept: {name}.csv only adds (a login is removed with its user)"] * n,
+                np.zeros(n, bool),
+                np.zeros(n, bool),
+            )
         was = gone["status"].astype(object).to_numpy() if "status" in gone else np.full(n, None)
         silent = was == "deleted"
         return Decisions(

@@ -32,7 +32,7 @@ from ..core.storage import (
 from ..core.tenant_night import TenantNight
 from ..core.tenants import Canvas
 from . import fingerprint
-from .admins import admins
+from .admins import admins, extra_logins
 from .api import FAILED, CanvasClient, import_messages
 from .compare import columns_of, distinct
 from .conversion import renamed_files, renamed_ids, renames
@@ -149,12 +149,13 @@ def map_night(lake: Lake, tn: TenantNight) -> Figures:
         rows["xlists"] = len(xlists)
     elif path.exists():  # the rule turned off: tonight has none, the delta sends them back
         path.unlink()
-    made, path = admins(lake, tn), lake.canvas_file("admins", night, tenant_id)
-    if made is not None:
-        write_canvas_file("admins", made, path)
-        rows["admins"] = len(made)
-    elif path.exists():  # no admins named any more: the delta removes the ones we made
-        path.unlink()
+    for name, made in (("admins", admins(lake, tn)), ("logins", extra_logins(lake, tn))):
+        path = lake.canvas_file(name, night, tenant_id)
+        if made is not None:
+            write_canvas_file(name, made, path)
+            rows[name] = len(made)
+        elif path.exists():  # asked for no more: the delta decides what becomes of them
+            path.unlink()
     figures: Figures = {f"{name}_rows": rows[name] for name in ORDER if name in rows}
     figures["users_without_login_id"] = without_login
     write_frame(scoping.listing(), lake.out_of_scope(night, tenant_id))

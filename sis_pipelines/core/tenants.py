@@ -179,6 +179,13 @@ class Admins(_Strict):
     role: str = "AccountAdmin"  # AccountAdmin or a custom account role (case-sensitive)
 
 
+class Login(_Strict):
+    """A second login for each user, from another OneRoster field (logins.csv)."""
+
+    login_id_field: Literal["username", "email", "identifier"]
+    authentication_provider_id: str | None = None  # e.g. google for the email login
+
+
 class Canvas(_Strict):
     base_url: str = ""
     account_id: int | str = 1
@@ -215,6 +222,9 @@ class Canvas(_Strict):
     # A OneRoster field sent as each user's integration_id (users.csv): e.g. the state id
     # districts keep in identifier.
     integration_id_field: Literal["identifier", "sourcedId", "email", "username"] | None = None
+    # Further logins per user (logins.csv), e.g. the email address through Google beside the
+    # SIS username through SAML; Canvas only adds logins (one goes with its user).
+    logins: list[Login] = []
     # Opt-in: OneRoster users of these roles become account admins (admins.csv); an admin who
     # leaves the role or the SIS is removed (deleted), only ever an admin this pipeline made.
     admins: list[Admins] = []
