@@ -20,12 +20,27 @@ from sis_pipelines.operate import evaluate_tenant, run_tenant_night
 from sis_pipelines.simulator.district import District
 from sis_pipelines.simulator.export import export_bundle
 from sis_pipelines.simulator.plugin import canvas_simulator
+from sis_pipelines.simulator.server import SimulatorServer
+
+from .support import SECRET
 
 TENANT = """
 tenants:
   conv:
     vendor: generic
     oneroster: {{version: "1.1", source: csv, path: "{path}"}}
+    canvas: {{source: simulator, account_id: 1}}
+"""
+# The same tenant once it has moved to Infinite Campus (OneRoster 1.2 over REST).
+CONVERTED = """
+tenants:
+  conv:
+    vendor: infinite_campus
+    oneroster:
+      version: "1.2"
+      source: rest
+      base_url: {base_url}
+      auth: {{type: oauth2, token_url: "{token_url}", client_id_env: IC_ID, client_secret_env: IC_SECRET}}
     canvas: {{source: simulator, account_id: 1}}
 """
 ID_COLUMNS = {
@@ -53,7 +68,7 @@ class NewSis:
         self.district, self.as_of = district, as_of
         self.district_id = district.district_id
 
-    def snapshot(self, night):
+    def snapshot(self, night, keep_tobedeleted_days: int = 0):
         def renumber(value):
             if isinstance(value, str):
                 return f"ic-{value}"
@@ -62,7 +77,7 @@ class NewSis:
             return [f"ic-{v}" for v in value]
 
         out = {}
-        for name, frame in self.district.snapshot(self.as_of).items():
+        for name, frame in self.district.snapshot(self.as_of, keep_tobedeleted_days).items():
             frame = frame.copy()
             for column in ID_COLUMNS & set(frame.columns):
                 frame[column] = frame[column].map(renumber)
@@ -71,9 +86,12 @@ class NewSis:
 
 
 def test_a_sis_conversion_keeps_every_canvas_course_section_and_enrollment(
-    workspace, tmp_path, capsys
+    workspace, tmp_path, capsys, monkeypatch, request
 ):
+    """The district's CSV exports, then Infinite Campus over REST with its own ids."""
     instance, data, tenants = workspace
+    monkeypatch.setenv("IC_ID", "ic-client")
+    monkeypatch.setenv("IC_SECRET", SECRET)
     drops = tmp_path / "drops"
     night2 = latest_complete_night()
     night1 = night2 - timedelta(days=1)
@@ -85,7 +103,15 @@ def test_a_sis_conversion_keeps_every_canvas_course_section_and_enrollment(
     before = {name: dict(sim.active(name)) for name in ("courses", "sections", "enrollments")}
     assert all(before.values())
     # The new SIS serves the district from tonight; its night is mapped, not yet sent.
-    export_bundle(NewSis(district, night1), night2, drops)
+    new_sis = SimulatorServer(
+        "infinite_campus",
+        district=NewSis(district, night1),
+        night=night1,
+        client_id="ic-client",
+        client_secret=SECRET,
+    ).start()
+    request.addfinalizer(new_sis.stop)
+    tenants.write_text(CONVERTED.format(base_url=new_sis.base_url, token_url=new_sis.token_url))
     mapped = run_tenant_night(
         instance, "conv", night2, select="group:oneroster or key:canvas/mapping"
     )
@@ -112,7 +138,8 @@ def test_a_sis_conversion_keeps_every_canvas_course_section_and_enrollment(
     assert outcome.success, outcome.errors
     changes = pq.read_table(data / "canvas" / "changes" / str(night2) / "conv.parquet").to_pandas()
     assert not changes["action"].isin(["delete", "conclude", "complete", "suspend"]).any()
-    assert set(changes["action"]) == {"send"}  # the renames only: the same district
+    kept = changes[changes["file"].isin(["courses", "sections", "enrollments", "users"])]
+    assert not kept["action"].eq("add").any(), kept.head()  # nothing created again
     for name, rows_before in before.items():
         after = sim.active(name)
         assert len(after) == len(rows_before), name

@@ -11,10 +11,11 @@ from datetime import date
 
 import pandas as pd
 
+from ..core.duck import bounded
 from ..core.errors import StoredStateError
 from ..core.figures import Figures, Markdown
 from ..core.lake import Lake
-from ..core.storage import atomic_write_bytes, write_frame
+from ..core.storage import atomic_write_bytes, read_frame, write_frame
 from ..core.tenant_night import NightFiles, TenantNight
 from .compare import FileSource, read_whole
 
@@ -110,10 +111,12 @@ def renamed_ids(ids: set[str], ids_of: Mapping[str, str]) -> set[str]:
 # course's school and term are matched before the course). A key that names more than one
 # record on either side is ambiguous: never guessed.
 MATCHED_BY: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
-    ("account", (("name",),)),
+    # The org's identifier (from the night's OneRoster orgs), else its name.
+    ("account", (("identifier",), ("name",))),
     ("term", (("name", "start_date"),)),
     ("course", (("short_name", "long_name", "account_id", "term_id"),)),
-    ("section", (("name", "course_id"),)),
+    # The class's code, term and teachers (their usernames), else its name and course.
+    ("section", (("class_code", "term_id", "teachers"), ("name", "course_id"))),
     # A state id sent as integration_id (canvas.integration_id_field) first: it survives a
     # conversion when logins change.
     ("user", (("integration_id",), ("login_id",), ("email",))),
@@ -250,8 +253,10 @@ def convert_night(
             f"{tn}: the new SIS's night is not mapped yet: sis-pipelines run --tenant {tn.id} "
             f'--night {tn.night} --select "group:oneroster or key:canvas/mapping"'
         )
+    prefix = tn.tenant.canvas.sis_id_prefix if tn.tenant.canvas else ""
     old = {n: read_whole(p) for n in names if (p := old_files.canvas_file(n)).exists()}
     new = {n: read_whole(p) for n in names if (p := files.canvas_file(n)).exists()}
+    old, new = _with_roster(old_files, old, prefix), _with_roster(files, new, prefix)
     conversion = match(old, new, supplied)
     write_frame(conversion.report, files.conversion())
     table = Markdown(
@@ -272,3 +277,45 @@ def convert_night(
         "renames": len(conversion.renames),
         "change_sis_id": str(target) if go else "not stored (without --go)",
     }
+
+
+def _with_roster(
+    files: NightFiles, canvas: dict[str, pd.DataFrame], prefix: str
+) -> dict[str, pd.DataFrame]:
+    """The Canvas files with what the night's OneRoster snapshots know of them and both SIS
+    share: each account's org identifier, each section's class code, term and teachers'
+    usernames (none for a CSV Gateway tenant: it has no snapshots)."""
+    out = dict(canvas)
+    orgs = files.snapshot("orgs")
+    if "accounts" in out and orgs.exists():
+        frame = read_frame(orgs, ["sourcedId", "identifier"])
+        identifier = dict(
+            zip(prefix + frame["sourcedId"].astype(str), frame["identifier"], strict=True)
+        )
+        out["accounts"] = out["accounts"].assign(
+            identifier=out["accounts"]["account_id"].astype(str).map(identifier)
+        )
+    paths = [files.snapshot(n) for n in ("classes", "enrollments", "users")]
+    if "sections" in out and all(p.exists() for p in paths):
+        with bounded("512MB", "conversion") as con:
+            roster = con.execute(
+                """
+                SELECT c.sourcedId AS class, c.classCode AS class_code,
+                       c.termSourcedIds[1] AS term,
+                       string_agg(DISTINCT u.username, ',' ORDER BY u.username) AS teachers
+                FROM read_parquet(?) c
+                LEFT JOIN read_parquet(?) e ON e.classSourcedId = c.sourcedId
+                     AND e.role = 'teacher' AND coalesce(e.status, 'active') = 'active'
+                LEFT JOIN read_parquet(?) u ON u.sourcedId = e.userSourcedId
+                GROUP BY 1, 2, 3
+                """,
+                [str(p) for p in paths],
+            ).df()
+        roster["section_id"] = prefix + roster["class"].astype(str)
+        roster["term_id"] = prefix + roster["term"].astype(object).where(
+            roster["term"].notna(), ""
+        ).astype(str)
+        out["sections"] = out["sections"].merge(
+            roster[["section_id", "class_code", "term_id", "teachers"]], on="section_id", how="left"
+        )
+    return out
