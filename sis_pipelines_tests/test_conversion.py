@@ -175,3 +175,21 @@ def test_matching_recovers_a_renumbering_and_never_guesses(logins, seed):
     assert got == expected
     users = conversion.report.set_index("type").loc["user"]
     assert users["ambiguous"] == sum(logins.count(s) for s in shared)
+
+
+def test_renames_apply_row_after_row_as_canvas_does():
+    """A later row that renames an id a row before gave carries the first old id on."""
+    from sis_pipelines.canvas.conversion import renamed_files, renames
+
+    rows = pd.DataFrame(
+        {
+            "old_id": ["c-1", "c-1b", "u-1"],
+            "new_id": ["c-1b", "c-1c", "u-2"],
+            "type": ["course", "course", "user"],
+        }
+    )
+    by_type = renames(rows)
+    assert by_type == {"course": {"c-1": "c-1c", "c-1b": "c-1c"}, "user": {"u-1": "u-2"}}
+    enrollments = pd.DataFrame({"course_id": ["c-1", "c-9"], "user_id": ["u-1", "u-3"]})
+    renamed = renamed_files({"enrollments": enrollments}, by_type)["enrollments"]
+    assert renamed.to_dict("list") == {"course_id": ["c-1c", "c-9"], "user_id": ["u-2", "u-3"]}

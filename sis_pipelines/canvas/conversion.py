@@ -11,24 +11,15 @@ from datetime import date
 
 import pandas as pd
 
-from ..core.duck import bounded
 from ..core.errors import StoredStateError
 from ..core.figures import Figures, Markdown
 from ..core.lake import Lake
 from ..core.storage import atomic_write_bytes, read_frame, write_frame
 from ..core.tenant_night import NightFiles, TenantNight
 from .compare import FileSource, read_whole
+from .crosslist import classes_and_teachers
 
-# change_sis_id.csv's types: the file and column holding the id, and every file naming it.
-HELD_IN = {
-    "user": ("users", "user_id"),
-    "course": ("courses", "course_id"),
-    "section": ("sections", "section_id"),
-    "account": ("accounts", "account_id"),
-    "term": ("terms", "term_id"),
-    "group": ("groups", "group_id"),
-    "group_category": ("group_categories", "group_category_id"),
-}
+# change_sis_id.csv's types: every file naming an id of the type, the one holding it first.
 NAMED_BY: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "user": (
         ("users", ("user_id",)),
@@ -67,15 +58,25 @@ NAMED_BY: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 
 
+# The file and column that hold each type's id.
+HELD_IN = {kind: (named[0][0], named[0][1][0]) for kind, named in NAMED_BY.items()}
+
+
 def renames(change_sis_id: pd.DataFrame | None) -> dict[str, dict[str, str]]:
-    """Old id -> new id, by type, of the rows that rename an SIS id (integration ids aside)."""
+    """Old id -> new id, by type, of the rows that rename an SIS id (integration ids aside),
+    as Canvas applies them row after row: a later row renaming a new id carries the first old
+    id on to the last."""
     out: dict[str, dict[str, str]] = {}
     if change_sis_id is None or not len(change_sis_id):
         return out
-    rows = change_sis_id.fillna("")
+    rows = change_sis_id.reindex(columns=["type", "old_id", "new_id"]).fillna("")
     for kind, old, new in zip(rows["type"], rows["old_id"], rows["new_id"], strict=True):
         if old and new:
-            out.setdefault(str(kind), {})[str(old)] = str(new)
+            ids = out.setdefault(str(kind), {})
+            for first, last in ids.items():
+                if last == old:
+                    ids[first] = str(new)
+            ids.setdefault(str(old), str(new))
     return out
 
 
@@ -96,11 +97,15 @@ def renamed_files(
         frame = read_whole(source).copy()
         for column, ids in renaming:
             if column in frame.columns:
-                values = frame[column]
-                hit = values.isin(list(ids))
-                frame.loc[hit, column] = values[hit].map(ids)
+                frame[column] = renamed_values(frame[column], ids)
         out[name] = frame
     return out
+
+
+def renamed_values(values: pd.Series, ids: Mapping[str, str]) -> pd.Series:
+    """The values with each renamed id replaced, the others as they are (a column at once)."""
+    hit = values.isin(list(ids))
+    return values.where(~hit, values[hit].map(ids))
 
 
 def renamed_ids(ids: set[str], ids_of: Mapping[str, str]) -> set[str]:
@@ -218,9 +223,7 @@ def _keyed(
     for part in key:
         values = frame[part].astype(object).where(frame[part].notna(), "").astype(str)
         if part in PARENTS:
-            renames_ = ids.get(PARENTS[part], {})
-            hit = values.isin(list(renames_))
-            values = values.where(~hit, values[hit].map(renames_))
+            values = renamed_values(values, ids.get(PARENTS[part], {}))
         else:
             values = values.str.strip().str.lower()
         parts.append(values)
@@ -297,20 +300,7 @@ def _with_roster(
         )
     paths = [files.snapshot(n) for n in ("classes", "enrollments", "users")]
     if "sections" in out and all(p.exists() for p in paths):
-        with bounded("512MB", "conversion") as con:
-            roster = con.execute(
-                """
-                SELECT c.sourcedId AS class, c.classCode AS class_code,
-                       c.termSourcedIds[1] AS term,
-                       string_agg(DISTINCT u.username, ',' ORDER BY u.username) AS teachers
-                FROM read_parquet(?) c
-                LEFT JOIN read_parquet(?) e ON e.classSourcedId = c.sourcedId
-                     AND e.role = 'teacher' AND coalesce(e.status, 'active') = 'active'
-                LEFT JOIN read_parquet(?) u ON u.sourcedId = e.userSourcedId
-                GROUP BY 1, 2, 3
-                """,
-                [str(p) for p in paths],
-            ).df()
+        roster = classes_and_teachers(files, by_username=True)
         roster["section_id"] = prefix + roster["class"].astype(str)
         roster["term_id"] = prefix + roster["term"].astype(object).where(
             roster["term"].notna(), ""

@@ -12,7 +12,7 @@ import pandas as pd
 from ..core.duck import bounded
 from ..core.lake import Lake
 from ..core.storage import read_frame
-from ..core.tenant_night import TenantNight
+from ..core.tenant_night import NightFiles, TenantNight
 
 COLUMNS = ["xlist_course_id", "section_id", "status"]
 
@@ -26,7 +26,7 @@ def crosslists(lake: Lake, tn: TenantNight) -> pd.DataFrame | None:
     files = tn.files(lake)
     prefix = cfg.sis_id_prefix
     mapped = read_frame(files.canvas_file("sections"), ["section_id"])["section_id"].astype(str)
-    frame = _classes(files.snapshot("classes"), files.snapshot("enrollments"))
+    frame = classes_and_teachers(files)  # a class without a teacher is in no group
     frame = frame[(prefix + frame["class"]).isin(set(mapped))]
     key = ["course", "term", "school", "teachers"]
     frame = frame.dropna(subset=key).sort_values("class")
@@ -42,22 +42,26 @@ def crosslists(lake: Lake, tn: TenantNight) -> pd.DataFrame | None:
     ).reset_index(drop=True)
 
 
-def _classes(classes, enrollments) -> pd.DataFrame:
-    """Each class with a teacher: its course, school, first term and active teachers (as one
-    text), by DuckDB over the stored snapshots (ten million enrollments stay out of Python)."""
-    with bounded("512MB", "crosslist") as con:
+def classes_and_teachers(files: NightFiles, by_username: bool = False) -> pd.DataFrame:
+    """Each class of the night's snapshot: its code, course, school, first term and active
+    teachers as one text (their sourcedIds, or ``by_username`` their usernames, which two
+    SIS share; null without a teacher), by DuckDB over the stored snapshots: ten million
+    enrollments stay out of Python."""
+    teacher = "u.username" if by_username else "e.userSourcedId"
+    users = "LEFT JOIN read_parquet(?) u ON u.sourcedId = e.userSourcedId" if by_username else ""
+    paths = [files.snapshot("classes"), files.snapshot("enrollments")]
+    paths += [files.snapshot("users")] if by_username else []
+    with bounded("512MB", "classes") as con:
         return con.execute(
-            """
-            WITH teachers AS (
-                SELECT classSourcedId AS class,
-                       string_agg(DISTINCT userSourcedId, ',' ORDER BY userSourcedId) AS teachers
-                FROM read_parquet(?)
-                WHERE role = 'teacher' AND coalesce(status, 'active') = 'active'
-                GROUP BY classSourcedId
-            )
-            SELECT sourcedId AS class, courseSourcedId AS course, schoolSourcedId AS school,
-                   termSourcedIds[1] AS term, teachers
-            FROM read_parquet(?) JOIN teachers ON sourcedId = class
+            f"""
+            SELECT c.sourcedId AS class, c.classCode AS class_code, c.courseSourcedId AS course,
+                   c.schoolSourcedId AS school, c.termSourcedIds[1] AS term,
+                   string_agg(DISTINCT {teacher}, ',' ORDER BY {teacher}) AS teachers
+            FROM read_parquet(?) c
+            LEFT JOIN read_parquet(?) e ON e.classSourcedId = c.sourcedId
+                 AND e.role = 'teacher' AND coalesce(e.status, 'active') = 'active'
+            {users}
+            GROUP BY 1, 2, 3, 4, 5
             """,
-            [str(enrollments), str(classes)],
+            [str(p) for p in paths],
         ).df()

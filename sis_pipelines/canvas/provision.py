@@ -143,14 +143,9 @@ def map_night(lake: Lake, tn: TenantNight) -> Figures:
             del file
     finally:
         writes.close()
-    xlists, path = crosslists(lake, tn), lake.canvas_file("xlists", night, tenant_id)
-    if xlists is not None:
-        write_canvas_file("xlists", xlists, path)
-        rows["xlists"] = len(xlists)
-    elif path.exists():  # the rule turned off: tonight has none, the delta sends them back
-        path.unlink()
-    for name, made in (("admins", admins(lake, tn)), ("logins", extra_logins(lake, tn))):
-        path = lake.canvas_file(name, night, tenant_id)
+    # What the tenant opts into beyond the roster, made from the files just written.
+    for name, make in (("xlists", crosslists), ("admins", admins), ("logins", extra_logins)):
+        made, path = make(lake, tn), lake.canvas_file(name, night, tenant_id)
         if made is not None:
             write_canvas_file(name, made, path)
             rows[name] = len(made)
@@ -211,14 +206,19 @@ def enrolled_before(
             grown |= not ids <= sets[name]
             sets[name] |= ids
         if grown:
-            write_frame(
-                pd.DataFrame(
-                    [(name, i) for name, ids in sets.items() for i in sorted(ids)],
-                    columns=["file", "sis_id"],
-                ),
-                path,
-            )
+            store_enrolled(lake, tenant_id, sets)
     return sets
+
+
+def store_enrolled(lake: Lake, tenant_id: str, sets: dict[str, set[str]]) -> None:
+    """The record of the courses and sections ever enrolled, stored whole."""
+    write_frame(
+        pd.DataFrame(
+            [(name, i) for name, ids in sets.items() for i in sorted(ids)],
+            columns=["file", "sis_id"],
+        ),
+        lake.canvas_enrolled(tenant_id),
+    )
 
 
 GUARD_CHECK = "deletion_guard"
@@ -287,13 +287,7 @@ def delta_night(
             "courses": renamed_ids(enrolled["courses"], by_type.get("course", {})),
             "sections": renamed_ids(enrolled["sections"], by_type.get("section", {})),
         }
-        write_frame(  # kept under the new ids: a renamed course keeps its history
-            pd.DataFrame(
-                [(n, i) for n, ids in enrolled.items() for i in sorted(ids)],
-                columns=["file", "sis_id"],
-            ),
-            lake.canvas_enrolled(tenant_id),
-        )
+        store_enrolled(lake, tenant_id, enrolled)  # renamed courses keep their history
     scoped = lake.out_of_scope(night, tenant_id)
     out_of_scope = canvas_ids(read_frame(scoped), cfg.sis_id_prefix) if scoped.exists() else None
     delta = compute_delta(

@@ -28,6 +28,25 @@ class TenantNight:
         return NightFiles(lake, str(self.night), self.id)
 
 
+class OfTenantNight:
+    """Work for one tenant-night (a step, a snapshot request): its id, tenant and night at
+    hand. The class declares ``tn``."""
+
+    tn: TenantNight
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tn.id
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.tn.tenant
+
+    @property
+    def night(self) -> date:
+        return self.tn.night
+
+
 @dataclass(frozen=True)
 class NightFiles:
     """The lake's files of one tenant-night, without repeating the night and the tenant."""

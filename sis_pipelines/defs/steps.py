@@ -6,7 +6,7 @@ tenant's page."""
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..core.lake import Lake
 from ..core.locks import step_lock
 from ..core.secrets import redact
 from ..core.tags import RunFlags
-from ..core.tenant_night import TenantNight
+from ..core.tenant_night import OfTenantNight, TenantNight
 from ..core.tenants import Tenant
 from ..oneroster.errors import OneRosterError
 from ..services.connect import Services
@@ -40,25 +40,13 @@ BY_PARTITION = (
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(OfTenantNight):
     """One asset's step: its tenant-night, the lake, the services and the run's flags."""
 
     tn: TenantNight
     lake: Lake
     services: Services
     flags: RunFlags
-
-    @property
-    def tenant_id(self) -> str:
-        return self.tn.id
-
-    @property
-    def tenant(self) -> Tenant:
-        return self.tn.tenant
-
-    @property
-    def night(self) -> date:
-        return self.tn.night
 
 
 @dataclass

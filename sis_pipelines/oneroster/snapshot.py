@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -31,7 +31,7 @@ from ..core.storage import (
     staged,
     write_frame,
 )
-from ..core.tenant_night import TenantNight
+from ..core.tenant_night import OfTenantNight, TenantNight
 from ..core.tenants import Tenant
 from .batches import SnapshotWriter
 from .collections import Collection
@@ -145,24 +145,12 @@ def _grouped(frame: pd.DataFrame | None) -> Markdown | None:
 
 
 @dataclass(frozen=True)
-class SnapshotRequest:
+class SnapshotRequest(OfTenantNight):
     """Which snapshot: the tenant-night, the collection, and whether to refetch."""
 
-    tenant_night: TenantNight
+    tn: TenantNight
     collection: Collection
     force_refetch: bool = False
-
-    @property
-    def tenant_id(self) -> str:
-        return self.tenant_night.id
-
-    @property
-    def tenant(self) -> Tenant:
-        return self.tenant_night.tenant
-
-    @property
-    def night(self) -> date:
-        return self.tenant_night.night
 
 
 def take_snapshot(

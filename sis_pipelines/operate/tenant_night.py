@@ -113,7 +113,7 @@ def inputs_stored(
     graph = defs.resolve_asset_graph()
     keys = set(selection if selection is not None else graph.get_all_asset_keys())
     lake = Lake.at()
-    rest = tenant.oneroster is not None and tenant.oneroster.source == "rest"
+    rest = tenant.oneroster.source == "rest"
     for night in nights:
         wanted = {
             parent

@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+import pandas as pd
 
-from ..canvas.conversion import HELD_IN, NAMED_BY
+from ..canvas.conversion import HELD_IN, NAMED_BY, renames
 from ..canvas.files import FILES
 from ..canvas.package import CanvasCsvError, check_zip, read_zip
 from . import canvas_gradebook_api as gradebook_api
@@ -250,26 +251,30 @@ class CanvasSimulator:
     def _change_sis_ids(self, rows: list[dict[str, str]]) -> list[str]:
         """change_sis_id.csv: each object's SIS id renamed where Canvas keeps it, and every
         row that names it; a row whose old id is unknown or whose new id is taken fails."""
-        warnings = []
+        warnings, taken, applied = [], {}, []
         for line, row in enumerate(rows, start=2):
             old, new, kind = row.get("old_id", ""), row.get("new_id", ""), row.get("type", "")
-            name, column = HELD_IN[kind]
             if not old or not new:  # integration ids are not kept here
                 continue
-            if old not in {r.get(column) for r in self.state[name].values()}:
+            name, column = HELD_IN[kind]
+            held = taken.setdefault(kind, {r.get(column) for r in self.state[name].values()})
+            if old not in held:
                 warnings.append(f"change_sis_id.csv line {line}: no {kind} with id {old}")
-                continue
-            if new in {r.get(column) for r in self.state[name].values()}:
+            elif new in held:
                 warnings.append(f"change_sis_id.csv line {line}: {kind} id {new} is taken")
-                continue
+            else:
+                held.discard(old)
+                held.add(new)
+                applied.append(row)
+        for kind, ids in renames(pd.DataFrame(applied)).items():
             for file, columns in NAMED_BY[kind]:
-                spec = FILES[file]
+                key = FILES[file].key
                 renamed = {}
-                for row_ in self.state[file].values():
+                for held_row in self.state[file].values():
                     for c in columns:
-                        if row_.get(c) == old:
-                            row_[c] = new
-                    renamed["|".join(row_.get(k, "") for k in spec.key)] = row_
+                        if held_row.get(c) in ids:
+                            held_row[c] = ids[held_row[c]]
+                    renamed["|".join(held_row.get(k, "") for k in key)] = held_row
                 self.state[file] = renamed
         return warnings
 
