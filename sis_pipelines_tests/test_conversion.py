@@ -193,3 +193,19 @@ def test_renames_apply_row_after_row_as_canvas_does():
     enrollments = pd.DataFrame({"course_id": ["c-1", "c-9"], "user_id": ["u-1", "u-3"]})
     renamed = renamed_files({"enrollments": enrollments}, by_type)["enrollments"]
     assert renamed.to_dict("list") == {"course_id": ["c-1c", "c-9"], "user_id": ["u-2", "u-3"]}
+
+
+def test_a_district_mapping_too_large_or_malformed_is_one_line(monkeypatch, tmp_path, capsys):
+    import sis_pipelines.operate.checks as checks
+
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(TENANT.format(path=tmp_path / "drops"))
+    monkeypatch.setenv("SIS_PIPELINES_TENANTS", str(tenants))
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_text("old_id,new_id,type\n" + "a,b,user\n" * 10)
+    monkeypatch.setattr(checks, "MAX_MAPPING_BYTES", 64)
+    night = str(latest_complete_night())
+    argv = ["convert", "--tenant", "conv", "--from-snapshot", night, "--mapping", str(mapping)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "above 64" in err and err.count("\n") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from ..core.errors import UsageError
 from ..core.tenants import load_tenants, tenants_path
@@ -81,6 +82,10 @@ def evaluate_tenant(tenant_id: str, night: date, out=print) -> int:
     return 0
 
 
+# A district's own mapping of old ids to new ones: a row per record, a few million at most.
+MAX_MAPPING_BYTES = 256 << 20
+
+
 def convert_tenant(
     tenant_id: str,
     old_night: date,
@@ -105,6 +110,12 @@ def convert_tenant(
     supplied = None
     if mapping:
         try:
+            size = Path(mapping).stat().st_size
+            if size > MAX_MAPPING_BYTES:
+                raise UsageError(
+                    f"--mapping {mapping}: {size:,} bytes, above {MAX_MAPPING_BYTES:,}; "
+                    "a district's mapping is one row per record it renames"
+                )
             supplied = pd.read_csv(mapping, dtype=str, keep_default_na=False)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--mapping {mapping}: {exc}") from None
